@@ -1,0 +1,135 @@
+"""`mothership dev`: the local mothership, the embedded default when you have no cluster."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mothership.cli.errors import EXIT_FAILED, friendly_errors, reporter
+from mothership.testenv.local import LocalMothership
+
+app = typer.Typer(help="Run a local mothership on this host.", no_args_is_help=True)
+console = Console()
+
+NameOpt = typer.Option("default", "--name", help="Which local mothership (several can coexist).")
+StateOpt = typer.Option(None, "--state-dir", help="Where its state lives (default: per name).")
+DebugOpt = typer.Option(False, "--debug", help="Show stack traces.")
+
+
+class Nodes(StrEnum):
+    real = "real"
+    kwok = "kwok"
+    none = "none"
+
+
+class Datastore(StrEnum):
+    etcd = "etcd"
+    kine = "kine"
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def up(
+    name: str = NameOpt,
+    nodes: Nodes = typer.Option(  # noqa: B008
+        Nodes.real,
+        "--nodes",
+        help="real: containerd + kubelet on this host (pods really run; needs root); "
+        "kwok: simulated nodes (for scale); none: API only.",
+    ),
+    kwok_nodes: int = typer.Option(3, "--kwok-nodes", min=1, help="How many kwok nodes."),
+    datastore: Datastore = typer.Option(Datastore.etcd, "--datastore"),  # noqa: B008
+    state_dir: Path | None = StateOpt,
+    timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait per component."),
+    debug: bool = DebugOpt,
+) -> None:
+    """Build the binaries if needed and start a local mothership; idempotent.
+
+    Examples:
+      mothership dev up
+      mothership dev up --nodes kwok --kwok-nodes 10
+      mothership dev up --name scale --nodes kwok --datastore kine
+    """
+    with friendly_errors(debug):
+        ms = LocalMothership.configure(
+            name,
+            state_dir=state_dir,
+            datastore=datastore.value,
+            nodes=nodes.value,
+            kwok_nodes=kwok_nodes,
+        )
+        ms.up(reporter(console), timeout=timeout)
+        console.print(f"kubeconfig: {ms.cfg.kubeconfig}")
+        console.print(f"use it:     eval \"$(mothership dev env{_name_flag(name)})\"")
+
+
+def _name_flag(name: str) -> str:
+    return "" if name == "default" else f" --name {name}"
+
+
+@app.command()
+def down(
+    name: str = NameOpt,
+    state_dir: Path | None = StateOpt,
+    purge: bool = typer.Option(False, "--purge", help="Also delete its data, PKI and logs."),
+    debug: bool = DebugOpt,
+) -> None:
+    """Stop every process the local mothership started (and nothing else).
+
+    Examples:
+      mothership dev down
+      mothership dev down --purge
+    """
+    with friendly_errors(debug):
+        ms = LocalMothership.load(name, state_dir)
+        stopped = ms.down(reporter(console), purge=purge)
+        console.print(f"stopped {len(stopped)} processes" + (" and removed state" if purge else ""))
+
+
+@app.command()
+def status(
+    name: str = NameOpt,
+    state_dir: Path | None = StateOpt,
+    output: Output = typer.Option(Output.table, "-o", "--output"),  # noqa: B008
+    debug: bool = DebugOpt,
+) -> None:
+    """Show each component, its pid and its health. Exit 1 if any is unhealthy.
+
+    Examples:
+      mothership dev status
+      mothership dev status -o json
+    """
+    with friendly_errors(debug):
+        ms = LocalMothership.load(name, state_dir)
+        rows = ms.status()
+    if output == Output.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+    else:
+        table = Table("component", "pid", "state", title=f"mothership {ms.cfg.name}")
+        for r in rows:
+            colour = "green" if r.healthy else "red"
+            table.add_row(r.name, str(r.pid or "-"), f"[{colour}]{r.detail}[/]")
+        console.print(table)
+        console.print(f"api: {ms.cfg.api_url}  kubeconfig: {ms.cfg.kubeconfig}")
+    if not all(r.healthy for r in rows):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def env(name: str = NameOpt, state_dir: Path | None = StateOpt, debug: bool = DebugOpt) -> None:
+    """Print shell exports for KUBECONFIG and the pinned kubectl.
+
+    Example:
+      eval "$(mothership dev env)"; kubectl get nodes
+    """
+    with friendly_errors(debug):
+        print(LocalMothership.load(name, state_dir).env())

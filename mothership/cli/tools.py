@@ -1,0 +1,64 @@
+"""`mothership tools`: the pinned upstream binaries the local mothership runs."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mothership.cli.errors import friendly_errors, reporter
+from mothership.testenv import gobuild, paths, pins
+
+app = typer.Typer(help="Build and locate the pinned upstream binaries.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def install(
+    only: list[str] = typer.Option(  # noqa: B008
+        None, "--only", help="Build just these binaries (repeatable), e.g. --only kubelet."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
+) -> None:
+    """Build kube-apiserver, kubelet, etcd, kine, konnectivity and kwok from Go modules.
+
+    Idempotent: binaries already in the cache are kept. The first run takes a while
+    (tens of minutes on 2 cores); later runs return at once.
+
+    Examples:
+      mothership tools install
+      MOTHERSHIP_BIN_DIR=/opt/ms/bin mothership tools install --only kubelet
+    """
+    with friendly_errors(debug):
+        started = time.monotonic()
+        results = gobuild.install(reporter(console), set(only) if only else None)
+        built = [r for r in results if r.built]
+        console.print(
+            f"{len(built)} built, {len(results) - len(built)} already present, "
+            f"in {time.monotonic() - started:.0f}s: {paths.bin_dir()}"
+        )
+
+
+@app.command("list")
+def list_() -> None:
+    """Show the pinned versions and whether each binary is built.
+
+    Example:
+      mothership tools list
+    """
+    bdir = paths.bin_dir()
+    table = Table("binary", "module", "version", "built")
+    for family in pins.families():
+        for binary in family.binaries:
+            present = (bdir / binary.name).exists()
+            table.add_row(binary.name, family.module, family.version, "yes" if present else "no")
+    console.print(table)
+    console.print(f"bin dir: {bdir}")
+
+
+@app.command()
+def path() -> None:
+    """Print the bin dir (for PATH=...)."""
+    print(paths.bin_dir())

@@ -1,0 +1,83 @@
+"""The persisted description of one local mothership.
+
+Written at `dev up` into the state dir, so `dev status`, `dev env` and `dev down` run in
+other processes (or after a reboot) know the ports, paths and mode without guessing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Datastore = Literal["etcd", "kine"]
+NodeMode = Literal["none", "kwok", "real"]
+
+CONFIG_FILE = "mothership.json"
+# Real nodes share host-wide state (iptables chains of kube-proxy, the CNI bridge), so
+# they use fixed addresses; API-only and kwok motherships are loopback-only and can run
+# side by side.
+REAL_BRIDGE = "mship0"
+REAL_BRIDGE_CIDR = "10.244.0.0/24"
+REAL_HOST_IP = "10.244.0.1"
+
+
+@dataclass
+class MothershipConfig:
+    name: str
+    state_dir: Path
+    datastore: Datastore = "etcd"
+    nodes: NodeMode = "kwok"
+    kwok_nodes: int = 3
+    ports: dict[str, int] = field(default_factory=dict)
+    service_cidr: str = "10.96.0.0/16"
+    pod_cidr: str = REAL_BRIDGE_CIDR
+    bin_dir: Path = Path()
+
+    @property
+    def api_host(self) -> str:
+        """Address the API server binds to and advertises.
+
+        With a real node, pods must reach the API (the `kubernetes` Service), and host
+        loopback is not reachable from a pod, so the API listens on the project's bridge.
+        """
+        return REAL_HOST_IP if self.nodes == "real" else "127.0.0.1"
+
+    @property
+    def service_ip(self) -> str:
+        base = self.service_cidr.split("/")[0].rsplit(".", 1)[0]
+        return f"{base}.1"
+
+    @property
+    def api_url(self) -> str:
+        return f"https://{self.api_host}:{self.ports['apiserver']}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = asdict(self)
+        data["state_dir"] = str(self.state_dir)
+        data["bin_dir"] = str(self.bin_dir)
+        (self.state_dir / CONFIG_FILE).write_text(json.dumps(data, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, state_dir: Path) -> MothershipConfig:
+        path = state_dir / CONFIG_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"no local mothership in {state_dir} (missing {CONFIG_FILE}); "
+                "start one with `mothership dev up`"
+            ) from None
+        data["state_dir"] = Path(data["state_dir"])
+        data["bin_dir"] = Path(data["bin_dir"])
+        return cls(**data)

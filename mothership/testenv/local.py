@@ -1,0 +1,393 @@
+"""The local mothership: a real Kubernetes made of upstream binaries, on this host.
+
+One class drives start, status and stop for both the CLI (`mothership dev ...`) and the
+pytest fixtures, so what the tests run is exactly what a user runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mothership.testenv import components, gobuild, health, kube, kwoknodes, paths, realnode
+from mothership.testenv.config import Datastore, MothershipConfig, NodeMode
+from mothership.testenv.pkiset import NODE_NAME, ensure_pki, write_kubeconfigs
+from mothership.testenv.ports import free_ports, port_is_free
+from mothership.testenv.procs import (
+    ComponentFailed,
+    Supervisor,
+    start_time,
+    terminate,
+    wait_for,
+)
+
+Report = Callable[[str], None]
+PORT_NAMES = (
+    "apiserver",
+    "etcd",
+    "etcd-peer",
+    "kine-metrics",
+    "controller-manager",
+    "scheduler",
+    "kwok",
+    "kubelet",
+    "kubelet-healthz",
+    "kube-proxy-metrics",
+    "kube-proxy-healthz",
+)
+# Start order; stop runs it backwards.
+CONTROL_PLANE = ("datastore", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+REAL_NODE = ("containerd", "kubelet", "kube-proxy")
+REAL_LOCK = Path("/run/mothership-real-node.lock")
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int | None
+    running: bool
+    healthy: bool
+    detail: str
+
+
+def default_state_dir(name: str) -> Path:
+    return paths.state_root() / name
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class LocalMothership:
+    def __init__(self, cfg: MothershipConfig) -> None:
+        self.cfg = cfg
+        self.sup = Supervisor(cfg.state_dir)
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def configure(
+        cls,
+        name: str = "default",
+        *,
+        state_dir: Path | None = None,
+        datastore: Datastore = "etcd",
+        nodes: NodeMode = "kwok",
+        kwok_nodes: int = 3,
+    ) -> LocalMothership:
+        """A mothership with these settings; an existing state dir keeps its data and PKI.
+
+        Changing the datastore of an existing state dir would silently start on an empty
+        one, so that is refused.
+        """
+        sdir = state_dir or default_state_dir(name)
+        try:
+            cfg = MothershipConfig.load(sdir)
+        except FileNotFoundError:
+            cfg = MothershipConfig(name=name, state_dir=sdir, datastore=datastore)
+        if cfg.datastore != datastore:
+            raise ValueError(
+                f"mothership {name!r} in {sdir} stores its data in {cfg.datastore}, not "
+                f"{datastore}: pass --datastore {cfg.datastore}, or remove it first with "
+                f"`mothership dev down --purge`"
+            )
+        if nodes != cfg.nodes and cfg.ports and cls(cfg).running():
+            raise ValueError(
+                f"mothership {name!r} is running with {cfg.nodes} nodes; "
+                "stop it with `mothership dev down` before changing --nodes"
+            )
+        cfg.nodes, cfg.kwok_nodes = nodes, kwok_nodes
+        cfg.bin_dir = paths.bin_dir()
+        return cls(cfg)
+
+    @classmethod
+    def load(cls, name: str = "default", state_dir: Path | None = None) -> LocalMothership:
+        return cls(MothershipConfig.load(state_dir or default_state_dir(name)))
+
+    # -- queries --------------------------------------------------------------------
+
+    def components(self) -> list[str]:
+        names = list(CONTROL_PLANE)
+        if self.cfg.nodes == "kwok":
+            names.append("kwok")
+        elif self.cfg.nodes == "real":
+            names += REAL_NODE
+        return names
+
+    def running(self) -> list[str]:
+        return [r.name for r in self.sup.all() if r.alive()]
+
+    def env(self) -> str:
+        return f"export KUBECONFIG={self.cfg.kubeconfig}\nexport PATH={self.cfg.bin_dir}:$PATH"
+
+    # -- start ----------------------------------------------------------------------
+
+    def up(self, report: Report = _quiet, timeout: float = 180.0) -> None:
+        cfg = self.cfg
+        report(f"binaries: {cfg.bin_dir}")
+        gobuild.install(report)
+        if cfg.nodes == "real":
+            realnode.check_host()
+        with self._real_node_lock():
+            try:
+                self._start(report, timeout)
+            except BaseException:
+                report("start-up failed; stopping what was started (logs are kept)")
+                self.down()
+                raise
+
+    def _choose_ports(self) -> None:
+        cfg = self.cfg
+        running = self.running()
+        if cfg.ports and (running or all(port_is_free(p) for p in cfg.ports.values())):
+            return
+        cfg.ports = free_ports(list(PORT_NAMES))
+
+    def _start(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        self._choose_ports()
+        cfg.save()
+        if cfg.nodes == "real":
+            realnode.setup_network()
+        ensure_pki(cfg)
+        write_kubeconfigs(cfg)
+        self._start_datastore(report, timeout)
+        self._start_apiserver(report, timeout)
+        self._start_controllers(report, timeout)
+        if cfg.nodes == "kwok":
+            self._start_kwok(report, timeout)
+        elif cfg.nodes == "real":
+            self._start_real_node(report, timeout)
+        report(f"mothership {cfg.name!r} is up: {cfg.api_url}")
+
+    def _start_datastore(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        report(f"starting datastore ({cfg.datastore})")
+        if cfg.datastore == "etcd":
+            self.sup.start("datastore", components.etcd(cfg))
+            url = f"http://127.0.0.1:{cfg.ports['etcd']}/health"
+            probe: Callable[[], bool] = lambda: health.http_ok(url)  # noqa: E731
+        else:
+            (cfg.state_dir / "kine").mkdir(parents=True, exist_ok=True)
+            self.sup.start("datastore", components.kine(cfg))
+            port = cfg.ports["etcd"]
+            probe = lambda: health.tcp_open("127.0.0.1", port)  # noqa: E731
+        wait_for("datastore", probe, timeout=timeout, supervisor=self.sup, component="datastore")
+
+    def _admin_tls(self):  # type: ignore[no-untyped-def]
+        p = self.cfg.pki_dir
+        return health.tls_context(p / "ca.crt", p / "admin.crt", p / "admin.key")
+
+    def _start_apiserver(self, report: Report, timeout: float) -> None:
+        report("starting kube-apiserver")
+        self.sup.start("kube-apiserver", components.apiserver(self.cfg))
+        ctx = self._admin_tls()
+        url = f"{self.cfg.api_url}/readyz"
+        wait_for(
+            "kube-apiserver /readyz",
+            lambda: health.http_ok(url, ctx),
+            timeout=timeout,
+            supervisor=self.sup,
+            component="kube-apiserver",
+        )
+
+    def _start_controllers(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        report("starting kube-controller-manager and kube-scheduler")
+        self.sup.start("kube-controller-manager", components.controller_manager(cfg))
+        self.sup.start("kube-scheduler", components.scheduler(cfg))
+        for name, port in (
+            ("kube-controller-manager", cfg.ports["controller-manager"]),
+            ("kube-scheduler", cfg.ports["scheduler"]),
+        ):
+            url = f"https://127.0.0.1:{port}/healthz"
+            ctx = health.tls_context(None)
+            wait_for(
+                f"{name} /healthz",
+                lambda url=url, ctx=ctx: health.http_ok(url, ctx),
+                timeout=timeout,
+                supervisor=self.sup,
+                component=name,
+            )
+
+    def _start_kwok(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        report(f"starting kwok with {cfg.kwok_nodes} simulated nodes")
+        self.sup.start("kwok", kwoknodes.kwok_argv(cfg))
+        kc = kube.client(cfg.kubeconfig)
+        names = kwoknodes.ensure_nodes(kc, cfg)
+        self._wait_nodes(kc, names, "kwok", timeout)
+
+    def _wait_nodes(self, kc: object, names: list[str], component: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sup.check(component)
+            try:
+                kube.wait_nodes_ready(kc, names, timeout=2.0)  # type: ignore[arg-type]
+                return
+            except TimeoutError as exc:
+                if time.monotonic() > deadline:
+                    raise ComponentFailed(f"{exc} (see {self.sup.log_path(component)})") from exc
+
+    def _start_real_node(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        realnode.write_configs(cfg)
+        realnode.ensure_cgroup_root()
+        report("starting containerd")
+        self.sup.start("containerd", realnode.containerd_argv(cfg))
+        sock = realnode.containerd_socket(cfg)
+        wait_for(
+            "containerd socket",
+            lambda: sock.exists() and realnode.ctr(cfg, "version", check=False).returncode == 0,
+            timeout=timeout,
+            supervisor=self.sup,
+            component="containerd",
+        )
+        realnode.prepare_images(cfg, report)
+        report("starting kubelet")
+        self.sup.start("kubelet", realnode.kubelet_argv(cfg))
+        report("starting kube-proxy")
+        self.sup.start("kube-proxy", realnode.kube_proxy_argv(cfg))
+        kc = kube.client(cfg.kubeconfig)
+        self._wait_nodes(kc, [NODE_NAME], "kubelet", timeout)
+        url = f"http://127.0.0.1:{cfg.ports['kube-proxy-healthz']}/healthz"
+        wait_for(
+            "kube-proxy /healthz",
+            lambda: health.http_ok(url),
+            timeout=timeout,
+            supervisor=self.sup,
+            component="kube-proxy",
+        )
+
+    @contextmanager
+    def _real_node_lock(self) -> Iterator[None]:
+        """One real node per host: kube-proxy's iptables chains and the bridge are global."""
+        if self.cfg.nodes != "real":
+            yield
+            return
+        fh = open(REAL_LOCK, "a+")  # noqa: SIM115 - held for the life of the check
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise ComponentFailed("another mothership is starting a real node") from None
+        try:
+            fh.seek(0)
+            owner = fh.read().strip()
+            if owner and owner != str(self.cfg.state_dir) and Path(owner).exists():
+                other = Supervisor(Path(owner))
+                if any(r.alive() for r in other.all()):
+                    raise ComponentFailed(
+                        f"a real-node mothership is already running from {owner}; only one "
+                        "real node fits on a host. Stop it with `mothership dev down` "
+                        "(or use --nodes kwok)"
+                    )
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(self.cfg.state_dir))
+            fh.flush()
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+    # -- status ---------------------------------------------------------------------
+
+    def status(self) -> list[ComponentStatus]:
+        cfg = self.cfg
+        out = []
+        probes: dict[str, Callable[[], bool]] = {
+            "kube-apiserver": lambda: health.http_ok(f"{cfg.api_url}/readyz", self._admin_tls()),
+            "kube-controller-manager": lambda: health.http_ok(
+                f"https://127.0.0.1:{cfg.ports['controller-manager']}/healthz",
+                health.tls_context(None),
+            ),
+            "kube-scheduler": lambda: health.http_ok(
+                f"https://127.0.0.1:{cfg.ports['scheduler']}/healthz", health.tls_context(None)
+            ),
+            "kubelet": lambda: health.http_ok(
+                f"http://127.0.0.1:{cfg.ports['kubelet-healthz']}/healthz"
+            ),
+            "kube-proxy": lambda: health.http_ok(
+                f"http://127.0.0.1:{cfg.ports['kube-proxy-healthz']}/healthz"
+            ),
+            "containerd": lambda: realnode.ctr(cfg, "version", check=False).returncode == 0,
+            "kwok": lambda: health.tcp_open("127.0.0.1", cfg.ports["kwok"]),
+            "datastore": (
+                (lambda: health.http_ok(f"http://127.0.0.1:{cfg.ports['etcd']}/health"))
+                if cfg.datastore == "etcd"
+                else (lambda: health.tcp_open("127.0.0.1", cfg.ports["etcd"]))
+            ),
+        }
+        for name in self.components():
+            running = self.sup.get(name)
+            alive = bool(running and running.alive())
+            healthy = False
+            detail = "not running"
+            if alive:
+                try:
+                    healthy = probes[name]()
+                    detail = "healthy" if healthy else "unhealthy"
+                except Exception as exc:
+                    detail = f"unhealthy: {exc}"
+            out.append(
+                ComponentStatus(name, running.pid if running else None, alive, healthy, detail)
+            )
+        return out
+
+    # -- stop -----------------------------------------------------------------------
+
+    def down(self, report: Report = _quiet, purge: bool = False) -> list[str]:
+        """Stop every process this mothership started, newest first; return their names."""
+        cfg = self.cfg
+        stopped = []
+        node_started = any(self.sup.get(n) for n in REAL_NODE)
+        for name in ("kube-proxy", "kubelet"):
+            if self.sup.stop(name):
+                stopped.append(name)
+        if node_started:
+            report("stopping containers")
+            realnode.kill_all_tasks(cfg)
+        if self.sup.stop("containerd"):
+            stopped.append("containerd")
+        if node_started:
+            self._reap_node_leftovers(report)
+        for name in (
+            "kwok",
+            "kube-scheduler",
+            "kube-controller-manager",
+            "kube-apiserver",
+            "datastore",
+        ):
+            if self.sup.stop(name):
+                stopped.append(name)
+        for leftover in self.sup.all():  # components of an older layout, if any
+            if self.sup.stop(leftover.name):
+                stopped.append(leftover.name)
+        if node_started:
+            realnode.unmount_under(cfg.state_dir)
+            realnode.teardown_network()
+        if purge and cfg.state_dir.exists():
+            realnode.unmount_under(cfg.state_dir)
+            shutil.rmtree(cfg.state_dir)
+        for name in stopped:
+            report(f"stopped {name}")
+        return stopped
+
+    def _reap_node_leftovers(self, report: Report) -> None:
+        """Shims and container processes outlive containerd; they are ours, end them."""
+        for pid in sorted(realnode.shim_pids(self.cfg) | realnode.cgroup_pids()):
+            started = start_time(pid)
+            if started is not None:
+                report(f"stopping leftover process {pid}")
+                terminate(pid, started, timeout=5.0)
+        # kube-proxy leaves its iptables chains behind on exit; remove them.
+        subprocess.run(
+            [str(self.cfg.bin_dir / "kube-proxy"), "--cleanup"], capture_output=True, check=False
+        )

@@ -1,0 +1,48 @@
+"""Where the project keeps what it builds and what the local mothership writes.
+
+Everything lives in the user's cache dir, never inside the repository, so a clean
+clone stays clean and CI can reuse a warm cache between runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mothership.testenv.pins import version_set
+
+CACHE_ENV = "MOTHERSHIP_CACHE_DIR"
+BIN_ENV = "MOTHERSHIP_BIN_DIR"
+STATE_ENV = "MOTHERSHIP_STATE_DIR"
+
+
+def cache_root() -> Path:
+    if value := os.environ.get(CACHE_ENV):
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mothership"
+
+
+def bin_dir() -> Path:
+    """The versioned directory holding the pinned upstream binaries."""
+    if value := os.environ.get(BIN_ENV):
+        return Path(value).expanduser()
+    return cache_root() / "bin" / version_set()
+
+
+def go_root() -> Path:
+    """GOPATH, module cache and build cache, kept warm across builds."""
+    return cache_root() / "go"
+
+
+def build_root() -> Path:
+    """Wrapper Go modules, one per family."""
+    return cache_root() / "build"
+
+
+def state_root() -> Path:
+    """Default parent of local mothership state dirs (certs, logs, data, pids)."""
+    if value := os.environ.get(STATE_ENV):
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mothership"

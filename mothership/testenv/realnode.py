@@ -1,0 +1,366 @@
+"""A real node on this host: containerd + CNI bridge + kubelet + kube-proxy.
+
+Pods really run here, from images written locally (no registry). The node lives under
+its own cgroup root (`/mothership`) so that `dev down` can find every container process
+it caused and leave none behind, even one whose shim died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from mothership.testenv import images, paths
+from mothership.testenv.config import REAL_BRIDGE, REAL_HOST_IP, MothershipConfig
+from mothership.testenv.pins import KUBERNETES_VERSION, version_set
+from mothership.testenv.pkiset import NODE_NAME
+
+CGROUP_ROOT = "mothership"
+CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+CONTROL_PLANE_IMAGE = f"localhost/mothership/control-plane:{KUBERNETES_VERSION}"
+CONTROL_PLANE_BINARIES = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "konnectivity-server",
+    "kine",
+    "etcd",
+    "etcdctl",
+)
+DEBIAN_PACKAGES = "containerd runc containernetworking-plugins iptables conntrack"
+
+
+class HostNotReady(RuntimeError):
+    """The host lacks something a real node needs; the message says how to get it."""
+
+
+def node_dir(cfg: MothershipConfig) -> Path:
+    return cfg.state_dir / "node"
+
+
+def containerd_socket(cfg: MothershipConfig) -> Path:
+    return node_dir(cfg) / "containerd" / "containerd.sock"
+
+
+def cni_bin_dir() -> str:
+    for d in CNI_BIN_DIRS:
+        if Path(d, "bridge").exists():
+            return d
+    return CNI_BIN_DIRS[0]
+
+
+def check_host() -> None:
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("a real node needs root (kubelet, containerd and iptables)")
+    for tool in ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "iptables", "conntrack"):
+        if not shutil.which(tool):
+            problems.append(f"`{tool}` is not on PATH")
+    if not Path(cni_bin_dir(), "bridge").exists():
+        problems.append("the CNI bridge plugin is missing")
+    if problems:
+        raise HostNotReady(
+            "cannot start a real node: "
+            + "; ".join(problems)
+            + f". Install with `apt-get install -y {DEBIAN_PACKAGES}` (or run "
+            "`bash scripts/setup-host`), or use `--nodes kwok`."
+        )
+
+
+def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check)
+
+
+def setup_network() -> None:
+    """The bridge pods attach to; its address is also where the API server listens."""
+    if _sh("ip", "link", "show", REAL_BRIDGE, check=False).returncode != 0:
+        _sh("ip", "link", "add", REAL_BRIDGE, "type", "bridge")
+    addrs = _sh("ip", "-o", "-4", "addr", "show", REAL_BRIDGE).stdout
+    if f" {REAL_HOST_IP}/" not in addrs:
+        _sh("ip", "addr", "add", f"{REAL_HOST_IP}/24", "dev", REAL_BRIDGE)
+    _sh("ip", "link", "set", REAL_BRIDGE, "up")
+    Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
+    if not Path("/proc/sys/net/bridge").exists():
+        _sh("modprobe", "br_netfilter", check=False)
+    nf = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if nf.exists():
+        nf.write_text("1")
+
+
+def teardown_network() -> None:
+    _sh("ip", "link", "del", REAL_BRIDGE, check=False)
+
+
+def _cgroup_dirs() -> list[Path]:
+    base = Path("/sys/fs/cgroup")
+    if (base / "cgroup.controllers").exists():  # cgroup v2: one hierarchy
+        return [base / CGROUP_ROOT]
+    return [
+        base / sub / CGROUP_ROOT
+        for sub in sorted(os.listdir(base))
+        if (base / sub).is_dir() and not (base / sub).is_symlink()
+    ]
+
+
+def ensure_cgroup_root() -> None:
+    """kubelet refuses a cgroup root that does not exist in every hierarchy."""
+    for d in _cgroup_dirs():
+        d.mkdir(exist_ok=True)
+
+
+def cgroup_pids() -> set[int]:
+    pids: set[int] = set()
+    for d in _cgroup_dirs():
+        if d.exists():
+            for procs in d.rglob("cgroup.procs"):
+                try:
+                    pids.update(int(p) for p in procs.read_text().split())
+                except OSError:
+                    continue
+    return pids
+
+
+def containerd_config(cfg: MothershipConfig) -> str:
+    d = node_dir(cfg) / "containerd"
+    return f"""version = 2
+root = "{d / "root"}"
+state = "{d / "state"}"
+
+[grpc]
+  address = "{containerd_socket(cfg)}"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  enable_cdi = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{cni_bin_dir()}"
+    conf_dir = "{node_dir(cfg) / "cni" / "net.d"}"
+"""
+
+
+def cni_config(cfg: MothershipConfig) -> str:
+    conf = {
+        "cniVersion": "1.0.0",
+        "name": "mothership",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": REAL_BRIDGE,
+                "isGateway": True,
+                "ipMasq": True,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": cfg.pod_cidr, "gateway": REAL_HOST_IP}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(node_dir(cfg) / "cni" / "ipam"),
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+    return json.dumps(conf, indent=2) + "\n"
+
+
+def kubelet_config(cfg: MothershipConfig) -> str:
+    p = cfg.pki_dir
+    conf = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": REAL_HOST_IP,
+        "port": cfg.ports["kubelet"],
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": cfg.ports["kubelet-healthz"],
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(p / "ca.crt")},
+        },
+        "authorization": {"mode": "Webhook"},
+        "tlsCertFile": str(p / "kubelet-serving.crt"),
+        "tlsPrivateKeyFile": str(p / "kubelet-serving.key"),
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": f"/{CGROUP_ROOT}",
+        # This host runs cgroup v1; recent kubelets refuse it unless told otherwise.
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "containerRuntimeEndpoint": f"unix://{containerd_socket(cfg)}",
+        "clusterDomain": "cluster.local",
+        "resolvConf": "/etc/resolv.conf",
+        # A dev host's disk is shared with everything else: never evict for disk pressure
+        # and never garbage-collect the locally imported images (they cannot be pulled).
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+        },
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "serializeImagePulls": False,
+        "maxPods": 110,
+        "enforceNodeAllocatable": ["pods"],
+    }
+    return yaml.safe_dump(conf, sort_keys=False)
+
+
+def kube_proxy_config(cfg: MothershipConfig) -> str:
+    conf = {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(cfg.pki_dir / "kube-proxy.kubeconfig")},
+        "mode": "iptables",
+        "clusterCIDR": cfg.pod_cidr,
+        "hostnameOverride": NODE_NAME,
+        "bindAddress": REAL_HOST_IP,
+        "metricsBindAddress": f"127.0.0.1:{cfg.ports['kube-proxy-metrics']}",
+        "healthzBindAddress": f"127.0.0.1:{cfg.ports['kube-proxy-healthz']}",
+        # 0 leaves the host's conntrack sysctls as they are.
+        "conntrack": {
+            "maxPerCore": 0,
+            "min": 0,
+            "tcpEstablishedTimeout": "0s",
+            "tcpCloseWaitTimeout": "0s",
+        },
+        "iptables": {"localhostNodePorts": False},
+    }
+    return yaml.safe_dump(conf, sort_keys=False)
+
+
+def write_configs(cfg: MothershipConfig) -> None:
+    d = node_dir(cfg)
+    for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "kube-proxy"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    (d / "containerd" / "config.toml").write_text(containerd_config(cfg))
+    (d / "cni" / "net.d" / "10-mothership.conflist").write_text(cni_config(cfg))
+    (d / "kubelet" / "config.yaml").write_text(kubelet_config(cfg))
+    (d / "kube-proxy" / "config.yaml").write_text(kube_proxy_config(cfg))
+
+
+def containerd_argv(cfg: MothershipConfig) -> list[str]:
+    return ["containerd", "--config", str(node_dir(cfg) / "containerd" / "config.toml")]
+
+
+def kubelet_argv(cfg: MothershipConfig) -> list[str]:
+    d = node_dir(cfg)
+    return [
+        str(cfg.bin_dir / "kubelet"),
+        f"--config={d / 'kubelet' / 'config.yaml'}",
+        f"--kubeconfig={cfg.pki_dir / 'kubelet.kubeconfig'}",
+        f"--root-dir={d / 'kubelet' / 'root'}",
+        f"--cert-dir={d / 'kubelet' / 'pki'}",
+        f"--hostname-override={NODE_NAME}",
+        f"--node-ip={REAL_HOST_IP}",
+        "--v=1",
+    ]
+
+
+def kube_proxy_argv(cfg: MothershipConfig) -> list[str]:
+    return [
+        str(cfg.bin_dir / "kube-proxy"),
+        f"--config={node_dir(cfg) / 'kube-proxy' / 'config.yaml'}",
+        "--v=1",
+    ]
+
+
+def _images_dir() -> Path:
+    return paths.cache_root() / "images" / version_set()
+
+
+def prepare_images(cfg: MothershipConfig, report: Callable[[str], None]) -> None:
+    """Write (once per version set) and import the pause and control-plane images."""
+    from mothership.testenv.gobuild import build_env
+
+    cache = _images_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    pause = images.build_pause(paths.build_root() / "pause", build_env())
+    wanted = (
+        (PAUSE_IMAGE, {"/pause": pause}, ["/pause"]),
+        (
+            CONTROL_PLANE_IMAGE,
+            {f"/usr/local/bin/{b}": cfg.bin_dir / b for b in CONTROL_PLANE_BINARIES},
+            [],
+        ),
+    )
+    address = str(containerd_socket(cfg))
+    for name, files, entrypoint in wanted:
+        if images.image_present(name, address=address):
+            continue
+        archive = cache / (name.replace("/", "_").replace(":", "_") + ".tar")
+        if not archive.exists():
+            report(f"writing image {name}")
+            tmp = archive.with_suffix(".tmp")
+            images.write_oci_archive(tmp, name=name, files=files, entrypoint=entrypoint)
+            tmp.rename(archive)
+        report(f"importing image {name}")
+        images.import_image(archive, address=address)
+
+
+def ctr(cfg: MothershipConfig, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return _sh("ctr", "--address", str(containerd_socket(cfg)), "-n", "k8s.io", *args, check=check)
+
+
+def kill_all_tasks(cfg: MothershipConfig, timeout: float = 30.0) -> None:
+    """Stop every container of the node through containerd, so shims exit cleanly."""
+    if not containerd_socket(cfg).exists():
+        return
+    listed = ctr(cfg, "tasks", "ls", "-q", check=False)
+    if listed.returncode != 0:
+        return
+    tasks = listed.stdout.split()
+    for task in tasks:
+        ctr(cfg, "tasks", "kill", "-a", "-s", "SIGKILL", task, check=False)
+    deadline = time.monotonic() + timeout
+    for task in tasks:
+        while time.monotonic() < deadline:
+            if ctr(cfg, "tasks", "delete", task, check=False).returncode == 0:
+                break
+            if task not in ctr(cfg, "tasks", "ls", "-q", check=False).stdout.split():
+                break
+            time.sleep(0.2)
+    for container in ctr(cfg, "containers", "ls", "-q", check=False).stdout.split():
+        ctr(cfg, "containers", "rm", container, check=False)
+
+
+def shim_pids(cfg: MothershipConfig) -> set[int]:
+    """containerd shims serving our containerd: they re-parent to init, so find by address."""
+    needle = str(containerd_socket(cfg)).encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"containerd-shim" in cmdline and needle in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def unmount_under(root: Path) -> None:
+    """Lazy-unmount everything the kubelet and containerd mounted below the state dir."""
+    prefix = str(root.resolve())
+    mounts = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        target = line.split()[1].replace("\\040", " ")
+        if target == prefix or target.startswith(prefix + "/"):
+            mounts.append(target)
+    for target in sorted(mounts, key=len, reverse=True):
+        _sh("umount", "-l", target, check=False)

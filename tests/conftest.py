@@ -1,0 +1,54 @@
+"""Local motherships for the test session, built by the same code as `mothership dev up`.
+
+Three flavours, each started at most once per session and only when a test asks:
+`mothership_api` (etcd + apiserver + controller-manager + scheduler), `mothership_kwok`
+(plus simulated nodes) and `mothership_real` (plus containerd, kubelet and kube-proxy).
+Tests that use the last two are marked `kwok` / `realnode` automatically, so
+`pytest -m "not realnode"` skips the ones that need root and containerd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mothership.testenv.config import NodeMode
+from mothership.testenv.local import LocalMothership
+from tests.leftovers import processes_mentioning
+
+MARKERS = {"mothership_kwok": "kwok", "mothership_real": "realnode"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, marker))
+
+
+def _mothership(tmp: Path, nodes: NodeMode, **kw: object) -> Iterator[LocalMothership]:
+    ms = LocalMothership.configure(f"test-{nodes}", state_dir=tmp, nodes=nodes, **kw)  # type: ignore[arg-type]
+    ms.up(timeout=240)
+    try:
+        yield ms
+    finally:
+        ms.down()
+        left = processes_mentioning(tmp)
+        assert not left, f"processes left behind by `down`: {left}"
+
+
+@pytest.fixture(scope="session")
+def mothership_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMothership]:
+    yield from _mothership(tmp_path_factory.mktemp("api"), "none")
+
+
+@pytest.fixture(scope="session")
+def mothership_kwok(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMothership]:
+    yield from _mothership(tmp_path_factory.mktemp("kwok"), "kwok", kwok_nodes=3)
+
+
+@pytest.fixture(scope="session")
+def mothership_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMothership]:
+    yield from _mothership(tmp_path_factory.mktemp("real"), "real")
