@@ -1,0 +1,62 @@
+"""A real node: a Pod from the locally built control-plane image really runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from lightkube.models.core_v1 import Container, PodSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Node, Pod
+
+from mothership.testenv import kube, pins
+from mothership.testenv.local import LocalMothership
+from mothership.testenv.pkiset import NODE_NAME
+from mothership.testenv.realnode import CONTROL_PLANE_IMAGE
+
+
+def test_real_node_is_ready(mothership_real: LocalMothership) -> None:
+    kc = kube.client(mothership_real.cfg.kubeconfig)
+    node = kc.get(Node, NODE_NAME)
+    assert kube.node_ready(node)
+    assert node.status.nodeInfo.kubeletVersion == pins.KUBERNETES_VERSION
+    assert node.status.nodeInfo.containerRuntimeVersion.startswith("containerd://")
+
+
+def test_pod_from_local_control_plane_image_runs(mothership_real: LocalMothership) -> None:
+    kc = kube.client(mothership_real.cfg.kubeconfig)
+    kc.create(
+        Pod(
+            metadata=ObjectMeta(name="apiserver-version", namespace="default"),
+            spec=PodSpec(
+                restartPolicy="Never",
+                containers=[
+                    Container(
+                        name="version",
+                        image=CONTROL_PLANE_IMAGE,
+                        imagePullPolicy="Never",
+                        command=["/usr/local/bin/kube-apiserver", "--version"],
+                    )
+                ],
+            ),
+        )
+    )
+
+    def finished() -> bool:
+        phase = kc.get(Pod, "apiserver-version", namespace="default").status.phase
+        assert phase != "Failed", "pod failed"
+        return phase == "Succeeded"
+
+    kube.wait_until("pod apiserver-version Succeeded", finished, 120)
+    # `kubectl logs` goes apiserver -> kubelet over TLS: the whole node path is exercised.
+    env = {**os.environ, "KUBECONFIG": str(mothership_real.cfg.kubeconfig)}
+    out = subprocess.run(
+        [str(mothership_real.cfg.bin_dir / "kubectl"), "logs", "apiserver-version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"Kubernetes {pins.KUBERNETES_VERSION}"
+    kc.delete(Pod, "apiserver-version", namespace="default")
