@@ -134,13 +134,13 @@ def families() -> tuple[Family, ...]:
                     "konnectivity-server",
                     "sigs.k8s.io/apiserver-network-proxy/cmd/server",
                     ("--help",),
-                    "proxy-server",
+                    "gRPC proxy server",
                 ),
                 Binary(
                     "konnectivity-agent",
                     "sigs.k8s.io/apiserver-network-proxy/cmd/agent",
                     ("--help",),
-                    "proxy-agent",
+                    "gRPC agent",
                 ),
             ),
             sibling_prefix="sigs.k8s.io/apiserver-network-proxy/",
@@ -162,8 +162,22 @@ def families() -> tuple[Family, ...]:
 def version_set() -> str:
     """Name of the bin dir for this exact set of pins.
 
-    Changing any pin, flag or package gives a new directory, so an old build is never
-    mistaken for the current one.
+    Only what changes the bytes of a binary goes into the name (modules, versions,
+    packages, tags, flags), so adjusting how a binary is verified reuses the build.
     """
-    digest = hashlib.sha256(repr(families()).encode()).hexdigest()[:10]
+    build_inputs = [
+        (
+            f.module,
+            f.version,
+            f.sibling_version,
+            f.extra_requires,
+            f.tags,
+            f.ldflags,
+            f.cgo,
+            sorted(f.env.items()),
+            [(b.name, b.package) for b in f.binaries],
+        )
+        for f in families()
+    ]
+    digest = hashlib.sha256(repr(build_inputs).encode()).hexdigest()[:10]
     return f"k8s-{KUBERNETES_VERSION}-{digest}"
