@@ -69,7 +69,7 @@ def up(
         )
         ms.up(reporter(console), timeout=timeout)
         console.print(f"kubeconfig: {ms.cfg.kubeconfig}")
-        console.print(f"use it:     eval \"$(mothership dev env{_name_flag(name)})\"")
+        console.print(f'use it:     eval "$(mothership dev env{_name_flag(name)})"')
 
 
 def _name_flag(name: str) -> str:

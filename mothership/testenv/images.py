@@ -100,10 +100,8 @@ def _clean_path(path: str) -> str:
     """Reject paths that would escape or clobber the root, since they would fail only later."""
     if not path.startswith("/"):
         raise ValueError(f"image paths must be absolute, got {path!r}")
-    clean = posixpath.normpath(path)
-    if clean.startswith("//"):
-        clean = "/" + clean.lstrip("/")
-    if clean == "/" or ".." in clean.split("/"):
+    clean = "/" + posixpath.normpath(path).lstrip("/")
+    if clean == "/" or ".." in path.split("/"):
         raise ValueError(f"not a usable file path inside an image: {path!r}")
     return clean
 
@@ -390,13 +388,18 @@ def image_present(
 ) -> bool:
     """Whether `name` is in containerd with all content present and unpacked.
 
-    `images check -q` lists only complete, unpacked images, which is what CRI needs; a bare
-    `images ls` would also list an image whose import stopped half way.
+    CRI needs both, so a bare `images ls` is not enough. Nor is `images check --quiet`: in
+    containerd 1.6 it lists images that were never unpacked despite what its help says, so the
+    full table is read instead (REF TYPE DIGEST STATUS SIZE UNPACKED).
     """
-    result = _ctr(ctr, address, namespace, ["images", "check", "--quiet"], timeout)
+    result = _ctr(ctr, address, namespace, ["images", "check", f"name=={name}"], timeout)
     if result.returncode != 0:
         raise RuntimeError(
-            f"ctr could not list images in {namespace} at {address} "
+            f"ctr could not check images in {namespace} at {address} "
             f"(exit {result.returncode}): {result.stderr.strip()}"
         )
-    return name in result.stdout.split()
+    for line in result.stdout.splitlines()[1:]:
+        cells = line.split()
+        if len(cells) >= 6 and cells[0] == name:
+            return cells[3] == "complete" and cells[-1] == "true"
+    return False

@@ -372,7 +372,10 @@ class LocalMothership:
                 stopped.append(leftover.name)
         if node_started:
             realnode.unmount_under(cfg.state_dir)
+            realnode.remove_host_leftovers()
             realnode.teardown_network()
+            # Every pod is gone: IP leases of the last run must not fill the pool.
+            shutil.rmtree(realnode.node_dir(cfg) / "cni" / "ipam", ignore_errors=True)
         if purge and cfg.state_dir.exists():
             realnode.unmount_under(cfg.state_dir)
             shutil.rmtree(cfg.state_dir)

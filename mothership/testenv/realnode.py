@@ -7,6 +7,7 @@ it caused and leave none behind, even one whose shim died.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -128,6 +129,13 @@ def cgroup_pids() -> set[int]:
     return pids
 
 
+def has_cap_sys_resource() -> bool:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) & (1 << 24))
+    return False
+
+
 def containerd_config(cfg: MothershipConfig) -> str:
     d = node_dir(cfg) / "containerd"
     return f"""version = 2
@@ -140,6 +148,10 @@ state = "{d / "state"}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
   enable_cdi = false
+  # Hosts without CAP_SYS_RESOURCE (this VM, rootless setups) cannot lower oom_score_adj;
+  # the kubelet asks for -998 on every sandbox. Cap it at containerd's own value instead
+  # of failing every pod.
+  restrict_oom_score_adj = {"true" if not has_cap_sys_resource() else "false"}
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -317,7 +329,12 @@ def ctr(cfg: MothershipConfig, *args: str, check: bool = True) -> subprocess.Com
 
 
 def kill_all_tasks(cfg: MothershipConfig, timeout: float = 30.0) -> None:
-    """Stop every container of the node through containerd, so shims exit cleanly."""
+    """Stop every container of the node and release its pod network.
+
+    Going through containerd (not signals) lets the shims exit cleanly; CNI DEL for each
+    sandbox removes its iptables masquerade rules, IP lease and network namespace, as
+    the kubelet would have done had it stopped the pods itself.
+    """
     if not containerd_socket(cfg).exists():
         return
     listed = ctr(cfg, "tasks", "ls", "-q", check=False)
@@ -335,7 +352,83 @@ def kill_all_tasks(cfg: MothershipConfig, timeout: float = 30.0) -> None:
                 break
             time.sleep(0.2)
     for container in ctr(cfg, "containers", "ls", "-q", check=False).stdout.split():
+        netns = _sandbox_netns(cfg, container)
+        if netns:
+            release_pod_network(cfg, container, netns)
         ctr(cfg, "containers", "rm", container, check=False)
+
+
+def _sandbox_netns(cfg: MothershipConfig, container: str) -> str | None:
+    info = ctr(cfg, "containers", "info", container, check=False)
+    if info.returncode != 0:
+        return None
+    try:
+        data = json.loads(info.stdout)
+    except json.JSONDecodeError:
+        return None
+    if data.get("Labels", {}).get("io.cri-containerd.kind") != "sandbox":
+        return None
+    for ns in data.get("Spec", {}).get("linux", {}).get("namespaces", []):
+        if ns.get("type") == "network" and ns.get("path", "").startswith(("/var/run/", "/run/")):
+            return str(ns["path"])
+    return None
+
+
+def release_pod_network(cfg: MothershipConfig, container: str, netns: str) -> None:
+    conf = json.loads(cni_config(cfg))
+    for plugin in reversed(conf["plugins"]):
+        netconf = {"cniVersion": conf["cniVersion"], "name": conf["name"], **plugin}
+        subprocess.run(
+            [str(Path(cni_bin_dir(), plugin["type"]))],
+            input=json.dumps(netconf),
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                "CNI_COMMAND": "DEL",
+                "CNI_CONTAINERID": container,
+                "CNI_NETNS": netns,
+                "CNI_IFNAME": "eth0",
+                "CNI_PATH": cni_bin_dir(),
+                "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            },
+        )
+    if Path(netns).exists():
+        _sh("umount", netns, check=False)
+        Path(netns).unlink(missing_ok=True)
+
+
+# Chains kubelet and kube-proxy create and `kube-proxy --cleanup` leaves behind. Any
+# real kubelet/kube-proxy on the host recreates them on its next sync.
+LEFTOVER_CHAINS = {
+    "filter": ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY"),
+    "nat": ("KUBE-KUBELET-CANARY",),
+    "mangle": ("KUBE-KUBELET-CANARY",),
+}
+
+
+def remove_host_leftovers() -> None:
+    """What the kubelet and kube-proxy leave on the host: a few chains, empty cgroups."""
+    for tool in ("iptables", "ip6tables"):
+        if not shutil.which(tool):
+            continue
+        for table, chains in LEFTOVER_CHAINS.items():
+            for chain in chains:
+                for builtin in ("INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"):
+                    while (
+                        _sh(tool, "-t", table, "-D", builtin, "-j", chain, check=False).returncode
+                        == 0
+                    ):
+                        pass
+                _sh(tool, "-t", table, "-F", chain, check=False)
+                _sh(tool, "-t", table, "-X", chain, check=False)
+    for root in _cgroup_dirs():
+        if not root.exists():
+            continue
+        subdirs = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        for d in [*subdirs, root]:
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
 def shim_pids(cfg: MothershipConfig) -> set[int]:

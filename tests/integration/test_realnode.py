@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 
-from lightkube.models.core_v1 import Container, PodSpec
+from lightkube.models.core_v1 import (
+    Container,
+    HostPathVolumeSource,
+    PodSpec,
+    Volume,
+    VolumeMount,
+)
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Node, Pod
 
@@ -60,3 +66,50 @@ def test_pod_from_local_control_plane_image_runs(mothership_real: LocalMothershi
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"Kubernetes {pins.KUBERNETES_VERSION}"
     kc.delete(Pod, "apiserver-version", namespace="default")
+
+
+def test_pod_reaches_the_api_through_the_kubernetes_service(
+    mothership_real: LocalMothership,
+) -> None:
+    """Service VIP (kube-proxy), pod network (CNI), projected SA token and root CA together."""
+    kc = kube.client(mothership_real.cfg.kubeconfig)
+    kubectl = mothership_real.cfg.bin_dir / "kubectl"
+    kc.create(
+        Pod(
+            metadata=ObjectMeta(name="whoami", namespace="default"),
+            spec=PodSpec(
+                restartPolicy="Never",
+                containers=[
+                    Container(
+                        name="whoami",
+                        image=CONTROL_PLANE_IMAGE,
+                        imagePullPolicy="Never",
+                        command=[
+                            "/kubectl",
+                            "auth",
+                            "whoami",
+                            "-o",
+                            "jsonpath={.status.userInfo.username}",
+                        ],
+                        volumeMounts=[VolumeMount(name="kubectl", mountPath="/kubectl")],
+                    )
+                ],
+                volumes=[
+                    Volume(
+                        name="kubectl",
+                        hostPath=HostPathVolumeSource(path=str(kubectl), type="File"),
+                    )
+                ],
+            ),
+        )
+    )
+
+    def finished() -> bool:
+        phase = kc.get(Pod, "whoami", namespace="default").status.phase
+        assert phase != "Failed", "pod failed"
+        return phase == "Succeeded"
+
+    kube.wait_until("pod whoami Succeeded", finished, 120)
+    logs = "".join(kc.log("whoami", namespace="default"))
+    assert logs.strip() == "system:serviceaccount:default:default"
+    kc.delete(Pod, "whoami", namespace="default")
