@@ -40,14 +40,14 @@ class Output(StrEnum):
 @app.command()
 def up(
     name: str = NameOpt,
-    nodes: Nodes = typer.Option(  # noqa: B008
+    nodes: Nodes = typer.Option(
         Nodes.real,
         "--nodes",
         help="real: containerd + kubelet on this host (pods really run; needs root); "
         "kwok: simulated nodes (for scale); none: API only.",
     ),
     kwok_nodes: int = typer.Option(3, "--kwok-nodes", min=1, help="How many kwok nodes."),
-    datastore: Datastore = typer.Option(Datastore.etcd, "--datastore"),  # noqa: B008
+    datastore: Datastore = typer.Option(Datastore.etcd, "--datastore"),
     state_dir: Path | None = StateOpt,
     timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait per component."),
     debug: bool = DebugOpt,
@@ -99,7 +99,7 @@ def down(
 def status(
     name: str = NameOpt,
     state_dir: Path | None = StateOpt,
-    output: Output = typer.Option(Output.table, "-o", "--output"),  # noqa: B008
+    output: Output = typer.Option(Output.table, "-o", "--output"),
     debug: bool = DebugOpt,
 ) -> None:
     """Show each component, its pid and its health. Exit 1 if any is unhealthy.

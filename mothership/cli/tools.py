@@ -17,7 +17,7 @@ console = Console()
 
 @app.command()
 def install(
-    only: list[str] = typer.Option(  # noqa: B008
+    only: list[str] = typer.Option(
         None, "--only", help="Build just these binaries (repeatable), e.g. --only kubelet."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show stack traces."),

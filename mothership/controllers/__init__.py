@@ -1,0 +1,1 @@
+"""Level-triggered reconcilers, one per kind, sharing the mechanics in this package."""

@@ -1,0 +1,60 @@
+"""The PKI Secrets of a Cluster, in Cluster API's format.
+
+Generated once and never regenerated while they exist: a new CA would invalidate every
+kubeconfig and every joined node. The caller passes which purposes already exist; this
+module only makes the missing ones.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from mothership import pki
+from mothership.render import names
+
+# purpose -> common name of the CA stored under that purpose.
+CA_PURPOSES = {
+    "ca": "kubernetes-ca",
+    "proxy": "front-proxy-ca",
+    "etcd": "etcd-ca",
+}
+SA_PURPOSE = "sa"
+ALL_PURPOSES = (*CA_PURPOSES, SA_PURPOSE)
+
+
+def _secret(cluster: str, namespace: str, purpose: str, crt: bytes, key: bytes) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": names.CAPI_SECRET_TYPE,
+        "metadata": {
+            "name": names.pki_secret(cluster, purpose),
+            "namespace": namespace,
+            "labels": {
+                **names.labels(cluster, "pki"),
+                names.CAPI_CLUSTER_NAME_LABEL: cluster,
+            },
+        },
+        "data": {
+            "tls.crt": base64.b64encode(crt).decode(),
+            "tls.key": base64.b64encode(key).decode(),
+        },
+    }
+
+
+def missing_secrets(cluster: str, namespace: str, existing: set[str]) -> list[dict[str, Any]]:
+    """Secrets for the purposes not in `existing`.
+
+    CAs are RSA: k0s and kubeadm-era tooling sign leaf certificates with the CA key and
+    expect RSA; the service-account pair is RSA as kube-apiserver requires.
+    """
+    out = []
+    for purpose, cn in CA_PURPOSES.items():
+        if purpose not in existing:
+            ca = pki.new_ca(cn, key_type="rsa")
+            out.append(_secret(cluster, namespace, purpose, ca.cert_pem, ca.key_pem))
+    if SA_PURPOSE not in existing:
+        private, public = pki.new_service_account_key()
+        out.append(_secret(cluster, namespace, SA_PURPOSE, public, private))
+    return out

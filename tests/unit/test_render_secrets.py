@@ -1,0 +1,88 @@
+"""PKI Secrets and the kubeconfig Secret (pure)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import yaml
+
+from mothership import pki
+from mothership.controllers.apply import desired_hash, owned_by, stamp
+from mothership.render import kubeconfig_secret, names, pki_secrets
+
+
+def test_missing_secrets_only_makes_what_is_missing() -> None:
+    made = pki_secrets.missing_secrets("demo", "ns", {"ca", "sa"})
+    assert sorted(s["metadata"]["name"] for s in made) == ["demo-etcd", "demo-proxy"]
+    assert pki_secrets.missing_secrets("demo", "ns", set(pki_secrets.ALL_PURPOSES)) == []
+
+
+def test_pki_secrets_are_capi_shaped_rsa_cas() -> None:
+    made = {s["metadata"]["name"]: s for s in pki_secrets.missing_secrets("demo", "ns", set())}
+    assert set(made) == {"demo-ca", "demo-proxy", "demo-etcd", "demo-sa"}
+    ca = made["demo-ca"]
+    assert ca["type"] == "cluster.x-k8s.io/secret"
+    assert ca["metadata"]["labels"][names.CAPI_CLUSTER_NAME_LABEL] == "demo"
+    crt = base64.b64decode(ca["data"]["tls.crt"])
+    key = base64.b64decode(ca["data"]["tls.key"])
+    assert pki.key_matches_cert(crt, key)
+    assert b"RSA" in key or pki.CertKey(crt, key).certificate.public_key().key_size == 2048
+
+
+def test_kubeconfig_secret_is_signed_by_the_cluster_ca() -> None:
+    ca = pki.new_ca("kubernetes-ca", key_type="rsa")
+    secret = kubeconfig_secret.kubeconfig_secret(
+        "demo", "ns", server="https://10.0.0.5:30443", ca=ca, extra_labels={"team": "a"}
+    )
+    assert secret["metadata"]["name"] == "demo-kubeconfig"
+    assert secret["type"] == "cluster.x-k8s.io/secret"
+    assert secret["metadata"]["labels"]["team"] == "a"
+    config = yaml.safe_load(base64.b64decode(secret["data"]["value"]))
+    assert config["clusters"][0]["cluster"]["server"] == "https://10.0.0.5:30443"
+    assert config["current-context"] == "demo-admin@demo"
+    client_crt = base64.b64decode(config["users"][0]["user"]["client-certificate-data"])
+    assert pki.cert_signed_by(client_crt, ca.cert_pem)
+    assert not kubeconfig_secret.needs_rotation(
+        secret["metadata"]["annotations"], "https://10.0.0.5:30443"
+    )
+
+
+def test_kubeconfig_rotation_rules() -> None:
+    soon = (datetime.now(UTC) + timedelta(days=10)).isoformat()
+    later = (datetime.now(UTC) + timedelta(days=300)).isoformat()
+    server = "https://a:1"
+    ann = {kubeconfig_secret.SERVER_ANNOTATION: server}
+    assert kubeconfig_secret.needs_rotation(None, server)
+    assert kubeconfig_secret.needs_rotation(
+        {**ann, kubeconfig_secret.NOT_AFTER_ANNOTATION: soon}, server
+    )
+    assert not kubeconfig_secret.needs_rotation(
+        {**ann, kubeconfig_secret.NOT_AFTER_ANNOTATION: later}, server
+    )
+    assert kubeconfig_secret.needs_rotation(
+        {**ann, kubeconfig_secret.NOT_AFTER_ANNOTATION: later}, "https://b:1"
+    )
+
+
+def test_stamp_hash_is_stable_and_ignores_itself() -> None:
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}}
+    once = stamp(obj)
+    assert stamp(once) == once
+    assert desired_hash(once) == desired_hash(obj)
+    changed = {**obj, "data": {"a": "2"}}
+    assert desired_hash(changed) != desired_hash(obj)
+    owner = {
+        "apiVersion": "k0smotron.io/v1beta2",
+        "kind": "Cluster",
+        "metadata": {"name": "demo", "uid": "u-1"},
+    }
+    ref = owned_by(obj, owner)["metadata"]["ownerReferences"][0]
+    assert ref == {
+        "apiVersion": "k0smotron.io/v1beta2",
+        "kind": "Cluster",
+        "name": "demo",
+        "uid": "u-1",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
