@@ -152,10 +152,15 @@ def status(
         "updatedReplicas": sts.get("updatedReplicas") or 0,
         "selector": selector,
         "conditions": conds,
-        "ready": available,
-        "reconciliationStatus": "Reconciliation successful"
-        if not obs.objects_missing
-        else "Reconciling",
+        # What v1beta1 clients read (k0smotron keeps these for them too).
+        "deprecated": {
+            "v1beta1": {
+                "ready": available,
+                "reconciliationStatus": "Reconciliation successful"
+                if not obs.objects_missing
+                else "Reconciling",
+            }
+        },
     }
     if obs.external_address:
         out["externalAddress"] = obs.external_address

@@ -44,7 +44,7 @@ def test_serving_cluster_is_available_and_ready() -> None:
     st = status(None, "demo", 1, 3, _obs())
     assert _cond(st, "Available")["status"] == "True"
     assert _cond(st, "ControlPlaneFunctional")["reason"] == "APIServing"
-    assert st["ready"] is True
+    assert st["deprecated"]["v1beta1"]["ready"] is True
     assert st["externalAddress"] == "10.0.0.5"
     assert st["selector"] == "app=k0smotron,cluster=demo,component=control-plane"
     assert all(c["observedGeneration"] == 3 for c in st["conditions"])
@@ -92,3 +92,13 @@ def test_transition_time_moves_only_when_status_flips() -> None:
     assert same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
     assert same[0]["reason"] == "B"
     assert flipped[0]["lastTransitionTime"] == "2026-03-01T00:00:00Z"
+
+
+def test_status_holds_only_fields_the_crd_keeps() -> None:
+    """The API server prunes unknown status fields; a pruned field would differ from the
+    computed status on every resync and cause a write each time."""
+    from mothership.api.k0smotron.v1beta2 import ClusterStatus
+
+    for obs in (_obs(), _obs(external_address=None, functional=None, statefulset=None)):
+        st = status(None, "demo", 1, 3, obs)
+        assert ClusterStatus.model_validate(st).to_api() == st
