@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import pytest
@@ -133,3 +134,92 @@ def test_deleting_an_owner_garbage_collects_dependents(kc: Client) -> None:
         lambda: _gone(lambda: kc.get(ConfigMap, dependent, namespace="default")),
         90,
     )
+
+
+def test_approved_csr_is_signed_by_the_controller_manager(kc: Client) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from lightkube.models.certificates_v1 import (
+        CertificateSigningRequestCondition,
+        CertificateSigningRequestSpec,
+        CertificateSigningRequestStatus,
+    )
+    from lightkube.resources.certificates_v1 import (
+        CertificateSigningRequest,
+        CertificateSigningRequestApproval,
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "csr-test-user")])
+    csr_pem = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    name = f"csr-{uuid.uuid4().hex[:8]}"
+    kc.create(
+        CertificateSigningRequest(
+            metadata=ObjectMeta(name=name),
+            spec=CertificateSigningRequestSpec(
+                request=base64.b64encode(csr_pem).decode(),
+                signerName="kubernetes.io/kube-apiserver-client",
+                usages=["client auth", "digital signature"],
+                expirationSeconds=3600,
+            ),
+        )
+    )
+    csr = kc.get(CertificateSigningRequest, name)
+    csr.status = CertificateSigningRequestStatus(
+        conditions=[
+            CertificateSigningRequestCondition(
+                type="Approved", status="True", reason="Test", message="approved by the test"
+            )
+        ]
+    )
+    kc.replace(CertificateSigningRequestApproval.from_dict(csr.to_dict()))
+
+    def signed() -> bool:
+        return bool(kc.get(CertificateSigningRequest, name).status.certificate)
+
+    kube.wait_until("CSR signed", signed, 60)
+    cert = x509.load_pem_x509_certificate(
+        base64.b64decode(kc.get(CertificateSigningRequest, name).status.certificate)
+    )
+    assert cert.subject == subject
+    kc.delete(CertificateSigningRequest, name)
+
+
+def test_bootstrap_signer_signs_cluster_info(kc: Client) -> None:
+    from lightkube.resources.core_v1 import Secret
+
+    token_id = uuid.uuid4().hex[:6]
+    kc.create(
+        ConfigMap(
+            metadata=ObjectMeta(name="cluster-info", namespace="kube-public"),
+            data={"kubeconfig": "apiVersion: v1\nkind: Config\nclusters: []\n"},
+        )
+    )
+    kc.create(
+        Secret(
+            metadata=ObjectMeta(name=f"bootstrap-token-{token_id}", namespace="kube-system"),
+            type="bootstrap.kubernetes.io/token",
+            stringData={
+                "token-id": token_id,
+                "token-secret": uuid.uuid4().hex[:16],
+                "usage-bootstrap-signing": "true",
+            },
+        )
+    )
+
+    def signed() -> bool:
+        data = kc.get(ConfigMap, "cluster-info", namespace="kube-public").data or {}
+        return f"jws-kubeconfig-{token_id}" in data
+
+    try:
+        kube.wait_until("cluster-info signed for the token", signed, 60)
+    finally:
+        kc.delete(Secret, f"bootstrap-token-{token_id}", namespace="kube-system")
+        kc.delete(ConfigMap, "cluster-info", namespace="kube-public")
