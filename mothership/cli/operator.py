@@ -54,7 +54,8 @@ def run(
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if log_format == LogFormat.json else kopf.LogFormat.PLAIN,
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if metrics_port:
         start_http_server(metrics_port)
     memo = kopf.Memo(resync_seconds=resync)

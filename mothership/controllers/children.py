@@ -37,7 +37,7 @@ def _child(kind: str, name: str, annotations: dict[str, str], status: dict[str, 
 
 
 def _register() -> None:
-    @kopf.index("apps", "v1", "statefulsets", labels=MANAGED)
+    @kopf.index("apps", "v1", "statefulsets", labels=MANAGED, id="statefulsets")
     def statefulsets(namespace, name, labels, annotations, status, **_):  # type: ignore[no-untyped-def]
         key = _key(namespace, labels)
         keep = {
@@ -54,7 +54,7 @@ def _register() -> None:
         }
         return {key: _child("StatefulSet", name, annotations, keep)} if key else None
 
-    @kopf.index("v1", "services", labels=MANAGED)
+    @kopf.index("v1", "services", labels=MANAGED, id="services")
     def services(namespace, name, labels, annotations, spec, status, **_):  # type: ignore[no-untyped-def]
         key = _key(namespace, labels)
         ingress = (status.get("loadBalancer") or {}).get("ingress") or []
@@ -74,7 +74,7 @@ def _register() -> None:
     ):
         _register_plain(group_version, plural, kind)
 
-    @kopf.index("v1", "nodes")
+    @kopf.index("v1", "nodes", id="node_addresses")
     def node_addresses(name, status, **_):  # type: ignore[no-untyped-def]
         addrs = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
         return {None: (name, addrs.get("ExternalIP") or addrs.get("InternalIP"))}

@@ -19,6 +19,7 @@ import kopf
 from lightkube import AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
+from lightkube.types import PatchType
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Secret
 from pydantic import ValidationError
@@ -27,15 +28,20 @@ from mothership import pki
 from mothership.api.k0smotron import v1beta2
 from mothership.controllers import children, cluster_status, metrics, tenant
 from mothership.controllers.apply import Applier, owned_by
+from mothership.controllers.conditions import Condition, merge
 from mothership.render import kubeconfig_secret, names, pki_secrets
 from mothership.render.cluster import render_cluster
-from mothership.render.facts import Facts
+from mothership.render.etcd import desired_replicas as etcd_desired_replicas
+from mothership.render.facts import DEFAULT_K0S_VERSION, Facts, RenderError
+from mothership.render.patches import PatchError
 
 log = logging.getLogger("mothership.cluster")
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "clusters"
 FINALIZER = "k0smotron.io/finalizer"
 ClusterResource = create_namespaced_resource(GROUP, VERSION, "Cluster", PLURAL)
+# Custom resources take no strategic merge patch.
+MERGE = PatchType.MERGE
 
 
 @dataclass
@@ -131,12 +137,18 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
         return
     await ensure_finalizer(body)
     owned = children.children_of(key, indexes)
+    log.debug("owned children of %s/%s: %s", *key, sorted(owned))
 
     secrets_present = {n for (kind, n) in owned if kind == "Secret"}
-    await ensure_pki(body, secrets_present)
+    await ensure_pki(body, cluster, secrets_present)
 
     address = external_address(cluster, body, owned, indexes)
-    objects = render_cluster(cluster, Facts(external_address=address))
+    try:
+        objects = render_cluster(cluster, facts_for(cluster, body, owned, address))
+    except (RenderError, PatchError) as exc:
+        kopf.warn(body, reason="RenderFailed", message=str(exc))
+        await write_status(body, _failed_status(body, str(exc)))
+        return
     missing: list[str] = []
     for obj in objects:
         observed = owned.get((obj["kind"], obj["metadata"]["name"]))
@@ -167,6 +179,56 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
     await write_status(body, new_status)
 
 
+def facts_for(
+    cluster: v1beta2.Cluster,
+    body: dict[str, Any],
+    owned: dict[tuple[str, str], children.Child],
+    address: str | None,
+) -> Facts:
+    """What rendering needs beyond the spec, all of it observed, none written to the spec."""
+    name = body["metadata"]["name"]
+    recorded = (body.get("status") or {}).get("version")
+    ips = tuple(
+        sorted(
+            c.status["clusterIP"]
+            for (kind, _), c in owned.items()
+            if kind == "Service" and c.status.get("clusterIP") not in (None, "", "None")
+        )
+    )
+    etcd_sts = owned.get(("StatefulSet", names.etcd(name)))
+    return Facts(
+        external_address=address,
+        k0s_version_default=recorded or DEFAULT_K0S_VERSION,
+        service_cluster_ips=ips,
+        etcd_replicas=etcd_step(cluster, etcd_sts),
+    )
+
+
+def etcd_step(cluster: v1beta2.Cluster, observed: children.Child | None) -> int | None:
+    """Grow or shrink etcd one member at a time, and only once every member is ready."""
+    if cluster.spec.storage.type != "etcd" or observed is None:
+        return None
+    target = etcd_desired_replicas(cluster.spec.replicas)
+    current = observed.status.get("replicas") or 0
+    ready = observed.status.get("readyReplicas") or 0
+    if current == target or current == 0:
+        return target if current == 0 else current
+    if ready < current:
+        return current
+    return current + 1 if target > current else current - 1
+
+
+def _failed_status(body: dict[str, Any], message: str) -> dict[str, Any]:
+    status = dict(body.get("status") or {})
+    previous = status.get("conditions")
+    status["conditions"] = merge(
+        previous,
+        [Condition("Available", False, "InvalidSpec", message)],
+        meta_generation(body),
+    )
+    return status
+
+
 def meta_generation(body: dict[str, Any]) -> int | None:
     gen = body["metadata"].get("generation")
     return int(gen) if gen is not None else None
@@ -183,34 +245,73 @@ async def ensure_finalizer(body: dict[str, Any]) -> None:
             "resourceVersion": meta["resourceVersion"],
         }
     }
-    await runtime().client.patch(ClusterResource, meta["name"], patch, namespace=meta["namespace"])
+    await runtime().client.patch(
+        ClusterResource, meta["name"], patch, namespace=meta["namespace"], patch_type=MERGE
+    )
     metrics.WRITES.labels(kind="Cluster").inc()
 
 
-async def ensure_pki(body: dict[str, Any], present: set[str]) -> None:
-    """Create the CA secrets that do not exist; never replace one that does."""
+async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: set[str]) -> None:
+    """Create the PKI secrets that do not exist; never replace one that does."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
-    have = {p for p in pki_secrets.ALL_PURPOSES if names.pki_secret(name, p) in present}
-    if len(have) == len(pki_secrets.ALL_PURPOSES):
+    wanted = list(pki_secrets.ALL_PURPOSES)
+    if cluster.spec.storage.type == "etcd":
+        wanted += pki_secrets.ETCD_LEAVES
+    have = {p for p in wanted if names.pki_secret(name, p) in present}
+    nats = cluster.spec.storage.type == "nats"
+    nats_missing = nats and names.nats_token_secret(name) not in present
+    if len(have) == len(wanted) and not nats_missing:
         return
-    client = runtime().client
     # Secrets not labelled as ours (made by CAPI or by hand) still count: look them up.
-    for purpose in set(pki_secrets.ALL_PURPOSES) - have:
-        try:
-            await client.get(Secret, names.pki_secret(name, purpose), namespace=namespace)
+    for purpose in set(wanted) - have:
+        if await _secret_exists(names.pki_secret(name, purpose), namespace):
             have.add(purpose)
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
-    for secret in pki_secrets.missing_secrets(name, namespace, have):
-        try:
-            await client.create(from_dict(owned_by(secret, body)))
-            metrics.WRITES.labels(kind="Secret").inc()
-            kopf.info(body, reason="CertificateCreated", message=secret["metadata"]["name"])
-        except ApiError as exc:
-            if exc.status.code != 409:  # someone else created it first: theirs wins
-                raise
+    new = pki_secrets.missing_secrets(name, namespace, have)
+    if cluster.spec.storage.type == "etcd" and not set(pki_secrets.ETCD_LEAVES) <= have:
+        etcd_ca = next(
+            (s for s in new if s["metadata"]["name"] == names.pki_secret(name, "etcd")), None
+        )
+        ca = (
+            _cert_key(etcd_ca["data"]) if etcd_ca else await _read_cert_key(name, "etcd", namespace)
+        )
+        new += pki_secrets.missing_etcd_leaves(name, namespace, ca, have)
+    if nats_missing and not await _secret_exists(names.nats_token_secret(name), namespace):
+        new.append(pki_secrets.nats_token_secret(name, namespace))
+    for secret in new:
+        await _create_once(body, secret)
+
+
+async def _secret_exists(name: str, namespace: str) -> bool:
+    try:
+        await runtime().client.get(Secret, name, namespace=namespace)
+        return True
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise
+
+
+def _cert_key(data: dict[str, str]) -> pki.CertKey:
+    return pki.CertKey(base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]))
+
+
+async def _read_cert_key(cluster: str, purpose: str, namespace: str) -> pki.CertKey:
+    secret = await runtime().client.get(
+        Secret, names.pki_secret(cluster, purpose), namespace=namespace
+    )
+    return _cert_key(secret.data or {})
+
+
+async def _create_once(body: dict[str, Any], secret: dict[str, Any]) -> None:
+    """Create, never apply: an existing secret (someone else's, or a race) is kept as is."""
+    try:
+        await runtime().client.create(from_dict(owned_by(secret, body)))
+        metrics.WRITES.labels(kind="Secret").inc()
+        kopf.info(body, reason="SecretCreated", message=secret["metadata"]["name"])
+    except ApiError as exc:
+        if exc.status.code != 409:
+            raise
 
 
 def external_address(
@@ -257,9 +358,7 @@ async def ensure_kubeconfig(
     if observed and not kubeconfig_secret.needs_rotation(observed.annotations, server):
         return True
     rt = runtime()
-    ca_secret = await rt.client.get(Secret, names.pki_secret(name, "ca"), namespace=namespace)
-    data = ca_secret.data or {}
-    ca = pki.CertKey(base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]))
+    ca = await _read_cert_key(name, "ca", namespace)
     extra = (body.get("spec") or {}).get("kubeconfigSecretMetadata") or {}
     secret = kubeconfig_secret.kubeconfig_secret(
         name,
@@ -281,11 +380,11 @@ async def write_status(body: dict[str, Any], new_status: dict[str, Any]) -> None
         return
     meta = body["metadata"]
     await runtime().client.patch(
-        ClusterResource,
+        ClusterResource.Status,
         meta["name"],
         {"status": new_status},
         namespace=meta["namespace"],
-        subresource="status",
+        patch_type=MERGE,
     )
     metrics.WRITES.labels(kind="ClusterStatus").inc()
 
@@ -317,4 +416,5 @@ async def finalize(body: dict[str, Any], indexes: dict[str, Any]) -> None:
         name,
         {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
         namespace=namespace,
+        patch_type=MERGE,
     )

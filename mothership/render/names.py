@@ -67,3 +67,41 @@ def labels(cluster: str, component: str | None = None) -> dict[str, str]:
 def selector(cluster: str, component: str = "control-plane") -> dict[str, str]:
     """The immutable selector of a workload: never includes labels that may change."""
     return {"app": "k0smotron", "cluster": cluster, "component": component}
+
+
+def data_volume(cluster: str) -> str:
+    """The k0s data directory volume (and default claim template) of the control plane."""
+    return f"kmc-{cluster}"
+
+
+def telemetry_config_map(cluster: str) -> str:
+    return f"kmc-{cluster}-telemetry-config"
+
+
+def monitoring_config_map(cluster: str) -> str:
+    return f"kmc-prometheus-{cluster}-config"
+
+
+def monitoring_nginx_volume(cluster: str) -> str:
+    """Volume name for the nginx.conf item of the monitoring ConfigMap (no object by this name)."""
+    return f"kmc-prometheus-{cluster}-config-nginx"
+
+
+def ingress_manifests_config_map(cluster: str) -> str:
+    return f"kmc-{cluster}-ingress"
+
+
+def konnectivity_ingress_config_map(cluster: str) -> str:
+    return f"kmc-{cluster}-ingress-konnectivity"
+
+
+def etcd_defrag(cluster: str) -> str:
+    return f"kmc-{cluster}-defrag"
+
+
+def nats_service(cluster: str) -> str:
+    return f"kmc-{cluster}-nats"
+
+
+def nats_token_secret(cluster: str) -> str:
+    return f"kmc-{cluster}-nats-token"

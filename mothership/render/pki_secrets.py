@@ -8,6 +8,7 @@ module only makes the missing ones.
 from __future__ import annotations
 
 import base64
+import secrets
 from typing import Any
 
 from mothership import pki
@@ -21,6 +22,8 @@ CA_PURPOSES = {
 }
 SA_PURPOSE = "sa"
 ALL_PURPOSES = (*CA_PURPOSES, SA_PURPOSE)
+# Leaf certificates signed by the etcd CA, used only with managed etcd storage.
+ETCD_LEAVES = ("apiserver-etcd-client", "etcd-server", "etcd-peer")
 
 
 def _secret(cluster: str, namespace: str, purpose: str, crt: bytes, key: bytes) -> dict[str, Any]:
@@ -58,3 +61,51 @@ def missing_secrets(cluster: str, namespace: str, existing: set[str]) -> list[di
         private, public = pki.new_service_account_key()
         out.append(_secret(cluster, namespace, SA_PURPOSE, public, private))
     return out
+
+
+def etcd_hosts(cluster: str, namespace: str) -> tuple[list[str], list[str]]:
+    """DNS names and IPs an etcd member answers on: the headless Service and every pod."""
+    svc = names.etcd(cluster)
+    dns = ["localhost"]
+    for base in (svc, f"{svc}.{namespace}.svc", f"{svc}.{namespace}.svc.cluster.local"):
+        dns += [base, f"*.{base}"]
+    return dns, ["127.0.0.1"]
+
+
+def missing_etcd_leaves(
+    cluster: str, namespace: str, etcd_ca: pki.CertKey, existing: set[str]
+) -> list[dict[str, Any]]:
+    """etcd server, peer and apiserver-client certificates not in `existing`."""
+    dns, ips = etcd_hosts(cluster, namespace)
+    out = []
+    for purpose in ETCD_LEAVES:
+        if purpose in existing:
+            continue
+        leaf = pki.issue_cert(
+            etcd_ca,
+            purpose,
+            organizations=(purpose,),
+            dns_names=dns,
+            ip_addresses=ips,
+            server=purpose != "apiserver-etcd-client",
+            client=True,
+            validity_days=3650,
+            key_type="rsa",
+        )
+        out.append(_secret(cluster, namespace, purpose, leaf.cert_pem, leaf.key_pem))
+    return out
+
+
+def nats_token_secret(cluster: str, namespace: str) -> dict[str, Any]:
+    """The shared token NATS members authenticate with; random, made once."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": names.nats_token_secret(cluster),
+            "namespace": namespace,
+            "labels": names.labels(cluster, "nats"),
+        },
+        "data": {"token": base64.b64encode(secrets.token_hex(32).encode()).decode()},
+    }

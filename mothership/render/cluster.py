@@ -1,0 +1,36 @@
+"""Everything a Cluster is made of, rendered in one call.
+
+The order is fixed and meaningful for a first apply: Services before the config that
+names them, ConfigMaps before the pods that mount them, etcd before the controllers that
+need it. Patches come last so they see (and may change) exactly what would be applied.
+Secrets are not here: PKI and kubeconfig depend on what already exists and on the clock,
+which a pure render must not.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mothership.api.k0smotron.v1beta2 import Cluster
+from mothership.render import configmaps, etcd, ingress, patches, services, statefulset
+from mothership.render.facts import Facts
+
+
+def render_cluster(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
+    """Every object of the control plane, in apply order, with spec.patches applied.
+
+    Raises facts.RenderError for a spec that cannot be rendered and patches.PatchError for
+    a patch that does not apply; nothing is returned half-done.
+    """
+    objects = [
+        *services.render_services(cluster),
+        *configmaps.render_config_maps(cluster, facts),
+        *ingress.render_ingress(cluster, facts),
+        *etcd.render_etcd(cluster, facts),
+        statefulset.statefulset(cluster, facts),
+    ]
+    # Through JSON once: plain types only, and no sub-object shared between two places
+    # (a shared dict would come out of YAML as an anchor and out of a patch as a surprise).
+    plain = json.loads(json.dumps(objects))
+    return patches.apply_patches(plain, cluster.spec.patches or [])

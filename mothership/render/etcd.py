@@ -1,0 +1,349 @@
+"""The etcd cluster behind a control plane whose storage type is etcd.
+
+etcd runs as its own StatefulSet so control plane pods can come and go (and scale) without
+touching quorum. Members are always an odd number: an even count tolerates no more
+failures than the odd count below it, yet needs a larger quorum.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from mothership.api.k0smotron.v1beta2 import Cluster
+from mothership.render import names
+from mothership.render.facts import Facts, identity, k0s_image, object_meta
+
+COMPONENT = "etcd"
+# Defrag pods get their own component: with `etcd` the headless Service (which publishes
+# not-ready pods) would hand them out as etcd members.
+DEFRAG_COMPONENT = "etcd-defrag"
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+CERT_DIR = "/var/lib/k0s/pki/etcd"
+DATA_DIR = "/var/lib/k0s/etcd"
+DATA_VOLUME = "etcd-data"
+CERTS_VOLUME = "certs"
+# etcd's image runs as uid 1001; the group makes the claim writable for it.
+FS_GROUP = 1001
+JOIN_MARKER = f"{DATA_DIR}/.join-existing-cluster"
+
+
+def desired_replicas(control_plane_replicas: int) -> int:
+    """etcd members for a control plane size: at least one, rounded up to odd."""
+    if control_plane_replicas <= 1:
+        return 1
+    return control_plane_replicas + 1 if control_plane_replicas % 2 == 0 else control_plane_replicas
+
+
+def replicas(cluster: Cluster, facts: Facts) -> int:
+    if facts.etcd_replicas is not None:
+        return facts.etcd_replicas
+    return desired_replicas(cluster.spec.replicas)
+
+
+def initial_cluster(cluster_name: str, members: int) -> str:
+    """ETCD_INITIAL_CLUSTER: every member by its stable pod DNS name."""
+    sts = names.etcd(cluster_name)
+    return ",".join(f"{sts}-{i}=https://{sts}-{i}.{sts}:{PEER_PORT}" for i in range(members))
+
+
+def etcd_service(cluster: Cluster) -> dict[str, Any]:
+    """Headless: members and clients address pods by name, and not-ready pods must be
+    resolvable so a starting cluster can form quorum at all."""
+    cluster_name, _ = identity(cluster)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(cluster, names.etcd(cluster_name), COMPONENT),
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": names.selector(cluster_name, COMPONENT),
+            "ports": [
+                _port("client", CLIENT_PORT),
+                _port("peer", PEER_PORT),
+            ],
+        },
+    }
+
+
+def _port(name: str, port: int) -> dict[str, Any]:
+    return {"name": name, "port": port, "protocol": "TCP", "targetPort": port}
+
+
+def _secret_projection(secret: str, items: dict[str, str]) -> dict[str, Any]:
+    return {
+        "secret": {
+            "name": secret,
+            "items": [{"key": key, "path": path} for key, path in items.items()],
+        }
+    }
+
+
+def _certs_volume(cluster_name: str, *, peer: bool, leaf_as: str) -> dict[str, Any]:
+    # Only the CA certificate: nothing in these pods signs, so the CA key stays out.
+    sources = [
+        _secret_projection(names.pki_secret(cluster_name, "etcd"), {"tls.crt": "ca.crt"}),
+        _secret_projection(
+            names.pki_secret(cluster_name, "etcd-server"),
+            {"tls.crt": f"{leaf_as}.crt", "tls.key": f"{leaf_as}.key"},
+        ),
+    ]
+    if peer:
+        sources.append(
+            _secret_projection(
+                names.pki_secret(cluster_name, "etcd-peer"),
+                {"tls.crt": "peer.crt", "tls.key": "peer.key"},
+            )
+        )
+    return {"name": CERTS_VOLUME, "projected": {"sources": sources}}
+
+
+_RUN_SCRIPT = f"""# Written by mothership. A member joining a running cluster was registered by the
+# init container, which leaves a marker: etcd must then join instead of founding one.
+if [ -f {JOIN_MARKER} ]; then
+  export ETCD_INITIAL_CLUSTER_STATE=existing
+else
+  export ETCD_INITIAL_CLUSTER_STATE=new
+fi
+# "$@" are the user's extra flags; coming after ours, they win.
+exec etcd \\
+  --name="$HOSTNAME" \\
+  --listen-client-urls=https://0.0.0.0:{CLIENT_PORT} \\
+  --listen-peer-urls=https://0.0.0.0:{PEER_PORT} \\
+  --advertise-client-urls="https://$HOSTNAME.$SVC_NAME:{CLIENT_PORT}" \\
+  --initial-advertise-peer-urls="https://$HOSTNAME.$SVC_NAME:{PEER_PORT}" \\
+  --trusted-ca-file={CERT_DIR}/ca.crt \\
+  --cert-file={CERT_DIR}/server.crt \\
+  --key-file={CERT_DIR}/server.key \\
+  --client-cert-auth=true \\
+  --peer-trusted-ca-file={CERT_DIR}/ca.crt \\
+  --peer-cert-file={CERT_DIR}/peer.crt \\
+  --peer-key-file={CERT_DIR}/peer.key \\
+  --peer-client-cert-auth=true \\
+  --tls-min-version=TLS1.2 \\
+  --enable-pprof=false \\
+  --auto-compaction-mode=periodic \\
+  --auto-compaction-retention=5m \\
+  --snapshot-count=10000 \\
+  "$@" \\
+  --data-dir={DATA_DIR}
+"""
+
+_JOIN_SCRIPT = f"""# Written by mothership. A member without data either founds the cluster (nobody
+# answers) or joins a running one, which must learn about it before etcd starts. A stale
+# registration under this member's name (its volume was lost) is replaced.
+set -eu
+if [ -f {DATA_DIR}/member/snap/db ]; then
+  echo "member data present, starting as is"
+  exit 0
+fi
+export ETCDCTL_ENDPOINTS="https://$SVC_NAME:{CLIENT_PORT}"
+if ! etcdctl member list >/dev/null 2>&1; then
+  echo "no running cluster answered, founding one"
+  exit 0
+fi
+peer_url="https://$HOSTNAME.$SVC_NAME:{PEER_PORT}"
+stale=$(etcdctl member list -w simple |
+  awk -F', ' -v me="$HOSTNAME" -v url="$peer_url" '$3 == me || $4 == url {{ print $1 }}')
+for id in $stale; do
+  echo "removing stale registration $id"
+  etcdctl member remove "$id"
+done
+etcdctl member add "$HOSTNAME" --peer-urls="$peer_url"
+touch {JOIN_MARKER}
+"""
+
+
+def _dns_check_script(namespace: str) -> str:
+    return (
+        "# Peers dial each other by pod DNS name, which appears a little after the pod.\n"
+        f'name="$HOSTNAME.$SVC_NAME.{namespace}.svc"\n'
+        "tries=0\n"
+        'until getent hosts "$name" >/dev/null; do\n'
+        "  tries=$((tries + 1))\n"
+        '  if [ "$tries" -ge 90 ]; then echo "$name does not resolve" >&2; exit 1; fi\n'
+        "  sleep 2\n"
+        "done\n"
+    )
+
+
+def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
+    cluster_name, namespace = identity(cluster)
+    spec = cluster.spec
+    etcd = spec.storage.etcd
+    service = names.etcd(cluster_name)
+    members = replicas(cluster, facts)
+    cert_env = [
+        {"name": "ETCDCTL_CACERT", "value": f"{CERT_DIR}/ca.crt"},
+        {"name": "ETCDCTL_CERT", "value": f"{CERT_DIR}/server.crt"},
+        {"name": "ETCDCTL_KEY", "value": f"{CERT_DIR}/server.key"},
+    ]
+    mounts = [
+        {"name": CERTS_VOLUME, "mountPath": CERT_DIR},
+        {"name": DATA_VOLUME, "mountPath": DATA_DIR},
+    ]
+    etcd_container: dict[str, Any] = {
+        "name": "etcd",
+        "image": etcd.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/bash"],
+        "args": ["-c", _RUN_SCRIPT, "etcd", *(etcd.args or [])],
+        "env": [
+            {"name": "SVC_NAME", "value": service},
+            {"name": "ETCD_INITIAL_CLUSTER", "value": initial_cluster(cluster_name, members)},
+            # The probe asks this member, not the Service: a member that cannot serve
+            # must not count as ready while the cluster grows one member at a time.
+            {"name": "ETCDCTL_ENDPOINTS", "value": f"https://127.0.0.1:{CLIENT_PORT}"},
+            *copy.deepcopy(cert_env),
+        ],
+        "ports": [
+            {"name": "client", "containerPort": CLIENT_PORT, "protocol": "TCP"},
+            {"name": "peer", "containerPort": PEER_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {"exec": {"command": ["etcdctl", "endpoint", "health"]}},
+        "volumeMounts": copy.deepcopy(mounts),
+    }
+    if etcd.resources:
+        etcd_container["resources"] = copy.deepcopy(etcd.resources)
+
+    init_containers = [
+        {
+            "name": "dns-check",
+            "image": facts.etcd_dns_check_image or k0s_image(spec, facts),
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["/bin/sh", "-c"],
+            "args": [_dns_check_script(namespace)],
+            "env": [{"name": "SVC_NAME", "value": service}],
+        },
+        {
+            "name": "init",
+            "image": etcd.image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["/bin/bash", "-c"],
+            "args": [_JOIN_SCRIPT],
+            "env": [{"name": "SVC_NAME", "value": service}, *copy.deepcopy(cert_env)],
+            "volumeMounts": copy.deepcopy(mounts),
+        },
+    ]
+
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "affinity": _spread_affinity(cluster_name),
+        "securityContext": {"fsGroup": FS_GROUP},
+        "initContainers": init_containers,
+        "containers": [etcd_container],
+        "volumes": [_certs_volume(cluster_name, peer=True, leaf_as="server")],
+    }
+    if spec.service_account:
+        pod_spec["serviceAccountName"] = spec.service_account
+    if spec.topology_spread_constraints:
+        pod_spec["topologySpreadConstraints"] = copy.deepcopy(spec.topology_spread_constraints)
+
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": etcd.persistence.size or "1Gi"}},
+    }
+    if etcd.persistence.storage_class:
+        claim_spec["storageClassName"] = etcd.persistence.storage_class
+
+    sts_spec: dict[str, Any] = {
+        "replicas": members,
+        "serviceName": service,
+        # Founding members must all start together; they wait for each other's quorum.
+        "podManagementPolicy": "Parallel",
+        "selector": {"matchLabels": names.selector(cluster_name, COMPONENT)},
+        "template": {
+            "metadata": {"labels": names.labels(cluster_name, COMPONENT)},
+            "spec": pod_spec,
+        },
+        "volumeClaimTemplates": [{"metadata": {"name": DATA_VOLUME}, "spec": claim_spec}],
+    }
+    if etcd.auto_delete_pvcs:
+        sts_spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": object_meta(cluster, service, COMPONENT),
+        "spec": sts_spec,
+    }
+
+
+def _spread_affinity(cluster_name: str) -> dict[str, Any]:
+    """Prefer members in different zones, then on different nodes: one failure, one member."""
+    match = {"matchLabels": names.selector(cluster_name, COMPONENT)}
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "topology.kubernetes.io/zone",
+                        "labelSelector": copy.deepcopy(match),
+                    },
+                },
+                {
+                    "weight": 50,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": copy.deepcopy(match),
+                    },
+                },
+            ]
+        }
+    }
+
+
+def defrag_cronjob(cluster: Cluster) -> dict[str, Any]:
+    """Periodic etcd-defrag over all members; Forbid, because two runs would fight."""
+    cluster_name, _ = identity(cluster)
+    job = cluster.spec.storage.etcd.defrag_job
+    container = {
+        "name": "etcd-defrag",
+        "image": job.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [
+            f"--endpoints=https://{names.etcd(cluster_name)}:{CLIENT_PORT}",
+            f"--cacert={CERT_DIR}/ca.crt",
+            f"--cert={CERT_DIR}/client.crt",
+            f"--key={CERT_DIR}/client.key",
+            "--cluster",
+            "--defrag-rule",
+            job.rule,
+        ],
+        "volumeMounts": [{"name": CERTS_VOLUME, "mountPath": CERT_DIR}],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": object_meta(cluster, names.etcd_defrag(cluster_name), COMPONENT),
+        "spec": {
+            "schedule": job.schedule,
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "metadata": {"labels": names.labels(cluster_name, DEFRAG_COMPONENT)},
+                        "spec": {
+                            "automountServiceAccountToken": False,
+                            "restartPolicy": "OnFailure",
+                            "containers": [container],
+                            "volumes": [_certs_volume(cluster_name, peer=False, leaf_as="client")],
+                        },
+                    }
+                }
+            },
+        },
+    }
+
+
+def render_etcd(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
+    """Service, StatefulSet and (when enabled) defrag CronJob; nothing for kine or NATS."""
+    if cluster.spec.storage.type != "etcd":
+        return []
+    out = [etcd_service(cluster), etcd_statefulset(cluster, facts)]
+    if cluster.spec.storage.etcd.defrag_job.enabled:
+        out.append(defrag_cronjob(cluster))
+    return out

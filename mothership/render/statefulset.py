@@ -1,0 +1,442 @@
+"""The control plane StatefulSet `kmc-N`: k0s controllers, one pod per replica.
+
+A StatefulSet rather than a Deployment because each controller keeps its data directory
+(emptyDir, hostPath or its own claim) and a stable name. The PKI comes from Secrets but is
+copied into the data directory first: k0s writes next to the CA files and refuses
+read-only or group-readable keys, which is what a Secret mount gives.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from typing import Any
+
+from mothership.api.k0smotron.v1beta2 import Cluster, ClusterSpec, Mount
+from mothership.render import configmaps, ingress, names
+from mothership.render.facts import Facts, RenderError, identity, k0s_image, object_meta
+
+COMPONENT = "control-plane"
+DATA_DIR = "/var/lib/k0s"
+MANIFESTS_DIR = f"{DATA_DIR}/manifests"
+CERTS_VOLUME = "certs"
+CERTS_INIT_DIR = "/certs-init"
+NATS_VOLUME = "nats-data"
+# Owner read/write/execute, others read: the script must be executable, nothing in it is secret.
+ENTRYPOINT_MODE = 0o744
+KINE_SECRET_ENV = "K0SMOTRON_KINE_DATASOURCE_URL"
+
+# Files each certificate reference becomes in /var/lib/k0s/pki, named as k0s expects them.
+# etcd-server and etcd-peer belong to the etcd pods, not to k0s.
+CERT_FILES: dict[str, tuple[str, str]] = {
+    "ca": ("ca.crt", "ca.key"),
+    "sa": ("sa.pub", "sa.key"),
+    "proxy": ("front-proxy-ca.crt", "front-proxy-ca.key"),
+    "etcd": ("etcd-ca.crt", "etcd-ca.key"),
+    "apiserver-etcd-client": ("apiserver-etcd-client.crt", "apiserver-etcd-client.key"),
+}
+DEFAULT_CERT_TYPES = ("ca", "proxy", "sa", "etcd")
+
+# The certs-init command: k0s regenerates the API server certificate (server.*) on start,
+# so a stale one from before a SAN change must not survive in a persistent data dir.
+_CERTS_INIT = (
+    f"set -e; mkdir -p {DATA_DIR}/pki; rm -f {DATA_DIR}/pki/server.*; "
+    f"cp {CERTS_INIT_DIR}/* {DATA_DIR}/pki/"
+)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def mount_volume_name(path: str) -> str:
+    """A volume name for a mount path.
+
+    Paths that make a valid name by turning slashes into dashes keep that readable name
+    (what k0smotron produced, so patches written for it still find the volume). Others
+    are cleaned up and suffixed with a hash of the path, so two paths that clean up alike
+    still get different volumes.
+    """
+    trimmed = path.lstrip("/")
+    simple = trimmed.replace("/", "-")
+    if len(simple) <= 63 and _DNS_LABEL.match(simple):
+        return simple
+    digest = hashlib.sha256(path.encode()).hexdigest()[:5]
+    base = re.sub(r"[^a-z0-9-]+", "-", trimmed.lower()).strip("-")[:57].rstrip("-")
+    return f"{base}-{digest}" if base else digest
+
+
+def certificate_refs(cluster: Cluster) -> list[tuple[str, str]]:
+    """(type, Secret name) of every certificate the controller pods need.
+
+    Without refs in the spec, the operator's generated Secrets are used. Storage etcd
+    always needs the etcd client certificate, which users rarely bring themselves.
+    """
+    cluster_name, _ = identity(cluster)
+    spec = cluster.spec
+    refs: list[tuple[str, str]]
+    if spec.certificate_refs:
+        refs = [
+            (ref.type, ref.name or names.pki_secret(cluster_name, ref.type))
+            for ref in spec.certificate_refs
+        ]
+    else:
+        refs = [(kind, names.pki_secret(cluster_name, kind)) for kind in DEFAULT_CERT_TYPES]
+    if spec.storage.type == "etcd" and all(kind != "apiserver-etcd-client" for kind, _ in refs):
+        refs.append(
+            ("apiserver-etcd-client", names.pki_secret(cluster_name, "apiserver-etcd-client"))
+        )
+    return [(kind, secret) for kind, secret in refs if kind in CERT_FILES]
+
+
+def _certs_volume(cluster: Cluster) -> dict[str, Any]:
+    sources = []
+    for kind, secret in certificate_refs(cluster):
+        crt, key = CERT_FILES[kind]
+        items = [{"key": "tls.crt", "path": crt}, {"key": "tls.key", "path": key}]
+        sources.append({"secret": {"name": secret, "items": items}})
+    return {"name": CERTS_VOLUME, "projected": {"sources": sources}}
+
+
+def data_volume_name(cluster: Cluster) -> str:
+    cluster_name, _ = identity(cluster)
+    persistence = cluster.spec.persistence
+    claim = persistence.persistent_volume_claim
+    if persistence.type == "pvc" and claim and claim.metadata and claim.metadata.name:
+        return claim.metadata.name
+    return names.data_volume(cluster_name)
+
+
+def _data_volume(cluster: Cluster) -> dict[str, Any] | None:
+    """The pod volume for /var/lib/k0s; None for pvc, where a claim template provides it."""
+    persistence = cluster.spec.persistence
+    name = data_volume_name(cluster)
+    if persistence.type == "hostPath":
+        if not persistence.host_path:
+            raise RenderError("spec.persistence.hostPath is required when type is hostPath")
+        return {"name": name, "hostPath": {"path": persistence.host_path}}
+    if persistence.type == "pvc":
+        return None
+    return {"name": name, "emptyDir": {}}
+
+
+def _data_claim_template(cluster: Cluster) -> dict[str, Any] | None:
+    persistence = cluster.spec.persistence
+    if persistence.type != "pvc":
+        return None
+    claim = persistence.persistent_volume_claim
+    if claim is None:
+        raise RenderError("spec.persistence.persistentVolumeClaim is required when type is pvc")
+    metadata: dict[str, Any] = {"name": data_volume_name(cluster)}
+    if claim.metadata is not None:
+        # A namespace on a claim template means nothing: claims live with the StatefulSet.
+        for field in ("labels", "annotations", "finalizers"):
+            value = getattr(claim.metadata, field)
+            if value:
+                metadata[field] = copy.deepcopy(value)
+    return {"metadata": metadata, "spec": copy.deepcopy(claim.spec or {})}
+
+
+def manifest_volumes(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
+    """Volumes k0s applies from /var/lib/k0s/manifests/<name>: the user's, then ours.
+
+    Clusters migrated from k0smotron have our volumes written into spec.manifests (it
+    stores them there); a name already present is not added twice. Only the old
+    konnectivity bundle is dropped when k0s no longer needs it, as k0smotron does.
+    """
+    cluster_name, _ = identity(cluster)
+    ours: list[dict[str, Any]] = []
+    if configmaps.endpoint_config_map(cluster, facts) is not None:
+        endpoint = names.endpoint_config_map(cluster_name)
+        ours.append({"name": endpoint, "configMap": {"name": endpoint}})
+    ours.extend(ingress.manifest_volumes(cluster, facts))
+    wanted = {volume["name"] for volume in ours}
+    user = [copy.deepcopy(v) for v in cluster.spec.manifests or []]
+    if cluster.spec.ingress is not None and ingress.KONNECTIVITY_VOLUME not in wanted:
+        user = [v for v in user if v.get("name") != ingress.KONNECTIVITY_VOLUME]
+    present = {v.get("name") for v in user}
+    return user + [v for v in ours if v["name"] not in present]
+
+
+def _mount(mount: Mount) -> tuple[dict[str, Any], dict[str, Any]]:
+    name = mount_volume_name(mount.path)
+    source = {
+        key: copy.deepcopy(value)
+        for key, value in (mount.model_extra or {}).items()
+        if key not in ("path", "readOnly")
+    }
+    # Secrets and ConfigMaps are read-only mounts anyway; saying so avoids a surprise.
+    read_only = mount.read_only or "configMap" in source or "secret" in source
+    volume_mount: dict[str, Any] = {"name": name, "mountPath": mount.path}
+    if read_only:
+        volume_mount["readOnly"] = True
+    return {"name": name, **source}, volume_mount
+
+
+def _probe(*, initial_delay: int, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "exec": {"command": ["k0s", "status"]},
+        "initialDelaySeconds": initial_delay,
+        "periodSeconds": period,
+        "failureThreshold": failures,
+    }
+
+
+def _probes(spec: ClusterSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(readiness, liveness). k0s needs about a minute to start its components; with
+    embedded NATS every member must be ready quickly for the others to form a cluster."""
+    if spec.storage.type == "nats":
+        return (
+            _probe(initial_delay=0, period=5, failures=15),
+            _probe(initial_delay=0, period=5, failures=10),
+        )
+    return (
+        _probe(initial_delay=60, period=10, failures=15),
+        _probe(initial_delay=90, period=10, failures=10),
+    )
+
+
+def _spread_affinity(cluster_name: str) -> dict[str, Any]:
+    """Prefer controllers in different zones, then on different nodes."""
+    match = {"matchLabels": names.selector(cluster_name, COMPONENT)}
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "topology.kubernetes.io/zone",
+                        "labelSelector": copy.deepcopy(match),
+                    },
+                },
+                {
+                    "weight": 50,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": copy.deepcopy(match),
+                    },
+                },
+            ]
+        }
+    }
+
+
+def _monitoring_sidecars(cluster: Cluster) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(containers, volumes): Prometheus scraping the components over localhost, and nginx
+    serving what it scraped on a port the management cluster's Prometheus scrapes."""
+    cluster_name, _ = identity(cluster)
+    monitoring = cluster.spec.monitoring
+    config = names.monitoring_config_map(cluster_name)
+    nginx_volume = names.monitoring_nginx_volume(cluster_name)
+    containers = [
+        {
+            "name": "monitoring-agent",
+            "image": monitoring.prometheus_image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["prometheus", "--config.file=/prometheus/prometheus.yml"],
+            # Federation only needs recent samples; cap the sidecar's disk use.
+            "args": ["--storage.tsdb.retention.size=200MB"],
+            "ports": [_container_port("prometheus", configmaps.PROMETHEUS_PORT)],
+            "volumeMounts": [
+                # The client certificate k0s writes for admin access.
+                {"name": data_volume_name(cluster), "mountPath": DATA_DIR},
+                {
+                    "name": config,
+                    "mountPath": "/prometheus/prometheus.yml",
+                    "subPath": "prometheus.yml",
+                },
+            ],
+        },
+        {
+            "name": "monitoring-proxy",
+            "image": monitoring.proxy_image,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [_container_port("nginx", configmaps.METRICS_PROXY_PORT)],
+            "volumeMounts": [
+                {
+                    "name": nginx_volume,
+                    "mountPath": "/etc/nginx/nginx.conf",
+                    "subPath": "nginx.conf",
+                }
+            ],
+        },
+    ]
+    volumes = [
+        {
+            "name": config,
+            "configMap": {
+                "name": config,
+                "items": [{"key": "prometheus.yml", "path": "prometheus.yml"}],
+            },
+        },
+        {
+            "name": nginx_volume,
+            "configMap": {"name": config, "items": [{"key": "nginx.conf", "path": "nginx.conf"}]},
+        },
+    ]
+    return containers, volumes
+
+
+def _nats_env(cluster: Cluster) -> list[dict[str, Any]]:
+    cluster_name, _ = identity(cluster)
+    return [
+        {
+            "name": "MOTHERSHIP_NATS_TOKEN",
+            "valueFrom": {
+                "secretKeyRef": {"name": names.nats_token_secret(cluster_name), "key": "token"}
+            },
+        },
+        {"name": "MOTHERSHIP_NATS_STATEFULSET", "value": names.statefulset(cluster_name)},
+        {"name": "MOTHERSHIP_NATS_SERVICE", "value": names.nats_service(cluster_name)},
+        {"name": "MOTHERSHIP_NATS_REPLICAS", "value": str(cluster.spec.replicas)},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
+
+
+def _nats_claim_template(cluster: Cluster) -> dict[str, Any]:
+    persistence = cluster.spec.storage.nats.persistence
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": persistence.size or "1Gi"}},
+    }
+    if persistence.storage_class:
+        spec["storageClassName"] = persistence.storage_class
+    return {"metadata": {"name": NATS_VOLUME}, "spec": spec}
+
+
+def _container_port(name: str, port: int) -> dict[str, Any]:
+    return {"name": name, "containerPort": port, "protocol": "TCP"}
+
+
+def _manifest_mount(volume: str, stack: str) -> dict[str, Any]:
+    """k0s applies each directory under manifests/ as one stack; we never write there."""
+    return {"name": volume, "mountPath": f"{MANIFESTS_DIR}/{stack}", "readOnly": True}
+
+
+def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
+    cluster_name, _ = identity(cluster)
+    spec = cluster.spec
+    image = k0s_image(spec, facts)
+    entrypoint = names.entrypoint_config_map(cluster_name)
+    telemetry = names.telemetry_config_map(cluster_name)
+    data_name = data_volume_name(cluster)
+
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": entrypoint,
+            "configMap": {
+                "name": entrypoint,
+                "defaultMode": ENTRYPOINT_MODE,
+                "items": [{"key": configmaps.ENTRYPOINT_KEY, "path": configmaps.ENTRYPOINT_KEY}],
+            },
+        },
+        _certs_volume(cluster),
+    ]
+    data_volume = _data_volume(cluster)
+    if data_volume is not None:
+        volumes.append(data_volume)
+    mounts: list[dict[str, Any]] = [
+        {
+            "name": entrypoint,
+            "mountPath": configmaps.ENTRYPOINT_PATH,
+            "subPath": configmaps.ENTRYPOINT_KEY,
+        },
+        {"name": data_name, "mountPath": DATA_DIR},
+    ]
+    for volume in manifest_volumes(cluster, facts):
+        volumes.append(volume)
+        mounts.append(_manifest_mount(volume["name"], volume["name"]))
+    for mount in spec.mounts or []:
+        volume, volume_mount = _mount(mount)
+        volumes.append(volume)
+        mounts.append(volume_mount)
+    volumes.append({"name": telemetry, "configMap": {"name": telemetry}})
+    mounts.append(_manifest_mount(telemetry, "k0s-telemetry"))
+
+    env_from: list[dict[str, Any]] = [{"configMapRef": {"name": names.config_map(cluster_name)}}]
+    if spec.storage.kine.data_source_secret_name:
+        env_from.append({"secretRef": {"name": spec.storage.kine.data_source_secret_name}})
+
+    ports = [
+        _container_port("api", spec.service.api_port),
+        _container_port("konnectivity", spec.service.konnectivity_port),
+    ]
+    readiness, liveness = _probes(spec)
+    controller: dict[str, Any] = {
+        "name": "controller",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["/bin/sh", "-c", configmaps.ENTRYPOINT_PATH],
+        "ports": ports,
+        "envFrom": env_from,
+        "readinessProbe": readiness,
+        "livenessProbe": liveness,
+        "volumeMounts": mounts,
+    }
+    if spec.resources:
+        controller["resources"] = copy.deepcopy(spec.resources)
+
+    containers = [controller]
+    template_meta: dict[str, Any] = {"labels": names.labels(cluster_name, COMPONENT)}
+    if spec.monitoring.enabled:
+        sidecars, sidecar_volumes = _monitoring_sidecars(cluster)
+        containers.extend(sidecars)
+        volumes.extend(sidecar_volumes)
+        template_meta["annotations"] = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(configmaps.METRICS_PROXY_PORT),
+            "prometheus.io/path": "/metrics",
+        }
+
+    claim_templates: list[dict[str, Any]] = []
+    data_claim = _data_claim_template(cluster)
+    if data_claim is not None:
+        claim_templates.append(data_claim)
+
+    sts_spec: dict[str, Any] = {
+        "replicas": spec.replicas,
+        "selector": {"matchLabels": names.selector(cluster_name, COMPONENT)},
+    }
+    if spec.storage.type == "nats":
+        # Members dial each other by pod name through the headless Service, and all must
+        # start together: a member waits for the others before it becomes ready.
+        sts_spec["serviceName"] = names.nats_service(cluster_name)
+        sts_spec["podManagementPolicy"] = "Parallel"
+        controller["env"] = _nats_env(cluster)
+        ports.append(_container_port("nats-cluster", configmaps.NATS_CLUSTER_PORT))
+        mounts.append({"name": NATS_VOLUME, "mountPath": configmaps.NATS_STORE_DIR})
+        claim_templates.append(_nats_claim_template(cluster))
+    if spec.persistence.type == "pvc" and spec.persistence.auto_delete_pvcs:
+        sts_spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete"}
+
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "affinity": _spread_affinity(cluster_name),
+        "initContainers": [
+            {
+                "name": "certs-init",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", _CERTS_INIT],
+                "volumeMounts": [
+                    {"name": CERTS_VOLUME, "mountPath": CERTS_INIT_DIR},
+                    {"name": data_name, "mountPath": DATA_DIR},
+                ],
+            }
+        ],
+        "containers": containers,
+        "volumes": volumes,
+    }
+    if spec.service_account:
+        pod_spec["serviceAccountName"] = spec.service_account
+    if spec.topology_spread_constraints:
+        pod_spec["topologySpreadConstraints"] = copy.deepcopy(spec.topology_spread_constraints)
+
+    sts_spec["template"] = {"metadata": template_meta, "spec": pod_spec}
+    if claim_templates:
+        sts_spec["volumeClaimTemplates"] = claim_templates
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": object_meta(cluster, names.statefulset(cluster_name), COMPONENT),
+        "spec": sts_spec,
+    }

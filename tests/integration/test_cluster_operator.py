@@ -1,0 +1,238 @@
+"""The operator, run as `mothership operator run`, reconciling Clusters on a kwok mothership."""
+
+from __future__ import annotations
+
+import base64
+import re
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from lightkube import Client
+from lightkube.codecs import load_all_yaml
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import StatefulSet
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, Service
+from lightkube.types import PatchType
+
+from mothership.testenv import health, kube
+from mothership.testenv.local import LocalMothership
+from mothership.testenv.ports import free_ports
+
+REPO = Path(__file__).resolve().parents[2]
+Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
+
+
+class Operator:
+    """One `mothership operator run` subprocess and its metrics endpoint."""
+
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.kubeconfig, self.log = kubeconfig, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ports = free_ports(["metrics", "health"])
+
+    def start(self) -> None:
+        argv = [
+            "mothership", "operator", "run",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--metrics-port={self.ports['metrics']}",
+            f"--health-port={self.ports['health']}",
+            "--resync=3",
+            "--log-format=plain",
+        ]  # fmt: skip
+        fh = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
+        kube.wait_until("operator healthz", self._healthy, 60)
+
+    def _healthy(self) -> bool:
+        assert self.proc and self.proc.poll() is None, self.log.read_text()[-3000:]
+        return health.http_ok(f"http://127.0.0.1:{self.ports['health']}/healthz")
+
+    def metric(self, name: str) -> float:
+        _, text = health.http_get(f"http://127.0.0.1:{self.ports['metrics']}/metrics")
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def kc(mothership_kwok: LocalMothership) -> Client:
+    client = kube.client(mothership_kwok.cfg.kubeconfig)
+    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
+        for obj in load_all_yaml(path.read_text()):
+            client.apply(obj, field_manager="mothership-tests", force=True)
+    return client
+
+
+@pytest.fixture(scope="module")
+def operator(mothership_kwok: LocalMothership, kc: Client, tmp_path_factory) -> Iterator[Operator]:
+    op = Operator(mothership_kwok.cfg.kubeconfig, tmp_path_factory.mktemp("op") / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def ns(kc: Client) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:6]}"
+    kc.create(Namespace(metadata=ObjectMeta(name=name)))
+    yield name
+    kc.delete(Namespace, name)
+
+
+def _cluster(name: str, namespace: str, **spec: object) -> object:
+    return Cluster(
+        metadata=ObjectMeta(name=name, namespace=namespace),
+        spec={"replicas": 1, "version": "v1.35.4-k0s.0", **spec},
+    )
+
+
+def _exists(kc: Client, res: type, name: str, ns: str) -> bool:
+    try:
+        kc.get(res, name, namespace=ns)
+        return True
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise
+
+
+def _condition(kc: Client, name: str, ns: str, kind: str) -> dict | None:
+    status = kc.get(Cluster, name, namespace=ns).status or {}
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), None)
+
+
+def test_basic_cluster_gets_every_object_and_a_status(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    kc.create(_cluster("basic", ns))
+    for res, name in (
+        (StatefulSet, "kmc-basic"),
+        (Service, "kmc-basic"),
+        (ConfigMap, "kmc-basic-config"),
+        (Secret, "basic-ca"),
+        (Secret, "basic-proxy"),
+        (Secret, "basic-sa"),
+        (Secret, "basic-etcd"),
+        (Secret, "basic-kubeconfig"),
+    ):
+        kube.wait_until(f"{res.__name__} {name}", lambda r=res, n=name: _exists(kc, r, n, ns), 60)
+
+    def ready() -> bool:
+        st = kc.get(Cluster, "basic", namespace=ns).status or {}
+        return st.get("readyReplicas") == 1
+
+    kube.wait_until("status.readyReplicas == 1 (kwok pod Ready)", ready, 90)
+    cluster = kc.get(Cluster, "basic", namespace=ns)
+    st = cluster.status
+    assert st["selector"] == "app=k0smotron,cluster=basic,component=control-plane"
+    assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", st["externalAddress"])
+    types = {c["type"] for c in st["conditions"]}
+    assert {"Available", "ControlPlaneFunctional", "CertificatesAvailable"} <= types
+    # The tenant cannot serve on kwok: Available says so instead of pretending.
+    functional = _condition(kc, "basic", ns, "ControlPlaneFunctional")
+    assert functional and functional["status"] == "False"
+    # The user's spec is never written to.
+    assert cluster.metadata.generation == 1
+    assert "externalAddress" not in cluster.spec
+
+    sts = kc.get(StatefulSet, "kmc-basic", namespace=ns)
+    owner = sts.metadata.ownerReferences[0]
+    assert (owner.kind, owner.name, owner.controller) == ("Cluster", "basic", True)
+    assert sts.metadata.labels["app.kubernetes.io/managed-by"] == "mothership"
+
+    kubeconfig = yaml.safe_load(
+        base64.b64decode(kc.get(Secret, "basic-kubeconfig", namespace=ns).data["value"])
+    )
+    assert (
+        kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{st['externalAddress']}:30443"
+    )
+
+
+def test_resync_of_a_converged_cluster_writes_nothing(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    kc.create(_cluster("quiet", ns))
+    kube.wait_until(
+        "quiet converged",
+        lambda: (kc.get(Cluster, "quiet", namespace=ns).status or {}).get("readyReplicas") == 1,
+        90,
+    )
+    reconciles = operator.metric("mothership_reconciles_total")
+    time.sleep(0.1)  # let in-flight status writes land before sampling
+    writes = operator.metric("mothership_writes_total")
+    kube.wait_until(
+        "two resync rounds",
+        lambda: operator.metric("mothership_reconciles_total") >= reconciles + 2,
+        30,
+    )
+    assert operator.metric("mothership_writes_total") == writes
+
+
+def test_restarted_operator_keeps_the_ca_and_rolls_nothing(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    kc.create(_cluster("steady", ns))
+    kube.wait_until("kubeconfig", lambda: _exists(kc, Secret, "steady-kubeconfig", ns), 60)
+    ca_before = kc.get(Secret, "steady-ca", namespace=ns).data
+    sts_before = kc.get(StatefulSet, "kmc-steady", namespace=ns).metadata
+    operator.stop(signal.SIGKILL)
+    operator.start()
+    kube.wait_until(
+        "operator reconciled again", lambda: operator.metric("mothership_reconciles_total") > 2, 60
+    )
+    assert kc.get(Secret, "steady-ca", namespace=ns).data == ca_before
+    sts_after = kc.get(StatefulSet, "kmc-steady", namespace=ns).metadata
+    assert sts_after.generation == sts_before.generation
+
+
+def test_changing_replicas_and_version_updates_the_statefulset(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    kc.create(_cluster("grow", ns))
+    kube.wait_until("sts", lambda: _exists(kc, StatefulSet, "kmc-grow", ns), 60)
+    kc.patch(
+        Cluster,
+        "grow",
+        {"spec": {"replicas": 3, "version": "v1.35.5-k0s.0"}},
+        namespace=ns,
+        patch_type=PatchType.MERGE,
+    )
+
+    def updated() -> bool:
+        sts = kc.get(StatefulSet, "kmc-grow", namespace=ns)
+        image = sts.spec.template.spec.containers[0].image
+        return sts.spec.replicas == 3 and image.endswith(":v1.35.5-k0s.0")
+
+    kube.wait_until("statefulset follows the spec", updated, 60)
+
+
+def test_deleting_a_cluster_removes_it_and_its_dependents(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    kc.create(_cluster("gone", ns))
+    kube.wait_until("sts", lambda: _exists(kc, StatefulSet, "kmc-gone", ns), 60)
+    assert "k0smotron.io/finalizer" in kc.get(Cluster, "gone", namespace=ns).metadata.finalizers
+    kc.delete(Cluster, "gone", namespace=ns)
+    kube.wait_until("cluster gone", lambda: not _exists(kc, Cluster, "gone", ns), 60)
+    kube.wait_until(
+        "statefulset garbage-collected", lambda: not _exists(kc, StatefulSet, "kmc-gone", ns), 90
+    )
