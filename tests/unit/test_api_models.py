@@ -409,7 +409,7 @@ def test_one_crd_two_versions() -> None:
     )
     assert crd.short_names == ("kmc",)
     assert crd.scale == (".spec.replicas", ".status.replicas", ".status.selector")
-    assert [c.name for c in crd.printer_columns] == [
+    assert [c.name for c in v1beta2.Cluster.VERSION.extra_printer_columns] == [
         "Replicas",
         "Ready",
         "Version",

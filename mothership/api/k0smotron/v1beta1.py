@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from mothership.api.base import CRDInfo, KubeModel, TopLevel, VersionInfo
+from mothership.api.base import CRDInfo, KubeModel, PrinterColumn, TopLevel, VersionInfo
 from mothership.api.k0smotron.v1beta2 import (
     CLUSTER_CRD,
     DEFAULT_K0S_IMAGE,
@@ -164,6 +164,18 @@ class Cluster(TopLevel):
         storage=False,
         deprecated=True,
         deprecation_warning="k0smotron.io/v1beta1 Cluster is deprecated; use k0smotron.io/v1beta2",
+        # v1beta1 status has no readyReplicas, address or conditions: show what it has.
+        extra_printer_columns=(
+            PrinterColumn("Replicas", ".spec.replicas", "integer", "Desired control plane pods."),
+            PrinterColumn(
+                "Ready", ".status.ready", "boolean", "Whether the control plane is ready."
+            ),
+            PrinterColumn("Version", ".spec.version", "string", "Requested k0s version."),
+            PrinterColumn(
+                "Status", ".status.reconciliationStatus", "string", "Last reconcile outcome."
+            ),
+            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        ),
     )
 
     api_version: Literal["k0smotron.io/v1beta1"] = Field(

@@ -569,6 +569,21 @@ class ClusterStatus(KubeModel):
     )
 
 
+CLUSTER_PRINTER_COLUMNS = (
+    PrinterColumn("Replicas", ".spec.replicas", "integer", "Desired control plane pods."),
+    PrinterColumn("Ready", ".status.readyReplicas", "integer", "Ready control plane pods."),
+    PrinterColumn("Version", ".spec.version", "string", "Requested k0s version."),
+    PrinterColumn("Endpoint", ".status.externalAddress", "string", "API server address."),
+    PrinterColumn(
+        "Available",
+        '.status.conditions[?(@.type=="Available")].status',
+        "string",
+        "Whether the control plane serves requests.",
+    ),
+    PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+)
+
+
 CLUSTER_CRD = CRDInfo(
     group=GROUP,
     kind="Cluster",
@@ -576,19 +591,6 @@ CLUSTER_CRD = CRDInfo(
     singular="cluster",
     short_names=("kmc",),
     scale=(".spec.replicas", ".status.replicas", ".status.selector"),
-    printer_columns=(
-        PrinterColumn("Replicas", ".spec.replicas", "integer", "Desired control plane pods."),
-        PrinterColumn("Ready", ".status.readyReplicas", "integer", "Ready control plane pods."),
-        PrinterColumn("Version", ".spec.version", "string", "Requested k0s version."),
-        PrinterColumn("Endpoint", ".status.externalAddress", "string", "API server address."),
-        PrinterColumn(
-            "Available",
-            '.status.conditions[?(@.type=="Available")].status',
-            "string",
-            "Whether the control plane serves requests.",
-        ),
-        PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
-    ),
 )
 
 
@@ -596,7 +598,9 @@ class Cluster(TopLevel):
     """A hosted k0s control plane (k0smotron.io/v1beta2, the storage version)."""
 
     CRD: ClassVar[CRDInfo] = CLUSTER_CRD
-    VERSION: ClassVar[VersionInfo] = VersionInfo(name="v1beta2", storage=True)
+    VERSION: ClassVar[VersionInfo] = VersionInfo(
+        name="v1beta2", storage=True, extra_printer_columns=CLUSTER_PRINTER_COLUMNS
+    )
 
     api_version: Literal["k0smotron.io/v1beta2"] = Field(
         default="k0smotron.io/v1beta2", alias="apiVersion", description="API group and version."
