@@ -46,7 +46,7 @@ def run(
     import kopf
     from prometheus_client import start_http_server
 
-    from mothership.controllers import cluster, operator  # noqa: F401 - registers handlers
+    from mothership.controllers import cluster, join_token, operator  # noqa: F401 - registers handlers
 
     if kubeconfig:
         os.environ["KUBECONFIG"] = str(kubeconfig)

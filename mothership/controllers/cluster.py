@@ -19,9 +19,9 @@ import kopf
 from lightkube import AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
-from lightkube.types import PatchType
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Secret
+from lightkube.types import PatchType
 from pydantic import ValidationError
 
 from mothership import pki

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 from lightkube import AsyncClient, KubeConfig
 
-from mothership.controllers import cluster
+from mothership.controllers import cluster, join_token
 from mothership.controllers.apply import Applier
 from mothership.render.names import FIELD_MANAGER
 
@@ -64,22 +64,28 @@ async def _resync_forever() -> None:
 
 
 async def resync_once() -> None:
+    """One pass over every Cluster and JoinTokenRequest, a few at a time."""
     from lightkube.core.exceptions import ApiError
 
     rt = cluster.runtime()
     indexes = cluster.INDEXES
-    keys = list((indexes.get("clusters") or {}).keys())
     sem = asyncio.Semaphore(RESYNC_CONCURRENCY)
 
-    async def one(key: tuple[str, str]) -> None:
+    async def one(kind: str, key: tuple[str, str]) -> None:
         async with sem:
             try:
-                obj = await rt.client.get(cluster.ClusterResource, key[1], namespace=key[0])
-                await cluster.reconcile(obj.to_dict(), indexes)
+                if kind == "cluster":
+                    obj = await rt.client.get(cluster.ClusterResource, key[1], namespace=key[0])
+                    await cluster.reconcile(obj.to_dict(), indexes)
+                else:
+                    obj = await rt.client.get(join_token.JTRResource, key[1], namespace=key[0])
+                    await join_token.reconcile(obj.to_dict())
             except ApiError as exc:
                 if exc.status.code != 404:
-                    log.warning("resync of %s/%s failed: %s", *key, exc)
+                    log.warning("resync of %s %s/%s failed: %s", kind, *key, exc)
             except Exception:
-                log.exception("resync of %s/%s failed", *key)
+                log.exception("resync of %s %s/%s failed", kind, *key)
 
-    await asyncio.gather(*(one(k) for k in keys))
+    work = [("cluster", k) for k in list((indexes.get("clusters") or {}).keys())]
+    work += [("jtr", k) for k in list((indexes.get("jointokenrequests") or {}).keys())]
+    await asyncio.gather(*(one(kind, key) for kind, key in work))

@@ -236,3 +236,112 @@ def test_deleting_a_cluster_removes_it_and_its_dependents(
     kube.wait_until(
         "statefulset garbage-collected", lambda: not _exists(kc, StatefulSet, "kmc-gone", ns), 90
     )
+
+
+@pytest.fixture(scope="module")
+def tenant_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMothership]:
+    """A real kube-apiserver standing in for a tenant control plane.
+
+    The k0s image cannot run here, so the Cluster is given this API server's CA (as a
+    user-provided `<name>-ca` Secret) and its address: the operator then signs the
+    kubeconfig with that CA and talks to a real API, which is what it does in production.
+    """
+    ms = LocalMothership.configure(
+        "tenant", state_dir=tmp_path_factory.mktemp("tenant"), nodes="none"
+    )
+    ms.up(timeout=120)
+    yield ms
+    ms.down()
+
+
+def _served_cluster(kc: Client, tenant: LocalMothership, name: str, ns: str) -> None:
+    pki_dir = tenant.cfg.pki_dir
+    kc.create(
+        Secret(
+            metadata=ObjectMeta(name=f"{name}-ca", namespace=ns),
+            type="cluster.x-k8s.io/secret",
+            data={
+                "tls.crt": base64.b64encode((pki_dir / "ca.crt").read_bytes()).decode(),
+                "tls.key": base64.b64encode((pki_dir / "ca.key").read_bytes()).decode(),
+            },
+        )
+    )
+    kc.create(
+        _cluster(
+            name,
+            ns,
+            externalAddress="127.0.0.1",
+            service={"type": "ClusterIP", "apiPort": tenant.cfg.ports["apiserver"]},
+        )
+    )
+
+
+def test_cluster_with_a_serving_api_becomes_available(
+    kc: Client, operator: Operator, tenant_api: LocalMothership, ns: str
+) -> None:
+    _served_cluster(kc, tenant_api, "served", ns)
+
+    def available() -> bool:
+        cond = _condition(kc, "served", ns, "Available")
+        return bool(cond and cond["status"] == "True")
+
+    kube.wait_until("Available=True", available, 90)
+    functional = _condition(kc, "served", ns, "ControlPlaneFunctional")
+    assert functional and functional["reason"] == "APIServing"
+    # The user's CA Secret was used, never replaced.
+    ca = kc.get(Secret, "served-ca", namespace=ns)
+    assert base64.b64decode(ca.data["tls.crt"]) == (tenant_api.cfg.pki_dir / "ca.crt").read_bytes()
+
+
+def test_join_token_authenticates_as_a_bootstrap_user_and_is_revoked_on_delete(
+    kc: Client, operator: Operator, tenant_api: LocalMothership, ns: str, tmp_path: Path
+) -> None:
+    from mothership.render.join_token import decode_join_token
+
+    _served_cluster(kc, tenant_api, "joiny", ns)
+    kube.wait_until(
+        "Available",
+        lambda: (_condition(kc, "joiny", ns, "Available") or {}).get("status") == "True",
+        90,
+    )
+    JTR = create_namespaced_resource(
+        "k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests"
+    )
+    kc.create(
+        JTR(
+            metadata=ObjectMeta(name="worker-token", namespace=ns),
+            spec={"clusterName": "joiny", "role": "worker", "expiry": "1h"},
+        )
+    )
+
+    def issued() -> bool:
+        return bool((kc.get(JTR, "worker-token", namespace=ns).status or {}).get("tokenID"))
+
+    kube.wait_until("status.tokenID", issued, 60)
+    tid = kc.get(JTR, "worker-token", namespace=ns).status["tokenID"]
+    token = base64.b64decode(kc.get(Secret, "worker-token", namespace=ns).data["token"]).decode()
+    config = decode_join_token(token)
+    assert config["users"][0]["name"] == "kubelet-bootstrap"
+    assert config["users"][0]["user"]["token"].startswith(f"{tid}.")
+    path = tmp_path / "bootstrap.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    whoami = subprocess.run(
+        [str(tenant_api.cfg.bin_dir / "kubectl"), "--kubeconfig", str(path), "auth", "whoami",
+         "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert whoami.returncode == 0, whoami.stderr
+    assert whoami.stdout.startswith(f"system:bootstrap:{tid} ")
+    assert "system:bootstrappers" in whoami.stdout
+
+    tenant_kc = kube.client(tenant_api.cfg.kubeconfig)
+    boot = tenant_kc.get(Secret, f"bootstrap-token-{tid}", namespace="kube-system")
+    assert boot.type == "bootstrap.kubernetes.io/token"
+    assert "expiration" in boot.data
+    kc.delete(JTR, "worker-token", namespace=ns)
+    kube.wait_until(
+        "token revoked in the tenant",
+        lambda: not _exists(tenant_kc, Secret, f"bootstrap-token-{tid}", "kube-system"),
+        60,
+    )
+    kube.wait_until("request gone", lambda: not _exists(kc, JTR, "worker-token", ns), 60)

@@ -1,0 +1,243 @@
+"""The JoinTokenRequest reconciler: a bootstrap token in the tenant, a join token here.
+
+Everything goes through the tenant's kubeconfig (no exec into pods). Until the tenant
+API answers, a condition says so and the resync loop retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from lightkube.codecs import from_dict
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.core_v1 import Secret
+from lightkube.types import PatchType
+from pydantic import ValidationError
+
+from mothership.api.k0smotron import v1beta2
+from mothership.controllers import metrics, tenant
+from mothership.controllers.apply import owned_by
+from mothership.controllers.cluster import ClusterResource, runtime
+from mothership.controllers.conditions import Condition, merge
+from mothership.render import join_token, names
+
+GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "jointokenrequests"
+FINALIZER = "k0smotron.io/jointokenrequest"
+JTRResource = create_namespaced_resource(GROUP, VERSION, "JoinTokenRequest", PLURAL)
+CONTROLLER_JOIN_PORT = 9443  # k0s controllers join through k0s's join API, not kube-apiserver
+
+
+class NotYet(Exception):
+    """A precondition is not met yet; the message is the condition's text."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@kopf.index(GROUP, VERSION, PLURAL, id="jointokenrequests")
+def jointokenrequests(namespace: str, name: str, **_: Any) -> dict[tuple[str, str], bool]:
+    return {(namespace, name): True}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def on_jtr_event(type: str, body: kopf.Body, **_: Any) -> None:
+    if type != "DELETED":
+        await reconcile(dict(body))
+
+
+async def reconcile(body: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    try:
+        if meta.get("deletionTimestamp"):
+            await finalize(body)
+            return
+        await _ensure_finalizer(body)
+        await _reconcile(body)
+        metrics.RECONCILES.labels(kind="JoinTokenRequest", result="ok").inc()
+    except NotYet as exc:
+        await _write_status(body, None, Condition("TokenCreated", False, exc.reason, str(exc)))
+        metrics.RECONCILES.labels(kind="JoinTokenRequest", result="waiting").inc()
+
+
+async def _reconcile(body: dict[str, Any]) -> None:
+    try:
+        jtr = v1beta2.JoinTokenRequest.model_validate(body)
+    except ValidationError as exc:
+        raise NotYet("InvalidSpec", str(exc)[:500]) from exc
+    meta = body["metadata"]
+    status = body.get("status") or {}
+    tid = join_token.token_id(meta["uid"])
+    if status.get("tokenID") == tid and await _exists(meta["name"], meta["namespace"]):
+        return  # done: the token exists and is recorded
+
+    cluster_ns, cluster_name = jtr.target_cluster()
+    cluster_ns = cluster_ns or meta["namespace"]
+    cluster = await _cluster(cluster_name, cluster_ns)
+    address = (cluster.get("status") or {}).get("externalAddress")
+    if not address:
+        raise NotYet("WaitingForCluster", f"Cluster {cluster_ns}/{cluster_name} has no address yet")
+    rt = runtime()
+    try:
+        kubeconfig = await tenant.kubeconfig_text(rt, (cluster_ns, cluster_name))
+    except (ApiError, KeyError) as exc:
+        raise NotYet("WaitingForKubeconfig", f"no kubeconfig for the Cluster yet: {exc}") from exc
+
+    role = jtr.spec.role
+    expiry = join_token.parse_duration(jtr.spec.expiry)
+    expires = datetime.now(UTC) + expiry if expiry.total_seconds() > 0 else None
+    secret_part = await _ensure_bootstrap_token(kubeconfig, tid, role, expires, meta["name"])
+
+    ca_pem = await _cluster_ca(cluster_name, cluster_ns)
+    port = (
+        CONTROLLER_JOIN_PORT
+        if role == "controller"
+        else int(((cluster.get("spec") or {}).get("service") or {}).get("apiPort", 30443))
+    )
+    token = join_token.join_token(
+        server=f"https://{address}:{port}", ca_pem=ca_pem, role=role, token=f"{tid}.{secret_part}"
+    )
+    secret = join_token.token_secret(
+        meta["name"], meta["namespace"], cluster_name, role, token, meta.get("labels") or {}
+    )
+    try:
+        await rt.client.create(from_dict(owned_by(secret, body)))
+        metrics.WRITES.labels(kind="Secret").inc()
+    except ApiError as exc:
+        if exc.status.code != 409:
+            raise
+    kopf.info(body, reason="TokenCreated", message=f"token {tid} for {cluster_ns}/{cluster_name}")
+    message = f"token {tid} in Secret {meta['name']}" + (
+        f", expires {expires:%Y-%m-%dT%H:%M:%SZ}" if expires else ", never expires"
+    )
+    await _write_status(body, tid, Condition("TokenCreated", True, "TokenCreated", message))
+
+
+async def _cluster(name: str, namespace: str) -> dict[str, Any]:
+    try:
+        obj = await runtime().client.get(ClusterResource, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            raise NotYet("ClusterNotFound", f"Cluster {namespace}/{name} does not exist") from exc
+        raise
+    return obj.to_dict()
+
+
+async def _cluster_ca(cluster: str, namespace: str) -> bytes:
+    secret = await runtime().client.get(
+        Secret, names.pki_secret(cluster, "ca"), namespace=namespace
+    )
+    return base64.b64decode((secret.data or {})["tls.crt"])
+
+
+async def _exists(name: str, namespace: str) -> bool:
+    try:
+        await runtime().client.get(Secret, name, namespace=namespace)
+        return True
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise
+
+
+async def _ensure_bootstrap_token(
+    kubeconfig: str, tid: str, role: str, expires: datetime | None, request: str
+) -> str:
+    """The token secret part, from the tenant's existing bootstrap secret or a new one."""
+    client = tenant.client_for(kubeconfig, timeout=10.0)
+    try:
+        try:
+            existing = await client.get(Secret, f"bootstrap-token-{tid}", namespace="kube-system")
+            return base64.b64decode((existing.data or {})["token-secret"]).decode()
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+        part = join_token.new_token_secret(os.urandom(16))
+        await client.create(
+            from_dict(join_token.bootstrap_secret(tid, part, role, expires, request))
+        )
+        return part
+    except ApiError as exc:
+        raise NotYet("TenantAPIError", f"tenant API refused: {exc.status.message}") from exc
+    except Exception as exc:  # connection refused, TLS, timeouts: the tenant is not up yet
+        raise NotYet("TenantAPINotReachable", f"{type(exc).__name__}: {exc}"[:300]) from exc
+    finally:
+        await client.close()
+
+
+async def _ensure_finalizer(body: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    if FINALIZER in (meta.get("finalizers") or []):
+        return
+    patch = {
+        "metadata": {
+            "finalizers": [*(meta.get("finalizers") or []), FINALIZER],
+            "resourceVersion": meta["resourceVersion"],
+        }
+    }
+    await runtime().client.patch(
+        JTRResource, meta["name"], patch, namespace=meta["namespace"], patch_type=PatchType.MERGE
+    )
+    metrics.WRITES.labels(kind="JoinTokenRequest").inc()
+
+
+async def _write_status(body: dict[str, Any], tid: str | None, cond: Condition) -> None:
+    meta = body["metadata"]
+    previous = body.get("status") or {}
+    new: dict[str, Any] = {
+        "conditions": merge(previous.get("conditions"), [cond], meta.get("generation")),
+    }
+    if tid:
+        new["tokenID"] = tid
+    elif previous.get("tokenID"):
+        new["tokenID"] = previous["tokenID"]
+    if previous == new:
+        return
+    await runtime().client.patch(
+        JTRResource.Status,
+        meta["name"],
+        {"status": new},
+        namespace=meta["namespace"],
+        patch_type=PatchType.MERGE,
+    )
+    metrics.WRITES.labels(kind="JoinTokenRequestStatus").inc()
+
+
+async def finalize(body: dict[str, Any]) -> None:
+    """Revoke the token in the tenant (if it can still be reached), then let go."""
+    meta = body["metadata"]
+    if FINALIZER not in (meta.get("finalizers") or []):
+        return
+    tid = (body.get("status") or {}).get("tokenID")
+    if tid:
+        try:
+            jtr = v1beta2.JoinTokenRequest.model_validate(body)
+            cluster_ns, cluster_name = jtr.target_cluster()
+            rt = runtime()
+            kubeconfig = await tenant.kubeconfig_text(
+                rt, (cluster_ns or meta["namespace"], cluster_name)
+            )
+            client = tenant.client_for(kubeconfig, timeout=10.0)
+            try:
+                await client.delete(Secret, f"bootstrap-token-{tid}", namespace="kube-system")
+            finally:
+                await client.close()
+            kopf.info(body, reason="TokenRevoked", message=f"token {tid} deleted in the tenant")
+        except ApiError as exc:
+            if exc.status.code != 404:
+                kopf.warn(body, reason="RevokeFailed", message=str(exc))
+        except Exception as exc:  # the tenant (or its Cluster) is gone: nothing to revoke
+            kopf.warn(body, reason="RevokeSkipped", message=f"{type(exc).__name__}: {exc}"[:300])
+    finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+    await runtime().client.patch(
+        JTRResource,
+        meta["name"],
+        {"metadata": {"finalizers": finalizers}},
+        namespace=meta["namespace"],
+        patch_type=PatchType.MERGE,
+    )

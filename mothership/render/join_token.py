@@ -1,0 +1,136 @@
+"""Join tokens in k0s's format, from a bootstrap token: pure.
+
+A k0s join token is base64(gzip(kubeconfig)) where the kubeconfig names the API, trusts
+the cluster CA and authenticates with a bootstrap token. We mint the bootstrap token
+ourselves through the tenant API instead of exec-ing `k0s token create` in a pod.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import yaml
+
+from mothership.render import names
+
+ROLE_USERS = {"worker": "kubelet-bootstrap", "controller": "controller-bootstrap"}
+# Groups the token's user belongs to (besides system:bootstrappers). The kubeadm group
+# is what the standard node-bootstrap RBAC and CSR auto-approval are bound to.
+ROLE_GROUPS = {
+    "worker": "system:bootstrappers:kubeadm:default-node-token,system:bootstrappers:worker",
+    "controller": "system:bootstrappers:controller",
+}
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Go duration ("1h30m", "300ms", "0s") as a timedelta; ValueError names the input."""
+    if text in ("0", ""):
+        return timedelta(0)
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise ValueError(f"{text!r} is not a duration; use e.g. 1h, 30m, 1h30m or 0s (no expiry)")
+    return timedelta(seconds=total)
+
+
+def token_id(request_uid: str) -> str:
+    """Six characters derived from the request's uid.
+
+    Deterministic, so a reconcile interrupted between minting the token and recording
+    it finds and reuses the same bootstrap token instead of leaking a second one.
+    """
+    digest = hashlib.sha256(request_uid.encode()).digest()
+    return "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in digest[:6])
+
+
+def new_token_secret(random_bytes: bytes) -> str:
+    """Sixteen [a-z0-9] characters from the given random bytes (>= 16 of them)."""
+    return "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in random_bytes[:16])
+
+
+def bootstrap_secret(
+    tid: str, secret: str, role: str, expires: datetime | None, request: str
+) -> dict[str, Any]:
+    """The kube-system bootstrap token Secret the tenant's API server authenticates with."""
+    data = {
+        "token-id": tid,
+        "token-secret": secret,
+        "usage-bootstrap-authentication": "true",
+        "usage-bootstrap-signing": "true",
+        "auth-extra-groups": ROLE_GROUPS[role],
+        "description": f"k0s {role} join token for JoinTokenRequest {request}",
+    }
+    if expires is not None:
+        data["expiration"] = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "bootstrap.kubernetes.io/token",
+        "metadata": {
+            "name": f"bootstrap-token-{tid}",
+            "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/managed-by": names.MANAGED_BY},
+        },
+        "stringData": data,
+    }
+
+
+def join_token(*, server: str, ca_pem: bytes, role: str, token: str) -> str:
+    user = ROLE_USERS[role]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "k0s",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
+        "contexts": [{"name": "k0s", "context": {"cluster": "k0s", "user": user}}],
+        "current-context": "k0s",
+        "users": [{"name": user, "user": {"token": token}}],
+    }
+    raw = yaml.safe_dump(config, sort_keys=False).encode()
+    return base64.b64encode(gzip.compress(raw, mtime=0)).decode()
+
+
+def decode_join_token(token: str) -> dict[str, Any]:
+    return yaml.safe_load(gzip.decompress(base64.b64decode(token)))
+
+
+def token_secret(
+    request: str, namespace: str, cluster: str, role: str, token: str, labels: dict[str, str]
+) -> dict[str, Any]:
+    """The Secret named after the request, holding the join token under `token`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": request,
+            "namespace": namespace,
+            "labels": {
+                **labels,
+                **names.labels(cluster, "jointoken"),
+                "k0smotron.io/cluster": cluster,
+                "k0smotron.io/role": role,
+                "k0smotron.io/token-request": request,
+            },
+        },
+        "data": {"token": base64.b64encode(token.encode()).decode()},
+    }
