@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mothership.cli import dev, operator, tools
+from mothership.cli import bench, dev, operator, tools
 
 app = typer.Typer(
     name="mothership",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(dev.app, name="dev")
 app.add_typer(tools.app, name="tools")
 app.add_typer(operator.app, name="operator")
+app.add_typer(bench.app, name="bench")
 
 
 if __name__ == "__main__":

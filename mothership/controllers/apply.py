@@ -54,19 +54,49 @@ def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
 
 
 class Applier:
-    """Applies stamped objects; counts writes so tests and benchmarks can see them."""
+    """Applies stamped objects; counts writes so tests and benchmarks can see them.
+
+    Remembers what it applied: watch events lag behind writes, and a reconcile triggered
+    in between would otherwise see the old hash and write the same object again.
+    """
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self.writes = 0
         self.skipped = 0
+        # (kind, namespace, name) -> (hash, generation the apply produced)
+        self.applied: dict[tuple[str, str, str], tuple[str, int | None]] = {}
 
-    async def apply(self, obj: dict[str, Any], observed_hash: str | None) -> bool:
-        """Apply obj unless observed_hash says it is already in place. True if written."""
+    async def apply(
+        self,
+        obj: dict[str, Any],
+        observed_hash: str | None,
+        observed_generation: int | None = None,
+    ) -> bool:
+        """Apply obj unless it is known to be in place. True if written.
+
+        In place means: the observed object carries our hash and nobody changed its spec
+        since we applied it (generation unchanged), or we applied this very hash a moment
+        ago and the watch has not caught up yet.
+        """
         stamped = stamp(obj)
-        if observed_hash == stamped["metadata"]["annotations"][HASH_ANNOTATION]:
+        digest = stamped["metadata"]["annotations"][HASH_ANNOTATION]
+        meta = stamped["metadata"]
+        key = (stamped["kind"], meta.get("namespace", ""), meta["name"])
+        mine = self.applied.get(key)
+        drifted = (
+            mine is not None
+            and mine[1] is not None
+            and observed_generation is not None
+            and observed_generation > mine[1]
+        )
+        if not drifted and (observed_hash == digest or (mine and mine[0] == digest)):
             self.skipped += 1
             return False
-        await self.client.apply(from_dict(stamped), field_manager=FIELD_MANAGER, force=True)
+        result = await self.client.apply(
+            from_dict(stamped), field_manager=FIELD_MANAGER, force=True
+        )
+        generation = getattr(getattr(result, "metadata", None), "generation", None)
+        self.applied[key] = (digest, generation)
         self.writes += 1
         return True

@@ -25,6 +25,7 @@ class Child:
     hash: str | None
     annotations: dict[str, str] = field(default_factory=dict)
     status: dict[str, Any] = field(default_factory=dict)
+    generation: int | None = None
 
 
 def _key(namespace: str | None, labels: dict[str, str]) -> Key | None:
@@ -38,7 +39,7 @@ def _child(kind: str, name: str, annotations: dict[str, str], status: dict[str, 
 
 def _register() -> None:
     @kopf.index("apps", "v1", "statefulsets", labels=MANAGED, id="statefulsets")
-    def statefulsets(namespace, name, labels, annotations, status, **_):  # type: ignore[no-untyped-def]
+    def statefulsets(namespace, name, labels, annotations, status, meta, **_):  # type: ignore[no-untyped-def]
         key = _key(namespace, labels)
         keep = {
             k: status.get(k)
@@ -52,7 +53,10 @@ def _register() -> None:
                 "observedGeneration",
             )
         }
-        return {key: _child("StatefulSet", name, annotations, keep)} if key else None
+        child = Child(
+            "StatefulSet", name, annotations.get(HASH_ANNOTATION), {}, keep, meta.get("generation")
+        )
+        return {key: child} if key else None
 
     @kopf.index("v1", "services", labels=MANAGED, id="services")
     def services(namespace, name, labels, annotations, spec, status, **_):  # type: ignore[no-untyped-def]

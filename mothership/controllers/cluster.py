@@ -53,6 +53,12 @@ class Runtime:
     resync_seconds: float = 60.0
     locks: dict[children.Key, asyncio.Lock] = field(default_factory=dict)
     kubeconfigs: dict[children.Key, str] = field(default_factory=dict)
+    # Last status written per cluster: the event that follows our own write may carry an
+    # older status, and writing the same status twice is a wasted request.
+    statuses: dict[children.Key, dict[str, Any]] = field(default_factory=dict)
+    # Secrets known to exist (created or found by a 409) before the watch reports them, so
+    # a reconcile right after does not generate keys again only to be told they exist.
+    known_secrets: dict[children.Key, set[str]] = field(default_factory=dict)
 
     def lock(self, key: children.Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -77,8 +83,13 @@ def runtime() -> Runtime:
 async def on_cluster_event(type: str, body: kopf.Body, **kw: Any) -> None:
     if type == "DELETED":
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        runtime().locks.pop(key, None)
-        runtime().kubeconfigs.pop(key, None)
+        rt = runtime()
+        rt.locks.pop(key, None)
+        rt.kubeconfigs.pop(key, None)
+        rt.statuses.pop(key, None)
+        rt.known_secrets.pop(key, None)
+        for k in [k for k in rt.applier.applied if k[1] == key[0] and key[1] in k[2]]:
+            del rt.applier.applied[k]
         return
     await reconcile(dict(body), kw)
 
@@ -152,7 +163,11 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
     missing: list[str] = []
     for obj in objects:
         observed = owned.get((obj["kind"], obj["metadata"]["name"]))
-        if await rt.applier.apply(owned_by(obj, body), observed.hash if observed else None):
+        if await rt.applier.apply(
+            owned_by(obj, body),
+            observed.hash if observed else None,
+            observed.generation if observed else None,
+        ):
             missing.append(f"{obj['kind']}/{obj['metadata']['name']}")
             metrics.WRITES.labels(kind=obj["kind"]).inc()
 
@@ -173,8 +188,9 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
         version=cluster.spec.version or "",
     )
     spec = body.get("spec") or {}
+    previous = rt.statuses.get(key) or body.get("status")
     new_status = cluster_status.status(
-        body.get("status"), name, spec.get("replicas", 1), meta_generation(body), obs
+        previous, name, spec.get("replicas", 1), meta_generation(body), obs
     )
     await write_status(body, new_status)
 
@@ -255,6 +271,7 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
     """Create the PKI secrets that do not exist; never replace one that does."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
+    present = present | runtime().known_secrets.get((namespace, name), set())
     wanted = list(pki_secrets.ALL_PURPOSES)
     if cluster.spec.storage.type == "etcd":
         wanted += pki_secrets.ETCD_LEAVES
@@ -263,33 +280,25 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
     nats_missing = nats and names.nats_token_secret(name) not in present
     if len(have) == len(wanted) and not nats_missing:
         return
-    # Secrets not labelled as ours (made by CAPI or by hand) still count: look them up.
-    for purpose in set(wanted) - have:
-        if await _secret_exists(names.pki_secret(name, purpose), namespace):
-            have.add(purpose)
-    new = pki_secrets.missing_secrets(name, namespace, have)
+    # Create-if-absent: a 409 means the Secret exists (ours, CAPI's or the user's) and it is
+    # kept as it is. No lookup first: the create is the lookup.
+    new = await asyncio.to_thread(pki_secrets.missing_secrets, name, namespace, have)
+    created = [s["metadata"]["name"] for s in new if await _create_once(body, s)]
     if cluster.spec.storage.type == "etcd" and not set(pki_secrets.ETCD_LEAVES) <= have:
-        etcd_ca = next(
-            (s for s in new if s["metadata"]["name"] == names.pki_secret(name, "etcd")), None
-        )
-        ca = (
-            _cert_key(etcd_ca["data"]) if etcd_ca else await _read_cert_key(name, "etcd", namespace)
-        )
-        new += pki_secrets.missing_etcd_leaves(name, namespace, ca, have)
-    if nats_missing and not await _secret_exists(names.nats_token_secret(name), namespace):
-        new.append(pki_secrets.nats_token_secret(name, namespace))
-    for secret in new:
-        await _create_once(body, secret)
-
-
-async def _secret_exists(name: str, namespace: str) -> bool:
-    try:
-        await runtime().client.get(Secret, name, namespace=namespace)
-        return True
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return False
-        raise
+        etcd_name = names.pki_secret(name, "etcd")
+        ours = next((s for s in new if s["metadata"]["name"] == etcd_name), None)
+        if ours and etcd_name in created:
+            ca = _cert_key(ours["data"])
+        else:
+            ca = await _read_cert_key(name, "etcd", namespace)
+        leaves = await asyncio.to_thread(pki_secrets.missing_etcd_leaves, name, namespace, ca, have)
+        created += [s["metadata"]["name"] for s in leaves if await _create_once(body, s)]
+    if nats_missing:
+        token = pki_secrets.nats_token_secret(name, namespace)
+        if await _create_once(body, token):
+            created.append(token["metadata"]["name"])
+    if created:
+        kopf.info(body, reason="SecretsCreated", message=", ".join(created))
 
 
 def _cert_key(data: dict[str, str]) -> pki.CertKey:
@@ -303,15 +312,20 @@ async def _read_cert_key(cluster: str, purpose: str, namespace: str) -> pki.Cert
     return _cert_key(secret.data or {})
 
 
-async def _create_once(body: dict[str, Any], secret: dict[str, Any]) -> None:
+async def _create_once(body: dict[str, Any], secret: dict[str, Any]) -> bool:
     """Create, never apply: an existing secret (someone else's, or a race) is kept as is."""
+    meta = body["metadata"]
+    known = runtime().known_secrets.setdefault((meta["namespace"], meta["name"]), set())
     try:
         await runtime().client.create(from_dict(owned_by(secret, body)))
         metrics.WRITES.labels(kind="Secret").inc()
-        kopf.info(body, reason="SecretCreated", message=secret["metadata"]["name"])
+        created = True
     except ApiError as exc:
         if exc.status.code != 409:
             raise
+        created = False
+    known.add(secret["metadata"]["name"])
+    return created
 
 
 def external_address(
@@ -376,9 +390,11 @@ async def ensure_kubeconfig(
 
 
 async def write_status(body: dict[str, Any], new_status: dict[str, Any]) -> None:
-    if (body.get("status") or {}) == new_status:
-        return
     meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
+    rt = runtime()
+    if (body.get("status") or {}) == new_status or rt.statuses.get(key) == new_status:
+        return
     await runtime().client.patch(
         ClusterResource.Status,
         meta["name"],
@@ -386,6 +402,7 @@ async def write_status(body: dict[str, Any], new_status: dict[str, Any]) -> None
         namespace=meta["namespace"],
         patch_type=MERGE,
     )
+    rt.statuses[key] = new_status
     metrics.WRITES.labels(kind="ClusterStatus").inc()
 
 

@@ -47,6 +47,24 @@ async def check_functional(rt: Runtime, key: tuple[str, str]) -> tuple[bool, str
     except ApiError as exc:
         return False, f"{exc.status.code} {exc.status.reason}"
     except Exception as exc:  # connection refused, timeouts, TLS errors
-        return False, f"{type(exc).__name__}: {exc}"[:300]
+        return False, describe(exc)
     finally:
         await client.close()
+
+
+def describe(exc: BaseException) -> str:
+    """A stable, human-readable cause: the same failure must give the same text, or the
+    condition message would change on every resync and cause a status write each time."""
+    text = str(exc).lower()
+    for needle, meaning in (
+        ("certificate verify failed", "TLS: the server's certificate is not signed by the CA"),
+        ("refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("timeout", "timed out"),
+        ("name or service not known", "DNS name does not resolve"),
+        ("no route", "no route to host"),
+        ("reset", "connection reset"),
+    ):
+        if needle in text or needle in type(exc).__name__.lower():
+            return meaning
+    return type(exc).__name__

@@ -83,6 +83,7 @@ def apiserver(cfg: MothershipConfig) -> list[str]:
         "--requestheader-username-headers=X-Remote-User",
         "--profiling=false",
         "--v=1",
+        *cfg.apiserver_args,
     ]
 
 

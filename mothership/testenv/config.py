@@ -34,6 +34,8 @@ class MothershipConfig:
     service_cidr: str = "10.96.0.0/16"
     pod_cidr: str = REAL_BRIDGE_CIDR
     bin_dir: Path = Path()
+    # Extra kube-apiserver flags (e.g. an audit policy for benchmarks).
+    apiserver_args: list[str] = field(default_factory=list)
 
     @property
     def api_host(self) -> str:

@@ -80,6 +80,7 @@ class LocalMothership:
         datastore: Datastore = "etcd",
         nodes: NodeMode = "kwok",
         kwok_nodes: int = 3,
+        apiserver_args: list[str] | None = None,
     ) -> LocalMothership:
         """A mothership with these settings; an existing state dir keeps its data and PKI.
 
@@ -103,6 +104,8 @@ class LocalMothership:
                 "stop it with `mothership dev down` before changing --nodes"
             )
         cfg.nodes, cfg.kwok_nodes = nodes, kwok_nodes
+        if apiserver_args is not None:
+            cfg.apiserver_args = list(apiserver_args)
         cfg.bin_dir = paths.bin_dir()
         return cls(cfg)
 

@@ -1,0 +1,250 @@
+"""`mothership bench fleet`: N Clusters on a kwok mothership, reconciled by the operator.
+
+Measures what the issue's targets are about: time until every Cluster has all its
+objects and a ready StatefulSet, the operator's peak RSS and CPU time, its API requests
+per Cluster and writes per object (from the API server's audit log, operator user only),
+and the writes a no-op resync makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightkube import AsyncClient, KubeConfig
+from lightkube.codecs import from_dict
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace
+
+from mothership import pki
+from mothership.api.crdgen import all_crds
+from mothership.bench import audit, procstat
+from mothership.controllers.cluster import ClusterResource
+from mothership.testenv import health, kube
+from mothership.testenv.local import LocalMothership, default_state_dir
+from mothership.testenv.ports import free_ports
+
+OPERATOR_USER = "mothership-operator"
+NAMESPACE = "bench"
+CONVERGED = ("CertificatesAvailable", "KubeconfigSecretAvailable", "ControlPlaneUpToDate")
+Report = Callable[[str], None]
+
+
+@dataclass
+class Result:
+    clusters: int
+    concurrency: int
+    create_seconds: float = 0.0
+    converge_seconds: float = 0.0
+    per_cluster: list[float] = field(default_factory=list)
+    peak_rss_mib: float = 0.0
+    cpu_seconds: float = 0.0
+    requests: audit.Requests = field(default_factory=audit.Requests)
+    resync_writes: int = -1
+    resync_requests: int = -1
+
+    def lines(self) -> list[str]:
+        pc = sorted(self.per_cluster)
+        p50 = statistics.median(pc) if pc else 0.0
+        p95 = pc[min(len(pc) - 1, math.ceil(0.95 * len(pc)) - 1)] if pc else 0.0
+        writes = self.requests.writes_by_object
+        return [
+            f"clusters                      {self.clusters} (concurrency {self.concurrency})",
+            f"create all (API accepted)     {self.create_seconds:.1f} s",
+            f"all converged after           {self.converge_seconds:.1f} s",
+            f"per-cluster converge p50/p95  {p50:.1f} s / {p95:.1f} s",
+            f"operator peak RSS             {self.peak_rss_mib:.1f} MiB",
+            f"operator CPU                  {self.cpu_seconds:.1f} s",
+            f"operator API requests         {self.requests.total} "
+            f"({self.requests.total / max(1, self.clusters):.1f} per cluster) "
+            f"{dict(sorted(self.requests.by_verb.items()))}",
+            f"writes per object             max {max(writes.values(), default=0)}, "
+            f"mean {statistics.mean(writes.values()) if writes else 0:.2f} "
+            f"over {len(writes)} objects",
+            f"no-op resync                  {self.resync_writes} writes, "
+            f"{self.resync_requests} requests",
+        ]
+
+
+def operator_kubeconfig(ms: LocalMothership) -> Path:
+    """A kubeconfig with the operator's own identity, so the audit log can single it out."""
+    p = ms.cfg.pki_dir
+    ca = pki.CertKey((p / "ca.crt").read_bytes(), (p / "ca.key").read_bytes())
+    cert = pki.issue_cert(ca, OPERATOR_USER, organizations=("system:masters",), client=True)
+    path = ms.cfg.state_dir / "operator.kubeconfig"
+    path.write_text(
+        pki.kubeconfig(
+            cluster_name="bench",
+            server=ms.cfg.api_url,
+            ca_pem=ca.cert_pem,
+            user=OPERATOR_USER,
+            client_cert_pem=cert.cert_pem,
+            client_key_pem=cert.key_pem,
+        )
+    )
+    return path
+
+
+def start_mothership(state_dir: Path, clusters: int, report: Report) -> LocalMothership:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    policy = state_dir / "audit-policy.json"
+    policy.write_text(audit.policy(OPERATOR_USER))
+    # Two pods per Cluster (control plane and etcd); kwok nodes hold 250 pods each.
+    nodes = max(3, math.ceil(2 * clusters / 200))
+    ms = LocalMothership.configure(
+        "bench",
+        state_dir=state_dir,
+        nodes="kwok",
+        kwok_nodes=nodes,
+        apiserver_args=[
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={state_dir / 'audit.log'}",
+            "--audit-log-maxsize=0",
+            "--max-requests-inflight=800",
+            "--max-mutating-requests-inflight=400",
+        ],
+    )
+    ms.up(report, timeout=240)
+    return ms
+
+
+def start_operator(ms: LocalMothership, resync: float) -> tuple[subprocess.Popen[bytes], dict]:
+    ports = free_ports(["metrics", "health"])
+    log = open(ms.cfg.state_dir / "logs" / "operator.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            "mothership",
+            "operator",
+            "run",
+            f"--kubeconfig={operator_kubeconfig(ms)}",
+            f"--metrics-port={ports['metrics']}",
+            f"--health-port={ports['health']}",
+            f"--resync={resync}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    kube.wait_until(
+        "operator healthz",
+        lambda: (
+            proc.poll() is None and health.http_ok(f"http://127.0.0.1:{ports['health']}/healthz")
+        ),
+        120,
+    )
+    return proc, ports
+
+
+def metric(ports: dict, name: str) -> float:
+    _, text = health.http_get(f"http://127.0.0.1:{ports['metrics']}/metrics")
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+async def create_clusters(admin: Path, n: int, concurrency: int) -> dict[str, float]:
+    client = AsyncClient(config=KubeConfig.from_file(admin), field_manager="bench")
+    try:
+        await client.create(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
+    except ApiError as exc:
+        if exc.status.code != 409:
+            raise
+    sem = asyncio.Semaphore(concurrency)
+    created: dict[str, float] = {}
+
+    async def one(i: int) -> None:
+        name = f"c{i:05d}"
+        async with sem:
+            await client.create(
+                ClusterResource(
+                    metadata=ObjectMeta(name=name, namespace=NAMESPACE),
+                    spec={"replicas": 1, "version": "v1.35.4-k0s.0"},
+                )
+            )
+            created[name] = time.monotonic()
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    await client.close()
+    return created
+
+
+def converged(obj: dict) -> bool:
+    status = obj.get("status") or {}
+    conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
+    return status.get("readyReplicas", 0) >= 1 and all(conds.get(t) == "True" for t in CONVERGED)
+
+
+def run(
+    clusters: int,
+    concurrency: int,
+    resync: float,
+    state_dir: Path | None,
+    keep: bool,
+    timeout: float,
+    report: Report,
+) -> Result:
+    state = state_dir or default_state_dir("bench")
+    ms = start_mothership(state, clusters, report)
+    result = Result(clusters, concurrency)
+    proc = None
+    try:
+        kc = kube.client(ms.cfg.kubeconfig)
+        for crd in all_crds():
+            kc.apply(from_dict(crd), field_manager="bench", force=True)
+        proc, ports = start_operator(ms, resync)
+        audit_log = ms.cfg.state_dir / "audit.log"
+        report(f"creating {clusters} Clusters, {concurrency} at a time")
+        started = time.monotonic()
+        created = asyncio.run(create_clusters(ms.cfg.kubeconfig, clusters, concurrency))
+        result.create_seconds = time.monotonic() - started
+        done: dict[str, float] = {}
+        deadline = started + timeout
+        last_report = 0.0
+        while len(done) < clusters:
+            if proc.poll() is not None:
+                raise RuntimeError(f"operator exited ({proc.returncode}); see {audit_log.parent}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(done)} of {clusters} converged in {timeout:.0f}s")
+            now = time.monotonic()
+            for obj in kc.list(ClusterResource, namespace=NAMESPACE):
+                d = obj.to_dict()
+                name = d["metadata"]["name"]
+                if name not in done and converged(d):
+                    done[name] = now - created.get(name, started)
+            if now - last_report > 10:
+                report(f"{len(done)}/{clusters} converged after {now - started:.0f}s, "
+                       f"operator RSS {procstat.rss_mib(proc.pid):.0f} MiB")  # fmt: skip
+                last_report = now
+            time.sleep(1.0)
+        result.converge_seconds = time.monotonic() - started
+        result.per_cluster = list(done.values())
+        result.requests, offset = audit.read(audit_log)
+        # A full resync round of a converged fleet: must write nothing.
+        before = metric(ports, "mothership_reconciles_total")
+        report(f"all converged; waiting for a full resync round (every {resync:.0f}s)")
+        kube.wait_until(
+            "a full resync round",
+            lambda: metric(ports, "mothership_reconciles_total") >= before + clusters,
+            resync * 3 + timeout / 4,
+            interval=1.0,
+        )
+        resync_requests, _ = audit.read(audit_log, offset)
+        result.resync_writes = resync_requests.writes
+        result.resync_requests = resync_requests.total
+        result.peak_rss_mib = procstat.peak_rss_mib(proc.pid)
+        result.cpu_seconds = procstat.cpu_seconds(proc.pid)
+    finally:
+        if proc and proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+        if not keep:
+            ms.down(report, purge=state_dir is None)
+    return result
