@@ -1,0 +1,214 @@
+"""Tell the API server about the webhooks: admission configurations and CRD conversion.
+
+Everything is written by server-side apply under the field manager ``mothership`` with
+``force``: the operator is the only authority on where its webhooks live, and a stale
+registration (an old port, an old CA) must be replaced, not negotiated with. Applying is
+idempotent, so the operator can call :func:`register` at every start.
+
+The CRDs themselves are installed by someone else (the install manifest, a test); only
+their ``spec.conversion`` is touched here. Whoever re-applies a CRD with
+``strategy: None`` afterwards turns conversion off until the next :func:`register`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.admissionregistration_v1 import (
+    MutatingWebhookConfiguration,
+    ValidatingWebhookConfiguration,
+)
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.types import PatchType
+
+from mothership.api.k0smotron.v1beta2 import CLUSTER_CRD, GROUP, JOIN_TOKEN_REQUEST_CRD
+from mothership.webhooks.server import PATHS
+
+CONFIG_NAME = "mothership-k0smotron"
+FIELD_MANAGER = "mothership"
+TIMEOUT_SECONDS = 10
+VERSIONS = ["v1beta2", "v1beta1"]
+CRD_NAMES = tuple(f"{crd.plural}.{crd.group}" for crd in (CLUSTER_CRD, JOIN_TOKEN_REQUEST_CRD))
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    """The in-cluster Service in front of the operator's webhook port."""
+
+    namespace: str
+    name: str
+    port: int = 443
+
+
+async def register(
+    client: AsyncClient,
+    *,
+    url_base: str | None = None,
+    service: ServiceRef | None = None,
+    ca_pem: bytes | str,
+) -> None:
+    """Register every webhook, reachable at ``url_base`` or through ``service``.
+
+    ``url_base`` (``https://127.0.0.1:<port>``) is for an operator running next to the
+    API server, ``service`` for one running in the cluster; exactly one is required.
+    ``ca_pem`` is the CA that signed the serving certificate (:func:`webhook_tls`).
+    The conversion webhook is switched on last, after the endpoints it shares with the
+    admission webhooks are registered, so a half-finished registration never breaks reads.
+    """
+    mutating, validating = webhook_configurations(url_base=url_base, service=service, ca_pem=ca_pem)
+    await _apply(client, MutatingWebhookConfiguration, mutating)
+    await _apply(client, ValidatingWebhookConfiguration, validating)
+    conversion = conversion_spec(url_base=url_base, service=service, ca_pem=ca_pem)
+    for name in CRD_NAMES:
+        await _apply(client, CustomResourceDefinition, _crd_conversion_patch(name, conversion))
+
+
+async def unregister(client: AsyncClient) -> None:
+    """Remove what :func:`register` added: both configurations, CRD conversion back to None.
+
+    Conversion is reset with a merge patch that also deletes ``webhook``: the API server
+    refuses ``strategy: None`` next to a webhook, and an apply would only drop the fields
+    our field manager owns. CRDs that are gone already are skipped.
+    """
+    for kind in (MutatingWebhookConfiguration, ValidatingWebhookConfiguration):
+        try:
+            await client.delete(kind, CONFIG_NAME)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+    reset = {"spec": {"conversion": {"strategy": "None", "webhook": None}}}
+    for name in CRD_NAMES:
+        try:
+            await client.patch(CustomResourceDefinition, name, reset, patch_type=PatchType.MERGE)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+
+
+def webhook_configurations(
+    *, url_base: str | None = None, service: ServiceRef | None = None, ca_pem: bytes | str
+) -> tuple[Obj, Obj]:
+    """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) as dicts."""
+    client_config = _client_config_factory(url_base, service, ca_pem)
+    mutating = [
+        _webhook("clusters.mutate", ["clusters"], client_config(PATHS["mutate_cluster"])),
+        _webhook(
+            "jointokenrequests.mutate", ["jointokenrequests"], client_config(PATHS["mutate_jtr"])
+        ),
+    ]
+    validating = [
+        # clusters/scale: `kubectl scale` and autoscalers bypass the Cluster's own admission.
+        _webhook(
+            "clusters.validate",
+            ["clusters", "clusters/scale"],
+            client_config(PATHS["validate_cluster"]),
+        ),
+        _webhook(
+            "jointokenrequests.validate",
+            ["jointokenrequests"],
+            client_config(PATHS["validate_jtr"]),
+        ),
+    ]
+    for hook in mutating:
+        # Our defaults never undo another webhook's change, so a second pass adds nothing.
+        hook["reinvocationPolicy"] = "Never"
+    return (
+        _configuration("MutatingWebhookConfiguration", mutating),
+        _configuration("ValidatingWebhookConfiguration", validating),
+    )
+
+
+def conversion_spec(
+    *, url_base: str | None = None, service: ServiceRef | None = None, ca_pem: bytes | str
+) -> Obj:
+    """The ``spec.conversion`` a k0smotron.io CRD needs to convert through ``/convert``."""
+    client_config = _client_config_factory(url_base, service, ca_pem)(PATHS["convert"])
+    return {
+        "strategy": "Webhook",
+        "webhook": {"clientConfig": client_config, "conversionReviewVersions": ["v1"]},
+    }
+
+
+def _client_config_factory(
+    url_base: str | None, service: ServiceRef | None, ca_pem: bytes | str
+) -> Callable[[str], Obj]:
+    """Builds each webhook's clientConfig (URL or Service, plus caBundle) from its path."""
+    if (url_base is None) == (service is None):
+        raise ValueError("give exactly one of url_base (out of cluster) or service (in cluster)")
+    pem = ca_pem.encode() if isinstance(ca_pem, str) else ca_pem
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError("ca_pem must be a PEM certificate")
+    bundle = base64.b64encode(pem).decode()
+
+    def client_config(path: str) -> Obj:
+        if url_base is not None:
+            if not url_base.startswith("https://"):
+                raise ValueError(f"webhook URLs must use https, got {url_base!r}")
+            return {"url": url_base.rstrip("/") + path, "caBundle": bundle}
+        assert service is not None
+        ref = {"namespace": service.namespace, "name": service.name, "port": service.port}
+        return {"service": {**ref, "path": path}, "caBundle": bundle}
+
+    return client_config
+
+
+def _webhook(name: str, resources: list[str], client_config: Obj) -> Obj:
+    return {
+        "name": f"{name}.mothership.{GROUP}",
+        "clientConfig": client_config,
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "apiVersions": VERSIONS,
+                "operations": ["CREATE", "UPDATE"],
+                "resources": resources,
+                "scope": "Namespaced",
+            }
+        ],
+        # Equivalent: a request through a version added later is converted to one of
+        # ours instead of slipping past unchecked.
+        "matchPolicy": "Equivalent",
+        "failurePolicy": "Fail",
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "timeoutSeconds": TIMEOUT_SECONDS,
+    }
+
+
+def _configuration(kind: str, webhooks: list[Obj]) -> Obj:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {
+            "name": CONFIG_NAME,
+            "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER},
+        },
+        "webhooks": webhooks,
+    }
+
+
+def _crd_conversion_patch(name: str, conversion: Obj) -> Obj:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {"conversion": conversion},
+    }
+
+
+async def _apply(client: AsyncClient, kind: Any, body: Obj) -> None:
+    await client.patch(
+        kind,
+        body["metadata"]["name"],
+        body,
+        patch_type=PatchType.APPLY,
+        field_manager=FIELD_MANAGER,
+        force=True,
+    )
