@@ -67,7 +67,7 @@ class Result:
             f"{dict(sorted(self.requests.by_verb.items()))}",
             f"writes per object             max {max(writes.values(), default=0)}, "
             f"mean {statistics.mean(writes.values()) if writes else 0:.2f} "
-            f"over {len(writes)} objects",
+            f"over {len(writes)} objects (+{self.requests.events} events posted)",
             f"no-op resync                  {self.resync_writes} writes, "
             f"{self.resync_requests} requests",
         ]
@@ -116,7 +116,7 @@ def start_mothership(state_dir: Path, clusters: int, report: Report) -> LocalMot
 
 
 def start_operator(ms: LocalMothership, resync: float) -> tuple[subprocess.Popen[bytes], dict]:
-    ports = free_ports(["metrics", "health"])
+    ports = free_ports(["metrics", "health", "webhook"])
     log = open(ms.cfg.state_dir / "logs" / "operator.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [
@@ -127,6 +127,8 @@ def start_operator(ms: LocalMothership, resync: float) -> tuple[subprocess.Popen
             f"--metrics-port={ports['metrics']}",
             f"--health-port={ports['health']}",
             f"--resync={resync}",
+            f"--webhook-port={ports['webhook']}",
+            f"--webhook-cert-dir={ms.cfg.state_dir / 'webhook'}",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -33,6 +33,23 @@ def run(
     health_port: int = typer.Option(8081, "--health-port", help="Liveness probe port (/healthz)."),
     resync: float = typer.Option(60.0, "--resync", help="Seconds between full resyncs."),
     log_format: LogFormat = typer.Option(LogFormat.json, "--log-format"),
+    webhooks: bool = typer.Option(
+        True, "--webhooks/--no-webhooks", help="Serve and register admission + conversion."
+    ),
+    webhook_host: str = typer.Option("127.0.0.1", "--webhook-host", help="Address to listen on."),
+    webhook_port: int = typer.Option(9443, "--webhook-port", help="Port to listen on (0: any)."),
+    webhook_service: str | None = typer.Option(
+        None, "--webhook-service", help="namespace/name of the Service in front (in-cluster)."
+    ),
+    webhook_cert_dir: Path | None = typer.Option(
+        None, "--webhook-cert-dir", help="Where the self-managed webhook certificates live."
+    ),
+    webhook_dns_name: list[str] = typer.Option(
+        None, "--webhook-dns-name", help="Extra DNS name in the serving certificate (repeatable)."
+    ),
+    unregister_on_exit: bool = typer.Option(
+        False, "--unregister-webhooks-on-exit", help="Remove the webhook registrations on exit."
+    ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug logging."),
 ) -> None:
     """Reconcile k0smotron.io Clusters and JoinTokenRequests until interrupted.
@@ -59,6 +76,23 @@ def run(
     if metrics_port:
         start_http_server(metrics_port)
     memo = kopf.Memo(resync_seconds=resync)
+    if webhooks:
+        from mothership.controllers.operator import WebhookConfig
+        from mothership.testenv.paths import state_root
+
+        dns = ("localhost", *(webhook_dns_name or ()))
+        if webhook_service:
+            ns, name = webhook_service.split("/", 1)
+            dns += (f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local")
+        memo.webhooks = WebhookConfig(
+            cert_dir=webhook_cert_dir or state_root() / "operator-webhook",
+            host=webhook_host,
+            port=webhook_port,
+            service=webhook_service,
+            dns_names=dns,
+            ips=("127.0.0.1",) if webhook_host in ("127.0.0.1", "0.0.0.0") else (webhook_host,),
+            unregister_on_exit=unregister_on_exit,
+        )
     asyncio.run(
         kopf.operator(
             clusterwide=not namespace,

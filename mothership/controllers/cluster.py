@@ -59,6 +59,8 @@ class Runtime:
     # Secrets known to exist (created or found by a 409) before the watch reports them, so
     # a reconcile right after does not generate keys again only to be told they exist.
     known_secrets: dict[children.Key, set[str]] = field(default_factory=dict)
+    probes: tenant.Probes = field(default_factory=lambda: tenant.Probes())
+    kubeconfig_meta: dict[children.Key, dict[str, str]] = field(default_factory=dict)
 
     def lock(self, key: children.Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -88,6 +90,8 @@ async def on_cluster_event(type: str, body: kopf.Body, **kw: Any) -> None:
         rt.kubeconfigs.pop(key, None)
         rt.statuses.pop(key, None)
         rt.known_secrets.pop(key, None)
+        rt.probes.forget(key)
+        rt.kubeconfig_meta.pop(key, None)
         for k in [k for k in rt.applier.applied if k[1] == key[0] and key[1] in k[2]]:
             del rt.applier.applied[k]
         return
@@ -176,7 +180,7 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
     functional: bool | None = None
     error = ""
     if sts and (sts.status.get("readyReplicas") or 0) >= 1 and kubeconfig_ready:
-        functional, error = await tenant.check_functional(rt, key)
+        functional, error = await rt.probes.check(key, meta_generation(body), rt)
     obs = cluster_status.Observed(
         statefulset=sts,
         objects_missing=missing,
@@ -367,11 +371,15 @@ async def ensure_kubeconfig(
         return False
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
+    key = (namespace, name)
     server = f"https://{address}:{api_port(body)}"
     observed = owned.get(("Secret", names.kubeconfig_secret(name)))
-    if observed and not kubeconfig_secret.needs_rotation(observed.annotations, server):
-        return True
     rt = runtime()
+    # What we wrote last counts too: the watch may not have delivered it yet, and a second
+    # write would also mint a second client certificate.
+    for seen in (observed.annotations if observed else None, rt.kubeconfig_meta.get(key)):
+        if seen and not kubeconfig_secret.needs_rotation(seen, server):
+            return True
     ca = await _read_cert_key(name, "ca", namespace)
     extra = (body.get("spec") or {}).get("kubeconfigSecretMetadata") or {}
     secret = kubeconfig_secret.kubeconfig_secret(
@@ -385,6 +393,7 @@ async def ensure_kubeconfig(
     await rt.applier.apply(owned_by(secret, body), None)
     metrics.WRITES.labels(kind="Secret").inc()
     rt.kubeconfigs[(namespace, name)] = base64.b64decode(secret["data"]["value"]).decode()
+    rt.kubeconfig_meta[key] = secret["metadata"]["annotations"]
     kopf.info(body, reason="KubeconfigWritten", message=f"{secret['metadata']['name']} -> {server}")
     return True
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -18,6 +20,20 @@ from mothership.controllers.apply import Applier
 from mothership.render.names import FIELD_MANAGER
 
 log = logging.getLogger("mothership.operator")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    cert_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9443
+    url_base: str | None = None  # how the API server reaches us, if not https://host:port
+    service: str | None = None  # "namespace/name" when running in-cluster behind a Service
+    dns_names: tuple[str, ...] = ("localhost",)
+    ips: tuple[str, ...] = ("127.0.0.1",)
+    unregister_on_exit: bool = False
+
+
 RESYNC_CONCURRENCY = 8
 
 
@@ -46,11 +62,46 @@ async def start_resync(memo: kopf.Memo, **_: Any) -> None:
     memo.resync_task = asyncio.create_task(_resync_forever())
 
 
+@kopf.on.startup()
+async def start_webhooks(memo: kopf.Memo, **_: Any) -> None:
+    """Serve admission and conversion, and register them with the API server.
+
+    Registration is repeated on every start (idempotent SSA): the caBundle follows the
+    certificates this instance serves, and re-applied CRDs get their conversion back.
+    """
+    config = getattr(memo, "webhooks", None)
+    if not config:
+        return
+    from mothership.webhooks.registration import ServiceRef, register
+    from mothership.webhooks.server import cluster_lister, serve, webhook_tls
+
+    tls = webhook_tls(config.cert_dir, dns_names=config.dns_names, ip_addresses=config.ips)
+    client = cluster.runtime().client
+    memo.webhook_runner = await serve(
+        config.host, config.port, config.cert_dir, cluster_lister(client)
+    )
+    if config.service:
+        namespace, name = config.service.split("/", 1)
+        await register(client, service=ServiceRef(namespace, name, 443), ca_pem=tls.ca_pem)
+    else:
+        url = config.url_base or memo.webhook_runner.url_base
+        await register(client, url_base=url, ca_pem=tls.ca_pem)
+    log.info("webhooks served on %s:%s and registered", config.host, memo.webhook_runner.port)
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     task = getattr(memo, "resync_task", None)
     if task:
         task.cancel()
+    config = getattr(memo, "webhooks", None)
+    if config and config.unregister_on_exit and cluster.RUNTIME:
+        from mothership.webhooks.registration import unregister
+
+        await unregister(cluster.RUNTIME.client)
+    runner = getattr(memo, "webhook_runner", None)
+    if runner:
+        await runner.stop()
     if cluster.RUNTIME:
         await cluster.RUNTIME.client.close()
 

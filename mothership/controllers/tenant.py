@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import yaml
@@ -68,3 +70,41 @@ def describe(exc: BaseException) -> str:
         if needle in text or needle in type(exc).__name__.lower():
             return meaning
     return type(exc).__name__
+
+
+@dataclass
+class Probes:
+    """When to look at a tenant API again, and what was seen last time.
+
+    A tenant that does not answer is retried with growing pauses (5 s doubling to 5 min)
+    instead of on every event; one that answers is re-checked once a minute. A new
+    generation of the spec starts over at 5 s. This keeps a large, converging fleet from
+    spending its CPU and memory on TLS handshakes with control planes still starting.
+    """
+
+    first: float = 5.0
+    longest: float = 300.0
+    healthy_every: float = 60.0
+    seen: dict[tuple[str, str], tuple[bool, str, float, float, int | None]] = field(
+        default_factory=dict
+    )
+
+    async def check(
+        self, key: tuple[str, str], generation: int | None, rt: Runtime
+    ) -> tuple[bool, str]:
+        now = time.monotonic()
+        last = self.seen.get(key)
+        if last and last[4] == generation and now < last[2]:
+            return last[0], last[1]
+        ok, error = await check_functional(rt, key)
+        if ok:
+            pause = self.healthy_every
+        elif last and last[4] == generation and not last[0]:
+            pause = min(last[3] * 2, self.longest)
+        else:
+            pause = self.first
+        self.seen[key] = (ok, error, now + pause, pause, generation)
+        return ok, error
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.seen.pop(key, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import signal
 import subprocess
@@ -36,7 +37,7 @@ class Operator:
     def __init__(self, kubeconfig: Path, log: Path) -> None:
         self.kubeconfig, self.log = kubeconfig, log
         self.proc: subprocess.Popen[bytes] | None = None
-        self.ports = free_ports(["metrics", "health"])
+        self.ports = free_ports(["metrics", "health", "webhook"])
 
     def start(self) -> None:
         argv = [
@@ -46,6 +47,9 @@ class Operator:
             f"--health-port={self.ports['health']}",
             "--resync=3",
             "--log-format=plain",
+            f"--webhook-port={self.ports['webhook']}",
+            f"--webhook-cert-dir={self.log.parent / 'webhook'}",
+            "--unregister-webhooks-on-exit",
         ]  # fmt: skip
         fh = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
@@ -345,3 +349,29 @@ def test_join_token_authenticates_as_a_bootstrap_user_and_is_revoked_on_delete(
         60,
     )
     kube.wait_until("request gone", lambda: not _exists(kc, JTR, "worker-token", ns), 60)
+
+
+def test_admission_defaults_the_version_and_rejects_bad_specs_readably(
+    mothership_kwok: LocalMothership, operator: Operator, ns: str
+) -> None:
+    kubectl = str(mothership_kwok.cfg.bin_dir / "kubectl")
+    env = {**os.environ, "KUBECONFIG": str(mothership_kwok.cfg.kubeconfig)}
+
+    def apply(manifest: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [kubectl, "apply", "-n", ns, "-f", "-"],
+            input=manifest, capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+
+    bad = apply(
+        "apiVersion: k0smotron.io/v1beta2\nkind: Cluster\nmetadata: {name: bad}\n"
+        "spec:\n  version: '1.30'\n  storage:\n    type: kine\n    kine:\n"
+        "      dataSourceURL: postgres://x\n      dataSourceSecretName: s\n"
+    )
+    assert bad.returncode != 0
+    assert "spec.version" in bad.stderr and "vX.Y.Z-k0s.N" in bad.stderr
+    assert "spec.storage.kine.dataSourceSecretName" in bad.stderr
+    good = apply("apiVersion: k0smotron.io/v1beta2\nkind: Cluster\nmetadata: {name: plain}\n")
+    assert good.returncode == 0, good.stderr
+    kc = kube.client(mothership_kwok.cfg.kubeconfig)
+    assert kc.get(Cluster, "plain", namespace=ns).spec["version"].endswith("-k0s.0")
