@@ -7,6 +7,7 @@ task instead of thousands, and no kopf finalizer on the user's objects.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # Two workers for key generation: enough for two cores, and few thread arenas.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="pki")
+    )
     client = AsyncClient(config=KubeConfig.from_env(), field_manager=FIELD_MANAGER)
     resync = float(getattr(memo, "resync_seconds", 60.0))
     cluster.RUNTIME = cluster.Runtime(client=client, applier=Applier(client), resync_seconds=resync)
