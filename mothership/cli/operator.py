@@ -6,6 +6,7 @@ import logging
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -49,6 +50,15 @@ def run(
     ),
     unregister_on_exit: bool = typer.Option(
         False, "--unregister-webhooks-on-exit", help="Remove the webhook registrations on exit."
+    ),
+    leader_elect: bool = typer.Option(
+        True, "--leader-elect/--no-leader-elect", help="Run only while holding the Lease."
+    ),
+    leader_namespace: str | None = typer.Option(
+        None, "--leader-election-namespace", help="Namespace of the Lease (default: own/default)."
+    ),
+    leader_identity: str | None = typer.Option(
+        None, "--leader-identity", help="This replica's name in the Lease (default: hostname)."
     ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug logging."),
 ) -> None:
@@ -94,8 +104,15 @@ def run(
             ips=("127.0.0.1",) if webhook_host in ("127.0.0.1", "0.0.0.0") else (webhook_host,),
             unregister_on_exit=unregister_on_exit,
         )
-    asyncio.run(
-        kopf.operator(
+    election = (
+        (leader_namespace or _own_namespace(), leader_identity or _identity())
+        if leader_elect
+        else None
+    )
+    lost = asyncio.run(
+        _operate(
+            election,
+            health_port,
             clusterwide=not namespace,
             namespaces=namespace or (),
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
@@ -103,6 +120,69 @@ def run(
             memo=memo,
         )
     )
+    if lost:
+        raise typer.Exit(1)
+
+
+async def _operate(election: tuple[str, str] | None, health_port: int, **kopf_args: Any) -> bool:
+    """Wait for leadership (answering liveness meanwhile), then run kopf until told to stop.
+
+    Returns True when the lease was lost, so the process exits non-zero and is restarted.
+    """
+    import asyncio
+
+    import kopf
+    from lightkube import AsyncClient, KubeConfig
+
+    from mothership.controllers import leader
+
+    if election is None:
+        await kopf.operator(**kopf_args)
+        return False
+    namespace, identity = election
+    client = AsyncClient(config=KubeConfig.from_env())
+    standby = await _standby_health(health_port) if health_port else None
+    try:
+        await leader.acquire(client, namespace, identity)
+    finally:
+        if standby:
+            await standby.cleanup()
+    lost = asyncio.Event()
+    holder = asyncio.create_task(leader.hold(client, namespace, identity, lost))
+    try:
+        await kopf.operator(stop_flag=lost, **kopf_args)
+    finally:
+        holder.cancel()
+        if not lost.is_set():
+            await leader.release(client, namespace, identity)
+        await client.close()
+    return lost.is_set()
+
+
+async def _standby_health(port: int) -> Any:
+    """A /healthz for the standby: waiting for the lease is healthy, not a reason to restart."""
+    from aiohttp import web
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "standby"})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
+def _own_namespace() -> str:
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    return path.read_text().strip() if path.exists() else "default"
+
+
+def _identity() -> str:
+    import socket
+
+    return os.environ.get("POD_NAME") or socket.gethostname()
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
