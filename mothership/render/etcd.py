@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from mothership.api.k0smotron.v1beta2 import Cluster
-from mothership.render import names
+from mothership.render import names, scheduling
 from mothership.render.facts import Facts, identity, k0s_image, object_meta
 
 COMPONENT = "etcd"
@@ -231,7 +231,7 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
 
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
-        "affinity": _spread_affinity(cluster_name),
+        "affinity": scheduling.spread_affinity(cluster_name, COMPONENT),
         "securityContext": {"fsGroup": FS_GROUP},
         "initContainers": init_containers,
         "containers": [etcd_container],
@@ -268,31 +268,6 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         "kind": "StatefulSet",
         "metadata": object_meta(cluster, service, COMPONENT),
         "spec": sts_spec,
-    }
-
-
-def _spread_affinity(cluster_name: str) -> dict[str, Any]:
-    """Prefer members in different zones, then on different nodes: one failure, one member."""
-    match = {"matchLabels": names.selector(cluster_name, COMPONENT)}
-    return {
-        "podAntiAffinity": {
-            "preferredDuringSchedulingIgnoredDuringExecution": [
-                {
-                    "weight": 100,
-                    "podAffinityTerm": {
-                        "topologyKey": "topology.kubernetes.io/zone",
-                        "labelSelector": copy.deepcopy(match),
-                    },
-                },
-                {
-                    "weight": 50,
-                    "podAffinityTerm": {
-                        "topologyKey": "kubernetes.io/hostname",
-                        "labelSelector": copy.deepcopy(match),
-                    },
-                },
-            ]
-        }
     }
 
 

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from mothership.api.k0smotron.v1beta2 import Cluster, ClusterSpec, Mount
-from mothership.render import configmaps, ingress, names
+from mothership.render import configmaps, ingress, names, scheduling
 from mothership.render.facts import Facts, RenderError, identity, k0s_image, object_meta
 
 COMPONENT = "control-plane"
@@ -193,31 +193,6 @@ def _probes(spec: ClusterSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         _probe(initial_delay=60, period=10, failures=15),
         _probe(initial_delay=90, period=10, failures=10),
     )
-
-
-def _spread_affinity(cluster_name: str) -> dict[str, Any]:
-    """Prefer controllers in different zones, then on different nodes."""
-    match = {"matchLabels": names.selector(cluster_name, COMPONENT)}
-    return {
-        "podAntiAffinity": {
-            "preferredDuringSchedulingIgnoredDuringExecution": [
-                {
-                    "weight": 100,
-                    "podAffinityTerm": {
-                        "topologyKey": "topology.kubernetes.io/zone",
-                        "labelSelector": copy.deepcopy(match),
-                    },
-                },
-                {
-                    "weight": 50,
-                    "podAffinityTerm": {
-                        "topologyKey": "kubernetes.io/hostname",
-                        "labelSelector": copy.deepcopy(match),
-                    },
-                },
-            ]
-        }
-    }
 
 
 def _monitoring_sidecars(cluster: Cluster) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -410,7 +385,7 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
 
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
-        "affinity": _spread_affinity(cluster_name),
+        "affinity": scheduling.spread_affinity(cluster_name, COMPONENT),
         "initContainers": [
             {
                 "name": "certs-init",
