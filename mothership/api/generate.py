@@ -22,6 +22,7 @@ from mothership.api.crdgen import HEADER, all_crds, file_name, render_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / "deploy" / "crds"
+REFERENCE = REPO_ROOT / "docs" / "reference" / "api.md"
 
 
 @dataclass
@@ -87,11 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out: Path = args.out
     result = plan(out)
+    reference_ok = _reference(check=args.check)
     for note in result.warnings:
         print(f"warning: {note}", file=sys.stderr)
 
     if args.check:
-        if result.clean:
+        if result.clean and reference_ok:
             print(f"{out}: {len(result.expected)} CRD file(s) up to date")
             return 0
         for label, names in (
@@ -116,6 +118,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.clean:
         print(f"{out}: {len(result.expected)} CRD file(s) up to date")
     return 0
+
+
+def _reference(check: bool) -> bool:
+    """The Markdown API reference beside the CRDs; True when it is (now) up to date."""
+    from mothership.api.docgen import reference
+
+    text = reference()
+    current = REFERENCE.read_text(encoding="utf-8") if REFERENCE.exists() else None
+    if current == text:
+        return True
+    if check:
+        print(f"drifted: {REFERENCE}", file=sys.stderr)
+        return False
+    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
+    REFERENCE.write_text(text, encoding="utf-8")
+    print(f"wrote {REFERENCE}")
+    return True
 
 
 if __name__ == "__main__":

@@ -446,3 +446,12 @@ def test_generate_check_reports_and_write_fixes(tmp_path: Path) -> None:
     assert generate.main(["--out", str(out)]) == 0
     assert not (out / "old.yaml").exists()
     assert generate.main(["--check", "--out", str(out)]) == 0
+
+
+def test_checked_in_api_reference_matches_the_models() -> None:
+    from mothership.api.docgen import reference
+    from mothership.api.generate import REFERENCE
+
+    assert REFERENCE.read_text(encoding="utf-8") == reference(), (
+        "docs/reference/api.md drifted from the models; run: python -m mothership.api.generate"
+    )
