@@ -13,6 +13,7 @@ import base64
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -61,6 +62,7 @@ class Runtime:
     known_secrets: dict[children.Key, set[str]] = field(default_factory=dict)
     probes: tenant.Probes = field(default_factory=lambda: tenant.Probes())
     kubeconfig_meta: dict[children.Key, dict[str, str]] = field(default_factory=dict)
+    fingerprints: dict[children.Key, str] = field(default_factory=dict)
 
     def lock(self, key: children.Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -92,6 +94,7 @@ async def on_cluster_event(type: str, body: kopf.Body, **kw: Any) -> None:
         rt.known_secrets.pop(key, None)
         rt.probes.forget(key)
         rt.kubeconfig_meta.pop(key, None)
+        rt.fingerprints.pop(key, None)
         for k in [k for k in rt.applier.applied if k[1] == key[0] and key[1] in k[2]]:
             del rt.applier.applied[k]
         return
@@ -152,7 +155,11 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
         return
     await ensure_finalizer(body)
     owned = children.children_of(key, indexes)
-    log.debug("owned children of %s/%s: %s", *key, sorted(owned))
+    # Nothing we look at changed since the last full pass, and no probe is due: the
+    # result would be the same, so skip rendering (a resync of a large fleet stays cheap).
+    seen = fingerprint(body, owned, indexes)
+    if rt.fingerprints.get(key) == seen and not rt.probes.due(key):
+        return
 
     secrets_present = {n for (kind, n) in owned if kind == "Secret"}
     await ensure_pki(body, cluster, secrets_present)
@@ -197,6 +204,27 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
         previous, name, spec.get("replicas", 1), meta_generation(body), obs
     )
     await write_status(body, new_status)
+    rt.fingerprints[key] = seen
+
+
+def fingerprint(
+    body: dict[str, Any], owned: dict[tuple[str, str], children.Child], indexes: dict[str, Any]
+) -> str:
+    """Everything a reconcile's outcome depends on, as one comparable string.
+
+    The date is part of it so that time-based work (kubeconfig rotation ahead of expiry)
+    gets a full pass at least daily even when nothing else moves.
+    """
+    meta = body["metadata"]
+    nodes = sorted((indexes.get("node_addresses") or {}).get(None, []))
+    return repr(
+        (
+            datetime.now(UTC).date().isoformat(),
+            meta.get("resourceVersion"),
+            sorted(owned.items()),
+            nodes if (body.get("spec") or {}).get("service", {}).get("type") == "NodePort" else (),
+        )
+    )
 
 
 def facts_for(

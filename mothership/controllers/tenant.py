@@ -106,5 +106,10 @@ class Probes:
         self.seen[key] = (ok, error, now + pause, pause, generation)
         return ok, error
 
+    def due(self, key: tuple[str, str]) -> bool:
+        """A probe would run now (its answer may change the status)."""
+        last = self.seen.get(key)
+        return last is not None and time.monotonic() >= last[2]
+
     def forget(self, key: tuple[str, str]) -> None:
         self.seen.pop(key, None)
