@@ -34,6 +34,8 @@ class Requests:
     writes_by_object: Counter[str] = field(default_factory=Counter)
     # Events are posted, not managed: counted apart from the objects' writes.
     events: int = 0
+    # Leader-election renewals: a fixed cost of the operator, not of any Cluster.
+    lease_renewals: int = 0
 
     @property
     def total(self) -> int:
@@ -41,7 +43,8 @@ class Requests:
 
     @property
     def writes(self) -> int:
-        return sum(n for verb, n in self.by_verb.items() if verb in WRITE_VERBS)
+        """Writes to the objects the operator manages (not events, not its Lease)."""
+        return sum(self.writes_by_object.values())
 
 
 def read(path: Path, offset: int = 0) -> tuple[Requests, int]:
@@ -61,6 +64,8 @@ def read(path: Path, offset: int = 0) -> tuple[Requests, int]:
         ref = event.get("objectRef") or {}
         if verb in WRITE_VERBS and ref.get("resource") == "events":
             out.events += 1
+        elif verb in WRITE_VERBS and ref.get("resource") == "leases":
+            out.lease_renewals += 1
         elif verb in WRITE_VERBS:
             sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
             key = f"{ref.get('resource')}{sub} {ref.get('namespace')}/{ref.get('name')}"

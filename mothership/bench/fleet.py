@@ -67,9 +67,10 @@ class Result:
             f"{dict(sorted(self.requests.by_verb.items()))}",
             f"writes per object             max {max(writes.values(), default=0)}, "
             f"mean {statistics.mean(writes.values()) if writes else 0:.2f} "
-            f"over {len(writes)} objects (+{self.requests.events} events posted)",
+            f"over {len(writes)} objects (+{self.requests.events} events posted, "
+            f"{self.requests.lease_renewals} lease renewals)",
             f"no-op resync                  {self.resync_writes} writes, "
-            f"{self.resync_requests} requests",
+            f"{self.resync_requests} requests (incl. lease renewals)",
         ]
 
 
