@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from copy import deepcopy
 from typing import Any
 
 from lightkube import AsyncClient
@@ -18,29 +17,37 @@ from lightkube.codecs import from_dict
 from mothership.render.names import FIELD_MANAGER, HASH_ANNOTATION
 
 
+def _without_hash(obj: dict[str, Any]) -> dict[str, Any]:
+    """obj minus our own hash annotation; copies only the two dicts on the way to it."""
+    meta = obj.get("metadata")
+    if not meta or HASH_ANNOTATION not in (meta.get("annotations") or {}):
+        return obj
+    annotations = {k: v for k, v in meta["annotations"].items() if k != HASH_ANNOTATION}
+    new_meta = {k: v for k, v in meta.items() if k != "annotations"}
+    if annotations:
+        new_meta["annotations"] = annotations
+    return {**obj, "metadata": new_meta}
+
+
 def desired_hash(obj: dict[str, Any]) -> str:
-    body = deepcopy(obj)
-    meta = body.get("metadata", {})
-    annotations = meta.get("annotations")
-    if annotations is not None:
-        annotations.pop(HASH_ANNOTATION, None)
-        if not annotations:
-            del meta["annotations"]
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(_without_hash(obj), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def stamp(obj: dict[str, Any]) -> dict[str, Any]:
-    """A copy of obj carrying its own desired hash as an annotation."""
-    out = deepcopy(obj)
-    digest = desired_hash(out)
-    out.setdefault("metadata", {}).setdefault("annotations", {})[HASH_ANNOTATION] = digest
-    return out
+    """A copy of obj carrying its own desired hash as an annotation.
+
+    Shallow: rendered objects are fresh per reconcile and never mutated afterwards, so
+    only the dicts on the path to the annotation are copied.
+    """
+    digest = desired_hash(obj)
+    meta = dict(obj.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), HASH_ANNOTATION: digest}
+    return {**obj, "metadata": meta}
 
 
 def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
     """obj with a controller ownerReference to owner (garbage collection on delete)."""
-    out = deepcopy(obj)
     ref = {
         "apiVersion": owner["apiVersion"],
         "kind": owner["kind"],
@@ -49,8 +56,7 @@ def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-    out.setdefault("metadata", {})["ownerReferences"] = [ref]
-    return out
+    return {**obj, "metadata": {**(obj.get("metadata") or {}), "ownerReferences": [ref]}}
 
 
 class Applier:

@@ -192,7 +192,12 @@ def _dump(obj: Any) -> str:
     # Through JSON first: plain types only, and shared sub-objects would otherwise come
     # out as YAML anchors that some readers of these files do not expect.
     plain = json.loads(json.dumps(obj))
-    return yaml.safe_dump(plain, sort_keys=True, default_flow_style=False, allow_unicode=True)
+    # libyaml's emitter when present: the same text, several times faster (this runs on
+    # every reconcile of every cluster).
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(
+        plain, Dumper=dumper, sort_keys=True, default_flow_style=False, allow_unicode=True
+    )
 
 
 def config_config_map(cluster: Cluster, facts: Facts) -> dict[str, Any]:
