@@ -111,6 +111,10 @@ def controller_manager(cfg: MothershipConfig) -> list[str]:
         f"--service-account-private-key-file={p / 'sa.key'}",
         "--use-service-account-credentials=true",
         f"--controllers={CONTROLLERS}",
+        # The client defaults (20 QPS) throttle pod creation long before this machine is
+        # busy; a mothership hosting hundreds of control planes needs more.
+        "--kube-api-qps=200",
+        "--kube-api-burst=400",
         f"--service-cluster-ip-range={cfg.service_cidr}",
         "--leader-elect=false",
         "--v=1",
@@ -123,6 +127,8 @@ def scheduler(cfg: MothershipConfig) -> list[str]:
         *_auth_kubeconfig_flags(cfg.pki_dir / "scheduler.kubeconfig"),
         "--bind-address=127.0.0.1",
         f"--secure-port={cfg.ports['scheduler']}",
+        "--kube-api-qps=200",
+        "--kube-api-burst=400",
         "--leader-elect=false",
         "--v=1",
     ]
