@@ -13,6 +13,7 @@ from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.codecs import from_dict
+from lightkube.core.exceptions import ApiError
 
 from mothership.render.names import FIELD_MANAGER, HASH_ANNOTATION
 
@@ -106,3 +107,13 @@ class Applier:
         self.applied[key] = (digest, generation)
         self.writes += 1
         return True
+
+
+async def get_or_none(client: AsyncClient, resource: Any, name: str, namespace: str) -> Any:
+    """The object, or None when it does not exist; every other API error propagates."""
+    try:
+        return await client.get(resource, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise

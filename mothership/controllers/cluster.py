@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from mothership import pki
 from mothership.api.k0smotron import v1beta2
 from mothership.controllers import children, cluster_status, metrics, tenant
-from mothership.controllers.apply import Applier, owned_by
+from mothership.controllers.apply import Applier, get_or_none, owned_by
 from mothership.controllers.conditions import Condition, merge
 from mothership.render import kubeconfig_secret, names, pki_secrets
 from mothership.render.cluster import render_cluster
@@ -108,13 +108,9 @@ async def on_child_event(namespace: str, labels: dict[str, str], **kw: Any) -> N
     cluster = labels.get("cluster")
     if not cluster:
         return
-    try:
-        obj = await runtime().client.get(ClusterResource, cluster, namespace=namespace)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return
-        raise
-    await reconcile(obj.to_dict(), kw)
+    obj = await get_or_none(runtime().client, ClusterResource, cluster, namespace)
+    if obj is not None:
+        await reconcile(obj.to_dict(), kw)
 
 
 # -- reconcile -------------------------------------------------------------------------
@@ -322,7 +318,7 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
         if ours and etcd_name in created:
             ca = _cert_key(ours["data"])
         else:
-            ca = await _read_cert_key(name, "etcd", namespace)
+            ca = await read_cert_key(name, "etcd", namespace)
         leaves = await asyncio.to_thread(pki_secrets.missing_etcd_leaves, name, namespace, ca, have)
         created += [s["metadata"]["name"] for s in leaves if await _create_once(body, s)]
     if nats_missing:
@@ -337,7 +333,7 @@ def _cert_key(data: dict[str, str]) -> pki.CertKey:
     return pki.CertKey(base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]))
 
 
-async def _read_cert_key(cluster: str, purpose: str, namespace: str) -> pki.CertKey:
+async def read_cert_key(cluster: str, purpose: str, namespace: str) -> pki.CertKey:
     secret = await runtime().client.get(
         Secret, names.pki_secret(cluster, purpose), namespace=namespace
     )
@@ -408,7 +404,7 @@ async def ensure_kubeconfig(
     for seen in (observed.annotations if observed else None, rt.kubeconfig_meta.get(key)):
         if seen and not kubeconfig_secret.needs_rotation(seen, server):
             return True
-    ca = await _read_cert_key(name, "ca", namespace)
+    ca = await read_cert_key(name, "ca", namespace)
     extra = (body.get("spec") or {}).get("kubeconfigSecretMetadata") or {}
     secret = kubeconfig_secret.kubeconfig_secret(
         name,

@@ -21,10 +21,10 @@ from pydantic import ValidationError
 
 from mothership.api.k0smotron import v1beta2
 from mothership.controllers import metrics, tenant
-from mothership.controllers.apply import owned_by
-from mothership.controllers.cluster import ClusterResource, runtime
+from mothership.controllers.apply import get_or_none, owned_by
+from mothership.controllers.cluster import ClusterResource, read_cert_key, runtime
 from mothership.controllers.conditions import Condition, merge
-from mothership.render import join_token, names
+from mothership.render import join_token
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "jointokenrequests"
 FINALIZER = "k0smotron.io/jointokenrequest"
@@ -93,7 +93,7 @@ async def _reconcile(body: dict[str, Any]) -> None:
     expires = datetime.now(UTC) + expiry if expiry.total_seconds() > 0 else None
     secret_part = await _ensure_bootstrap_token(kubeconfig, tid, role, expires, meta["name"])
 
-    ca_pem = await _cluster_ca(cluster_name, cluster_ns)
+    ca_pem = (await read_cert_key(cluster_name, "ca", cluster_ns)).cert_pem
     port = (
         CONTROLLER_JOIN_PORT
         if role == "controller"
@@ -119,30 +119,14 @@ async def _reconcile(body: dict[str, Any]) -> None:
 
 
 async def _cluster(name: str, namespace: str) -> dict[str, Any]:
-    try:
-        obj = await runtime().client.get(ClusterResource, name, namespace=namespace)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            raise NotYet("ClusterNotFound", f"Cluster {namespace}/{name} does not exist") from exc
-        raise
+    obj = await get_or_none(runtime().client, ClusterResource, name, namespace)
+    if obj is None:
+        raise NotYet("ClusterNotFound", f"Cluster {namespace}/{name} does not exist")
     return obj.to_dict()
 
 
-async def _cluster_ca(cluster: str, namespace: str) -> bytes:
-    secret = await runtime().client.get(
-        Secret, names.pki_secret(cluster, "ca"), namespace=namespace
-    )
-    return base64.b64decode((secret.data or {})["tls.crt"])
-
-
 async def _exists(name: str, namespace: str) -> bool:
-    try:
-        await runtime().client.get(Secret, name, namespace=namespace)
-        return True
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return False
-        raise
+    return await get_or_none(runtime().client, Secret, name, namespace) is not None
 
 
 async def _ensure_bootstrap_token(
@@ -151,12 +135,9 @@ async def _ensure_bootstrap_token(
     """The token secret part, from the tenant's existing bootstrap secret or a new one."""
     client = tenant.client_for(kubeconfig, timeout=10.0)
     try:
-        try:
-            existing = await client.get(Secret, f"bootstrap-token-{tid}", namespace="kube-system")
+        existing = await get_or_none(client, Secret, f"bootstrap-token-{tid}", "kube-system")
+        if existing is not None:
             return base64.b64decode((existing.data or {})["token-secret"]).decode()
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
         part = join_token.new_token_secret(os.urandom(16))
         await client.create(
             from_dict(join_token.bootstrap_secret(tid, part, role, expires, request))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
+from lightkube import Client
 from lightkube.models.core_v1 import (
     Container,
     HostPathVolumeSource,
@@ -29,31 +31,48 @@ def test_real_node_is_ready(mothership_real: LocalMothership) -> None:
     assert node.status.nodeInfo.containerRuntimeVersion.startswith("containerd://")
 
 
-def test_pod_from_local_control_plane_image_runs(mothership_real: LocalMothership) -> None:
-    kc = kube.client(mothership_real.cfg.kubeconfig)
+def _run_to_completion(
+    kc: Client, name: str, command: list[str], volumes: dict[str, Path] | None = None
+) -> None:
+    """Run one container of the control-plane image until it Succeeds (fail fast on Failed).
+
+    `volumes` maps a mount path to a host file mounted there read-only.
+    """
+    mounts = [VolumeMount(name=f"v{i}", mountPath=p) for i, p in enumerate(volumes or {})]
+    host = [
+        Volume(name=f"v{i}", hostPath=HostPathVolumeSource(path=str(f), type="File"))
+        for i, f in enumerate((volumes or {}).values())
+    ]
     kc.create(
         Pod(
-            metadata=ObjectMeta(name="apiserver-version", namespace="default"),
+            metadata=ObjectMeta(name=name, namespace="default"),
             spec=PodSpec(
                 restartPolicy="Never",
                 containers=[
                     Container(
-                        name="version",
+                        name=name,
                         image=CONTROL_PLANE_IMAGE,
                         imagePullPolicy="Never",
-                        command=["/usr/local/bin/kube-apiserver", "--version"],
+                        command=command,
+                        volumeMounts=mounts or None,
                     )
                 ],
+                volumes=host or None,
             ),
         )
     )
 
     def finished() -> bool:
-        phase = kc.get(Pod, "apiserver-version", namespace="default").status.phase
-        assert phase != "Failed", "pod failed"
+        phase = kc.get(Pod, name, namespace="default").status.phase
+        assert phase != "Failed", f"pod {name} failed"
         return phase == "Succeeded"
 
-    kube.wait_until("pod apiserver-version Succeeded", finished, 120)
+    kube.wait_until(f"pod {name} Succeeded", finished, 120)
+
+
+def test_pod_from_local_control_plane_image_runs(mothership_real: LocalMothership) -> None:
+    kc = kube.client(mothership_real.cfg.kubeconfig)
+    _run_to_completion(kc, "apiserver-version", ["/usr/local/bin/kube-apiserver", "--version"])
     # `kubectl logs` goes apiserver -> kubelet over TLS: the whole node path is exercised.
     env = {**os.environ, "KUBECONFIG": str(mothership_real.cfg.kubeconfig)}
     out = subprocess.run(
@@ -73,43 +92,10 @@ def test_pod_reaches_the_api_through_the_kubernetes_service(
 ) -> None:
     """Service VIP (kube-proxy), pod network (CNI), projected SA token and root CA together."""
     kc = kube.client(mothership_real.cfg.kubeconfig)
-    kubectl = mothership_real.cfg.bin_dir / "kubectl"
-    kc.create(
-        Pod(
-            metadata=ObjectMeta(name="whoami", namespace="default"),
-            spec=PodSpec(
-                restartPolicy="Never",
-                containers=[
-                    Container(
-                        name="whoami",
-                        image=CONTROL_PLANE_IMAGE,
-                        imagePullPolicy="Never",
-                        command=[
-                            "/kubectl",
-                            "auth",
-                            "whoami",
-                            "-o",
-                            "jsonpath={.status.userInfo.username}",
-                        ],
-                        volumeMounts=[VolumeMount(name="kubectl", mountPath="/kubectl")],
-                    )
-                ],
-                volumes=[
-                    Volume(
-                        name="kubectl",
-                        hostPath=HostPathVolumeSource(path=str(kubectl), type="File"),
-                    )
-                ],
-            ),
-        )
+    command = ["/kubectl", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]
+    _run_to_completion(
+        kc, "whoami", command, volumes={"/kubectl": mothership_real.cfg.bin_dir / "kubectl"}
     )
-
-    def finished() -> bool:
-        phase = kc.get(Pod, "whoami", namespace="default").status.phase
-        assert phase != "Failed", "pod failed"
-        return phase == "Succeeded"
-
-    kube.wait_until("pod whoami Succeeded", finished, 120)
     logs = "".join(kc.log("whoami", namespace="default"))
     assert logs.strip() == "system:serviceaccount:default:default"
     kc.delete(Pod, "whoami", namespace="default")
