@@ -5,6 +5,9 @@ Three flavours, each started at most once per session and only when a test asks:
 (plus simulated nodes) and `mothership_real` (plus containerd, kubelet and kube-proxy).
 Tests that use the last two are marked `kwok` / `realnode` automatically, so
 `pytest -m "not realnode"` skips the ones that need root and containerd.
+
+Real SQL servers for kine-backed tenants, also started once per session on demand:
+`postgres_server` and `mariadb_server` (or `sql_server`, parametrized over both).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from mothership.testenv import sqlservers
 from mothership.testenv.config import NodeMode
 from mothership.testenv.local import LocalMothership
 from tests.leftovers import processes_mentioning
@@ -52,3 +56,35 @@ def mothership_kwok(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalM
 @pytest.fixture(scope="session")
 def mothership_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMothership]:
     yield from _mothership(tmp_path_factory.mktemp("real"), "real")
+
+
+def _sql_server(kind: sqlservers.Kind) -> Iterator[sqlservers.SqlServer]:
+    server = sqlservers.start(kind)
+    try:
+        yield server
+    finally:
+        sqlservers.remove(server)
+        left = processes_mentioning(server.base_dir) + [
+            f"{pid}: {kind} worker" for pid in server.leftover_workers()
+        ]
+        assert not left, f"processes left behind by the {kind} server: {left}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[sqlservers.SqlServer]:
+    """A private PostgreSQL (Debian's) for the session; `.create_database(name)` per tenant."""
+    yield from _sql_server("postgres")
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[sqlservers.SqlServer]:
+    """A private MariaDB (Debian's) for the session; `.create_database(name)` per tenant."""
+    yield from _sql_server("mysql")
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def sql_server(request: pytest.FixtureRequest) -> sqlservers.SqlServer:
+    """Each SQL server in turn, for tests that must hold on both."""
+    name = "postgres_server" if request.param == "postgres" else "mariadb_server"
+    server: sqlservers.SqlServer = request.getfixturevalue(name)
+    return server
