@@ -403,3 +403,26 @@ def test_join_token_request_in_its_own_namespace_needs_no_annotation(namespace: 
     assert "annotations" not in v2["metadata"] or NS_ANNOTATION not in v2["metadata"]["annotations"]
     assert v1beta2.JoinTokenRequest.model_validate(v2).target_cluster() == ("tokens", "my-cluster")
     assert convert(v2, V1BETA1) == doc
+
+
+def test_distribution_and_kubernetes_images_survive_a_v1beta1_round_trip() -> None:
+    images = {"apiServer": "mirror.example/kube-apiserver:v1.35.4", "kine": "mirror.example/k"}
+    doc = v2_cluster(
+        {"distribution": "kubernetes", "version": "v1.35.4", "kubernetes": {"images": images}}
+    )
+    v1 = convert(doc, V1BETA1)
+    assert "distribution" not in v1["spec"] and "kubernetes" not in v1["spec"]
+    paths = {tuple(e["path"]) for e in stash(v1) or []}
+    assert {("spec", "distribution"), ("spec", "kubernetes")} <= paths
+    # What v1beta1 cannot express validates against its model (the API server would prune
+    # anything else) and comes back unchanged.
+    v1beta1.Cluster.model_validate(v1)
+    assert convert(v1, V1BETA2) == doc
+
+
+def test_distribution_edited_through_v1beta1_keeps_the_v1beta1_edit() -> None:
+    doc = v2_cluster({"distribution": "kubernetes", "replicas": 1})
+    v1 = convert(doc, V1BETA1)
+    v1["spec"]["replicas"] = 3
+    back = convert(v1, V1BETA2)
+    assert back["spec"] == {"distribution": "kubernetes", "replicas": 3}

@@ -203,7 +203,11 @@ _V1_ONLY_SPEC = frozenset(
         "kineDataSourceSecretName",
     }
 )
-_V2_ONLY_SPEC = frozenset({"remoteHostCluster", "controlPlaneFlags", "storage", "patches"})
+_V2_ONLY_SPEC = frozenset(
+    {"remoteHostCluster", "controlPlaneFlags", "storage", "patches", "distribution", "kubernetes"}
+)
+# v1beta2 fields v1beta1 has no counterpart for: left out going down, kept by the stash.
+_V2_UNMAPPED_SPEC = frozenset({"patches", "distribution", "kubernetes"})
 _CLUSTER_LEGACY_STATUS = ("reconciliationStatus", "ready")
 _JTR_LEGACY_STATUS = ("reconciliationStatus", "clusterUID")
 
@@ -262,7 +266,7 @@ def _cluster_spec_to_v1(spec: Obj) -> Obj:
         elif key == "storage":
             if isinstance(value, dict):
                 out.update(_storage_to_v1(value))
-        elif key not in _V1_ONLY_SPEC and key != "patches":
+        elif key not in _V1_ONLY_SPEC and key not in _V2_UNMAPPED_SPEC:
             out[key] = value
     return out
 

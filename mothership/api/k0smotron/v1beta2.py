@@ -31,6 +31,21 @@ DEFAULT_DEFRAG_RULE = "dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*102
 DEFAULT_PROMETHEUS_IMAGE = "quay.io/k0sproject/prometheus:v2.44.0"
 DEFAULT_PROXY_IMAGE = "nginx:1.19.10"
 DEFAULT_API_PORT = 30443
+DEFAULT_DISTRIBUTION = "k0s"
+# Versions of the upstream pieces the kubernetes distribution runs by default. The
+# Kubernetes components take the Cluster's version as their tag; these do not follow it.
+KONNECTIVITY_VERSION = "v0.34.0"
+KINE_VERSION = "v0.17.5"
+COREDNS_VERSION = "v1.13.1"
+UPSTREAM_REGISTRY = "registry.k8s.io"
+DEFAULT_KONNECTIVITY_SERVER_IMAGE = (
+    f"{UPSTREAM_REGISTRY}/kas-network-proxy/proxy-server:{KONNECTIVITY_VERSION}"
+)
+DEFAULT_KONNECTIVITY_AGENT_IMAGE = (
+    f"{UPSTREAM_REGISTRY}/kas-network-proxy/proxy-agent:{KONNECTIVITY_VERSION}"
+)
+DEFAULT_KINE_IMAGE = f"docker.io/rancher/kine:{KINE_VERSION}"
+DEFAULT_COREDNS_IMAGE = f"{UPSTREAM_REGISTRY}/coredns/coredns:{COREDNS_VERSION}"
 DEFAULT_KONNECTIVITY_PORT = 30132
 K0S_TAG_SUFFIX = "k0s.0"
 
@@ -64,6 +79,7 @@ CONDITION_CERTIFICATES_AVAILABLE = "CertificatesAvailable"
 CONDITION_DELETING = "Deleting"
 CONDITION_JOIN_TOKEN_SECRET_CREATED = "JoinTokenSecretCreated"
 
+Distribution = Literal["k0s", "kubernetes"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 TrafficPolicy = Literal["Cluster", "Local"]
 PersistenceType = Literal["emptyDir", "hostPath", "pvc"]
@@ -379,6 +395,81 @@ class ComponentPatch(KubeModel):
     patch: PatchSpec = Field(description="What to apply to it.")
 
 
+class KubernetesImages(KubeModel):
+    """Images of the kubernetes distribution, each a full reference with its tag.
+
+    Unset means the upstream image: registry.k8s.io/kube-apiserver:<version> and so on for
+    the Kubernetes components, the pinned konnectivity, kine and CoreDNS releases for the
+    others. An operator started with a Kubernetes image template runs its own image for the
+    control plane containers instead (see `mothership operator run
+    --kubernetes-image-template`); a value given here still wins over that.
+    """
+
+    api_server: str | None = Field(
+        default=None,
+        alias="apiServer",
+        description="kube-apiserver; default registry.k8s.io/kube-apiserver:<version>.",
+    )
+    controller_manager: str | None = Field(
+        default=None,
+        alias="controllerManager",
+        description=(
+            "kube-controller-manager; default registry.k8s.io/kube-controller-manager:<version>."
+        ),
+    )
+    scheduler: str | None = Field(
+        default=None,
+        description="kube-scheduler; default registry.k8s.io/kube-scheduler:<version>.",
+    )
+    konnectivity_server: str | None = Field(
+        default=None,
+        alias="konnectivityServer",
+        description=f"konnectivity server; default {DEFAULT_KONNECTIVITY_SERVER_IMAGE}.",
+    )
+    kine: str | None = Field(
+        default=None,
+        description=(
+            f"kine sidecar, used with storage kine and nats; default {DEFAULT_KINE_IMAGE}. "
+            "For nats it must be built with embedded NATS (the upstream image is)."
+        ),
+    )
+    kube_proxy: str | None = Field(
+        default=None,
+        alias="kubeProxy",
+        description=(
+            "kube-proxy DaemonSet in the tenant (runs on its worker nodes); default "
+            "registry.k8s.io/kube-proxy:<version>."
+        ),
+    )
+    core_dns: str | None = Field(
+        default=None,
+        alias="coreDNS",
+        description=f"CoreDNS Deployment in the tenant; default {DEFAULT_COREDNS_IMAGE}.",
+    )
+    konnectivity_agent: str | None = Field(
+        default=None,
+        alias="konnectivityAgent",
+        description=(
+            "konnectivity agent DaemonSet in the tenant; default "
+            f"{DEFAULT_KONNECTIVITY_AGENT_IMAGE}."
+        ),
+    )
+
+
+class KubernetesSpec(KubeModel):
+    """Settings of the kubernetes distribution (ignored by k0s).
+
+    Network settings are read from the same place k0s reads them, so one manifest serves
+    both distributions: spec.k0sConfig.spec.network.serviceCIDR (default 10.96.0.0/12),
+    .podCIDR (default 10.244.0.0/16) and .clusterDomain (default cluster.local).
+    """
+
+    images: KubernetesImages = Field(
+        default_factory=KubernetesImages,
+        description="Per-component image overrides; unset components use the defaults.",
+    )
+
+
 # --- Cluster -----------------------------------------------------------------------------------
 
 
@@ -395,8 +486,21 @@ def k0s_image_tag(version: str) -> str:
 
 
 class ClusterSpec(KubeModel):
-    """Desired state of a hosted k0s control plane."""
+    """Desired state of a hosted control plane."""
 
+    distribution: Distribution = Field(
+        default=DEFAULT_DISTRIBUTION,
+        description=(
+            "What runs the control plane: k0s (one k0s controller container per pod, as "
+            "k0smotron does) or kubernetes (upstream kube-apiserver, kube-controller-manager, "
+            "kube-scheduler and konnectivity-server as separate containers, plus a kine sidecar "
+            "for storage kine and nats). Fixed at creation. Not in k0smotron."
+        ),
+    )
+    kubernetes: KubernetesSpec | None = Field(
+        default=None,
+        description="Images and settings of the kubernetes distribution. Not in k0smotron.",
+    )
     remote_host_cluster: RemoteHostClusterSpec | None = Field(
         default=None,
         alias="remoteHostCluster",
@@ -409,7 +513,10 @@ class ClusterSpec(KubeModel):
     )
     image: str = Field(
         default=DEFAULT_K0S_IMAGE,
-        description="k0s image repository without tag; the tag comes from version.",
+        description=(
+            "k0s image repository without tag; the tag comes from version. Distribution "
+            "kubernetes uses spec.kubernetes.images instead."
+        ),
     )
     service_account: str | None = Field(
         default=None,
@@ -418,7 +525,10 @@ class ClusterSpec(KubeModel):
     )
     version: str | None = Field(
         default=None,
-        description="k0s version, e.g. v1.30.1-k0s.0; the operator's default if unset.",
+        description=(
+            "k0s version, e.g. v1.30.1-k0s.0; with distribution kubernetes a Kubernetes "
+            "version, e.g. v1.35.4. The operator's default if unset."
+        ),
     )
     external_address: str | None = Field(
         default=None,
@@ -468,7 +578,10 @@ class ClusterSpec(KubeModel):
     control_plane_flags: list[str] | None = Field(
         default=None,
         alias="controlPlaneFlags",
-        description="Extra `k0s controller` flags, each as one --flag=value string.",
+        description=(
+            "Extra `k0s controller` flags, each as one --flag=value string; with distribution "
+            "kubernetes extra kube-apiserver flags, replacing the operator's of the same name."
+        ),
     )
     monitoring: MonitoringSpec = Field(
         default_factory=MonitoringSpec, description="Control plane metrics sidecars."
@@ -479,7 +592,11 @@ class ClusterSpec(KubeModel):
         description="core/v1 TopologySpreadConstraints for both the k0s and the etcd pods.",
     )
     resources: FreeForm | None = Field(
-        default=None, description="core/v1 ResourceRequirements for the control plane container."
+        default=None,
+        description=(
+            "core/v1 ResourceRequirements for the control plane container (kube-apiserver "
+            "with distribution kubernetes)."
+        ),
     )
     kubeconfig_secret_metadata: SecretMetadata | None = Field(
         default=None,
