@@ -24,7 +24,9 @@ def install(
 ) -> None:
     """Build kube-apiserver, kubelet, etcd, kine, konnectivity and kwok from Go modules.
 
-    Idempotent: binaries already in the cache are kept. The first run takes a while
+    Also builds the tenant control-plane binaries of the previous pinned Kubernetes
+    version (the one tenants upgrade from) into a sibling dir. Idempotent: binaries
+    already in the cache are kept. The first run takes a while
     (tens of minutes on 2 cores); later runs return at once.
 
     Examples:
@@ -39,6 +41,10 @@ def install(
             f"{len(built)} built, {len(results) - len(built)} already present, "
             f"in {time.monotonic() - started:.0f}s: {paths.bin_dir()}"
         )
+        for family in pins.tenant_families():
+            console.print(
+                f"Kubernetes {family.version} (tenants): {paths.tenant_bin_dir(family.version)}"
+            )
 
 
 @app.command("list")
@@ -50,12 +56,14 @@ def list_() -> None:
     """
     bdir = paths.bin_dir()
     table = Table("binary", "module", "version", "built")
-    for family in pins.families():
+    for bdir, family in gobuild.plan():
         for binary in family.binaries:
             present = (bdir / binary.name).exists()
             table.add_row(binary.name, family.module, family.version, "yes" if present else "no")
     console.print(table)
-    console.print(f"bin dir: {bdir}")
+    console.print(f"bin dir: {paths.bin_dir()}")
+    for family in pins.tenant_families():
+        console.print(f"tenant {family.version} bin dir: {paths.tenant_bin_dir(family.version)}")
 
 
 @app.command()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mothership.testenv import gomod, paths
-from mothership.testenv.pins import Binary, Family, families
+from mothership.testenv.pins import Binary, Family, families, tenant_families
 
 MIN_GO = (1, 25)
 Report = Callable[[str], None]
@@ -164,36 +164,57 @@ def _locked(target: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def missing(bin_dir: Path | None = None) -> list[str]:
-    bdir = bin_dir or paths.bin_dir()
-    return [b.name for f in families() for b in f.binaries if not (bdir / b.name).exists()]
+def plan() -> list[tuple[Path, Family]]:
+    """Every family with the dir it is built into: the mothership's, then tenant-only versions."""
+    main = paths.bin_dir()
+    out = [(main, f) for f in families()]
+    out += [(paths.tenant_bin_dir(f.version), f) for f in tenant_families()]
+    return out
+
+
+def missing() -> list[str]:
+    return [str(d / b.name) for d, f in plan() for b in f.binaries if not (d / b.name).exists()]
 
 
 def install(report: Report = print, only: set[str] | None = None) -> list[BuildResult]:
-    """Build every pinned binary that is not in the bin dir yet; idempotent and lock-guarded."""
-    bdir = paths.bin_dir()
+    """Build every pinned binary that is not in its bin dir yet; idempotent and lock-guarded.
+
+    Each bin dir has its own lock, held only while that dir is built, so a process that
+    needs only the mothership's binaries is not held up by a tenant version being built.
+    """
     results: list[BuildResult] = []
-    all_bins = [(f, b) for f in families() for b in f.binaries if not only or b.name in only]
-    with _locked(bdir):
-        todo = [(f, b) for f, b in all_bins if not (bdir / b.name).exists()]
-        for _, b in all_bins:
-            if (bdir / b.name).exists():
-                results.append(BuildResult(b.name, bdir / b.name, False, 0.0))
-        if not todo:
-            report(f"all {len(all_bins)} binaries present in {bdir}")
-            return results
-        check_go()
-        proxy = go_proxy()
-        wrappers: dict[str, Path] = {}
-        for i, (family, binary) in enumerate(todo, 1):
-            if family.name not in wrappers:
-                wrappers[family.name] = write_wrapper(family, proxy)
-            report(f"[{i}/{len(todo)}] {binary.name} ({family.module}@{family.version}) building…")
-            started = time.monotonic()
-            path = _build_one(family, binary, wrappers[family.name], bdir)
-            secs = time.monotonic() - started
-            report(f"[{i}/{len(todo)}] {binary.name} built in {secs:.0f}s: {verify(binary, path)}")
-            results.append(BuildResult(binary.name, path, True, secs))
+    groups: dict[Path, list[tuple[Family, Binary]]] = {}
+    for bdir, fam in plan():
+        for b in fam.binaries:
+            if not only or b.name in only:
+                groups.setdefault(bdir, []).append((fam, b))
+    total = sum(1 for d, items in groups.items() for _, b in items if not (d / b.name).exists())
+    done = 0
+    proxy = ""
+    for bdir, items in groups.items():
+        with _locked(bdir):
+            todo = [(f, b) for f, b in items if not (bdir / b.name).exists()]
+            for _, b in items:
+                if (bdir / b.name).exists():
+                    results.append(BuildResult(b.name, bdir / b.name, False, 0.0))
+            if not todo:
+                report(f"all {len(items)} binaries present in {bdir}")
+                continue
+            if not proxy:
+                check_go()
+                proxy = go_proxy()
+            wrappers: dict[str, Path] = {}
+            for family, binary in todo:
+                done += 1
+                step = f"[{done}/{max(total, done)}]"
+                if family.name not in wrappers:
+                    wrappers[family.name] = write_wrapper(family, proxy)
+                report(f"{step} {binary.name} ({family.module}@{family.version}) building…")
+                started = time.monotonic()
+                path = _build_one(family, binary, wrappers[family.name], bdir)
+                secs = time.monotonic() - started
+                report(f"{step} {binary.name} built in {secs:.0f}s: {verify(binary, path)}")
+                results.append(BuildResult(binary.name, path, True, secs))
     return results
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mothership.testenv.pins import version_set
+from mothership.testenv.pins import KUBERNETES_VERSION, tenant_version_set, version_set
 
 CACHE_ENV = "MOTHERSHIP_CACHE_DIR"
 BIN_ENV = "MOTHERSHIP_BIN_DIR"
@@ -28,6 +28,20 @@ def bin_dir() -> Path:
     if value := os.environ.get(BIN_ENV):
         return Path(value).expanduser()
     return cache_root() / "bin" / version_set()
+
+
+def tenant_bin_dir(version: str) -> Path:
+    """Where the tenant control-plane binaries of a Kubernetes version are.
+
+    The mothership's own version shares its bin dir; another version gets a sibling dir
+    named after its own build inputs (or a subdir named after the version when
+    MOTHERSHIP_BIN_DIR is set), so changing an unrelated pin does not rebuild it.
+    """
+    if version == KUBERNETES_VERSION:
+        return bin_dir()
+    if value := os.environ.get(BIN_ENV):
+        return Path(value).expanduser() / version
+    return cache_root() / "bin" / tenant_version_set(version)
 
 
 def go_root() -> Path:

@@ -6,6 +6,9 @@ Why these versions:
   (Debian bookworm ships containerd 1.6); v1.36 and later need containerd 2.
   It is inside upstream's support window and its go directive (1.25) is met by the
   machine's Go, so no toolchain is downloaded.
+* Kubernetes v1.34.4 (tenant control planes only): the version tenants upgrade *from*.
+  One minor below, so an upgrade crosses a minor as real ones do; the module proxy
+  carries no other v1.35 patch release to upgrade between.
 * etcd v3.6.16: the 3.6 line Kubernetes 1.35 is tested with.
 * kine v0.17.5: the newest release whose go directive the local Go satisfies
   (v0.16.6 asks for go 1.26.10); it carries SQLite (pure Go), PostgreSQL, MySQL
@@ -23,6 +26,13 @@ import hashlib
 from dataclasses import dataclass, field
 
 KUBERNETES_VERSION = "v1.35.4"
+# The version a tenant control plane is upgraded from; the mothership itself never runs it.
+PREVIOUS_KUBERNETES_VERSION = "v1.34.4"
+# Every Kubernetes version whose control-plane image the local mothership has, oldest first.
+TENANT_VERSIONS = (PREVIOUS_KUBERNETES_VERSION, KUBERNETES_VERSION)
+CONTROL_PLANE_IMAGE_REPO = "localhost/mothership/control-plane"
+# What a tenant control-plane pod runs: the only binaries built for PREVIOUS_KUBERNETES_VERSION.
+TENANT_CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 ETCD_VERSION = "v3.6.16"
 KINE_VERSION = "v0.17.5"
 KONNECTIVITY_VERSION = "v0.34.0"
@@ -102,6 +112,39 @@ def kubernetes_family(version: str = KUBERNETES_VERSION) -> Family:
     )
 
 
+def tenant_family(version: str) -> Family:
+    """The tenant control-plane binaries of a Kubernetes version other than the mothership's.
+
+    Its own wrapper module (named after the version) keeps its dependency graph apart
+    from the mothership's Kubernetes.
+    """
+    full = kubernetes_family(version)
+    return Family(
+        name=f"kubernetes-{version}",
+        module=full.module,
+        version=version,
+        binaries=tuple(b for b in full.binaries if b.name in TENANT_CONTROL_PLANE_BINARIES),
+        sibling_prefix=full.sibling_prefix,
+        sibling_version=full.sibling_version,
+        ldflags=full.ldflags,
+    )
+
+
+def tenant_families() -> tuple[Family, ...]:
+    """Families built into their own bin dirs, one per tenant-only version."""
+    return tuple(tenant_family(v) for v in TENANT_VERSIONS if v != KUBERNETES_VERSION)
+
+
+def local_control_plane_image(version: str) -> str:
+    """The locally written image holding a tenant control plane of this Kubernetes version."""
+    if version not in TENANT_VERSIONS:
+        raise ValueError(
+            f"no local control-plane image for Kubernetes {version}: the local mothership "
+            f"builds {', '.join(TENANT_VERSIONS)} (pins in mothership/testenv/pins.py)"
+        )
+    return f"{CONTROL_PLANE_IMAGE_REPO}:{version}"
+
+
 def families() -> tuple[Family, ...]:
     return (
         kubernetes_family(),
@@ -159,13 +202,10 @@ def families() -> tuple[Family, ...]:
     )
 
 
-def version_set() -> str:
-    """Name of the bin dir for this exact set of pins.
-
-    Only what changes the bytes of a binary goes into the name (modules, versions,
-    packages, tags, flags), so adjusting how a binary is verified reuses the build.
-    """
-    build_inputs = [
+def _build_inputs(fams: tuple[Family, ...]) -> str:
+    """Only what changes the bytes of a binary (modules, versions, packages, tags, flags),
+    so adjusting how a binary is verified reuses the build."""
+    inputs = [
         (
             f.module,
             f.version,
@@ -177,7 +217,17 @@ def version_set() -> str:
             sorted(f.env.items()),
             [(b.name, b.package) for b in f.binaries],
         )
-        for f in families()
+        for f in fams
     ]
-    digest = hashlib.sha256(repr(build_inputs).encode()).hexdigest()[:10]
-    return f"k8s-{KUBERNETES_VERSION}-{digest}"
+    return hashlib.sha256(repr(inputs).encode()).hexdigest()[:10]
+
+
+def version_set() -> str:
+    """Name of the bin dir for this exact set of pins."""
+    return f"k8s-{KUBERNETES_VERSION}-{_build_inputs(families())}"
+
+
+def tenant_version_set(version: str) -> str:
+    """Name of the bin dir of one tenant-only version, independent of the mothership's pins,
+    so a new pin elsewhere does not rebuild it."""
+    return f"tenant-k8s-{version}-{_build_inputs((tenant_family(version),))}"

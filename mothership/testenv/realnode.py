@@ -20,13 +20,20 @@ import yaml
 
 from mothership.testenv import images, paths
 from mothership.testenv.config import REAL_BRIDGE, REAL_HOST_IP, MothershipConfig
-from mothership.testenv.pins import KUBERNETES_VERSION, version_set
+from mothership.testenv.pins import (
+    KUBERNETES_VERSION,
+    TENANT_CONTROL_PLANE_BINARIES,
+    TENANT_VERSIONS,
+    local_control_plane_image,
+    tenant_version_set,
+    version_set,
+)
 from mothership.testenv.pkiset import NODE_NAME
 
 CGROUP_ROOT = "mothership"
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
-CONTROL_PLANE_IMAGE = f"localhost/mothership/control-plane:{KUBERNETES_VERSION}"
+CONTROL_PLANE_IMAGE = local_control_plane_image(KUBERNETES_VERSION)
 CONTROL_PLANE_BINARIES = (
     "kube-apiserver",
     "kube-controller-manager",
@@ -295,26 +302,47 @@ def _images_dir() -> Path:
     return paths.cache_root() / "images" / version_set()
 
 
+def control_plane_image_files(bin_dir: Path, version: str) -> dict[str, Path]:
+    """What the control-plane image of a Kubernetes version holds, by path in the image.
+
+    Only kube-apiserver, kube-controller-manager and kube-scheduler differ between versions;
+    konnectivity-server, kine and etcd are the mothership's own, identical in every image.
+    """
+    own = bin_dir if version == KUBERNETES_VERSION else paths.tenant_bin_dir(version)
+    return {
+        f"/usr/local/bin/{b}": (own if b in TENANT_CONTROL_PLANE_BINARIES else bin_dir) / b
+        for b in CONTROL_PLANE_BINARIES
+    }
+
+
+def _archive_name(name: str, version: str | None) -> str:
+    # A tenant-only version has its own build inputs, so they name its archive too.
+    suffix = f"-{tenant_version_set(version)}" if version not in (None, KUBERNETES_VERSION) else ""
+    return name.replace("/", "_").replace(":", "_") + suffix + ".tar"
+
+
 def prepare_images(cfg: MothershipConfig, report: Callable[[str], None]) -> None:
-    """Write (once per version set) and import the pause and control-plane images."""
+    """Write (once per version set) and import the pause and control-plane images.
+
+    One control-plane image per version in TENANT_VERSIONS, so tenants can be created at
+    and upgraded between those versions with nothing pulled.
+    """
     from mothership.testenv.gobuild import build_env
 
     cache = _images_dir()
     cache.mkdir(parents=True, exist_ok=True)
     pause = images.build_pause(paths.build_root() / "pause", build_env())
-    wanted = (
-        (PAUSE_IMAGE, {"/pause": pause}, ["/pause"]),
-        (
-            CONTROL_PLANE_IMAGE,
-            {f"/usr/local/bin/{b}": cfg.bin_dir / b for b in CONTROL_PLANE_BINARIES},
-            [],
-        ),
-    )
+    wanted: list[tuple[str, str | None, dict[str, Path], list[str]]] = [
+        (PAUSE_IMAGE, None, {"/pause": pause}, ["/pause"])
+    ]
+    for version in TENANT_VERSIONS:
+        files = control_plane_image_files(cfg.bin_dir, version)
+        wanted.append((local_control_plane_image(version), version, files, []))
     address = str(containerd_socket(cfg))
-    for name, files, entrypoint in wanted:
+    for name, version, files, entrypoint in wanted:
         if images.image_present(name, address=address):
             continue
-        archive = cache / (name.replace("/", "_").replace(":", "_") + ".tar")
+        archive = cache / _archive_name(name, version)
         if not archive.exists():
             report(f"writing image {name}")
             tmp = archive.with_suffix(".tmp")
