@@ -15,7 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mothership.testenv import components, gobuild, health, kube, kwoknodes, paths, realnode
+from mothership.testenv import (
+    components,
+    gobuild,
+    health,
+    kube,
+    kwoknodes,
+    localoperator,
+    paths,
+    provisioner,
+    realnode,
+)
 from mothership.testenv.config import Datastore, MothershipConfig, NodeMode
 from mothership.testenv.pkiset import NODE_NAME, ensure_pki, write_kubeconfigs
 from mothership.testenv.ports import free_ports, port_is_free
@@ -43,7 +53,8 @@ PORT_NAMES = (
 )
 # Start order; stop runs it backwards.
 CONTROL_PLANE = ("datastore", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-REAL_NODE = ("containerd", "kubelet", "kube-proxy")
+# The storage provisioner gives PVCs directories on the real node's disk, so it comes with it.
+REAL_NODE = ("containerd", "kubelet", "kube-proxy", "storage-provisioner")
 REAL_LOCK = Path("/run/mothership-real-node.lock")
 
 
@@ -81,6 +92,7 @@ class LocalMothership:
         nodes: NodeMode = "kwok",
         kwok_nodes: int = 3,
         apiserver_args: list[str] | None = None,
+        operator: bool = False,
     ) -> LocalMothership:
         """A mothership with these settings; an existing state dir keeps its data and PKI.
 
@@ -106,6 +118,7 @@ class LocalMothership:
         cfg.nodes, cfg.kwok_nodes = nodes, kwok_nodes
         if apiserver_args is not None:
             cfg.apiserver_args = list(apiserver_args)
+        cfg.operator = operator
         cfg.bin_dir = paths.bin_dir()
         return cls(cfg)
 
@@ -121,6 +134,8 @@ class LocalMothership:
             names.append("kwok")
         elif self.cfg.nodes == "real":
             names += REAL_NODE
+        if self.cfg.operator:
+            names.append(localoperator.COMPONENT)
         return names
 
     def running(self) -> list[str]:
@@ -167,7 +182,32 @@ class LocalMothership:
             self._start_kwok(report, timeout)
         elif cfg.nodes == "real":
             self._start_real_node(report, timeout)
+        if cfg.operator:
+            self._start_operator(report, timeout)
+        elif self.sup.stop(localoperator.COMPONENT):
+            report("stopped the operator (--no-operator)")
         report(f"mothership {cfg.name!r} is up: {cfg.api_url}")
+
+    def _start_operator(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        report("applying the k0smotron.io CRDs")
+        crds = localoperator.apply_crds(cfg.kubeconfig)
+        kube.wait_until(
+            "CRDs established",
+            lambda: localoperator.crds_established(cfg.kubeconfig, crds),
+            timeout,
+        )
+        localoperator.ensure_ports(cfg)
+        report("starting the operator")
+        self.sup.start(localoperator.COMPONENT, localoperator.argv(cfg))
+        url = localoperator.health_url(cfg)
+        wait_for(
+            "operator /healthz",
+            lambda: health.http_ok(url),
+            timeout=timeout,
+            supervisor=self.sup,
+            component=localoperator.COMPONENT,
+        )
 
     def _start_datastore(self, report: Report, timeout: float) -> None:
         cfg = self.cfg
@@ -267,6 +307,21 @@ class LocalMothership:
             supervisor=self.sup,
             component="kube-proxy",
         )
+        self._start_storage_provisioner(report, timeout)
+
+    def _start_storage_provisioner(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        volumes = provisioner.volumes_dir(cfg.state_dir)
+        report(f"starting storage-provisioner (volumes in {volumes})")
+        argv = provisioner.argv(cfg.kubeconfig, volumes, NODE_NAME)
+        pid = self.sup.start("storage-provisioner", argv).pid
+        wait_for(
+            "storage-provisioner first pass",
+            lambda: provisioner.healthy(volumes, pid),
+            timeout=timeout,
+            supervisor=self.sup,
+            component="storage-provisioner",
+        )
 
     @contextmanager
     def _real_node_lock(self) -> Iterator[None]:
@@ -321,7 +376,11 @@ class LocalMothership:
                 f"http://127.0.0.1:{cfg.ports['kube-proxy-healthz']}/healthz"
             ),
             "containerd": lambda: realnode.ctr(cfg, "version", check=False).returncode == 0,
+            "storage-provisioner": lambda: provisioner.healthy(
+                provisioner.volumes_dir(cfg.state_dir)
+            ),
             "kwok": lambda: health.tcp_open("127.0.0.1", cfg.ports["kwok"]),
+            localoperator.COMPONENT: lambda: health.http_ok(localoperator.health_url(cfg)),
             "datastore": (
                 (lambda: health.http_ok(f"http://127.0.0.1:{cfg.ports['etcd']}/health"))
                 if cfg.datastore == "etcd"
@@ -351,7 +410,10 @@ class LocalMothership:
         cfg = self.cfg
         stopped = []
         node_started = any(self.sup.get(n) for n in REAL_NODE)
-        for name in ("kube-proxy", "kubelet"):
+        # First, while the API server is up: the operator unregisters its webhooks on exit.
+        if self.sup.stop(localoperator.COMPONENT, timeout=30.0):
+            stopped.append(localoperator.COMPONENT)
+        for name in ("storage-provisioner", "kube-proxy", "kubelet"):
             if self.sup.stop(name):
                 stopped.append(name)
         if node_started:
