@@ -170,6 +170,14 @@ def _dns_check_script(namespace: str) -> str:
     )
 
 
+def _dns_check_image(cluster: Cluster, facts: Facts) -> str:
+    """k0s clusters run the check with their k0s image (k0smotron's choice); the kubernetes
+    distribution has no such image and uses the etcd image, which has a shell."""
+    if cluster.spec.distribution == "kubernetes":
+        return cluster.spec.storage.etcd.image
+    return k0s_image(cluster.spec, facts)
+
+
 def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     cluster_name, namespace = identity(cluster)
     spec = cluster.spec
@@ -212,7 +220,7 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     init_containers = [
         {
             "name": "dns-check",
-            "image": facts.etcd_dns_check_image or k0s_image(spec, facts),
+            "image": facts.etcd_dns_check_image or _dns_check_image(cluster, facts),
             "imagePullPolicy": "IfNotPresent",
             "command": ["/bin/sh", "-c"],
             "args": [_dns_check_script(namespace)],

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mothership.api.k0smotron.v1beta2 import Cluster, ClusterSpec
+from mothership.api.k0smotron.v1beta2 import DEFAULT_KUBERNETES_VERSION, Cluster, ClusterSpec
 from mothership.render import names
 
 # The default k0s version k0smotron uses when the spec names none; a cluster created
@@ -43,6 +43,13 @@ class Facts:
     - etcd_dns_check_image: the image the existing etcd StatefulSet runs its DNS check
       with. Reusing it keeps a k0s upgrade from rolling every etcd member just because
       the helper image changed. None: the cluster's k0s image.
+    - kubernetes_version_default: what k0s_version_default is for the kubernetes
+      distribution (a Kubernetes version, e.g. v1.35.4).
+    - kubernetes_image_template: an operator setting, not an observation: the image that
+      runs every control plane component of the kubernetes distribution when the spec
+      names none, with ``{version}`` standing for the Cluster's version (e.g.
+      ``localhost/mothership/control-plane:{version}``). Such an image holds every
+      binary on PATH under its upstream name. None: the upstream images.
     """
 
     external_address: str | None = None
@@ -50,11 +57,18 @@ class Facts:
     service_cluster_ips: tuple[str, ...] = ()
     etcd_replicas: int | None = None
     etcd_dns_check_image: str | None = None
+    kubernetes_version_default: str = DEFAULT_KUBERNETES_VERSION
+    kubernetes_image_template: str | None = None
 
 
 def k0s_version(spec: ClusterSpec, facts: Facts) -> str:
     """The version as the user wrote it (or the recorded default), before tag mangling."""
     return spec.version or facts.k0s_version_default
+
+
+def kubernetes_version(spec: ClusterSpec, facts: Facts) -> str:
+    """The Kubernetes version the kubernetes distribution runs (spec, else recorded default)."""
+    return spec.version or facts.kubernetes_version_default
 
 
 def k0s_image(spec: ClusterSpec, facts: Facts) -> str:

@@ -43,6 +43,16 @@ def ingress(cluster: str) -> str:
     return f"kmc-{cluster}"
 
 
+def kubernetes_config_map(cluster: str) -> str:
+    """Config files of the kubernetes distribution's components (egress selector, NATS)."""
+    return f"kmc-{cluster}-kubernetes"
+
+
+def kubernetes_certs_secret(cluster: str) -> str:
+    """Leaf certificates and kubeconfigs of the kubernetes distribution's components."""
+    return f"{cluster}-kubernetes-certs"
+
+
 def kubeconfig_secret(cluster: str) -> str:
     return f"{cluster}-kubeconfig"
 

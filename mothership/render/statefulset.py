@@ -106,7 +106,7 @@ def data_volume_name(cluster: Cluster) -> str:
     return names.data_volume(cluster_name)
 
 
-def _data_volume(cluster: Cluster) -> dict[str, Any] | None:
+def data_volume(cluster: Cluster) -> dict[str, Any] | None:
     """The pod volume for /var/lib/k0s; None for pvc, where a claim template provides it."""
     persistence = cluster.spec.persistence
     name = data_volume_name(cluster)
@@ -119,7 +119,7 @@ def _data_volume(cluster: Cluster) -> dict[str, Any] | None:
     return {"name": name, "emptyDir": {}}
 
 
-def _data_claim_template(cluster: Cluster) -> dict[str, Any] | None:
+def data_claim_template(cluster: Cluster) -> dict[str, Any] | None:
     persistence = cluster.spec.persistence
     if persistence.type != "pvc":
         return None
@@ -157,7 +157,7 @@ def manifest_volumes(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     return user + [v for v in ours if v["name"] not in present]
 
 
-def _mount(mount: Mount) -> tuple[dict[str, Any], dict[str, Any]]:
+def user_mount(mount: Mount) -> tuple[dict[str, Any], dict[str, Any]]:
     name = mount_volume_name(mount.path)
     source = {
         key: copy.deepcopy(value)
@@ -195,9 +195,15 @@ def _probes(spec: ClusterSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     )
 
 
-def _monitoring_sidecars(cluster: Cluster) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _monitoring_sidecars(
+    cluster: Cluster, credentials: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(containers, volumes): Prometheus scraping the components over localhost, and nginx
-    serving what it scraped on a port the management cluster's Prometheus scrapes."""
+    serving what it scraped on a port the management cluster's Prometheus scrapes.
+
+    `credentials` are the mounts that put the client certificates the scrape config names
+    under /var/lib/k0s/pki (k0s writes them into its data directory; the kubernetes
+    distribution projects them from Secrets)."""
     cluster_name, _ = identity(cluster)
     monitoring = cluster.spec.monitoring
     config = names.monitoring_config_map(cluster_name)
@@ -210,10 +216,9 @@ def _monitoring_sidecars(cluster: Cluster) -> tuple[list[dict[str, Any]], list[d
             "command": ["prometheus", "--config.file=/prometheus/prometheus.yml"],
             # Federation only needs recent samples; cap the sidecar's disk use.
             "args": ["--storage.tsdb.retention.size=200MB"],
-            "ports": [_container_port("prometheus", configmaps.PROMETHEUS_PORT)],
+            "ports": [container_port("prometheus", configmaps.PROMETHEUS_PORT)],
             "volumeMounts": [
-                # The client certificate k0s writes for admin access.
-                {"name": data_volume_name(cluster), "mountPath": DATA_DIR},
+                *credentials,
                 {
                     "name": config,
                     "mountPath": "/prometheus/prometheus.yml",
@@ -225,7 +230,7 @@ def _monitoring_sidecars(cluster: Cluster) -> tuple[list[dict[str, Any]], list[d
             "name": "monitoring-proxy",
             "image": monitoring.proxy_image,
             "imagePullPolicy": "IfNotPresent",
-            "ports": [_container_port("nginx", configmaps.METRICS_PROXY_PORT)],
+            "ports": [container_port("nginx", configmaps.METRICS_PROXY_PORT)],
             "volumeMounts": [
                 {
                     "name": nginx_volume,
@@ -267,7 +272,7 @@ def _nats_env(cluster: Cluster) -> list[dict[str, Any]]:
     ]
 
 
-def _nats_claim_template(cluster: Cluster) -> dict[str, Any]:
+def nats_claim_template(cluster: Cluster) -> dict[str, Any]:
     persistence = cluster.spec.storage.nats.persistence
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
@@ -278,7 +283,7 @@ def _nats_claim_template(cluster: Cluster) -> dict[str, Any]:
     return {"metadata": {"name": NATS_VOLUME}, "spec": spec}
 
 
-def _container_port(name: str, port: int) -> dict[str, Any]:
+def container_port(name: str, port: int) -> dict[str, Any]:
     return {"name": name, "containerPort": port, "protocol": "TCP"}
 
 
@@ -306,9 +311,9 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         },
         _certs_volume(cluster),
     ]
-    data_volume = _data_volume(cluster)
-    if data_volume is not None:
-        volumes.append(data_volume)
+    data = data_volume(cluster)
+    if data is not None:
+        volumes.append(data)
     mounts: list[dict[str, Any]] = [
         {
             "name": entrypoint,
@@ -321,7 +326,7 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         volumes.append(volume)
         mounts.append(_manifest_mount(volume["name"], volume["name"]))
     for mount in spec.mounts or []:
-        volume, volume_mount = _mount(mount)
+        volume, volume_mount = user_mount(mount)
         volumes.append(volume)
         mounts.append(volume_mount)
     volumes.append({"name": telemetry, "configMap": {"name": telemetry}})
@@ -332,8 +337,8 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         env_from.append({"secretRef": {"name": spec.storage.kine.data_source_secret_name}})
 
     ports = [
-        _container_port("api", spec.service.api_port),
-        _container_port("konnectivity", spec.service.konnectivity_port),
+        container_port("api", spec.service.api_port),
+        container_port("konnectivity", spec.service.konnectivity_port),
     ]
     readiness, liveness = _probes(spec)
     controller: dict[str, Any] = {
@@ -350,10 +355,67 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     if spec.resources:
         controller["resources"] = copy.deepcopy(spec.resources)
 
-    containers = [controller]
+    claim_templates: list[dict[str, Any]] = []
+    sts_spec: dict[str, Any] = {}
+    if spec.storage.type == "nats":
+        # Members dial each other by pod name through the headless Service, and all must
+        # start together: a member waits for the others before it becomes ready.
+        sts_spec["serviceName"] = names.nats_service(cluster_name)
+        sts_spec["podManagementPolicy"] = "Parallel"
+        controller["env"] = _nats_env(cluster)
+        ports.append(container_port("nats-cluster", configmaps.NATS_CLUSTER_PORT))
+        mounts.append({"name": NATS_VOLUME, "mountPath": configmaps.NATS_STORE_DIR})
+        claim_templates.append(nats_claim_template(cluster))
+
+    init_containers = [
+        {
+            "name": "certs-init",
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", _CERTS_INIT],
+            "volumeMounts": [
+                {"name": CERTS_VOLUME, "mountPath": CERTS_INIT_DIR},
+                {"name": data_name, "mountPath": DATA_DIR},
+            ],
+        }
+    ]
+    # The client certificate k0s writes for admin access.
+    credentials = [{"name": data_name, "mountPath": DATA_DIR}]
+    return assemble(
+        cluster,
+        containers=[controller],
+        init_containers=init_containers,
+        volumes=volumes,
+        extra_claim_templates=claim_templates,
+        sts_spec=sts_spec,
+        monitoring_credentials=credentials,
+    )
+
+
+def assemble(
+    cluster: Cluster,
+    *,
+    containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+    init_containers: list[dict[str, Any]] | None = None,
+    extra_claim_templates: list[dict[str, Any]] | None = None,
+    sts_spec: dict[str, Any] | None = None,
+    pod_spec: dict[str, Any] | None = None,
+    monitoring_credentials: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The StatefulSet `kmc-N` around a distribution's containers and volumes.
+
+    Everything that does not depend on what runs inside the pod is decided here, once for
+    every distribution: replicas and selector, the data claim template and its retention,
+    monitoring sidecars, placement (anti-affinity, topology spread), the service account.
+    """
+    cluster_name, _ = identity(cluster)
+    spec = cluster.spec
+    containers = list(containers)
+    volumes = list(volumes)
     template_meta: dict[str, Any] = {"labels": names.labels(cluster_name, COMPONENT)}
     if spec.monitoring.enabled:
-        sidecars, sidecar_volumes = _monitoring_sidecars(cluster)
+        sidecars, sidecar_volumes = _monitoring_sidecars(cluster, monitoring_credentials or [])
         containers.extend(sidecars)
         volumes.extend(sidecar_volumes)
         template_meta["annotations"] = {
@@ -363,55 +425,39 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         }
 
     claim_templates: list[dict[str, Any]] = []
-    data_claim = _data_claim_template(cluster)
+    data_claim = data_claim_template(cluster)
     if data_claim is not None:
         claim_templates.append(data_claim)
+    claim_templates.extend(extra_claim_templates or [])
 
-    sts_spec: dict[str, Any] = {
+    out_spec: dict[str, Any] = {
         "replicas": spec.replicas,
         "selector": {"matchLabels": names.selector(cluster_name, COMPONENT)},
+        **(sts_spec or {}),
     }
-    if spec.storage.type == "nats":
-        # Members dial each other by pod name through the headless Service, and all must
-        # start together: a member waits for the others before it becomes ready.
-        sts_spec["serviceName"] = names.nats_service(cluster_name)
-        sts_spec["podManagementPolicy"] = "Parallel"
-        controller["env"] = _nats_env(cluster)
-        ports.append(_container_port("nats-cluster", configmaps.NATS_CLUSTER_PORT))
-        mounts.append({"name": NATS_VOLUME, "mountPath": configmaps.NATS_STORE_DIR})
-        claim_templates.append(_nats_claim_template(cluster))
     if spec.persistence.type == "pvc" and spec.persistence.auto_delete_pvcs:
-        sts_spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete"}
+        out_spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete"}
 
-    pod_spec: dict[str, Any] = {
+    out_pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "affinity": scheduling.spread_affinity(cluster_name, COMPONENT),
-        "initContainers": [
-            {
-                "name": "certs-init",
-                "image": image,
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", _CERTS_INIT],
-                "volumeMounts": [
-                    {"name": CERTS_VOLUME, "mountPath": CERTS_INIT_DIR},
-                    {"name": data_name, "mountPath": DATA_DIR},
-                ],
-            }
-        ],
-        "containers": containers,
-        "volumes": volumes,
+        **(pod_spec or {}),
     }
+    if init_containers:
+        out_pod["initContainers"] = init_containers
+    out_pod["containers"] = containers
+    out_pod["volumes"] = volumes
     if spec.service_account:
-        pod_spec["serviceAccountName"] = spec.service_account
+        out_pod["serviceAccountName"] = spec.service_account
     if spec.topology_spread_constraints:
-        pod_spec["topologySpreadConstraints"] = copy.deepcopy(spec.topology_spread_constraints)
+        out_pod["topologySpreadConstraints"] = copy.deepcopy(spec.topology_spread_constraints)
 
-    sts_spec["template"] = {"metadata": template_meta, "spec": pod_spec}
+    out_spec["template"] = {"metadata": template_meta, "spec": out_pod}
     if claim_templates:
-        sts_spec["volumeClaimTemplates"] = claim_templates
+        out_spec["volumeClaimTemplates"] = claim_templates
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": object_meta(cluster, names.statefulset(cluster_name), COMPONENT),
-        "spec": sts_spec,
+        "spec": out_spec,
     }

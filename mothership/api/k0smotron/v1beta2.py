@@ -32,6 +32,8 @@ DEFAULT_PROMETHEUS_IMAGE = "quay.io/k0sproject/prometheus:v2.44.0"
 DEFAULT_PROXY_IMAGE = "nginx:1.19.10"
 DEFAULT_API_PORT = 30443
 DEFAULT_DISTRIBUTION = "k0s"
+DEFAULT_KUBERNETES_VERSION = "v1.35.4"
+"""Version given to a kubernetes-distribution Cluster created without one (the pinned one)."""
 # Versions of the upstream pieces the kubernetes distribution runs by default. The
 # Kubernetes components take the Cluster's version as their tag; these do not follow it.
 KONNECTIVITY_VERSION = "v0.34.0"
