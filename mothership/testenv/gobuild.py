@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mothership.testenv import gomod, paths
-from mothership.testenv.pins import Binary, Family, families, tenant_families
+from mothership.testenv.pins import Binary, Family, families, tenant_families, tool_families
 
 MIN_GO = (1, 25)
 Report = Callable[[str], None]
@@ -169,6 +169,7 @@ def plan() -> list[tuple[Path, Family]]:
     main = paths.bin_dir()
     out = [(main, f) for f in families()]
     out += [(paths.tenant_bin_dir(f.version), f) for f in tenant_families()]
+    out += [(paths.tool_bin_dir(f), f) for f in tool_families()]
     return out
 
 

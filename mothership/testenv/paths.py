@@ -9,7 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mothership.testenv.pins import KUBERNETES_VERSION, tenant_version_set, version_set
+from mothership.testenv.pins import (
+    KUBERNETES_VERSION,
+    Family,
+    tenant_version_set,
+    tool_families,
+    tool_version_set,
+    version_set,
+)
 
 CACHE_ENV = "MOTHERSHIP_CACHE_DIR"
 BIN_ENV = "MOTHERSHIP_BIN_DIR"
@@ -42,6 +49,22 @@ def tenant_bin_dir(version: str) -> Path:
     if value := os.environ.get(BIN_ENV):
         return Path(value).expanduser() / version
     return cache_root() / "bin" / tenant_version_set(version)
+
+
+def tool_bin_dir(family: Family) -> Path:
+    """Where a tool (helm) is built: beside the mothership's binaries when
+    MOTHERSHIP_BIN_DIR is set, else a bin dir of its own."""
+    if value := os.environ.get(BIN_ENV):
+        return Path(value).expanduser()
+    return cache_root() / "bin" / tool_version_set(family)
+
+
+def tool(name: str) -> Path:
+    """The path of a pinned tool's binary (present once `mothership tools install` ran)."""
+    for family in tool_families():
+        if any(b.name == name for b in family.binaries):
+            return tool_bin_dir(family) / name
+    raise KeyError(f"no pinned tool {name!r} (see tool_families in mothership/testenv/pins.py)")
 
 
 def go_root() -> Path:

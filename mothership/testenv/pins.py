@@ -18,6 +18,9 @@ Why these versions:
   the server module's own go.mod points at an older client.
 * kwok v0.8.0: current release; built in its own module so its Kubernetes libraries
   (v0.36) never mix with the v0.35 ones above.
+* helm v3.22.0 (a tool, not part of the mothership): the newest Helm 3 on the proxy; it
+  lints and renders the chart in deploy/helm in the tests. Its go directive (1.26.0) is
+  met by the machine's Go; built in its own bin dir so it never rebuilds Kubernetes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ ETCD_VERSION = "v3.6.16"
 KINE_VERSION = "v0.17.5"
 KONNECTIVITY_VERSION = "v0.34.0"
 KWOK_VERSION = "v0.8.0"
+HELM_VERSION = "v3.22.0"
 
 
 @dataclass(frozen=True)
@@ -231,3 +235,26 @@ def tenant_version_set(version: str) -> str:
     """Name of the bin dir of one tenant-only version, independent of the mothership's pins,
     so a new pin elsewhere does not rebuild it."""
     return f"tenant-k8s-{version}-{_build_inputs((tenant_family(version),))}"
+
+
+def tool_families() -> tuple[Family, ...]:
+    """Tools the project uses around the mothership (never run by it), each in its own bin dir."""
+    return (
+        Family(
+            name="helm",
+            module="helm.sh/helm/v3",
+            version=HELM_VERSION,
+            binaries=(
+                Binary("helm", "helm.sh/helm/v3/cmd/helm", ("version", "--short"), HELM_VERSION),
+            ),
+            ldflags=(
+                f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+                "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+            ),
+        ),
+    )
+
+
+def tool_version_set(family: Family) -> str:
+    """Name of a tool's bin dir: its own build inputs only, so other pins never rebuild it."""
+    return f"tool-{family.name}-{family.version}-{_build_inputs((family,))}"
