@@ -50,14 +50,20 @@ def up(
     datastore: Datastore = typer.Option(Datastore.etcd, "--datastore"),
     state_dir: Path | None = StateOpt,
     timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait per component."),
+    operator: bool = typer.Option(
+        True,
+        "--operator/--no-operator",
+        help="Run the mothership operator as a component (CRDs applied, webhooks registered, "
+        "log in <state-dir>/logs/operator.log). --no-operator when you run your own.",
+    ),
     debug: bool = DebugOpt,
 ) -> None:
     """Build the binaries if needed and start a local mothership; idempotent.
 
     Examples:
-      mothership dev up
+      mothership dev up && mothership cluster create demo --wait
       mothership dev up --nodes kwok --kwok-nodes 10
-      mothership dev up --name scale --nodes kwok --datastore kine
+      mothership dev up --name scale --nodes kwok --datastore kine --no-operator
     """
     with friendly_errors(debug):
         ms = LocalMothership.configure(
@@ -66,10 +72,13 @@ def up(
             datastore=datastore.value,
             nodes=nodes.value,
             kwok_nodes=kwok_nodes,
+            operator=operator,
         )
         ms.up(reporter(console), timeout=timeout)
         console.print(f"kubeconfig: {ms.cfg.kubeconfig}")
         console.print(f'use it:     eval "$(mothership dev env{_name_flag(name)})"')
+        if operator and name == "default":
+            console.print("clusters:   mothership cluster create demo --wait")
 
 
 def _name_flag(name: str) -> str:

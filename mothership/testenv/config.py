@@ -36,6 +36,9 @@ class MothershipConfig:
     bin_dir: Path = Path()
     # Extra kube-apiserver flags (e.g. an audit policy for benchmarks).
     apiserver_args: list[str] = field(default_factory=list)
+    # Run the mothership operator as a component (`mothership dev up` turns it on; test
+    # fixtures and benchmarks run their own).
+    operator: bool = False
 
     @property
     def api_host(self) -> str:

@@ -21,6 +21,7 @@ from mothership.testenv import (
     health,
     kube,
     kwoknodes,
+    localoperator,
     paths,
     provisioner,
     realnode,
@@ -91,6 +92,7 @@ class LocalMothership:
         nodes: NodeMode = "kwok",
         kwok_nodes: int = 3,
         apiserver_args: list[str] | None = None,
+        operator: bool = False,
     ) -> LocalMothership:
         """A mothership with these settings; an existing state dir keeps its data and PKI.
 
@@ -116,6 +118,7 @@ class LocalMothership:
         cfg.nodes, cfg.kwok_nodes = nodes, kwok_nodes
         if apiserver_args is not None:
             cfg.apiserver_args = list(apiserver_args)
+        cfg.operator = operator
         cfg.bin_dir = paths.bin_dir()
         return cls(cfg)
 
@@ -131,6 +134,8 @@ class LocalMothership:
             names.append("kwok")
         elif self.cfg.nodes == "real":
             names += REAL_NODE
+        if self.cfg.operator:
+            names.append(localoperator.COMPONENT)
         return names
 
     def running(self) -> list[str]:
@@ -177,7 +182,32 @@ class LocalMothership:
             self._start_kwok(report, timeout)
         elif cfg.nodes == "real":
             self._start_real_node(report, timeout)
+        if cfg.operator:
+            self._start_operator(report, timeout)
+        elif self.sup.stop(localoperator.COMPONENT):
+            report("stopped the operator (--no-operator)")
         report(f"mothership {cfg.name!r} is up: {cfg.api_url}")
+
+    def _start_operator(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        report("applying the k0smotron.io CRDs")
+        crds = localoperator.apply_crds(cfg.kubeconfig)
+        kube.wait_until(
+            "CRDs established",
+            lambda: localoperator.crds_established(cfg.kubeconfig, crds),
+            timeout,
+        )
+        localoperator.ensure_ports(cfg)
+        report("starting the operator")
+        self.sup.start(localoperator.COMPONENT, localoperator.argv(cfg))
+        url = localoperator.health_url(cfg)
+        wait_for(
+            "operator /healthz",
+            lambda: health.http_ok(url),
+            timeout=timeout,
+            supervisor=self.sup,
+            component=localoperator.COMPONENT,
+        )
 
     def _start_datastore(self, report: Report, timeout: float) -> None:
         cfg = self.cfg
@@ -350,6 +380,7 @@ class LocalMothership:
                 provisioner.volumes_dir(cfg.state_dir)
             ),
             "kwok": lambda: health.tcp_open("127.0.0.1", cfg.ports["kwok"]),
+            localoperator.COMPONENT: lambda: health.http_ok(localoperator.health_url(cfg)),
             "datastore": (
                 (lambda: health.http_ok(f"http://127.0.0.1:{cfg.ports['etcd']}/health"))
                 if cfg.datastore == "etcd"
@@ -379,6 +410,9 @@ class LocalMothership:
         cfg = self.cfg
         stopped = []
         node_started = any(self.sup.get(n) for n in REAL_NODE)
+        # First, while the API server is up: the operator unregisters its webhooks on exit.
+        if self.sup.stop(localoperator.COMPONENT, timeout=30.0):
+            stopped.append(localoperator.COMPONENT)
         for name in ("storage-provisioner", "kube-proxy", "kubelet"):
             if self.sup.stop(name):
                 stopped.append(name)

@@ -1,0 +1,86 @@
+"""The operator as a component of the local mothership: `mothership operator run` on the host.
+
+Supervised like the other components (pid file, log in `<state>/logs/operator.log`,
+health on its /healthz). The CRDs are applied first, so the operator finds its kinds and
+registers its webhooks on them. The webhooks are unregistered when it stops, so a
+mothership brought up later without the operator is not left with admission hooks that
+point at a port nobody serves (their failurePolicy is Fail).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from mothership.testenv import pins
+from mothership.testenv.config import MothershipConfig
+from mothership.testenv.ports import free_ports
+
+COMPONENT = "operator"
+PORT_NAMES = ("operator-metrics", "operator-health", "operator-webhook")
+FIELD_MANAGER = "mothership-dev"
+# Tenant control planes of the kubernetes distribution run the locally built image.
+KUBERNETES_IMAGE_TEMPLATE = f"{pins.CONTROL_PLANE_IMAGE_REPO}:{{version}}"
+
+
+def ensure_ports(cfg: MothershipConfig) -> None:
+    """Ports for the operator, added to a config that may predate them."""
+    missing = [name for name in PORT_NAMES if name not in cfg.ports]
+    if missing:
+        cfg.ports.update(free_ports(missing))
+        cfg.save()
+
+
+def argv(cfg: MothershipConfig) -> list[str]:
+    ports = cfg.ports
+    return [
+        sys.executable, "-m", "mothership.cli.main", "operator", "run",
+        f"--kubeconfig={cfg.kubeconfig}",
+        f"--metrics-port={ports['operator-metrics']}",
+        f"--health-port={ports['operator-health']}",
+        f"--webhook-port={ports['operator-webhook']}",
+        f"--webhook-cert-dir={cfg.state_dir / 'operator' / 'webhook'}",
+        "--unregister-webhooks-on-exit",
+        "--log-format=plain",
+        f"--leader-identity=local-{cfg.name}",
+    ]  # fmt: skip
+
+
+def health_url(cfg: MothershipConfig) -> str:
+    return f"http://127.0.0.1:{cfg.ports['operator-health']}/healthz"
+
+
+def apply_crds(kubeconfig: Any) -> list[str]:
+    """Apply the CRDs generated from the models; return their names.
+
+    Generated rather than read from deploy/crds so an installed package (no repository
+    around) works the same. ``spec.conversion`` is left out: the operator owns it (it
+    registers its conversion webhook there) and re-applying it here would switch
+    conversion off under a running operator.
+    """
+    from lightkube.codecs import from_dict
+
+    from mothership.api.crdgen import all_crds
+    from mothership.testenv import kube
+
+    client = kube.client(kubeconfig, field_manager=FIELD_MANAGER)
+    names = []
+    for doc in all_crds():
+        doc = {**doc, "spec": {k: v for k, v in doc["spec"].items() if k != "conversion"}}
+        client.apply(from_dict(doc), force=True)
+        names.append(doc["metadata"]["name"])
+    return names
+
+
+def crds_established(kubeconfig: Any, names: list[str]) -> bool:
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+
+    from mothership.testenv import kube
+
+    client = kube.client(kubeconfig)
+    for name in names:
+        crd = client.get(CustomResourceDefinition, name)
+        conditions = (crd.status.conditions if crd.status else None) or []
+        if not any(c.type == "Established" and c.status == "True" for c in conditions):
+            return False
+    return True
