@@ -1,7 +1,15 @@
 """Turn expected failures into one readable line and a stable exit code.
 
-Scripts rely on the exit codes: 1 = the operation failed, 2 = bad usage or input,
-3 = a prerequisite of the host is missing. Stack traces appear only with --debug.
+Scripts rely on the exit codes (listed in `mothership --help`):
+
+  0  success
+  1  the operation failed (API error, unreachable server, a component did not start)
+  2  bad usage or invalid input (flags, manifests, field values); nothing was changed
+  3  a prerequisite is missing: host tools, or the k0smotron.io CRDs in the cluster
+  4  the named object does not exist
+  5  timed out waiting, or the object is not ready yet (e.g. no kubeconfig yet)
+
+Stack traces appear only with --debug (or MOTHERSHIP_DEBUG=1).
 """
 
 from __future__ import annotations
@@ -12,35 +20,144 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True)
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PREREQUISITE = 3
+EXIT_NOT_FOUND = 4
+EXIT_TIMEOUT = 5
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 missing prerequisite "
+    "(host tools, CRDs), 4 not found, 5 timed out or not ready."
+)
 
 
-@contextmanager
-def friendly_errors(debug: bool = False) -> Iterator[None]:
+# Which API server the command talks to, for messages about connections (set by connect()).
+_target = {"where": ""}
+
+
+def note_target(where: str) -> None:
+    _target["where"] = where
+
+
+class CliError(Exception):
+    """A failure the user can act on: the message says what failed and what to do."""
+
+    code = EXIT_FAILED
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(CliError):
+    code = EXIT_USAGE
+
+
+class NotFound(CliError):
+    code = EXIT_NOT_FOUND
+
+
+class NotReady(CliError):
+    code = EXIT_TIMEOUT
+
+
+class MissingPrerequisite(CliError):
+    code = EXIT_PREREQUISITE
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level errors of whichever httpx flavour lightkube uses."""
+    found: list[type[BaseException]] = []
+    for module in ("httpx2", "httpx"):
+        try:
+            found.append(__import__(module).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _classify(exc: BaseException) -> tuple[int, str] | None:
+    """(exit code, message) for an exception we expect, None for a bug."""
+    from lightkube.config.kubeconfig import exceptions as kube_config_errors
+    from lightkube.core.exceptions import ApiError
+    from pydantic import ValidationError
+
     from mothership.testenv.gobuild import ToolsError
     from mothership.testenv.procs import ComponentFailed
     from mothership.testenv.realnode import HostNotReady
 
-    codes: list[tuple[type[BaseException], int]] = [
+    if isinstance(exc, CliError):
+        return exc.code, str(exc)
+    if isinstance(exc, ApiError):
+        return api_error(exc)
+    if isinstance(exc, ValidationError):
+        return EXIT_USAGE, validation_message(exc)
+    if isinstance(exc, kube_config_errors.ConfigError):
+        return EXIT_USAGE, f"kubeconfig: {exc}"
+    if isinstance(exc, transport_errors()):
+        where = f" at {_target['where']}" if _target["where"] else ""
+        return EXIT_FAILED, (
+            f"cannot reach the Kubernetes API{where} ({type(exc).__name__}: {exc}); is the "
+            "cluster up, and is this the right --kubeconfig/--context? For the local "
+            "mothership: `mothership dev status`"
+        )
+    for cls, code in (
         (ToolsError, EXIT_PREREQUISITE),
         (HostNotReady, EXIT_PREREQUISITE),
         (ComponentFailed, EXIT_FAILED),
         (FileNotFoundError, EXIT_USAGE),
         (ValueError, EXIT_USAGE),
-        (TimeoutError, EXIT_FAILED),
-    ]
+        (TimeoutError, EXIT_TIMEOUT),
+    ):
+        if isinstance(exc, cls):
+            return code, str(exc)
+    return None
+
+
+def api_error(exc: object) -> tuple[int, str]:
+    """Exit code and message for a refusal by the API server."""
+    status = exc.status  # type: ignore[attr-defined]
+    code = status.code or 0
+    message = status.message or str(exc)
+    if code == 404:
+        return EXIT_NOT_FOUND, message
+    if code in (400, 422):
+        return EXIT_USAGE, message
+    if code == 409:
+        return EXIT_FAILED, message
+    if code in (401, 403):
+        return EXIT_FAILED, f"{message} (check the credentials and RBAC of this kubeconfig)"
+    return EXIT_FAILED, f"the API server answered {code}: {message}"
+
+
+def validation_message(exc: object) -> str:
+    """A pydantic ValidationError as one line per field, with the field's path."""
+    lines = []
+    for error in exc.errors():  # type: ignore[attr-defined]
+        path = ".".join(str(p) for p in error.get("loc", ()))
+        lines.append(f"{path or '(object)'}: {error.get('msg')}")
+    return "invalid input:\n  " + "\n  ".join(lines)
+
+
+@contextmanager
+def friendly_errors(debug: bool = False) -> Iterator[None]:
     try:
         yield
-    except tuple(c for c, _ in codes) as exc:
-        if debug or os.environ.get("MOTHERSHIP_DEBUG"):
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        found = _classify(exc)
+        if found is None or debug or os.environ.get("MOTHERSHIP_DEBUG"):
             raise
-        code = next(code for cls, code in codes if isinstance(exc, cls))
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        code, message = found
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code) from None
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from mothership.cli import bench, dev, operator, tools
+from mothership.cli import bench, cluster, dev, operator, token, tools
+from mothership.cli.errors import EXIT_CODES_HELP
 
 app = typer.Typer(
     name="mothership",
@@ -13,11 +14,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    epilog=EXIT_CODES_HELP,
 )
 app.add_typer(dev.app, name="dev")
 app.add_typer(tools.app, name="tools")
 app.add_typer(operator.app, name="operator")
 app.add_typer(bench.app, name="bench")
+app.add_typer(cluster.app, name="cluster")
+app.add_typer(token.app, name="token")
 
 
 if __name__ == "__main__":
