@@ -22,6 +22,7 @@ from mothership.api.k0smotron.v1beta2 import (
     DEFAULT_API_PORT,
     DEFAULT_ETCD_IMAGE,
     DEFAULT_KONNECTIVITY_PORT,
+    DEFAULT_KUBERNETES_VERSION,
 )
 
 DEFAULT_K0S_VERSION = "v1.35.4-k0s.0"
@@ -53,7 +54,10 @@ def cluster_defaults(cluster: Obj, old: Obj | None = None) -> list[Op]:
     """
     work = copy.deepcopy(cluster)
     ops: list[Op] = []
-    version: str | None = DEFAULT_K0S_VERSION
+    spec = work.get("spec")
+    kubernetes = isinstance(spec, dict) and spec.get("distribution") == "kubernetes"
+    # The kubernetes distribution runs upstream Kubernetes: its version has no k0s suffix.
+    version: str | None = DEFAULT_KUBERNETES_VERSION if kubernetes else DEFAULT_K0S_VERSION
     if old is not None:
         old_spec = old.get("spec")
         old_version = old_spec.get("version") if isinstance(old_spec, dict) else None

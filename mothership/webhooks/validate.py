@@ -15,6 +15,7 @@ truncates warnings beyond 256 characters, so warnings stay shorter than that.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable
@@ -24,8 +25,11 @@ from typing import Any, NamedTuple, get_args
 from mothership.api.k0smotron.convert import V1BETA1, V1BETA2, convert
 from mothership.api.k0smotron.v1beta2 import (
     DEFAULT_API_PORT,
+    DEFAULT_DISTRIBUTION,
     DEFAULT_KONNECTIVITY_PORT,
+    DEFAULT_KUBERNETES_VERSION,
     CertificateType,
+    Distribution,
     NodeRole,
     PatchType,
     PersistenceType,
@@ -37,6 +41,7 @@ from mothership.webhooks.defaults import DEFAULT_K0S_VERSION
 Obj = dict[str, Any]
 
 SERVICE_TYPES: tuple[str, ...] = get_args(ServiceType)
+DISTRIBUTIONS: tuple[str, ...] = get_args(Distribution)
 PERSISTENCE_TYPES: tuple[str, ...] = get_args(PersistenceType)
 STORAGE_TYPES: tuple[str, ...] = get_args(StorageType)
 PATCH_TYPES: tuple[str, ...] = get_args(PatchType)
@@ -100,7 +105,12 @@ def validate_cluster(obj: Obj, old: Obj | None = None, others: Iterable[Obj] = (
     check = _Check(paths)
     spec = _spec(new)
     old_spec = _spec(prev) if prev is not None else None
-    _version(check, spec, old_spec)
+    if spec.get("distribution") == "kubernetes":
+        _kubernetes_version(check, spec, old_spec)
+        _kubernetes_only(check, spec)
+    else:
+        _version(check, spec, old_spec)
+    _distribution(check, spec, old_spec)
     _enums(check, spec)
     _service(check, spec)
     if _wants_others(spec, old_spec):
@@ -129,11 +139,18 @@ def validate_join_token_request(obj: Obj, old: Obj | None = None) -> Result:
 def validate_scale(cluster: Obj, old_replicas: Any, new_replicas: Any) -> Result:
     """Validate a change through the scale subresource (``kubectl scale``, autoscalers).
 
-    Such a change never reaches the Cluster's own admission, so the one rule about replica
-    changes is repeated here for the Cluster (v1beta2) being scaled.
+    Such a change never reaches the Cluster's own admission, so the rules about replica
+    counts (NATS cannot be resized, several replicas need a shared store) are repeated here
+    for the Cluster (v1beta2) being scaled.
     """
     check = _Check(_Paths(V1BETA2))
-    _nats_replicas(check, _spec(cluster), old_replicas, new_replicas, via_scale=True)
+    spec = _spec(cluster)
+    _nats_replicas(check, spec, old_replicas, new_replicas, via_scale=True)
+    storage = _sub(spec, "storage")
+    if storage.get("type") == "kine" and new_replicas != old_replicas:
+        kine = _sub(storage, "kine")
+        scaled = {**spec, "replicas": new_replicas}
+        _shared_store(check, scaled, kine.get("dataSourceURL"), kine.get("dataSourceSecretName"))
     return Result(check.errors, check.warnings)
 
 
@@ -288,16 +305,37 @@ def _version(check: _Check, spec: Obj, old_spec: Obj | None) -> None:
             f"{_show(value)} has no k0s suffix, so image tag {value}-k0s.0 is used; "
             f"write {value}-k0s.N to pick the build",
         )
-    if old_spec is None:
+    if old_spec is not None:
+        _skew(check, value, parsed, old_spec.get("version"), "k0s")
+
+
+def _kubernetes_version(check: _Check, spec: Obj, old_spec: Obj | None) -> None:
+    """With distribution kubernetes, version is a plain Kubernetes version."""
+    value = spec.get("version")
+    if value is None or value == "":
         return
-    old_value = old_spec.get("version")
+    parsed = parse_k0s_version(value) if isinstance(value, str) else None
+    if parsed is None or parsed.build is not None:
+        what = "a k0s version" if parsed is not None else "not a Kubernetes version"
+        check.error(
+            "spec.version",
+            f"{_show(value)} is {what}; with spec.distribution kubernetes write a Kubernetes "
+            f"version vX.Y.Z, e.g. {DEFAULT_KUBERNETES_VERSION}",
+        )
+        return
+    if old_spec is not None and old_spec.get("distribution") == "kubernetes":
+        _skew(check, value, parsed, old_spec.get("version"), "Kubernetes")
+
+
+def _skew(check: _Check, value: str, parsed: K0sVersion, old_value: Any, runtime: str) -> None:
+    """No downgrades, and at most one minor version per step (the upstream skew policy)."""
     old = parse_k0s_version(old_value) if isinstance(old_value, str) else None
     if old is None or old.key() == parsed.key():
         return  # nothing to compare against, or the same version spelt differently
     if parsed.key() < old.key():
         check.error(
             "spec.version",
-            f"cannot downgrade from {old_value} to {value}; k0s does not support "
+            f"cannot downgrade from {old_value} to {value}; {runtime} does not support "
             f"downgrades, so keep {old_value} or pick a newer version",
         )
         return
@@ -308,6 +346,55 @@ def _version(check: _Check, spec: Obj, old_spec: Obj | None) -> None:
             f"cannot upgrade from {old_value} to {value} in one step; Kubernetes upgrades "
             f"one minor version at a time, so go to v{old_major}.{old_minor + 1}.x first",
         )
+
+
+def _distribution(check: _Check, spec: Obj, old_spec: Obj | None) -> None:
+    value = spec.get("distribution", DEFAULT_DISTRIBUTION)
+    if not _enum(check, "spec.distribution", value, DISTRIBUTIONS) or old_spec is None:
+        return
+    old = old_spec.get("distribution", DEFAULT_DISTRIBUTION)
+    if old != value:
+        check.error(
+            "spec.distribution",
+            f"cannot change from {old} to {value}; the two keep different state in the data "
+            f"store, so keep {old} or create a new Cluster with distribution {value}",
+        )
+
+
+def _kubernetes_only(check: _Check, spec: Obj) -> None:
+    """What the kubernetes distribution does not support, or reads differently."""
+    if isinstance(spec.get("ingress"), dict):
+        check.error(
+            "spec.ingress",
+            "not supported with spec.distribution kubernetes; remove it and expose the "
+            "control plane with spec.service.type NodePort or LoadBalancer",
+        )
+    if spec.get("manifests"):
+        check.warn(
+            "spec.manifests",
+            "ignored with spec.distribution kubernetes (k0s applies these); apply the "
+            "manifests to the tenant with its kubeconfig instead",
+        )
+    network = _sub(spec, "k0sConfig", "spec", "network")
+    for key, example in (("serviceCIDR", "10.96.0.0/12"), ("podCIDR", "10.244.0.0/16")):
+        value = network.get(key)
+        if value is None:
+            continue
+        try:
+            net = ipaddress.ip_network(str(value).split(",")[0].strip(), strict=True)
+        except ValueError as exc:
+            check.error(
+                f"spec.k0sConfig.spec.network.{key}",
+                f"{_show(value)} is not a network in CIDR notation ({exc}); write it like "
+                f"{example}",
+            )
+            continue
+        if key == "serviceCIDR" and net.num_addresses < 256:
+            check.error(
+                f"spec.k0sConfig.spec.network.{key}",
+                f"{value} is too small: the DNS Service takes its 10th address and the "
+                "tenant's Services need room; use a /24 or larger",
+            )
 
 
 def _enums(check: _Check, spec: Obj) -> None:
