@@ -45,6 +45,22 @@ def run(
     webhook_cert_dir: Path | None = typer.Option(
         None, "--webhook-cert-dir", help="Where the self-managed webhook certificates live."
     ),
+    webhook_certs: str = typer.Option(
+        "self",
+        "--webhook-certs",
+        help="self: own CA in --webhook-cert-dir; secret: one CA for every replica, kept in "
+        "the Secret --webhook-cert-secret of the operator's namespace; provided: read "
+        "tls.crt/tls.key (and ca.crt) from --webhook-cert-dir, e.g. written by cert-manager.",
+    ),
+    webhook_cert_secret: str = typer.Option(
+        "mothership-webhook-tls", "--webhook-cert-secret", help="Secret for --webhook-certs=secret."
+    ),
+    webhook_registration: str = typer.Option(
+        "full",
+        "--webhook-registration",
+        help="full: write webhook configurations and CRD conversion; ca-bundle: only fill in "
+        "caBundle of those the install manifest created; none: leave it to cert-manager.",
+    ),
     webhook_dns_name: list[str] = typer.Option(
         None, "--webhook-dns-name", help="Extra DNS name in the serving certificate (repeatable)."
     ),
@@ -60,13 +76,30 @@ def run(
     leader_identity: str | None = typer.Option(
         None, "--leader-identity", help="This replica's name in the Lease (default: hostname)."
     ),
+    kubernetes_image_template: str | None = typer.Option(
+        None,
+        "--kubernetes-image-template",
+        envvar="MOTHERSHIP_KUBERNETES_IMAGE_TEMPLATE",
+        help=(
+            "Image for the kubernetes distribution's control plane containers when a Cluster "
+            "names none; {version} becomes the Cluster's version, e.g. "
+            "localhost/mothership/control-plane:{version}. Default: the upstream images."
+        ),
+    ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug logging."),
+    log_level: str = typer.Option(
+        "info", "--log-level", help="debug, info or warning (-v is --log-level=debug)."
+    ),
 ) -> None:
     """Reconcile k0smotron.io Clusters and JoinTokenRequests until interrupted.
 
     Examples:
       mothership operator run --kubeconfig ~/.local/state/mothership/default/kubeconfig
       mothership operator run -n tenants --metrics-port 9090
+
+    In a pod (what deploy/install.yaml runs): --webhook-host=0.0.0.0
+    --webhook-service=mothership-system/mothership-webhook --webhook-certs=secret
+    --webhook-registration=ca-bundle; the service account's credentials are used.
     """
     import asyncio
 
@@ -74,12 +107,25 @@ def run(
     from prometheus_client import start_http_server
 
     from mothership.controllers import cluster, join_token, operator  # noqa: F401 - registers handlers
+    from mothership.webhooks.runtime import CertSource, Registration
 
+    levels = ("debug", "info", "warning")
+    if log_level not in levels:
+        raise typer.BadParameter(f"must be one of {', '.join(levels)}", param_hint="--log-level")
+    try:
+        certs, registration = CertSource(webhook_certs), Registration(webhook_registration)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     _limit_malloc_arenas()
+    if kubernetes_image_template:
+        from mothership.controllers.kubernetes_distribution import IMAGE_TEMPLATE_ENV
+
+        os.environ[IMAGE_TEMPLATE_ENV] = kubernetes_image_template
     if kubeconfig:
         os.environ["KUBECONFIG"] = str(kubeconfig)
     kopf.configure(
-        verbose=verbose,
+        verbose=verbose or log_level == "debug",
+        quiet=log_level == "warning",
         log_format=kopf.LogFormat.JSON if log_format == LogFormat.json else kopf.LogFormat.PLAIN,
     )
     for noisy in ("httpx", "httpx2"):
@@ -103,6 +149,10 @@ def run(
             dns_names=dns,
             ips=("127.0.0.1",) if webhook_host in ("127.0.0.1", "0.0.0.0") else (webhook_host,),
             unregister_on_exit=unregister_on_exit,
+            certs=certs,
+            cert_secret=webhook_cert_secret,
+            namespace=_own_namespace(),
+            registration=registration,
         )
     election = (
         (leader_namespace or _own_namespace(), leader_identity or _identity())
@@ -125,10 +175,27 @@ def run(
 
 
 async def _operate(election: tuple[str, str] | None, health_port: int, **kopf_args: Any) -> bool:
-    """Wait for leadership (answering liveness meanwhile), then run kopf until told to stop.
+    """Serve the webhooks, wait for leadership (answering liveness meanwhile), then run
+    kopf until told to stop.
 
-    Returns True when the lease was lost, so the process exits non-zero and is restarted.
+    Every replica serves the webhooks, the standby too: the Service in front of them
+    picks any ready pod. Returns True when the lease was lost, so the process exits
+    non-zero and is restarted.
     """
+    from mothership.controllers.operator import start_webhook_service
+
+    config = getattr(kopf_args["memo"], "webhooks", None)
+    webhooks = await start_webhook_service(config) if config else None
+    try:
+        return await _lead_and_operate(election, health_port, **kopf_args)
+    finally:
+        if webhooks:
+            await webhooks.stop()
+
+
+async def _lead_and_operate(
+    election: tuple[str, str] | None, health_port: int, **kopf_args: Any
+) -> bool:
     import asyncio
 
     import kopf

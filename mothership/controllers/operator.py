@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import kopf
@@ -19,20 +17,11 @@ from lightkube import AsyncClient, KubeConfig
 from mothership.controllers import cluster, join_token
 from mothership.controllers.apply import Applier
 from mothership.render.names import FIELD_MANAGER
+from mothership.webhooks.runtime import WebhookConfig, WebhookService
+
+__all__ = ["WebhookConfig", "start_webhook_service"]
 
 log = logging.getLogger("mothership.operator")
-
-
-@dataclass(frozen=True)
-class WebhookConfig:
-    cert_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 9443
-    url_base: str | None = None  # how the API server reaches us, if not https://host:port
-    service: str | None = None  # "namespace/name" when running in-cluster behind a Service
-    dns_names: tuple[str, ...] = ("localhost",)
-    ips: tuple[str, ...] = ("127.0.0.1",)
-    unregister_on_exit: bool = False
 
 
 RESYNC_CONCURRENCY = 8
@@ -67,31 +56,28 @@ async def start_resync(memo: kopf.Memo, **_: Any) -> None:
     memo.resync_task = asyncio.create_task(_resync_forever())
 
 
-@kopf.on.startup()
-async def start_webhooks(memo: kopf.Memo, **_: Any) -> None:
+async def start_webhook_service(config: WebhookConfig) -> WebhookService:
     """Serve admission and conversion, and register them with the API server.
 
+    Started before the leader election, by every replica: the Service in front of the
+    webhooks picks any ready pod, and admission must not pause while leadership moves.
     Registration is repeated on every start (idempotent SSA): the caBundle follows the
     certificates this instance serves, and re-applied CRDs get their conversion back.
     """
-    config = getattr(memo, "webhooks", None)
-    if not config:
-        return
-    from mothership.webhooks.registration import ServiceRef, register
-    from mothership.webhooks.server import cluster_lister, serve, webhook_tls
-
-    tls = webhook_tls(config.cert_dir, dns_names=config.dns_names, ip_addresses=config.ips)
-    client = cluster.runtime().client
-    memo.webhook_runner = await serve(
-        config.host, config.port, config.cert_dir, cluster_lister(client)
+    service = WebhookService(config)
+    try:
+        await service.start()
+    except BaseException:
+        await service.stop(unregister=False)
+        raise
+    assert service.runner is not None
+    log.info(
+        "webhooks served on %s:%s (registration: %s)",
+        config.host,
+        service.runner.port,
+        "done" if service.registered else "pending",
     )
-    if config.service:
-        namespace, name = config.service.split("/", 1)
-        await register(client, service=ServiceRef(namespace, name, 443), ca_pem=tls.ca_pem)
-    else:
-        url = config.url_base or memo.webhook_runner.url_base
-        await register(client, url_base=url, ca_pem=tls.ca_pem)
-    log.info("webhooks served on %s:%s and registered", config.host, memo.webhook_runner.port)
+    return service
 
 
 @kopf.on.cleanup()
@@ -99,14 +85,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     task = getattr(memo, "resync_task", None)
     if task:
         task.cancel()
-    config = getattr(memo, "webhooks", None)
-    if config and config.unregister_on_exit and cluster.RUNTIME:
-        from mothership.webhooks.registration import unregister
-
-        await unregister(cluster.RUNTIME.client)
-    runner = getattr(memo, "webhook_runner", None)
-    if runner:
-        await runner.stop()
     if cluster.RUNTIME:
         await cluster.RUNTIME.client.close()
 

@@ -31,6 +31,8 @@ from mothership.webhooks.server import PATHS
 
 CONFIG_NAME = "mothership-k0smotron"
 FIELD_MANAGER = "mothership"
+# Owns only the caBundle fields of objects the install manifest created.
+CA_FIELD_MANAGER = "mothership-ca-bundle"
 TIMEOUT_SECONDS = 10
 VERSIONS = ["v1beta2", "v1beta1"]
 CRD_NAMES = tuple(f"{crd.plural}.{crd.group}" for crd in (CLUSTER_CRD, JOIN_TOKEN_REQUEST_CRD))
@@ -92,10 +94,74 @@ async def unregister(client: AsyncClient) -> None:
                 raise
 
 
+class NotInstalled(RuntimeError):
+    """What :func:`register_ca_bundle` fills in is not there (yet): the message says what."""
+
+
+async def register_ca_bundle(client: AsyncClient, ca_pem: bytes | str) -> list[str]:
+    """Put ``caBundle`` into webhook configurations and CRD conversion installed by others.
+
+    The install manifest (kubectl or Helm) owns every other field of those objects; this
+    owns only ``caBundle``, under a field manager of its own, so re-applying the manifest
+    and renewing the certificate never fight over a field, and a manifest upgrade that
+    changes a rule is not blocked by the operator. Objects that already carry the bundle
+    are not written. Returns what was written; raises :class:`NotInstalled` naming what
+    is missing (the operator retries: in a fresh install it may start first).
+    """
+    bundle = _bundle(ca_pem)
+    written: list[str] = []
+    missing: list[str] = []
+    for kind in (MutatingWebhookConfiguration, ValidatingWebhookConfiguration):
+        live = await _get_or_none(client, kind, CONFIG_NAME)
+        if live is None:
+            missing.append(f"{kind.__name__} {CONFIG_NAME}")
+            continue
+        hooks = [h.name for h in live.webhooks or []]
+        if all((h.clientConfig.caBundle or "") == bundle for h in live.webhooks or []):
+            continue
+        # Every entry, not only the stale ones: an apply that leaves out a field this
+        # manager owned removes it.
+        entries = [{"name": name, "clientConfig": {"caBundle": bundle}} for name in hooks]
+        body = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": kind.__name__,
+            "metadata": {"name": CONFIG_NAME},
+            "webhooks": entries,
+        }
+        await _apply(client, kind, body, CA_FIELD_MANAGER)
+        written.append(f"{kind.__name__} {CONFIG_NAME}")
+    for name in CRD_NAMES:
+        crd = await _get_or_none(client, CustomResourceDefinition, name)
+        conversion = crd.spec.conversion if crd is not None else None
+        if conversion is None or conversion.strategy != "Webhook" or conversion.webhook is None:
+            what = "does not exist" if crd is None else "has no conversion webhook"
+            missing.append(f"CustomResourceDefinition {name} {what}")
+            continue
+        config = conversion.webhook.clientConfig
+        if config is not None and config.caBundle == bundle:
+            continue
+        patch = {"webhook": {"clientConfig": {"caBundle": bundle}}}
+        await _apply(
+            client, CustomResourceDefinition, _crd_conversion_patch(name, patch), CA_FIELD_MANAGER
+        )
+        written.append(f"CustomResourceDefinition {name}")
+    if missing:
+        raise NotInstalled(
+            "the install manifest's webhook registration is incomplete: "
+            + "; ".join(missing)
+            + " (apply deploy/install.yaml, or run `mothership install`)"
+        )
+    return written
+
+
 def webhook_configurations(
-    *, url_base: str | None = None, service: ServiceRef | None = None, ca_pem: bytes | str
+    *, url_base: str | None = None, service: ServiceRef | None = None, ca_pem: bytes | str | None
 ) -> tuple[Obj, Obj]:
-    """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) as dicts."""
+    """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) as dicts.
+
+    ``ca_pem=None`` leaves ``caBundle`` out: the install manifest's form, whose bundle is
+    filled in at run time (:func:`register_ca_bundle`, or cert-manager's CA injector).
+    """
     client_config = _client_config_factory(url_base, service, ca_pem)
     mutating = [
         _webhook("clusters.mutate", ["clusters"], client_config(PATHS["mutate_cluster"])),
@@ -126,7 +192,7 @@ def webhook_configurations(
 
 
 def conversion_spec(
-    *, url_base: str | None = None, service: ServiceRef | None = None, ca_pem: bytes | str
+    *, url_base: str | None = None, service: ServiceRef | None = None, ca_pem: bytes | str | None
 ) -> Obj:
     """The ``spec.conversion`` a k0smotron.io CRD needs to convert through ``/convert``."""
     client_config = _client_config_factory(url_base, service, ca_pem)(PATHS["convert"])
@@ -137,26 +203,31 @@ def conversion_spec(
 
 
 def _client_config_factory(
-    url_base: str | None, service: ServiceRef | None, ca_pem: bytes | str
+    url_base: str | None, service: ServiceRef | None, ca_pem: bytes | str | None
 ) -> Callable[[str], Obj]:
     """Builds each webhook's clientConfig (URL or Service, plus caBundle) from its path."""
     if (url_base is None) == (service is None):
         raise ValueError("give exactly one of url_base (out of cluster) or service (in cluster)")
-    pem = ca_pem.encode() if isinstance(ca_pem, str) else ca_pem
-    if b"-----BEGIN CERTIFICATE-----" not in pem:
-        raise ValueError("ca_pem must be a PEM certificate")
-    bundle = base64.b64encode(pem).decode()
+    bundle = None if ca_pem is None else _bundle(ca_pem)
+    with_bundle = {} if bundle is None else {"caBundle": bundle}
 
     def client_config(path: str) -> Obj:
         if url_base is not None:
             if not url_base.startswith("https://"):
                 raise ValueError(f"webhook URLs must use https, got {url_base!r}")
-            return {"url": url_base.rstrip("/") + path, "caBundle": bundle}
+            return {"url": url_base.rstrip("/") + path, **with_bundle}
         assert service is not None
         ref = {"namespace": service.namespace, "name": service.name, "port": service.port}
-        return {"service": {**ref, "path": path}, "caBundle": bundle}
+        return {"service": {**ref, "path": path}, **with_bundle}
 
     return client_config
+
+
+def _bundle(ca_pem: bytes | str) -> str:
+    pem = ca_pem.encode() if isinstance(ca_pem, str) else ca_pem
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError("ca_pem must be a PEM certificate")
+    return base64.b64encode(pem).decode()
 
 
 def _webhook(name: str, resources: list[str], client_config: Obj) -> Obj:
@@ -203,12 +274,23 @@ def _crd_conversion_patch(name: str, conversion: Obj) -> Obj:
     }
 
 
-async def _apply(client: AsyncClient, kind: Any, body: Obj) -> None:
+async def _apply(
+    client: AsyncClient, kind: Any, body: Obj, field_manager: str = FIELD_MANAGER
+) -> None:
     await client.patch(
         kind,
         body["metadata"]["name"],
         body,
         patch_type=PatchType.APPLY,
-        field_manager=FIELD_MANAGER,
+        field_manager=field_manager,
         force=True,
     )
+
+
+async def _get_or_none(client: AsyncClient, kind: Any, name: str) -> Any:
+    try:
+        return await client.get(kind, name)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise

@@ -76,10 +76,19 @@ ClusterV1beta2 = create_namespaced_resource(
 class Runner:
     """A started webhook server; ``stop()`` closes its listener and open connections."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int) -> None:
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, context: ssl.SSLContext | None = None
+    ) -> None:
         self._runner = runner
         self.host = host
         self.port = port
+        self._context = context
+
+    def reload_certificate(self, tls_dir: Path) -> None:
+        """Serve the pair now in ``tls_dir`` to every new connection (renewal, rotation)."""
+        if self._context is None:
+            raise RuntimeError("this server was started without TLS")
+        self._context.load_cert_chain(tls_dir / CERT_FILE, tls_dir / KEY_FILE)
 
     @property
     def url_base(self) -> str:
@@ -113,7 +122,7 @@ async def serve(host: str, port: int, tls_dir: Path, list_clusters: ListClusters
         raise
     bound = runner.addresses[0][1] if port == 0 else port
     log.info("webhook server listening on %s:%s", host, bound)
-    return Runner(runner, host, bound)
+    return Runner(runner, host, bound, context)
 
 
 def cluster_lister(client: AsyncClient) -> ListClusters:
