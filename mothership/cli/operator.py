@@ -132,7 +132,7 @@ def run(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if metrics_port:
         start_http_server(metrics_port)
-    memo = kopf.Memo(resync_seconds=resync)
+    memo = kopf.Memo(resync_seconds=resync, namespaces=tuple(namespace or ()))
     if webhooks:
         from mothership.controllers.operator import WebhookConfig
         from mothership.testenv.paths import state_root

@@ -15,6 +15,8 @@ from lightkube import AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
 
+from mothership.controllers import children
+from mothership.controllers.children import Child
 from mothership.render.names import FIELD_MANAGER, HASH_ANNOTATION
 
 
@@ -63,50 +65,38 @@ def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
 class Applier:
     """Applies stamped objects; counts writes so tests and benchmarks can see them.
 
-    Remembers what it applied: watch events lag behind writes, and a reconcile triggered
-    in between would otherwise see the old hash and write the same object again.
+    What an object looks like is the registry's business (children.py): it is fed by the
+    watches and by the answer to every write made here, so a reconcile that runs before
+    the watch catches up sees its own last write, not the state before it.
     """
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self.writes = 0
         self.skipped = 0
-        # (kind, namespace, name) -> (hash, generation the apply produced)
-        self.applied: dict[tuple[str, str, str], tuple[str, int | None]] = {}
 
-    async def apply(
-        self,
-        obj: dict[str, Any],
-        observed_hash: str | None,
-        observed_generation: int | None = None,
-    ) -> bool:
+    async def apply(self, obj: dict[str, Any], observed: Child | None) -> bool:
         """Apply obj unless it is known to be in place. True if written.
 
-        In place means: the observed object carries our hash and nobody changed its spec
-        since we applied it (generation unchanged), or we applied this very hash a moment
-        ago and the watch has not caught up yet.
+        In place means: the object exists, carries the hash of exactly this desired
+        state, and nobody else changed it since our last write (a foreign edit keeps our
+        hash annotation, so the hash alone would hide it). A deleted object is absent
+        from the registry, so it is created again.
         """
         stamped = stamp(obj)
         digest = stamped["metadata"]["annotations"][HASH_ANNOTATION]
-        meta = stamped["metadata"]
-        key = (stamped["kind"], meta.get("namespace", ""), meta["name"])
-        mine = self.applied.get(key)
-        drifted = (
-            mine is not None
-            and mine[1] is not None
-            and observed_generation is not None
-            and observed_generation > mine[1]
-        )
-        if not drifted and (observed_hash == digest or (mine and mine[0] == digest)):
+        if observed is not None and observed.hash == digest and not observed.drifted:
             self.skipped += 1
             return False
-        result = await self.client.apply(
-            from_dict(stamped), field_manager=FIELD_MANAGER, force=True
-        )
-        generation = getattr(getattr(result, "metadata", None), "generation", None)
-        self.applied[key] = (digest, generation)
-        self.writes += 1
+        await self.write(stamped)
         return True
+
+    async def write(self, obj: dict[str, Any]) -> Any:
+        """Server-side apply, forced: our field manager owns what it sets."""
+        result = await self.client.apply(from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+        self.writes += 1
+        children.observe_write(result.to_dict())
+        return result
 
 
 async def get_or_none(client: AsyncClient, resource: Any, name: str, namespace: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,10 +28,10 @@ from pydantic import ValidationError
 
 from mothership import pki
 from mothership.api.k0smotron import v1beta2
-from mothership.controllers import children, cluster_status, metrics, tenant
-from mothership.controllers.apply import Applier, get_or_none, owned_by
+from mothership.controllers import children, cluster_status, metrics, tenant, volumes
+from mothership.controllers.apply import Applier, owned_by
 from mothership.controllers.conditions import Condition, merge
-from mothership.render import kubeconfig_secret, names, pki_secrets
+from mothership.render import ingress_cert, kubeconfig_secret, names, pki_secrets
 from mothership.render.cluster import render_cluster
 from mothership.render.etcd import desired_replicas as etcd_desired_replicas
 from mothership.render.facts import DEFAULT_K0S_VERSION, Facts, RenderError
@@ -54,24 +55,20 @@ class Runtime:
     resync_seconds: float = 60.0
     locks: dict[children.Key, asyncio.Lock] = field(default_factory=dict)
     kubeconfigs: dict[children.Key, str] = field(default_factory=dict)
-    # Last status written per cluster: the event that follows our own write may carry an
-    # older status, and writing the same status twice is a wasted request.
+    # Last status written per cluster, until an event shows it: the event that follows our
+    # own write may carry an older status, and writing the same status twice is a waste.
     statuses: dict[children.Key, dict[str, Any]] = field(default_factory=dict)
-    # Secrets known to exist (created or found by a 409) before the watch reports them, so
-    # a reconcile right after does not generate keys again only to be told they exist.
+    # Secrets found by a 409 that the watch does not report (not labelled as ours, e.g. a
+    # CA the user provided), so a reconcile does not generate keys again only to be refused.
     known_secrets: dict[children.Key, set[str]] = field(default_factory=dict)
     probes: tenant.Probes = field(default_factory=lambda: tenant.Probes())
-    kubeconfig_meta: dict[children.Key, dict[str, str]] = field(default_factory=dict)
-    fingerprints: dict[children.Key, str] = field(default_factory=dict)
+    fingerprints: dict[children.Key, bytes] = field(default_factory=dict)
 
     def lock(self, key: children.Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
 
 
 RUNTIME: Runtime | None = None
-# kopf hands its (live) index views only to handlers; the resync loop, which is not a
-# handler, uses the ones the first handler call saw.
-INDEXES: dict[str, Any] = {}
 
 
 def runtime() -> Runtime:
@@ -93,32 +90,19 @@ async def on_cluster_event(type: str, body: kopf.Body, **kw: Any) -> None:
         rt.statuses.pop(key, None)
         rt.known_secrets.pop(key, None)
         rt.probes.forget(key)
-        rt.kubeconfig_meta.pop(key, None)
         rt.fingerprints.pop(key, None)
-        for k in [k for k in rt.applier.applied if k[1] == key[0] and key[1] in k[2]]:
-            del rt.applier.applied[k]
         return
-    await reconcile(dict(body), kw)
+    await reconcile(dict(body))
 
 
-@kopf.on.event("apps", "v1", "statefulsets", labels=children.MANAGED)
-@kopf.on.event("v1", "services", labels=children.MANAGED)
-async def on_child_event(namespace: str, labels: dict[str, str], **kw: Any) -> None:
-    """A child changed (pods became ready, LB got an address): refresh its cluster."""
-    cluster = labels.get("cluster")
-    if not cluster:
-        return
-    obj = await get_or_none(runtime().client, ClusterResource, cluster, namespace)
-    if obj is not None:
-        await reconcile(obj.to_dict(), kw)
+# A child's changes (pods became ready, an LB got an address, someone edited or deleted
+# it) reach reconcile() through the operator's child watches (operator.Triggers).
 
 
 # -- reconcile -------------------------------------------------------------------------
 
 
-async def reconcile(body: dict[str, Any], indexes: dict[str, Any]) -> None:
-    if not INDEXES:
-        INDEXES.update({k: v for k, v in indexes.items() if isinstance(v, kopf.Index)})
+async def reconcile(body: dict[str, Any]) -> None:
     meta = body["metadata"]
     key: children.Key = (meta["namespace"], meta["name"])
     rt = runtime()
@@ -128,9 +112,9 @@ async def reconcile(body: dict[str, Any], indexes: dict[str, Any]) -> None:
         metrics.QUEUE_DEPTH.inc()
         try:
             if meta.get("deletionTimestamp"):
-                await finalize(body, indexes)
+                await finalize(body)
             else:
-                await _reconcile(body, key, indexes)
+                await _reconcile(body, key)
         except Exception:
             result = "error"
             raise
@@ -140,7 +124,7 @@ async def reconcile(body: dict[str, Any], indexes: dict[str, Any]) -> None:
             metrics.DURATION.labels(kind="Cluster").observe(time.monotonic() - started)
 
 
-async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str, Any]) -> None:
+async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
     rt = runtime()
     name = key[1]
     try:
@@ -150,17 +134,17 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
         kopf.warn(body, reason="InvalidSpec", message=str(exc)[:1000])
         return
     await ensure_finalizer(body)
-    owned = children.children_of(key, indexes)
+    owned = children.children_of(key)
     # Nothing we look at changed since the last full pass, and no probe is due: the
     # result would be the same, so skip rendering (a resync of a large fleet stays cheap).
-    seen = fingerprint(body, owned, indexes)
+    seen = fingerprint(body, owned)
     if rt.fingerprints.get(key) == seen and not rt.probes.due(key):
         return
 
     secrets_present = {n for (kind, n) in owned if kind == "Secret"}
     await ensure_pki(body, cluster, secrets_present)
 
-    address = external_address(cluster, body, owned, indexes)
+    address = external_address(cluster, body, owned)
     try:
         objects = render_cluster(cluster, facts_for(cluster, body, owned, address))
     except (RenderError, PatchError) as exc:
@@ -170,11 +154,12 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
     missing: list[str] = []
     for obj in objects:
         observed = owned.get((obj["kind"], obj["metadata"]["name"]))
-        if await rt.applier.apply(
-            owned_by(obj, body),
-            observed.hash if observed else None,
-            observed.generation if observed else None,
-        ):
+        if obj["kind"] == "StatefulSet":
+            obj, hold = await volumes.fit_claims(rt.client, body, obj, observed)
+            if hold:
+                missing.append(f"{obj['kind']}/{obj['metadata']['name']}")
+                continue
+        if await rt.applier.apply(owned_by(obj, body), observed):
             missing.append(f"{obj['kind']}/{obj['metadata']['name']}")
             metrics.WRITES.labels(kind=obj["kind"]).inc()
 
@@ -203,17 +188,15 @@ async def _reconcile(body: dict[str, Any], key: children.Key, indexes: dict[str,
     rt.fingerprints[key] = seen
 
 
-def fingerprint(
-    body: dict[str, Any], owned: dict[tuple[str, str], children.Child], indexes: dict[str, Any]
-) -> str:
-    """Everything a reconcile's outcome depends on, as one comparable string.
+def fingerprint(body: dict[str, Any], owned: dict[tuple[str, str], children.Child]) -> bytes:
+    """Everything a reconcile's outcome depends on, as one short digest.
 
     The date is part of it so that time-based work (kubeconfig rotation ahead of expiry)
     gets a full pass at least daily even when nothing else moves.
     """
     meta = body["metadata"]
-    nodes = sorted((indexes.get("node_addresses") or {}).get(None, []))
-    return repr(
+    nodes = children.node_addresses()
+    text = repr(
         (
             datetime.now(UTC).date().isoformat(),
             meta.get("resourceVersion"),
@@ -221,6 +204,7 @@ def fingerprint(
             nodes if (body.get("spec") or {}).get("service", {}).get("type") == "NodePort" else (),
         )
     )
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def facts_for(
@@ -306,7 +290,9 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
     have = {p for p in wanted if names.pki_secret(name, p) in present}
     nats = cluster.spec.storage.type == "nats"
     nats_missing = nats and names.nats_token_secret(name) not in present
-    if len(have) == len(wanted) and not nats_missing:
+    haproxy = names.pki_secret(name, ingress_cert.PURPOSE)
+    haproxy_missing = cluster.spec.ingress is not None and haproxy not in present
+    if len(have) == len(wanted) and not nats_missing and not haproxy_missing:
         return
     # Create-if-absent: a 409 means the Secret exists (ours, CAPI's or the user's) and it is
     # kept as it is. No lookup first: the create is the lookup.
@@ -325,6 +311,13 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
         token = pki_secrets.nats_token_secret(name, namespace)
         if await _create_once(body, token):
             created.append(token["metadata"]["name"])
+    if haproxy_missing:
+        # Serves `kubernetes.default` inside the hosted cluster in ingress mode; signed by
+        # the cluster CA, so it follows whichever CA exists (ours or the user's).
+        ca = await read_cert_key(name, "ca", namespace)
+        leaf = await asyncio.to_thread(ingress_cert.haproxy_secret, cluster, namespace, ca)
+        if await _create_once(body, leaf):
+            created.append(haproxy)
     if created:
         kopf.info(body, reason="SecretsCreated", message=", ".join(created))
 
@@ -343,24 +336,23 @@ async def read_cert_key(cluster: str, purpose: str, namespace: str) -> pki.CertK
 async def _create_once(body: dict[str, Any], secret: dict[str, Any]) -> bool:
     """Create, never apply: an existing secret (someone else's, or a race) is kept as is."""
     meta = body["metadata"]
-    known = runtime().known_secrets.setdefault((meta["namespace"], meta["name"]), set())
     try:
-        await runtime().client.create(from_dict(owned_by(secret, body)))
-        metrics.WRITES.labels(kind="Secret").inc()
-        created = True
+        result = await runtime().client.create(from_dict(owned_by(secret, body)))
     except ApiError as exc:
         if exc.status.code != 409:
             raise
-        created = False
-    known.add(secret["metadata"]["name"])
-    return created
+        known = runtime().known_secrets.setdefault((meta["namespace"], meta["name"]), set())
+        known.add(secret["metadata"]["name"])
+        return False
+    metrics.WRITES.labels(kind="Secret").inc()
+    children.observe_write(result.to_dict())
+    return True
 
 
 def external_address(
     cluster: v1beta2.Cluster,
     body: dict[str, Any],
     owned: dict[tuple[str, str], children.Child],
-    indexes: dict[str, Any],
 ) -> str | None:
     """Where clients reach the control plane: the spec, else what the Service got.
 
@@ -376,8 +368,7 @@ def external_address(
     if service_type == "LoadBalancer":
         return next((a for a in svc.status.get("lb", []) if a), None)
     if service_type == "NodePort":
-        nodes = sorted(indexes.get("node_addresses", {}).get(None, []))
-        return next((addr for _, addr in nodes if addr), None)
+        return next((addr for _, addr in children.node_addresses() if addr), None)
     return svc.status.get("clusterIP") or None
 
 
@@ -399,11 +390,14 @@ async def ensure_kubeconfig(
     server = f"https://{address}:{api_port(body)}"
     observed = owned.get(("Secret", names.kubeconfig_secret(name)))
     rt = runtime()
-    # What we wrote last counts too: the watch may not have delivered it yet, and a second
-    # write would also mint a second client certificate.
-    for seen in (observed.annotations if observed else None, rt.kubeconfig_meta.get(key)):
-        if seen and not kubeconfig_secret.needs_rotation(seen, server):
-            return True
+    # Our last write is in `owned` even before the watch delivers it (the registry takes
+    # the write's answer), so a second reconcile does not mint a second client cert.
+    if (
+        observed is not None
+        and not observed.drifted
+        and not kubeconfig_secret.needs_rotation(dict(observed.annotations), server)
+    ):
+        return True
     ca = await read_cert_key(name, "ca", namespace)
     extra = (body.get("spec") or {}).get("kubeconfigSecretMetadata") or {}
     secret = kubeconfig_secret.kubeconfig_secret(
@@ -416,8 +410,7 @@ async def ensure_kubeconfig(
     )
     await rt.applier.apply(owned_by(secret, body), None)
     metrics.WRITES.labels(kind="Secret").inc()
-    rt.kubeconfigs[(namespace, name)] = base64.b64decode(secret["data"]["value"]).decode()
-    rt.kubeconfig_meta[key] = secret["metadata"]["annotations"]
+    rt.kubeconfigs[key] = base64.b64decode(secret["data"]["value"]).decode()
     kopf.info(body, reason="KubeconfigWritten", message=f"{secret['metadata']['name']} -> {server}")
     return True
 
@@ -426,7 +419,10 @@ async def write_status(body: dict[str, Any], new_status: dict[str, Any]) -> None
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
     rt = runtime()
-    if (body.get("status") or {}) == new_status or rt.statuses.get(key) == new_status:
+    if (body.get("status") or {}) == new_status:
+        rt.statuses.pop(key, None)  # the object shows it: nothing left to remember
+        return
+    if rt.statuses.get(key) == new_status:
         return
     await runtime().client.patch(
         ClusterResource.Status,
@@ -439,7 +435,7 @@ async def write_status(body: dict[str, Any], new_status: dict[str, Any]) -> None
     metrics.WRITES.labels(kind="ClusterStatus").inc()
 
 
-async def finalize(body: dict[str, Any], indexes: dict[str, Any]) -> None:
+async def finalize(body: dict[str, Any]) -> None:
     """Deletion: dependents go by garbage collection (ownerReferences); PVCs stay unless asked.
 
     The StatefulSet's PVC retention policy covers its own claims; this also removes the

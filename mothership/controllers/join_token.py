@@ -40,11 +40,6 @@ class NotYet(Exception):
         self.reason = reason
 
 
-@kopf.index(GROUP, VERSION, PLURAL, id="jointokenrequests")
-def jointokenrequests(namespace: str, name: str, **_: Any) -> dict[tuple[str, str], bool]:
-    return {(namespace, name): True}
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def on_jtr_event(type: str, body: kopf.Body, **_: Any) -> None:
     if type != "DELETED":

@@ -1,7 +1,10 @@
-"""Run the operator: kopf for watches and serialisation, lightkube for every write.
+"""Run the operator: kopf for Cluster and JoinTokenRequest events, lightkube for writes.
 
-Resync is one loop over an index of Clusters rather than a kopf timer per object: one
-task instead of thousands, and no kopf finalizer on the user's objects.
+Owned objects are watched by children.py (label-selected, metadata-only where it can),
+not by kopf: their changes land in a small queue that reconciles each affected Cluster
+once, however many of its children changed meanwhile. Resync is one loop over a paged
+list of Clusters rather than a kopf timer per object: one task instead of thousands, no
+kopf finalizer on the user's objects, and no per-Cluster GET.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import kopf
 from lightkube import AsyncClient, KubeConfig
 
-from mothership.controllers import cluster, join_token
+from mothership.controllers import children, cluster, join_token
 from mothership.controllers.apply import Applier
 from mothership.render.names import FIELD_MANAGER
 from mothership.webhooks.runtime import WebhookConfig, WebhookService
@@ -25,11 +28,51 @@ log = logging.getLogger("mothership.operator")
 
 
 RESYNC_CONCURRENCY = 8
+RESYNC_PAGE = 100
+# Reconciles kopf runs at once (Cluster events); each holds a Cluster, its render and
+# maybe a key generation: the bound keeps a burst of creations from piling up in memory.
+KOPF_WORKERS = 16
+CHILD_WORKERS = 4
+SYNC_TIMEOUT = 120.0
 
 
-@kopf.index(cluster.GROUP, cluster.VERSION, cluster.PLURAL)
-def clusters(namespace: str, name: str, **_: Any) -> dict[tuple[str, str], bool]:
-    return {(namespace, name): True}
+class KopfEvents:
+    """Lets our own tasks post Kubernetes Events with kopf.info/kopf.warn.
+
+    kopf routes those through a queue it names in context variables, which it sets only
+    inside its own handlers. Reconciles started by our tasks (child triggers, resync) take
+    them over from the first handler call; until then they wait, and there is nothing to
+    reconcile before kopf has seen a Cluster or JoinTokenRequest anyway.
+    """
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.values: tuple[Any, Any] | None = None
+
+    def capture(self) -> None:
+        if self.values is None:
+            from kopf._core.engines import posting
+
+            self.values = (posting.event_queue_loop_var.get(), posting.event_queue_var.get())
+            self.ready.set()
+
+    async def adopt(self) -> None:
+        """Set kopf's event queue in the calling task's context."""
+        from kopf._core.engines import posting
+
+        await self.ready.wait()
+        assert self.values is not None
+        posting.event_queue_loop_var.set(self.values[0])
+        posting.event_queue_var.set(self.values[1])
+
+
+KOPF_EVENTS = KopfEvents()
+
+
+@kopf.on.event(cluster.GROUP, cluster.VERSION, cluster.PLURAL)
+@kopf.on.event(join_token.GROUP, join_token.VERSION, join_token.PLURAL)
+def capture_event_queue(**_: Any) -> None:
+    KOPF_EVENTS.capture()
 
 
 @kopf.on.login()
@@ -42,18 +85,93 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    settings.queueing.worker_limit = KOPF_WORKERS
     # Two workers for key generation: enough for two cores, and few thread arenas.
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="pki")
     )
-    client = AsyncClient(config=KubeConfig.from_env(), field_manager=FIELD_MANAGER)
+    config = KubeConfig.from_env()
+    client = AsyncClient(config=config, field_manager=FIELD_MANAGER)
     resync = float(getattr(memo, "resync_seconds", 60.0))
     cluster.RUNTIME = cluster.Runtime(client=client, applier=Applier(client), resync_seconds=resync)
+    namespaces = tuple(getattr(memo, "namespaces", ()) or ())
+    memo.triggers = Triggers(CHILD_WORKERS)
+    memo.triggers.start()
+    children.REGISTRY.listeners.append(memo.triggers.on_child)
+    memo.watches = children.Watches(children.http_client(config.get()), namespaces)
+    memo.watches.start()
+    # kopf starts its watches after the startup handlers: no Cluster is reconciled
+    # against a registry that has not seen every owned object yet.
+    await memo.watches.synced(SYNC_TIMEOUT)
+    log.info("watching %d owned objects of %d clusters", len(children.REGISTRY),
+             children.REGISTRY.clusters())  # fmt: skip
+
+
+class Triggers:
+    """Reconcile the Cluster whose child changed: once per burst, by a few workers.
+
+    A Cluster already waiting in the queue is not queued again, so a StatefulSet that
+    reports five status changes while its Cluster waits costs one reconcile.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pending: set[children.Key] = set()
+        self.queue: asyncio.Queue[children.Key] = asyncio.Queue()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    def on_child(
+        self, key: children.Key, old: children.Child | None, new: children.Child | None
+    ) -> None:
+        if wants_reconcile(old, new):
+            self.add(key)
+
+    def add(self, key: children.Key) -> None:
+        if key not in self.pending:
+            self.pending.add(key)
+            self.queue.put_nowait(key)
+
+    async def _work(self) -> None:
+        from lightkube.core.exceptions import ApiError
+
+        await KOPF_EVENTS.adopt()
+        while True:
+            key = await self.queue.get()
+            self.pending.discard(key)
+            try:
+                rt = cluster.runtime()
+                obj = await rt.client.get(cluster.ClusterResource, key[1], namespace=key[0])
+                await cluster.reconcile(obj.to_dict())
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    log.warning("reconcile of %s/%s after a child changed: %s", *key, exc)
+            except Exception:
+                log.exception("reconcile of %s/%s after a child changed failed", *key)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def wants_reconcile(old: children.Child | None, new: children.Child | None) -> bool:
+    """Deleted, changed by someone else, or a status the Cluster's status depends on."""
+    if new is None:
+        return True
+    if new.drifted:
+        return True
+    if new.kind in ("StatefulSet", "Service"):
+        return old is None or old.status != new.status or old.deleting != new.deleting
+    return False
 
 
 @kopf.on.startup()
 async def start_resync(memo: kopf.Memo, **_: Any) -> None:
-    memo.resync_task = asyncio.create_task(_resync_forever())
+    namespaces = tuple(getattr(memo, "namespaces", ()) or ())
+    memo.resync_task = asyncio.create_task(_resync_forever(namespaces))
 
 
 async def start_webhook_service(config: WebhookConfig) -> WebhookService:
@@ -85,41 +203,60 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     task = getattr(memo, "resync_task", None)
     if task:
         task.cancel()
+    triggers = getattr(memo, "triggers", None)
+    if triggers:
+        children.REGISTRY.listeners.remove(triggers.on_child)
+        await triggers.stop()
+    watches = getattr(memo, "watches", None)
+    if watches:
+        await watches.stop()
     if cluster.RUNTIME:
         await cluster.RUNTIME.client.close()
 
 
-async def _resync_forever() -> None:
+async def _resync_forever(namespaces: tuple[str, ...] = ()) -> None:
     """Re-reconcile every Cluster periodically: repairs drift nobody sent an event for."""
+    await KOPF_EVENTS.adopt()
     while True:
         rt = cluster.runtime()
         await asyncio.sleep(rt.resync_seconds)
-        await resync_once()
+        try:
+            await resync_once(namespaces)
+        except Exception:
+            log.exception("resync pass failed")
 
 
-async def resync_once() -> None:
-    """One pass over every Cluster and JoinTokenRequest, a few at a time."""
+async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
+    """One pass over every Cluster and JoinTokenRequest, a page and a few at a time.
+
+    The objects come from a paged LIST: no GET per Cluster, and at most a page of them
+    in memory while their reconciles run.
+    """
     from lightkube.core.exceptions import ApiError
 
     rt = cluster.runtime()
-    indexes = cluster.INDEXES
     sem = asyncio.Semaphore(RESYNC_CONCURRENCY)
 
-    async def one(kind: str, key: tuple[str, str]) -> None:
-        async with sem:
-            try:
-                if kind == "cluster":
-                    obj = await rt.client.get(cluster.ClusterResource, key[1], namespace=key[0])
-                    await cluster.reconcile(obj.to_dict(), indexes)
-                else:
-                    obj = await rt.client.get(join_token.JTRResource, key[1], namespace=key[0])
-                    await join_token.reconcile(obj.to_dict())
-            except ApiError as exc:
-                if exc.status.code != 404:
-                    log.warning("resync of %s %s/%s failed: %s", kind, *key, exc)
-            except Exception:
-                log.exception("resync of %s %s/%s failed", kind, *key)
+    async def one(kind: str, obj: dict[str, Any]) -> None:
+        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        try:
+            if kind == "cluster":
+                await cluster.reconcile(obj)
+            else:
+                await join_token.reconcile(obj)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                log.warning("resync of %s %s/%s failed: %s", kind, *key, exc)
+        except Exception:
+            log.exception("resync of %s %s/%s failed", kind, *key)
+        finally:
+            sem.release()
 
-    work = [("cluster", k) for k in list((indexes.get("clusters") or {}).keys())]
-    work += [("jtr", k) for k in list((indexes.get("jointokenrequests") or {}).keys())]
-    await asyncio.gather(*(one(kind, key) for kind, key in work))
+    for kind, resource in (("cluster", cluster.ClusterResource), ("jtr", join_token.JTRResource)):
+        running: list[asyncio.Task[None]] = []
+        for namespace in namespaces or ("*",):
+            async for item in rt.client.list(resource, namespace=namespace, chunk_size=RESYNC_PAGE):
+                await sem.acquire()
+                running.append(asyncio.create_task(one(kind, item.to_dict())))
+                running = [t for t in running if not t.done()]
+        await asyncio.gather(*running)

@@ -46,6 +46,11 @@ def _secret(cluster: str, namespace: str, purpose: str, crt: bytes, key: bytes) 
     }
 
 
+def leaf_secret(cluster: str, namespace: str, purpose: str, leaf: pki.CertKey) -> dict[str, Any]:
+    """A certificate and its key in Cluster API's format, named after its purpose."""
+    return _secret(cluster, namespace, purpose, leaf.cert_pem, leaf.key_pem)
+
+
 def missing_secrets(cluster: str, namespace: str, existing: set[str]) -> list[dict[str, Any]]:
     """Secrets for the purposes not in `existing`.
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, get_args
 
+from mothership.api import quantity
 from mothership.api.k0smotron.convert import V1BETA1, V1BETA2, convert
 from mothership.api.k0smotron.v1beta2 import (
     DEFAULT_API_PORT,
@@ -118,6 +119,7 @@ def validate_cluster(obj: Obj, old: Obj | None = None, others: Iterable[Obj] = (
     _ingress(check, spec)
     _storage(check, spec, old_spec)
     _persistence(check, spec)
+    _volume_sizes(check, spec, old_spec)
     return Result(check.errors, check.warnings)
 
 
@@ -636,6 +638,58 @@ def _persistence(check: _Check, spec: Obj) -> None:
                 "spec.persistence.hostPath",
                 f"{_show(host_path)} is not an absolute path; start it with /",
             )
+
+
+# Sizes a volume is requested at, by field path; the claims behind them can only grow.
+_VOLUME_SIZES = (
+    ("spec.persistence.persistentVolumeClaim.spec.resources.requests.storage", "pvc"),
+    ("spec.storage.etcd.persistence.size", "etcd"),
+    ("spec.storage.nats.persistence.size", "nats"),
+)
+
+
+def _volume_sizes(check: _Check, spec: Obj, old_spec: Obj | None) -> None:
+    """Volumes grow (the controller expands the claims) but never shrink.
+
+    Kubernetes cannot shrink a PersistentVolumeClaim; the StatefulSet's claim template
+    would then ask for less than its claims hold, so the request is refused here.
+    """
+    for path, applies_to in _VOLUME_SIZES:
+        keys = path.split(".")[1:]
+        new = _at(spec, keys)
+        if new is None or not _uses_volume(spec, applies_to):
+            continue
+        try:
+            quantity.parse(new)
+        except ValueError:
+            check.error(path, f"{_show(new)} is not a size; write it like 10Gi or 500Mi")
+            continue
+        if old_spec is None or not _uses_volume(old_spec, applies_to):
+            continue
+        old = _at(old_spec, keys)
+        try:
+            smaller = old is not None and quantity.compare(new, old) < 0
+        except ValueError:
+            continue
+        if smaller:
+            check.error(
+                path,
+                f"cannot shrink from {old} to {new}: volumes only grow; keep {old} or "
+                "ask for more (to start smaller, recreate the Cluster on new volumes)",
+            )
+
+
+def _at(obj: Obj, keys: list[str]) -> Any:
+    node: Any = obj
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, str | int | float) and not isinstance(node, bool) else None
+
+
+def _uses_volume(spec: Obj, applies_to: str) -> bool:
+    if applies_to == "pvc":
+        return _sub(spec, "persistence").get("type") == "pvc"
+    return _sub(spec, "storage").get("type", "etcd") == applies_to
 
 
 # --- JoinTokenRequest rules -------------------------------------------------------------------
