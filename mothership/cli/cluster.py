@@ -43,7 +43,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     epilog=EXIT_CODES_HELP,
 )
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _wide() -> Console:

@@ -41,6 +41,7 @@ def test_dev_lifecycle_leaves_nothing_running(tmp_path: Path) -> None:
         "kube-controller-manager",
         "kube-scheduler",
         "kwok",
+        "operator",  # `dev up` runs the operator unless told --no-operator
     }
     assert all(r["healthy"] for r in rows)
 
@@ -65,7 +66,7 @@ def test_dev_lifecycle_leaves_nothing_running(tmp_path: Path) -> None:
 
     down = _cli("dev", "down", *where)
     assert down.returncode == 0, down.stderr
-    assert "stopped 5 processes" in down.stdout
+    assert "stopped 6 processes" in down.stdout
     assert processes_mentioning(tmp_path) == []
     assert all(start_time(pid) is None for pid in pids)
 
