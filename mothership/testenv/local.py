@@ -199,7 +199,7 @@ class LocalMothership:
         )
         localoperator.ensure_ports(cfg)
         report("starting the operator")
-        self.sup.start(localoperator.COMPONENT, localoperator.argv(cfg))
+        self.sup.start(localoperator.COMPONENT, localoperator.argv(cfg), env=localoperator.env())
         url = localoperator.health_url(cfg)
         wait_for(
             "operator /healthz",
