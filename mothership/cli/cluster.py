@@ -644,12 +644,6 @@ def _merge(
     switch: bool,
 ) -> None:
     path = kubeconfigs.merge_target(into)
-    if kubeconfigs.is_local_mothership_kubeconfig(path):
-        raise InvalidInput(
-            f"{path} is the local mothership's own kubeconfig (it is rewritten at every "
-            "`mothership dev up`, and the operator reads it); merge into another file with "
-            "--merge-into ~/.kube/config, or write one with --output-file"
-        )
     ctx = context_name or kubeconfigs.context_name(namespace, name)
     origin = None
     if target.kubeconfig is not None:
@@ -673,3 +667,9 @@ def _merge(
     if switch:
         back = f"; back: kubectl config use-context {previous}" if previous else ""
         console.print(f"current context is now {ctx!r}{back}", highlight=False)
+    if kubeconfigs.is_local_mothership_kubeconfig(path):
+        err.print(
+            f"[yellow]note:[/] {path} is the local mothership's kubeconfig; `mothership dev up` "
+            "rewrites it, so merge again after a restart (or use --merge-into ~/.kube/config)",
+            highlight=False,
+        )

@@ -197,7 +197,7 @@ class LocalMothership:
             lambda: localoperator.crds_established(cfg.kubeconfig, crds),
             timeout,
         )
-        localoperator.ensure_ports(cfg)
+        localoperator.prepare(cfg)
         report("starting the operator")
         self.sup.start(localoperator.COMPONENT, localoperator.argv(cfg), env=localoperator.env())
         url = localoperator.health_url(cfg)

@@ -10,6 +10,7 @@ point at a port nobody serves (their failurePolicy is Fail).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from mothership.testenv import pins
@@ -24,19 +25,33 @@ KUBERNETES_IMAGE_TEMPLATE = f"{pins.CONTROL_PLANE_IMAGE_REPO}:{{version}}"
 KUBERNETES_IMAGE_TEMPLATE_ENV = "MOTHERSHIP_KUBERNETES_IMAGE_TEMPLATE"
 
 
-def ensure_ports(cfg: MothershipConfig) -> None:
-    """Ports for the operator, added to a config that may predate them."""
+def prepare(cfg: MothershipConfig) -> None:
+    """Ports (added to a config that may predate them) and the operator's own kubeconfig.
+
+    The operator gets a copy of the admin kubeconfig, pinned to the mothership's context:
+    users may merge tenant contexts into the state dir's kubeconfig (`mothership cluster
+    kubeconfig --merge` after `eval "$(mothership dev env)"`), and a re-login must not follow
+    its current-context to a tenant.
+    """
     missing = [name for name in PORT_NAMES if name not in cfg.ports]
     if missing:
         cfg.ports.update(free_ports(missing))
         cfg.save()
+    path = kubeconfig_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_bytes(cfg.kubeconfig.read_bytes())
+
+
+def kubeconfig_path(cfg: MothershipConfig) -> Path:
+    return cfg.state_dir / "operator" / "kubeconfig"
 
 
 def argv(cfg: MothershipConfig) -> list[str]:
     ports = cfg.ports
     return [
         sys.executable, "-m", "mothership.cli.main", "operator", "run",
-        f"--kubeconfig={cfg.kubeconfig}",
+        f"--kubeconfig={kubeconfig_path(cfg)}",
         f"--metrics-port={ports['operator-metrics']}",
         f"--health-port={ports['operator-health']}",
         f"--webhook-port={ports['operator-webhook']}",

@@ -285,10 +285,24 @@ def test_kubeconfig_print_file_and_merge(user: Env, tmp_path: Path) -> None:
     assert name in {i["metadata"]["name"] for i in json.loads(listed.stdout)["items"]}
     assert f"kubectl's context '{ctx}' is a tenant" in listed.stderr
 
-    # The local mothership's own kubeconfig is never merged into.
-    refused = user.run("cluster", "kubeconfig", name, "--merge", KUBECONFIG=str(user.kubeconfig))
-    assert refused.returncode == EXIT_USAGE
-    assert "local mothership's own kubeconfig" in refused.stderr
+    # After `eval "$(mothership dev env)"` the merge goes into the local mothership's own
+    # kubeconfig: allowed (kubectl reads that file), with a note, and nothing of the
+    # mothership breaks: the operator has its own copy, the CLI follows the origin record.
+    try:
+        out = user.run("cluster", "kubeconfig", name, "--merge", KUBECONFIG=str(user.kubeconfig))
+        assert out.returncode == 0, out.stderr
+        assert "`mothership dev up` rewrites it" in out.stderr
+        assert yaml.safe_load(user.kubeconfig.read_text())["current-context"] == ctx
+        for extra in ({"KUBECONFIG": str(user.kubeconfig)}, {}):
+            listed = user.run("cluster", "list", "-o", "json", **extra)
+            assert listed.returncode == 0, listed.stderr
+            assert name in {i["metadata"]["name"] for i in json.loads(listed.stdout)["items"]}
+        rows = {r["name"]: r for r in json.loads(user.ok("dev", "status", "-o", "json"))}
+        assert rows["operator"]["healthy"]
+    finally:
+        backup = user.kubeconfig.with_name("kubeconfig.mothership.bak")
+        if backup.exists():
+            user.kubeconfig.write_bytes(backup.read_bytes())
 
 
 # --- tokens -----------------------------------------------------------------------------------
