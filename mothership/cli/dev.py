@@ -50,11 +50,14 @@ def up(
     datastore: Datastore = typer.Option(Datastore.etcd, "--datastore"),
     state_dir: Path | None = StateOpt,
     timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait per component."),
-    operator: bool = typer.Option(
-        True,
+    operator: bool | None = typer.Option(
+        None,
         "--operator/--no-operator",
         help="Run the mothership operator as a component (CRDs applied, webhooks registered, "
-        "log in <state-dir>/logs/operator.log). --no-operator when you run your own.",
+        "log in <state-dir>/logs/operator.log). --no-operator when you run your own. "
+        "Default: on for a new mothership, else as last chosen (`mothership install` turns "
+        "it off when the operator runs in the cluster).",
+        show_default=False,
     ),
     debug: bool = DebugOpt,
 ) -> None:
@@ -77,7 +80,9 @@ def up(
         ms.up(reporter(console), timeout=timeout)
         console.print(f"kubeconfig: {ms.cfg.kubeconfig}")
         console.print(f'use it:     eval "$(mothership dev env{_name_flag(name)})"')
-        if operator and name == "default":
+        if not ms.cfg.operator:
+            console.print("operator:   not on this host (--operator starts it)")
+        elif name == "default":
             console.print("clusters:   mothership cluster create demo --wait")
 
 

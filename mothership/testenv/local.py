@@ -92,7 +92,7 @@ class LocalMothership:
         nodes: NodeMode = "kwok",
         kwok_nodes: int = 3,
         apiserver_args: list[str] | None = None,
-        operator: bool = False,
+        operator: bool | None = False,
     ) -> LocalMothership:
         """A mothership with these settings; an existing state dir keeps its data and PKI.
 
@@ -100,10 +100,12 @@ class LocalMothership:
         one, so that is refused.
         """
         sdir = state_dir or default_state_dir(name)
+        fresh = False
         try:
             cfg = MothershipConfig.load(sdir)
         except FileNotFoundError:
             cfg = MothershipConfig(name=name, state_dir=sdir, datastore=datastore)
+            fresh = True
         if cfg.datastore != datastore:
             raise ValueError(
                 f"mothership {name!r} in {sdir} stores its data in {cfg.datastore}, not "
@@ -118,7 +120,9 @@ class LocalMothership:
         cfg.nodes, cfg.kwok_nodes = nodes, kwok_nodes
         if apiserver_args is not None:
             cfg.apiserver_args = list(apiserver_args)
-        cfg.operator = operator
+        # None keeps the saved choice (on for a new mothership): `mothership install` turns
+        # the host operator off for good when an in-cluster one replaces it.
+        cfg.operator = (fresh or cfg.operator) if operator is None else operator
         cfg.bin_dir = paths.bin_dir()
         return cls(cfg)
 
