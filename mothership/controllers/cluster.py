@@ -28,7 +28,14 @@ from pydantic import ValidationError
 
 from mothership import pki
 from mothership.api.k0smotron import v1beta2
-from mothership.controllers import children, cluster_status, metrics, tenant, volumes
+from mothership.controllers import (
+    children,
+    cluster_status,
+    kubernetes_distribution,
+    metrics,
+    tenant,
+    volumes,
+)
 from mothership.controllers.apply import Applier, owned_by
 from mothership.controllers.conditions import Condition, merge
 from mothership.render import ingress_cert, kubeconfig_secret, names, pki_secrets
@@ -90,6 +97,7 @@ async def on_cluster_event(type: str, body: kopf.Body, **kw: Any) -> None:
         rt.statuses.pop(key, None)
         rt.known_secrets.pop(key, None)
         rt.probes.forget(key)
+        kubernetes_distribution.forget(key)
         rt.fingerprints.pop(key, None)
         return
     await reconcile(dict(body))
@@ -138,15 +146,25 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
     # Nothing we look at changed since the last full pass, and no probe is due: the
     # result would be the same, so skip rendering (a resync of a large fleet stays cheap).
     seen = fingerprint(body, owned)
-    if rt.fingerprints.get(key) == seen and not rt.probes.due(key):
+    if (
+        rt.fingerprints.get(key) == seen
+        and not rt.probes.due(key)
+        and not kubernetes_distribution.due(key)
+    ):
         return
 
     secrets_present = {n for (kind, n) in owned if kind == "Secret"}
     await ensure_pki(body, cluster, secrets_present)
 
     address = external_address(cluster, body, owned)
+    recorded = (body.get("status") or {}).get("version")
+    facts = kubernetes_distribution.facts(
+        cluster, facts_for(cluster, body, owned, address), recorded
+    )
     try:
-        objects = render_cluster(cluster, facts_for(cluster, body, owned, address))
+        objects = render_cluster(cluster, facts)
+        # Before the pods that mount it: a missing Secret holds them in creation.
+        await kubernetes_distribution.ensure_certs(rt, body, cluster, facts, owned)
     except (RenderError, PatchError) as exc:
         kopf.warn(body, reason="RenderFailed", message=str(exc))
         await write_status(body, _failed_status(body, str(exc)))
@@ -169,6 +187,7 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
     error = ""
     if sts and (sts.status.get("readyReplicas") or 0) >= 1 and kubeconfig_ready:
         functional, error = await rt.probes.check(key, meta_generation(body), rt)
+    bootstrap = await kubernetes_distribution.bootstrap(rt, key, cluster, facts, functional)
     obs = cluster_status.Observed(
         statefulset=sts,
         objects_missing=missing,
@@ -177,7 +196,10 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
         external_address=address,
         functional=functional,
         functional_error=error,
-        version=cluster.spec.version or "",
+        version=kubernetes_distribution.status_version(cluster, facts)
+        or cluster.spec.version
+        or "",
+        tenant_bootstrap=bootstrap,
     )
     spec = body.get("spec") or {}
     previous = rt.statuses.get(key) or body.get("status")

@@ -26,6 +26,8 @@ class Observed:
     functional_error: str = ""
     deleting: bool = False
     version: str = ""
+    # The kubernetes distribution's TenantBootstrapped condition; None for k0s.
+    tenant_bootstrap: Condition | None = None
 
 
 def conditions(desired_replicas: int, obs: Observed) -> list[Condition]:
@@ -119,6 +121,8 @@ def conditions(desired_replicas: int, obs: Observed) -> list[Condition]:
             else "the control plane does not serve its API yet",
         )
     )
+    if obs.tenant_bootstrap is not None:
+        out.append(obs.tenant_bootstrap)
     if obs.deleting:
         out.append(Condition("Deleting", True, "Deleting", "the cluster is being deleted"))
     return out

@@ -248,6 +248,45 @@ CASES: dict[str, tuple[str, Facts]] = {
         """,
         Facts(),
     ),
+    # The kubernetes distribution: upstream components, kine on SQLite, the local image.
+    "kubernetes-kine": (
+        """
+        apiVersion: k0smotron.io/v1beta2
+        kind: Cluster
+        metadata: {name: upstream, namespace: tenants}
+        spec:
+          distribution: kubernetes
+          version: v1.35.4
+          storage: {type: kine}
+          persistence: {type: hostPath, hostPath: /var/lib/mothership/upstream}
+        """,
+        Facts(
+            external_address="10.96.7.7",
+            service_cluster_ips=("10.96.7.7",),
+            kubernetes_image_template="localhost/mothership/control-plane:{version}",
+        ),
+    ),
+    # Three replicas on managed etcd, upstream images, monitoring, a user API server flag.
+    "kubernetes-etcd-ha": (
+        """
+        apiVersion: k0smotron.io/v1beta2
+        kind: Cluster
+        metadata: {name: upstream-ha, namespace: tenants}
+        spec:
+          distribution: kubernetes
+          version: v1.35.4
+          replicas: 3
+          service: {type: NodePort, apiPort: 31443, konnectivityPort: 31132}
+          storage: {type: etcd}
+          monitoring: {enabled: true}
+          controlPlaneFlags: ["--profiling=true", "--audit-log-maxage=7"]
+          kubernetes:
+            images: {apiServer: mirror.example/kube-apiserver:v1.35.4}
+          k0sConfig:
+            spec: {network: {serviceCIDR: 10.100.0.0/16, podCIDR: 10.200.0.0/16}}
+        """,
+        Facts(external_address="192.0.2.44", service_cluster_ips=("10.96.9.9",)),
+    ),
 }
 
 

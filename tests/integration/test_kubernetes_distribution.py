@@ -1,0 +1,414 @@
+"""The kubernetes distribution, for real: a Cluster manifest becomes a control plane that serves.
+
+Runs on the real-node local mothership (containerd + kubelet + kube-proxy): the operator
+runs on the host with the local image template, the control plane pods run the locally
+built upstream binaries, and everything is checked through the tenant API the way a user
+or a joining node would use it. Run it under the shared real-node lock:
+
+    flock /tmp/mship-realnode.lock \
+        python -m pytest tests/integration/test_kubernetes_distribution.py
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import ssl
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from lightkube import Client, KubeConfig
+from lightkube.codecs import load_all_yaml
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
+from lightkube.resources.certificates_v1 import CertificateSigningRequest
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Service
+from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
+
+from mothership.render.join_token import decode_join_token
+from mothership.testenv import health, kube
+from mothership.testenv.local import LocalMothership
+from mothership.testenv.ports import free_ports
+
+REPO = Path(__file__).resolve().parents[2]
+Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
+JTR = create_namespaced_resource("k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests")
+IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
+VERSION = "v1.35.4"
+AVAILABLE_WITHIN = 300
+
+
+class Operator:
+    """`mothership operator run` on the host, running tenants from the local image."""
+
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.kubeconfig, self.log = kubeconfig, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ports = free_ports(["metrics", "health", "webhook"])
+
+    def start(self) -> None:
+        argv = [
+            "mothership", "operator", "run",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--metrics-port={self.ports['metrics']}",
+            f"--health-port={self.ports['health']}",
+            "--resync=5",
+            "--log-format=plain",
+            f"--webhook-port={self.ports['webhook']}",
+            f"--webhook-cert-dir={self.log.parent / 'webhook'}",
+            "--unregister-webhooks-on-exit",
+            "--leader-identity=kubernetes-distribution-test",
+            f"--kubernetes-image-template={IMAGE_TEMPLATE}",
+        ]  # fmt: skip
+        fh = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
+        kube.wait_until("operator healthz", self._healthy, 60)
+
+    def _healthy(self) -> bool:
+        assert self.proc and self.proc.poll() is None, self.log.read_text()[-3000:]
+        return health.http_ok(f"http://127.0.0.1:{self.ports['health']}/healthz")
+
+    def metric(self, name: str) -> float:
+        _, text = health.http_get(f"http://127.0.0.1:{self.ports['metrics']}/metrics")
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def kc(mothership_real: LocalMothership) -> Client:
+    client = kube.client(mothership_real.cfg.kubeconfig)
+    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
+        for obj in load_all_yaml(path.read_text()):
+            client.apply(obj, field_manager="mothership-tests", force=True)
+    return client
+
+
+@pytest.fixture(scope="module")
+def operator(
+    mothership_real: LocalMothership, kc: Client, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    op = Operator(mothership_real.cfg.kubeconfig, tmp_path_factory.mktemp("op") / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def ns(kc: Client) -> Iterator[str]:
+    name = f"k8s-{uuid.uuid4().hex[:6]}"
+    kc.create(Namespace(metadata=ObjectMeta(name=name)))
+    yield name
+    kc.delete(Namespace, name)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _kubectl(ms: LocalMothership, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ms.cfg.bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _diagnose(ms: LocalMothership, ns: str, op: Operator | None = None) -> str:
+    """What a failed wait needs to be understood: pods, their events, container logs."""
+    kubeconfig = ms.cfg.kubeconfig
+    parts = [
+        _kubectl(
+            ms, kubeconfig, "-n", ns, "get", "kmc,sts,pods,svc,pvc,secrets", "-o", "wide"
+        ).stdout,
+        _kubectl(ms, kubeconfig, "-n", ns, "describe", "pods").stdout[-6000:],
+        _kubectl(ms, kubeconfig, "-n", ns, "get", "kmc", "-o", "yaml").stdout[-4000:],
+    ]
+    pods = _kubectl(ms, kubeconfig, "-n", ns, "get", "pods", "-o", "name").stdout.split()
+    for pod in pods:
+        logs = _kubectl(ms, kubeconfig, "-n", ns, "logs", pod, "--all-containers", "--tail=25")
+        parts.append(f"--- logs {pod}\n{logs.stdout[-5000:]}{logs.stderr[-500:]}")
+    if op is not None:
+        parts.append("--- operator log\n" + op.log.read_text()[-4000:])
+    return "\n".join(parts)
+
+
+def _condition(kc: Client, name: str, ns: str, kind: str) -> dict[str, Any]:
+    status = kc.get(Cluster, name, namespace=ns).status or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
+
+
+def _wait_condition(
+    ms: LocalMothership, kc: Client, op: Operator, name: str, ns: str, kind: str, timeout: float
+) -> float:
+    started = time.monotonic()
+    try:
+        kube.wait_until(
+            f"{kind}=True for {ns}/{name}",
+            lambda: _condition(kc, name, ns, kind).get("status") == "True",
+            timeout,
+        )
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(ms, ns, op)}") from exc
+    return time.monotonic() - started
+
+
+def _tenant_kubeconfig(kc: Client, name: str, ns: str, path: Path) -> Path:
+    secret = kc.get(Secret, f"{name}-kubeconfig", namespace=ns)
+    path.write_bytes(base64.b64decode(secret.data["value"]))
+    return path
+
+
+def _tenant_client(path: Path) -> Client:
+    return Client(config=KubeConfig.from_file(str(path)), field_manager="mothership-tests")
+
+
+def _answers(client: Client) -> bool:
+    try:
+        client.get(Namespace, "kube-system")
+        return True
+    except Exception:
+        return False
+
+
+def _exists(client: Client, res: Any, name: str, namespace: str | None = None) -> bool:
+    try:
+        client.get(res, name, namespace=namespace) if namespace else client.get(res, name)
+        return True
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise
+
+
+def _cluster(name: str, ns: str, **spec: Any) -> Any:
+    return Cluster(
+        metadata=ObjectMeta(name=name, namespace=ns),
+        spec={
+            "distribution": "kubernetes",
+            "replicas": 1,
+            "service": {"type": "ClusterIP"},
+            **spec,
+        },
+    )
+
+
+PVC = {
+    "type": "pvc",
+    "persistentVolumeClaim": {
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    },
+}
+
+
+def _csr_pem(node: str) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node}"),
+        ]
+    )
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+
+def test_kine_sqlite_cluster_serves_bootstraps_joins_and_keeps_its_data(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    ms = mothership_real
+    applied = time.monotonic()
+    kc.create(_cluster("demo", ns, storage={"type": "kine"}, persistence=PVC))
+    _wait_condition(ms, kc, operator, "demo", ns, "Available", AVAILABLE_WITHIN)
+    to_available = time.monotonic() - applied
+    print(f"\nkine/SQLite: apply -> Available in {to_available:.1f} s")
+
+    cluster = kc.get(Cluster, "demo", namespace=ns)
+    assert cluster.spec["version"] == VERSION  # defaulted by the webhook
+    assert cluster.status["version"] == VERSION
+    sts = kc.get(StatefulSet, "kmc-demo", namespace=ns)
+    containers = [c.name for c in sts.spec.template.spec.containers]
+    assert containers == [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "konnectivity-server",
+        "kine",
+    ]
+    assert {c.image for c in sts.spec.template.spec.containers} == {
+        IMAGE_TEMPLATE.format(version=VERSION)
+    }
+    assert "image" not in (cluster.spec.get("kubernetes") or {}), "the spec is not written to"
+
+    # A user's view: the kubeconfig works from the host, and the version is the pinned one.
+    kubeconfig = _tenant_kubeconfig(kc, "demo", ns, tmp_path / "demo.kubeconfig")
+    namespaces = _kubectl(ms, kubeconfig, "get", "namespaces", "-o", "name")
+    assert namespaces.returncode == 0, namespaces.stderr
+    assert "namespace/kube-system" in namespaces.stdout.split()
+    version = _kubectl(ms, kubeconfig, "version", "-o", "json")
+    assert version.returncode == 0, version.stderr
+    assert json.loads(version.stdout)["serverVersion"]["gitVersion"] == VERSION
+
+    # What kubeadm's bootstrap phases would have made, applied by the operator.
+    _wait_condition(ms, kc, operator, "demo", ns, "TenantBootstrapped", 120)
+    tenant = _tenant_client(kubeconfig)
+    for res, name, namespace in (
+        (ConfigMap, "cluster-info", "kube-public"),
+        (ClusterRoleBinding, "mothership:kubelet-bootstrap", None),
+        (ClusterRoleBinding, "mothership:node-autoapprove-bootstrap", None),
+        (ClusterRoleBinding, "mothership:node-autoapprove-certificate-rotation", None),
+        (DaemonSet, "kube-proxy", "kube-system"),
+        (DaemonSet, "konnectivity-agent", "kube-system"),
+        (Deployment, "coredns", "kube-system"),
+    ):
+        assert _exists(tenant, res, name, namespace), f"{res.__name__} {name} missing in tenant"
+    assert tenant.get(Service, "kube-dns", namespace="kube-system").spec.clusterIP == "10.96.0.10"
+    agent = tenant.get(DaemonSet, "konnectivity-agent", namespace="kube-system")
+    address = cluster.status["externalAddress"]
+    args = agent.spec.template.spec.containers[0].args
+    assert f"--proxy-server-host={address}" in args and "--proxy-server-port=30132" in args
+
+    # cluster-info is readable without credentials, as a joining node reads it.
+    ca_pem = base64.b64decode(kc.get(Secret, "demo-ca", namespace=ns).data["tls.crt"])
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    url = f"https://{address}:30443/api/v1/namespaces/kube-public/configmaps/cluster-info"
+    with urllib.request.urlopen(url, context=context, timeout=10) as response:
+        info = json.load(response)
+    info_config = yaml.safe_load(info["data"]["kubeconfig"])
+    assert info_config["clusters"][0]["cluster"]["server"] == f"https://{address}:30443"
+
+    # A join token authenticates as a bootstrap user, whose kubelet CSR is approved and signed.
+    kc.create(
+        JTR(
+            metadata=ObjectMeta(name="worker", namespace=ns),
+            spec={"clusterName": "demo", "role": "worker", "expiry": "1h"},
+        )
+    )
+    kube.wait_until(
+        "token issued",
+        lambda: (
+            _exists(kc, Secret, "worker", ns)
+            and bool((kc.get(JTR, "worker", namespace=ns).status or {}).get("tokenID"))
+        ),
+        60,
+    )
+    tid = kc.get(JTR, "worker", namespace=ns).status["tokenID"]
+    token = base64.b64decode(kc.get(Secret, "worker", namespace=ns).data["token"]).decode()
+    bootstrap_path = tmp_path / "bootstrap.kubeconfig"
+    bootstrap_path.write_text(yaml.safe_dump(decode_join_token(token)))
+    whoami = _kubectl(
+        ms, bootstrap_path, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
+    )
+    assert whoami.returncode == 0, whoami.stderr
+    assert whoami.stdout == f"system:bootstrap:{tid}"
+    bootstrap = _tenant_client(bootstrap_path)
+    csr = bootstrap.create(
+        CertificateSigningRequest.from_dict(
+            {
+                "metadata": {"name": "node-csr-test"},
+                "spec": {
+                    "request": base64.b64encode(_csr_pem("worker-1")).decode(),
+                    "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+                    "usages": ["digital signature", "client auth"],
+                },
+            }
+        )
+    )
+    assert csr.metadata.name == "node-csr-test"
+
+    def signed() -> bool:
+        got = bootstrap.get(CertificateSigningRequest, "node-csr-test")
+        return bool(got.status and got.status.certificate)
+
+    kube.wait_until("CSR approved and signed by the tenant", signed, 60)
+    issued = bootstrap.get(CertificateSigningRequest, "node-csr-test")
+    assert any(c.type == "Approved" for c in issued.status.conditions)
+    cert = x509.load_pem_x509_certificate(base64.b64decode(issued.status.certificate))
+    assert (
+        cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "system:node:worker-1"
+    )
+
+    # Data written through the tenant API survives losing the control plane pod.
+    tenant.create(
+        ConfigMap(metadata=ObjectMeta(name="survivor", namespace="default"), data={"k": "v"})
+    )
+    old_uid = kc.get(Pod, "kmc-demo-0", namespace=ns).metadata.uid
+    kc.delete(Pod, "kmc-demo-0", namespace=ns)
+    kube.wait_until(
+        "a new control plane pod",
+        lambda: (
+            _exists(kc, Pod, "kmc-demo-0", ns)
+            and kc.get(Pod, "kmc-demo-0", namespace=ns).metadata.uid != old_uid
+        ),
+        60,
+    )
+    restarted = time.monotonic()
+    try:
+        kube.wait_until("tenant API answers again", lambda: _answers(tenant), 180)
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
+    print(f"pod deleted -> tenant API answers in {time.monotonic() - restarted:.1f} s")
+    assert tenant.get(ConfigMap, "survivor", namespace="default").data == {"k": "v"}
+
+    # A tenant that lost its bootstrap objects gets them back (cluster-info is the marker).
+    tenant.delete(ConfigMap, "cluster-info", namespace="kube-public")
+    tenant.delete(ClusterRoleBinding, "mothership:kubelet-bootstrap")
+    kube.wait_until(
+        "bootstrap objects re-applied",
+        lambda: (
+            _exists(tenant, ConfigMap, "cluster-info", "kube-public")
+            and _exists(tenant, ClusterRoleBinding, "mothership:kubelet-bootstrap")
+        ),
+        150,
+    )
+
+
+def test_restarting_the_operator_does_not_roll_the_control_plane(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str
+) -> None:
+    kc.create(_cluster("steady", ns, storage={"type": "kine"}))
+    _wait_condition(mothership_real, kc, operator, "steady", ns, "Available", AVAILABLE_WITHIN)
+    _wait_condition(mothership_real, kc, operator, "steady", ns, "TenantBootstrapped", 120)
+    before = kc.get(StatefulSet, "kmc-steady", namespace=ns)
+    certs = kc.get(Secret, "steady-kubernetes-certs", namespace=ns).metadata.resourceVersion
+    pod_uid = kc.get(Pod, "kmc-steady-0", namespace=ns).metadata.uid
+    operator.stop()
+    operator.start()
+    kube.wait_until(
+        "three passes of the restarted operator",
+        lambda: operator.metric("mothership_reconciles_total") >= 3,
+        60,
+    )
+    after = kc.get(StatefulSet, "kmc-steady", namespace=ns)
+    assert after.metadata.generation == before.metadata.generation
+    assert after.spec.template == before.spec.template
+    assert kc.get(Secret, "steady-kubernetes-certs", namespace=ns).metadata.resourceVersion == certs
+    assert kc.get(Pod, "kmc-steady-0", namespace=ns).metadata.uid == pod_uid
