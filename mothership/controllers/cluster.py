@@ -430,7 +430,7 @@ async def ensure_kubeconfig(
         extra_labels=extra.get("labels"),
         extra_annotations=extra.get("annotations"),
     )
-    await rt.applier.apply(owned_by(secret, body), None)
+    await rt.applier.apply(owned_by(secret, body), observed)
     metrics.WRITES.labels(kind="Secret").inc()
     rt.kubeconfigs[key] = base64.b64decode(secret["data"]["value"]).decode()
     kopf.info(body, reason="KubeconfigWritten", message=f"{secret['metadata']['name']} -> {server}")
@@ -460,8 +460,9 @@ async def write_status(body: dict[str, Any], new_status: dict[str, Any]) -> None
 async def finalize(body: dict[str, Any]) -> None:
     """Deletion: dependents go by garbage collection (ownerReferences); PVCs stay unless asked.
 
-    The StatefulSet's PVC retention policy covers its own claims; this also removes the
-    etcd claims, and only when the user opted in with autoDeletePVCs.
+    The StatefulSets' PVC retention policy covers their own claims when the user opted in
+    with autoDeletePVCs; the claims are also deleted here, so none is left behind when the
+    StatefulSet went first or was created before the policy was set.
     """
     meta = body["metadata"]
     if FINALIZER not in (meta.get("finalizers") or []):
@@ -470,14 +471,16 @@ async def finalize(body: dict[str, Any]) -> None:
     client = runtime().client
     spec = body.get("spec") or {}
     kopf.info(body, reason="Deleting", message="removing the control plane")
-    auto_delete = (spec.get("persistence") or {}).get("autoDeletePVCs") or (
-        (spec.get("storage") or {}).get("etcd") or {}
-    ).get("autoDeletePVCs")
-    if auto_delete:
-        async for pvc in client.list(
-            PersistentVolumeClaim, namespace=namespace, labels={"cluster": name}
-        ):
-            await client.delete(PersistentVolumeClaim, pvc.metadata.name, namespace=namespace)
+    # Each switch governs its own claims: the control plane's (and NATS') or etcd's.
+    opted_in = {
+        "control-plane": (spec.get("persistence") or {}).get("autoDeletePVCs"),
+        "etcd": ((spec.get("storage") or {}).get("etcd") or {}).get("autoDeletePVCs"),
+    }
+    for component in (c for c, yes in opted_in.items() if yes):
+        labels = {"cluster": name, "component": component}
+        async for pvc in client.list(PersistentVolumeClaim, namespace=namespace, labels=labels):
+            if pvc.metadata and pvc.metadata.name:
+                await client.delete(PersistentVolumeClaim, pvc.metadata.name, namespace=namespace)
     finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
     await client.patch(
         ClusterResource,
