@@ -14,6 +14,7 @@ from typing import Any
 from lightkube import AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
+from lightkube.types import PatchType
 
 from mothership.controllers import children
 from mothership.controllers.children import Child
@@ -74,6 +75,7 @@ class Applier:
         self.client = client
         self.writes = 0
         self.skipped = 0
+        self.taken_over = 0
 
     async def apply(self, obj: dict[str, Any], observed: Child | None) -> bool:
         """Apply obj unless it is known to be in place. True if written.
@@ -81,13 +83,15 @@ class Applier:
         In place means: the object exists, carries the hash of exactly this desired
         state, and nobody else changed it since our last write (a foreign edit keeps our
         hash annotation, so the hash alone would hide it). A deleted object is absent
-        from the registry, so it is created again.
+        from the registry, so it is created again; a drifted one is taken over first.
         """
         stamped = stamp(obj)
         digest = stamped["metadata"]["annotations"][HASH_ANNOTATION]
         if observed is not None and observed.hash == digest and not observed.drifted:
             self.skipped += 1
             return False
+        if observed is not None and observed.drifted:
+            await self.take_over(stamped)
         await self.write(stamped)
         return True
 
@@ -97,6 +101,56 @@ class Applier:
         self.writes += 1
         children.observe_write(result.to_dict())
         return result
+
+    async def take_over(self, obj: dict[str, Any]) -> None:
+        """Make our field manager the only owner of every field outside status.
+
+        A forced apply wins every field we set, but what someone else added stays, since
+        it is theirs: an extra label, a data key, or a Service port whose key (the port
+        number) they changed, which then clashes with ours by name. Owning it all first
+        lets the apply that follows remove whatever is not in the desired state, so the
+        object comes back exactly as rendered.
+        """
+        meta = obj["metadata"]
+        resource = type(from_dict(obj))
+        live = await get_or_none(self.client, resource, meta["name"], meta.get("namespace", ""))
+        if live is None:
+            return
+        entries = [e.to_dict() for e in (live.metadata.managedFields or [])]
+        kept = [e for e in entries if e.get("subresource") == "status"]
+        union: dict[str, Any] = {}
+        for entry in entries:
+            if entry.get("subresource") != "status":
+                union = merge_fields(union, entry.get("fieldsV1") or {})
+        ours = {
+            "manager": FIELD_MANAGER,
+            "operation": "Apply",
+            "apiVersion": obj["apiVersion"],
+            "fieldsType": "FieldsV1",
+            "fieldsV1": union,
+        }
+        patch = {
+            "metadata": {
+                "managedFields": [ours, *kept],
+                "resourceVersion": live.metadata.resourceVersion,
+            }
+        }
+        await self.client.patch(
+            resource,
+            meta["name"],
+            patch,
+            namespace=meta.get("namespace"),
+            patch_type=PatchType.MERGE,
+        )
+        self.taken_over += 1
+
+
+def merge_fields(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """The union of two managedFields field sets (nested maps whose leaves are {})."""
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = merge_fields(out[key], value) if key in out else value
+    return out
 
 
 async def get_or_none(client: AsyncClient, resource: Any, name: str, namespace: str) -> Any:

@@ -166,7 +166,11 @@ def make_child(kind: Kind, obj: Mapping[str, Any], ours: str | None) -> Child:
         kind=kind.kind,
         name=meta.get("name", ""),
         hash=annotations.get(HASH_ANNOTATION),
-        annotations={k: v for k, v in annotations.items() if k.startswith("mothership.io/")},
+        annotations={
+            k: v
+            for k, v in annotations.items()
+            if k.startswith("mothership.io/") and k != HASH_ANNOTATION
+        },
         status=kind.status(dict(obj)) if kind.status else {},
         generation=int(generation) if generation is not None else None,
         version=version_of(meta),
