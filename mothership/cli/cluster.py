@@ -34,6 +34,8 @@ from mothership.cli.errors import (
     NotReady,
     err,
     friendly_errors,
+    http_status_errors,
+    status_code,
 )
 from mothership.cli.output import Output, OutputOpt, age, as_list, dump
 
@@ -293,10 +295,10 @@ def _apply_all(
         existed = _exists(target, type(resource), meta["name"], ns)
         try:
             result = target.client.apply(resource, force=force)
-        except ApiError as exc:
+        except http_status_errors() as exc:
             if objects.kind_not_served(exc) and str(obj.get("apiVersion")).startswith("k0smotron"):
                 raise objects.no_crds(target, str(obj.get("kind"))) from None
-            if exc.status.code == 409:
+            if status_code(exc) == 409:
                 raise InvalidInput(
                     f"{obj['kind']} {meta['name']}: {exc.status.message}. Another tool manages "
                     "these fields; change them there, or take them over with --force-conflicts"
@@ -320,8 +322,8 @@ def _exists(target: Target, cls: type, name: str, namespace: str | None) -> bool
         else:
             target.client.get(cls, name, namespace=namespace)
         return True
-    except ApiError as exc:
-        if exc.status.code == 404:
+    except http_status_errors() as exc:
+        if status_code(exc) == 404:
             return False
         raise
 

@@ -72,15 +72,33 @@ class MissingPrerequisite(CliError):
     code = EXIT_PREREQUISITE
 
 
-def transport_errors() -> tuple[type[BaseException], ...]:
-    """Connection-level errors of whichever httpx flavour lightkube uses."""
+def _httpx_classes(name: str) -> tuple[type[BaseException], ...]:
     found: list[type[BaseException]] = []
     for module in ("httpx2", "httpx"):
         try:
-            found.append(__import__(module).TransportError)
+            found.append(getattr(__import__(module), name))
         except (ImportError, AttributeError):
             continue
     return tuple(found)
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level errors of whichever httpx flavour lightkube uses."""
+    return _httpx_classes("TransportError")
+
+
+def http_status_errors() -> tuple[type[BaseException], ...]:
+    """HTTP errors whose body was no Kubernetes Status (e.g. a plain '404 page not found')."""
+    return _httpx_classes("HTTPStatusError")
+
+
+def status_code(exc: BaseException) -> int | None:
+    """The HTTP status of an API refusal, whether or not it came as a Kubernetes Status."""
+    status = getattr(exc, "status", None)
+    if status is not None and getattr(status, "code", None):
+        return int(status.code)
+    response = getattr(exc, "response", None)
+    return int(response.status_code) if response is not None else None
 
 
 def _classify(exc: BaseException) -> tuple[int, str] | None:
@@ -97,6 +115,11 @@ def _classify(exc: BaseException) -> tuple[int, str] | None:
         return exc.code, str(exc)
     if isinstance(exc, ApiError):
         return api_error(exc)
+    if isinstance(exc, http_status_errors()):
+        code = status_code(exc)
+        return (EXIT_NOT_FOUND if code == 404 else EXIT_FAILED), (
+            f"the API server answered {code} to {exc.request.method} {exc.request.url}"  # type: ignore[attr-defined]
+        )
     if isinstance(exc, ValidationError):
         return EXIT_USAGE, validation_message(exc)
     if isinstance(exc, kube_config_errors.ConfigError):

@@ -14,7 +14,7 @@ from lightkube.resources.core_v1 import Event, Secret
 
 from mothership.api.k0smotron.v1beta2 import GROUP
 from mothership.cli.connection import Target
-from mothership.cli.errors import MissingPrerequisite, NotFound
+from mothership.cli.errors import MissingPrerequisite, NotFound, http_status_errors, status_code
 
 Obj = dict[str, Any]
 
@@ -28,10 +28,16 @@ JoinTokenRequestV1 = create_namespaced_resource(
 )
 
 
-def kind_not_served(exc: ApiError) -> bool:
-    """A 404 about the resource type rather than about one named object."""
-    if exc.status.code != 404:
+def kind_not_served(exc: BaseException) -> bool:
+    """A 404 about the resource type rather than about one named object.
+
+    An API server that does not know the group answers with a plain-text 404 (no Status),
+    one that knows the group but not the kind with a Status without details.
+    """
+    if status_code(exc) != 404:
         return False
+    if not isinstance(exc, ApiError):
+        return True
     details = exc.status.details
     return details is None or not details.name
 
@@ -55,10 +61,10 @@ def get_cluster(target: Target, name: str, namespace: str | None = None) -> Obj:
     ns = namespace or target.namespace
     try:
         return target.client.get(ClusterV2, name, namespace=ns).to_dict()
-    except ApiError as exc:
+    except http_status_errors() as exc:
         if kind_not_served(exc):
             raise no_crds(target) from None
-        if exc.status.code == 404:
+        if status_code(exc) == 404:
             raise cluster_not_found(name, ns) from None
         raise
 
@@ -75,8 +81,8 @@ def list_clusters(target: Target, all_namespaces: bool = False) -> list[Obj]:
     ns = "*" if all_namespaces else target.namespace
     try:
         items = [c.to_dict() for c in target.client.list(ClusterV2, namespace=ns)]
-    except ApiError as exc:
-        if exc.status.code == 404:
+    except http_status_errors() as exc:
+        if status_code(exc) == 404:
             raise no_crds(target) from None
         raise
     return sorted(items, key=lambda c: (c["metadata"].get("namespace", ""), c["metadata"]["name"]))

@@ -14,13 +14,18 @@ from typing import Any
 
 import typer
 from lightkube.codecs import from_dict
-from lightkube.core.exceptions import ApiError
 
 from mothership.api.k0smotron import v1beta2
 from mothership.cli import objects, progress
 from mothership.cli.clusterspec import check_name
 from mothership.cli.connection import ContextOpt, KubeconfigOpt, NamespaceOpt, Target, connect
-from mothership.cli.errors import EXIT_CODES_HELP, InvalidInput, friendly_errors
+from mothership.cli.errors import (
+    EXIT_CODES_HELP,
+    InvalidInput,
+    friendly_errors,
+    http_status_errors,
+    status_code,
+)
 from mothership.cli.output import Output, OutputOpt, dump
 from mothership.render.join_token import parse_duration
 
@@ -148,10 +153,10 @@ def _request(cluster: str, role: str, expiry: str, name: str | None) -> dict[str
 def _create(target: Target, body: dict[str, Any]) -> dict[str, Any]:
     try:
         return target.client.create(from_dict(body)).to_dict()
-    except ApiError as exc:
+    except http_status_errors() as exc:
         if objects.kind_not_served(exc):
             raise objects.no_crds(target, "JoinTokenRequest") from None
-        if exc.status.code == 409:
+        if status_code(exc) == 409:
             raise InvalidInput(
                 f"JoinTokenRequest {body['metadata'].get('name')} exists already; pick another "
                 "--name, or leave it out for a generated one"

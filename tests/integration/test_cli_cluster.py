@@ -406,6 +406,30 @@ def test_missing_objects_and_clusters_exit_4_and_3(user: Env, tmp_path: Path) ->
     assert "mothership dev up" in out.stderr
 
 
+def test_a_cluster_without_the_crds_says_how_to_install(tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    env = Env(tmp_path)
+    (tmp_path / "home").mkdir()
+    env.ok(
+        "dev", "up", "--nodes", "none", "--no-operator", "--name", "bare", "--state-dir", str(bare)
+    )
+    try:
+        kubeconfig = str(bare / "kubeconfig")
+        for args in (
+            ("cluster", "list"),
+            ("cluster", "create", "demo", "--distribution", "k0s"),
+            ("cluster", "get", "demo"),
+            ("token", "create", "demo"),
+        ):
+            out = env.run(*args, "--kubeconfig", kubeconfig)
+            assert out.returncode == EXIT_PREREQUISITE, (args, out.stderr)
+            assert "CRDs are not installed" in out.stderr
+            assert "mothership install" in out.stderr
+    finally:
+        assert env.run("dev", "down", "--name", "bare", "--state-dir", str(bare)).returncode == 0
+        assert processes_mentioning(bare) == []
+
+
 @pytest.mark.kwok
 def test_without_the_operator_no_webhook_is_left_behind(user: Env) -> None:
     """Runs last in this module: it turns the fixture's operator off."""
