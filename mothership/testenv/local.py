@@ -203,7 +203,7 @@ class LocalMothership:
         )
         localoperator.prepare(cfg)
         report("starting the operator")
-        self.sup.start(localoperator.COMPONENT, localoperator.argv(cfg), env=localoperator.env())
+        self.sup.start(localoperator.COMPONENT, localoperator.argv(cfg))
         url = localoperator.health_url(cfg)
         wait_for(
             "operator /healthz",

@@ -22,7 +22,6 @@ PORT_NAMES = ("operator-metrics", "operator-health", "operator-webhook")
 FIELD_MANAGER = "mothership-dev"
 # Tenant control planes of the kubernetes distribution run the locally built image.
 KUBERNETES_IMAGE_TEMPLATE = f"{pins.CONTROL_PLANE_IMAGE_REPO}:{{version}}"
-KUBERNETES_IMAGE_TEMPLATE_ENV = "MOTHERSHIP_KUBERNETES_IMAGE_TEMPLATE"
 
 
 def prepare(cfg: MothershipConfig) -> None:
@@ -59,16 +58,8 @@ def argv(cfg: MothershipConfig) -> list[str]:
         "--unregister-webhooks-on-exit",
         "--log-format=plain",
         f"--leader-identity=local-{cfg.name}",
+        f"--kubernetes-image-template={KUBERNETES_IMAGE_TEMPLATE}",
     ]  # fmt: skip
-
-
-def env() -> dict[str, str]:
-    """The operator's environment: kubernetes-distribution pods run the local image.
-
-    Given as the environment variable the operator reads (the same as its
-    --kubernetes-image-template option).
-    """
-    return {KUBERNETES_IMAGE_TEMPLATE_ENV: KUBERNETES_IMAGE_TEMPLATE}
 
 
 def health_url(cfg: MothershipConfig) -> str:
