@@ -259,23 +259,53 @@ def code_strings() -> set[str]:
     return out
 
 
-def condition_types() -> set[str]:
-    """Types the controllers write: the first argument of every `Condition(...)` call."""
-    out: set[str] = set()
-    for path in (ROOT / "mothership" / "controllers").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Call)
-                and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Condition"
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-            ):
-                out.add(node.args[0].value)
+def _string_constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level `NAME = "text"` assignments."""
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            value = node.value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                out.update({t.id: value.value for t in targets if isinstance(t, ast.Name)})
     return out
 
 
-def condition_table_cells(text: str) -> Iterator[tuple[str, str]]:
-    """(column, name) for backticked names in the Condition and *reason* columns of tables."""
+def condition_types() -> set[str]:
+    """Types the controllers write: the first argument of every `Condition(...)` call.
+
+    The argument may be a literal or a constant (``CONDITION``, ``v1beta2.CONDITION_X``);
+    constants are looked up in the same module first, then anywhere in the package.
+    """
+    trees = {p: ast.parse(p.read_text()) for p in (ROOT / "mothership").rglob("*.py")}
+    package: dict[str, str] = {}
+    for tree in trees.values():
+        package.update(_string_constants(tree))
+    out: set[str] = set()
+    for path, tree in trees.items():
+        if "controllers" not in path.parts:
+            continue
+        local = {**package, **_string_constants(tree)}
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Condition"
+                and node.args
+            ):
+                continue
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                out.add(first.value)
+            elif isinstance(first, ast.Name) and first.id in local:
+                out.add(local[first.id])
+            elif isinstance(first, ast.Attribute) and first.attr in package:
+                out.add(package[first.attr])
+    return out
+
+
+def condition_table_cells(text: str, columns: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
+    """(column, name) for backticked names in table columns: by default the Condition and
+    *reason* columns, else the columns named (lower case)."""
     header: list[str] | None = None
     for line in text.splitlines():
         if not line.startswith("|"):
@@ -286,7 +316,7 @@ def condition_table_cells(text: str) -> Iterator[tuple[str, str]]:
             header = [c.lower() for c in cells]
             continue
         for column, cell in zip(header, cells, strict=False):
-            if column == "condition" or "reason" in column:
+            if column in columns if columns else column == "condition" or "reason" in column:
                 for name in _CODE.findall(cell):
                     yield column, name
 
@@ -317,6 +347,94 @@ def test_every_condition_is_documented() -> None:
     assert not missing, f"docs/concepts.md has no condition table row for {missing}"
 
 
+# --- events -----------------------------------------------------------------------------------
+
+
+def event_reasons() -> set[str]:
+    """`reason=` of every event the controllers post (kopf.info, kopf.warn, kopf.event)."""
+    out: set[str] = set()
+    for path in (ROOT / "mothership" / "controllers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in (
+                "info",
+                "warn",
+                "event",
+                "exception",
+            ):
+                for keyword in node.keywords:
+                    if keyword.arg == "reason" and isinstance(keyword.value, ast.Constant):
+                        out.add(keyword.value.value)
+    return out
+
+
+def test_every_event_reason_is_documented() -> None:
+    """The events table of operations.md names exactly the reasons the controllers post."""
+    documented = {
+        n
+        for c, n in condition_table_cells((DOCS / "operations.md").read_text())
+        if c == "event reason"
+    }
+    assert documented, "docs/operations.md has no table with an `Event reason` column"
+    assert documented <= code_strings(), sorted(documented - code_strings())
+    missing = sorted(event_reasons() - documented)
+    assert not missing, f"docs/operations.md does not list the events {missing}"
+
+
+# --- admission messages -------------------------------------------------------------------
+
+
+def admission_examples() -> list[str]:
+    """What the validating rules answer for the examples operations.md shows."""
+    from mothership.webhooks.validate import validate
+
+    def cluster(spec: dict[str, object], name: str = "demo") -> dict[str, object]:
+        meta = {"name": name, "namespace": "default"}
+        return {
+            "apiVersion": "k0smotron.io/v1beta2",
+            "kind": "Cluster",
+            "metadata": meta,
+            "spec": spec,
+        }
+
+    k8s = {"distribution": "kubernetes"}
+    node_port = {"service": {"type": "NodePort"}}
+    cases = [
+        (cluster({"version": "1.35"}), None, []),
+        (cluster({**k8s, "version": "v1.35.4-k0s.0"}), None, []),
+        (cluster({"version": "v1.35.4-k0s.0"}), cluster({"version": "v1.33.1-k0s.0"}), []),
+        (cluster({**k8s, "version": "v1.34.4"}), cluster({**k8s, "version": "v1.35.4"}), []),
+        (cluster(k8s), cluster({}), []),
+        (cluster(node_port), None, [cluster(node_port, name="other")]),
+        (cluster({"replicas": 3, "storage": {"type": "kine"}}), None, []),
+        (cluster({"persistence": {"type": "PVC"}}), None, []),
+        (
+            cluster({"storage": {"etcd": {"persistence": {"size": "1Gi"}}}}),
+            cluster({"storage": {"etcd": {"persistence": {"size": "2Gi"}}}}),
+            [],
+        ),
+    ]
+    return [str(e) for new, old, others in cases for e in validate(new, old, others).errors]
+
+
+def message_problems(text: str, messages: list[str]) -> list[str]:
+    """Cells of the `Admission message` column that no rule produces (`...` ends a prefix)."""
+    problems = []
+    for _, shown in condition_table_cells(text, columns=("admission message",)):
+        prefix = shown.removesuffix("...").rstrip()
+        if not any(m == shown or (prefix != shown and m.startswith(prefix)) for m in messages):
+            problems.append(f"no rule answers `{shown}`")
+    return problems
+
+
+def test_admission_messages_in_docs_are_real() -> None:
+    text = (DOCS / "operations.md").read_text()
+    assert any(
+        c == "admission message" for c, _ in condition_table_cells(text, ("admission message",))
+    )
+    problems = message_problems(text, admission_examples())
+    assert not problems, "\n".join(problems)
+
+
 # --- the checkers can fail --------------------------------------------------------------------
 
 
@@ -339,6 +457,13 @@ See [missing](no-such-file.md) and [bad anchor](#nowhere).
 | `Availabel` | `NoSuchReason` |
 
 The metric `mothership_reconciles_totl` is misspelt.
+
+| Admission message | fix |
+|---|---|
+| `spec.persistence.type: "PVC" is not valid; use pvc (values are case-sensitive)` | real |
+| `spec.version: cannot upgrade from v1.33.1-k0s.0 to v1.35.4-k0s.0 in one step; ...` | prefix |
+| `spec.version: "1.35" is no k0s version` | reworded |
+| `spec.replicas: must be odd; ...` | invented |
 """
 
 
@@ -359,6 +484,10 @@ def test_checkers_catch_broken_docs(tmp_path: Path) -> None:
 
     assert metric_problems(BROKEN, metric_samples()) == [
         "mothership_reconciles_totl: no such metric"
+    ]
+    assert message_problems(BROKEN, admission_examples()) == [
+        'no rule answers `spec.version: "1.35" is no k0s version`',
+        "no rule answers `spec.replicas: must be odd; ...`",
     ]
     problems = condition_problems(BROKEN, condition_types(), code_strings())
     assert problems == [
