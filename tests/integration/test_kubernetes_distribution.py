@@ -412,3 +412,139 @@ def test_restarting_the_operator_does_not_roll_the_control_plane(
     assert after.spec.template == before.spec.template
     assert kc.get(Secret, "steady-kubernetes-certs", namespace=ns).metadata.resourceVersion == certs
     assert kc.get(Pod, "kmc-steady-0", namespace=ns).metadata.uid == pod_uid
+
+
+class Poller:
+    """A client asking the tenant API every 100 ms on a thread; counts what failed and when."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        import threading
+
+        self.client = Client(config=KubeConfig.from_file(str(kubeconfig)), timeout=2)
+        self.failures: list[float] = []
+        self.requests = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.requests += 1
+            if not _answers(self.client):
+                self.failures.append(time.monotonic())
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    @property
+    def window(self) -> float:
+        return self.failures[-1] - self.failures[0] if self.failures else 0.0
+
+
+def test_three_replicas_on_postgres_survive_losing_one(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+    postgres_server: Any,
+) -> None:
+    ms = mothership_real
+    database = postgres_server.create_database(f"ha_{ns.replace('-', '_')}")
+    kc.create(
+        Secret(
+            metadata=ObjectMeta(name="ha-db", namespace=ns),
+            stringData={"K0SMOTRON_KINE_DATASOURCE_URL": database.pod_url},
+        )
+    )
+    applied = time.monotonic()
+    kc.create(
+        _cluster(
+            "ha",
+            ns,
+            replicas=3,
+            storage={"type": "kine", "kine": {"dataSourceSecretName": "ha-db"}},
+        )
+    )
+    _wait_condition(ms, kc, operator, "ha", ns, "Available", AVAILABLE_WITHIN)
+    print(
+        f"\n3 replicas, kine/PostgreSQL: apply -> Available in {time.monotonic() - applied:.1f} s"
+    )
+    kube.wait_until(
+        "all three replicas ready on the single node",
+        lambda: (kc.get(StatefulSet, "kmc-ha", namespace=ns).status.readyReplicas or 0) == 3,
+        AVAILABLE_WITHIN,
+    )
+    print(f"3 replicas ready {time.monotonic() - applied:.1f} s after apply")
+    from lightkube.resources.policy_v1 import PodDisruptionBudget
+
+    assert kc.get(PodDisruptionBudget, "kmc-ha", namespace=ns).spec.maxUnavailable == 1
+    sts = kc.get(StatefulSet, "kmc-ha", namespace=ns)
+    kine = next(c for c in sts.spec.template.spec.containers if c.name == "kine")
+    assert "postgres" not in json.dumps(kine.to_dict()), "the URL stays in the Secret"
+
+    kubeconfig = _tenant_kubeconfig(kc, "ha", ns, tmp_path / "ha.kubeconfig")
+    tenant = _tenant_client(kubeconfig)
+    tenant.create(
+        ConfigMap(metadata=ObjectMeta(name="shared", namespace="default"), data={"a": "1"})
+    )
+    with Poller(kubeconfig) as poller:
+        kc.delete(Pod, "kmc-ha-1", namespace=ns)
+        kube.wait_until(
+            "the deleted replica is back and ready",
+            lambda: (
+                (kc.get(StatefulSet, "kmc-ha", namespace=ns).status.readyReplicas or 0) == 3
+                and _exists(kc, Pod, "kmc-ha-1", ns)
+                and kc.get(Pod, "kmc-ha-1", namespace=ns).metadata.deletionTimestamp is None
+            ),
+            180,
+        )
+    print(
+        f"one of 3 replicas deleted: {len(poller.failures)} of {poller.requests} requests "
+        f"failed, over {poller.window:.1f} s"
+    )
+    assert poller.requests > 20
+    assert len(poller.failures) <= 0.2 * poller.requests, poller.failures
+    # Every replica reads the same store.
+    assert tenant.get(ConfigMap, "shared", namespace="default").data == {"a": "1"}
+    assert "kine" in postgres_server.sql("SELECT tablename FROM pg_tables", database.name)
+
+
+def test_one_replica_on_mariadb_from_an_inline_url(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+    mariadb_server: Any,
+) -> None:
+    database = mariadb_server.create_database(f"one_{ns.replace('-', '_')}")
+    applied = time.monotonic()
+    kc.create(
+        _cluster("maria", ns, storage={"type": "kine", "kine": {"dataSourceURL": database.pod_url}})
+    )
+    _wait_condition(mothership_real, kc, operator, "maria", ns, "Available", AVAILABLE_WITHIN)
+    print(f"\nkine/MariaDB: apply -> Available in {time.monotonic() - applied:.1f} s")
+    tenant = _tenant_client(_tenant_kubeconfig(kc, "maria", ns, tmp_path / "m.kubeconfig"))
+    tenant.create(ConfigMap(metadata=ObjectMeta(name="in-maria", namespace="default")))
+    tables = mariadb_server.sql("SHOW TABLES", database.name)
+    assert "kine" in tables.split()
+
+
+def test_embedded_nats_serves(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    applied = time.monotonic()
+    kc.create(_cluster("natsy", ns, storage={"type": "nats"}))
+    _wait_condition(mothership_real, kc, operator, "natsy", ns, "Available", AVAILABLE_WITHIN)
+    print(f"\nkine/embedded NATS: apply -> Available in {time.monotonic() - applied:.1f} s")
+    tenant = _tenant_client(_tenant_kubeconfig(kc, "natsy", ns, tmp_path / "n.kubeconfig"))
+    tenant.create(
+        ConfigMap(metadata=ObjectMeta(name="in-nats", namespace="default"), data={"x": "y"})
+    )
+    assert tenant.get(ConfigMap, "in-nats", namespace="default").data == {"x": "y"}
