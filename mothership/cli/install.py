@@ -1,0 +1,220 @@
+"""`mothership install` and `mothership uninstall`: the operator in a cluster, like kubectl would.
+
+Top-level commands (not a sub-app), registered with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from mothership.cli import progress
+from mothership.cli.connection import ContextOpt, KubeconfigOpt, connect
+from mothership.cli.errors import EXIT_CODES_HELP, CliError, InvalidInput, friendly_errors
+from mothership.cli.output import Output, dump
+from mothership.install import apply, manifests
+
+console = Console(stderr=True, soft_wrap=True)
+DIGEST_ANNOTATION = "mothership.k0smotron.io/image-digest"
+
+NamespaceOpt = typer.Option(
+    manifests.NAMESPACE, "-n", "--namespace", help="Namespace of the operator."
+)
+DebugOpt = typer.Option(False, "--debug", help="Show stack traces.")
+
+
+def _report(message: str) -> None:
+    console.print(f"[dim]•[/] {message}", highlight=False)
+
+
+def install(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the objects that would be applied; change nothing."
+    ),
+    version: str | None = typer.Option(
+        None, "--version", help="Operator version (image tag); default: this CLI's version."
+    ),
+    image: str | None = typer.Option(
+        None,
+        "--image",
+        help="Operator image (repository:tag) from a registry; skips the local image build.",
+    ),
+    pull_policy: str = typer.Option(
+        "IfNotPresent", "--image-pull-policy", help="Always, IfNotPresent or Never."
+    ),
+    replicas: int = typer.Option(2, "--replicas", help="Operator pods (one leads)."),
+    watch_namespace: list[str] = typer.Option(
+        None,
+        "--watch-namespace",
+        help="Reconcile Clusters only in this namespace (repeatable); default: all.",
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info or warning."),
+    cert_manager: bool = typer.Option(
+        False,
+        "--cert-manager",
+        help="Webhook certificate from cert-manager (installed separately) instead of the "
+        "operator's own CA.",
+    ),
+    namespace: str = NamespaceOpt,
+    kubeconfig: Path | None = KubeconfigOpt,
+    context: str | None = ContextOpt,
+    output: Output = typer.Option(
+        Output.yaml, "-o", "--output", help="With --dry-run: yaml or json."
+    ),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the operator serves."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait."),
+    debug: bool = DebugOpt,
+) -> None:
+    """Install (or upgrade) the operator: CRDs, RBAC, webhooks, a 2-replica Deployment.
+
+    The same objects as deploy/install.yaml (`kubectl apply --server-side -f`). Into a
+    local mothership with a real node (`mothership dev up`), the operator image is built
+    from this checkout and imported into its containerd first, and the operator `dev up`
+    runs on the host is stopped: the in-cluster one replaces it.
+
+    Examples:
+      mothership install
+      mothership install --dry-run > install.yaml
+      mothership install --image registry.example.com/mothership:0.1.0 --context prod
+      mothership install --watch-namespace tenants --replicas 3
+    """
+    with friendly_errors(debug):
+        if image and version:
+            raise InvalidInput("--image names the tag already; give --image or --version")
+        repository, tag = _split_image(image) if image else (manifests.IMAGE_REPOSITORY, version)
+        settings = manifests.Settings(
+            namespace=namespace,
+            image_repository=repository,
+            image_tag=tag or "",
+            pull_policy=pull_policy,
+            replicas=replicas,
+            watch_namespaces=tuple(watch_namespace or ()),
+            log_level=log_level,
+            cert_manager=cert_manager,
+        ).check()
+        apply.check_namespace(namespace)
+        if output == Output.table:
+            raise InvalidInput("-o table has no meaning here; use yaml or json")
+        if dry_run:
+            dump({"apiVersion": "v1", "kind": "List", "items": manifests.objects(settings)}, output)
+            return
+        started = time.monotonic()
+        target = connect(kubeconfig, context, namespace)
+        client = target.client
+        annotations = {}
+        local = _local(target.server, target.kubeconfig)
+        if local is not None and image is None:
+            from mothership.install import local as local_ms
+
+            local_ms.stop_host_operator(local, _report)
+            if tag and tag != manifests.version():
+                _require_local_image(local, settings.image)
+            else:
+                img = local_ms.load_image(local, _report, tag=tag)
+                annotations[DIGEST_ANNOTATION] = img.digest
+        objs = apply.with_pod_annotations(apply.objects_to_apply(client, settings), annotations)
+        _report(f"installing mothership {settings.image} into {target.where()}")
+        apply.apply_all(client, objs, _report)
+        if not wait:
+            return
+        progress.wait("CRDs", apply.crds_established(client), timeout)
+        hint = f"see: kubectl -n {namespace} describe pods -l app.kubernetes.io/name=mothership"
+        try:
+            phase = progress.wait(
+                "operator", apply.operator_ready(client, namespace), timeout, hint=hint
+            )
+        except apply.ImageNotPulled as exc:
+            raise CliError(str(exc)) from None
+        holder = progress.wait("leader election", apply.leader_elected(client, namespace), timeout)
+        if not cert_manager:
+            progress.wait("webhook registration", apply.ca_bundle_registered(client), timeout)
+        elapsed = time.monotonic() - started
+        console.print(
+            f"[green]mothership {settings.image} installed[/] in {namespace}: {phase}, "
+            f"{holder}; {elapsed:.0f}s. Next: mothership cluster create demo --wait",
+            highlight=False,
+        )
+
+
+def uninstall(
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Delete every Cluster and JoinTokenRequest first (their control planes and data).",
+    ),
+    namespace: str = NamespaceOpt,
+    kubeconfig: Path | None = KubeconfigOpt,
+    context: str | None = ContextOpt,
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait."),
+    debug: bool = DebugOpt,
+) -> None:
+    """Remove the operator, its webhooks, RBAC and CRDs; refuses while Clusters exist.
+
+    With --force, every Cluster is deleted first and finalized by the running operator
+    (PVCs follow each Cluster's autoDeletePVCs), then the install is removed.
+
+    Examples:
+      mothership uninstall
+      mothership uninstall --force --timeout 600
+    """
+    with friendly_errors(debug):
+        target = connect(kubeconfig, context, namespace)
+        client = target.client
+        if not force:
+            try:
+                apply.refuse_while_clusters(client)
+            except apply.Refused as exc:
+                raise CliError(str(exc)) from None
+        else:
+            count = apply.delete_custom_objects(client)
+            if count:
+                _report(f"deleting {count} Cluster(s) and JoinTokenRequest(s)")
+                try:
+                    progress.wait("Clusters", apply.custom_objects_gone(client), timeout / 2)
+                except CliError:
+                    released = apply.release_finalizers(client)
+                    _report(f"no operator finalized them; released {len(released)} finalizer(s)")
+                    progress.wait("Clusters", apply.custom_objects_gone(client), 60)
+        deleted = apply.delete_installed(client, namespace)
+        if not deleted:
+            console.print(f"nothing to uninstall at {target.where()}")
+            return
+        _report(f"deleting {len(deleted)} object(s)")
+        progress.wait("uninstall", apply.all_gone(client, deleted), timeout)
+        left = apply.installed_objects(client)
+        if left:
+            raise CliError(f"left behind: {', '.join(map(str, left))}")
+        console.print(f"[green]mothership uninstalled[/] from {target.where()}", highlight=False)
+
+
+def _split_image(ref: str) -> tuple[str, str]:
+    repository, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag or not repository:
+        raise InvalidInput(f"--image {ref!r}: give repository:tag, e.g. registry/mothership:0.1.0")
+    return repository, tag
+
+
+def _local(server: str, kubeconfig: Path | None):  # type: ignore[no-untyped-def]
+    from mothership.install import local as local_ms
+
+    return local_ms.find(server, kubeconfig)
+
+
+def _require_local_image(local, name: str) -> None:  # type: ignore[no-untyped-def]
+    from mothership.install import local as local_ms
+
+    if local_ms.digest_in_containerd(local, name) is None:
+        raise InvalidInput(
+            f"{name} is not in the local mothership's containerd, and only this checkout's "
+            f"version ({manifests.version()}) can be built here: drop --version, or install "
+            "from a checkout of that version"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `install` and `uninstall` to the top-level command."""
+    app.command(epilog=EXIT_CODES_HELP)(install)
+    app.command(epilog=EXIT_CODES_HELP)(uninstall)
