@@ -105,7 +105,11 @@ class Provisioner:
         for pv in pvs.values():
             if lv.should_reclaim(pv):
                 log(f"deleting released volume {pv['metadata']['name']}")
-                self.client.delete(PersistentVolume, pv["metadata"]["name"])
+                try:
+                    self.client.delete(PersistentVolume, pv["metadata"]["name"])
+                except ApiError as exc:
+                    if exc.status.code != 404:
+                        raise
             action = lv.finalize_action(pv)
             if action:
                 self._finalize(pv, action)
