@@ -10,6 +10,7 @@ volumes, and control-plane pods (etcd) run as non-root relying on it.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,13 @@ def finalize_action(pv: Obj) -> str | None:
     return "keep-data"
 
 
+def _size(quantity: str) -> Decimal:
+    value = parse_quantity(quantity)
+    if value is None:
+        raise ValueError(f"not a storage size: {quantity!r}")
+    return value
+
+
 def expansion(pvc: Obj, pv: Obj) -> str | None:
     """The new size when a bound claim asks for more than its volume has, else None.
 
@@ -181,10 +189,10 @@ def expansion(pvc: Obj, pv: Obj) -> str | None:
         return None
     if _spec(pv).get("claimRef", {}).get("uid") != _meta(pvc).get("uid"):
         return None
-    if parse_quantity(want) > parse_quantity(have):
+    if _size(want) > _size(have):
         return want
     status_cap = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
-    if status_cap and parse_quantity(status_cap) < parse_quantity(have):
+    if status_cap and _size(status_cap) < _size(have):
         # The PV grew but the claim's status was not updated yet (a crash in between).
         return have
     return None

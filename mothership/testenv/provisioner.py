@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lightkube import ApiError, Client
 from lightkube.models.core_v1 import EventSource, ObjectReference
@@ -86,7 +86,7 @@ class Provisioner:
             if exc.status.code != 404:
                 raise
         # Created once, never overwritten: a user may have changed it on purpose.
-        created = self.client.create(StorageClass.from_dict(lv.storage_class()))
+        created = self.client.create(cast(StorageClass, StorageClass.from_dict(lv.storage_class())))
         log(f"created StorageClass {lv.STORAGE_CLASS} (default, provisioner {lv.PROVISIONER})")
         return created.to_dict()
 
@@ -94,7 +94,10 @@ class Provisioner:
         sc = self.ensure_storage_class()
         mode = sc.get("volumeBindingMode") or "Immediate"
         policy = sc.get("reclaimPolicy") or "Delete"
-        pvs = {pv.metadata.name: pv.to_dict() for pv in self.client.list(PersistentVolume)}
+        pvs = {
+            str(pv.metadata and pv.metadata.name): pv.to_dict()
+            for pv in self.client.list(PersistentVolume)
+        }
         for claim in self.client.list(PersistentVolumeClaim, namespace="*"):
             pvc = claim.to_dict()
             volume = pvs.get(pvc["spec"].get("volumeName") or "")
@@ -140,7 +143,7 @@ class Provisioner:
         # an fsGroup in the pod narrows it.
         path.chmod(0o777)
         try:
-            self.client.create(PersistentVolume.from_dict(pv))
+            self.client.create(cast(PersistentVolume, PersistentVolume.from_dict(pv)))
         except ApiError as exc:
             if exc.status.code != 409:
                 raise

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from mothership.testenv.config import REAL_BRIDGE_CIDR, REAL_HOST_IP
 from mothership.testenv.ports import free_ports
@@ -97,7 +97,7 @@ def _mariadb_server() -> str:
     )
 
 
-def _run_as(user: str | None) -> dict[str, object]:
+def _run_as(user: str | None) -> dict[str, Any]:
     """Popen arguments that run a child as `user` when we are root (the servers refuse root)."""
     if user is None or os.geteuid() != 0:
         return {}
@@ -332,7 +332,7 @@ def start_postgres(
         capture_output=True,
         text=True,
         check=False,
-        **_run_as(run_as),  # type: ignore[arg-type]
+        **_run_as(run_as),
     )
     pwfile.unlink()
     if init.returncode != 0:
@@ -373,7 +373,7 @@ def start_postgres(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            **_run_as(run_as),  # type: ignore[arg-type]
+            **_run_as(run_as),
         )
     server._wait_ready("SELECT 1", timeout)
     return server
