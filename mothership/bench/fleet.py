@@ -9,11 +9,14 @@ and the writes a no-op resync makes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import math
+import signal
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +48,7 @@ class Result:
     converge_seconds: float = 0.0
     per_cluster: list[float] = field(default_factory=list)
     peak_rss_mib: float = 0.0
+    settled_rss_mib: float = 0.0
     cpu_seconds: float = 0.0
     requests: audit.Requests = field(default_factory=audit.Requests)
     resync_writes: int = -1
@@ -60,7 +64,8 @@ class Result:
             f"create all (API accepted)     {self.create_seconds:.1f} s",
             f"all converged after           {self.converge_seconds:.1f} s",
             f"per-cluster converge p50/p95  {p50:.1f} s / {p95:.1f} s",
-            f"operator peak RSS             {self.peak_rss_mib:.1f} MiB",
+            f"operator peak RSS             {self.peak_rss_mib:.1f} MiB "
+            f"(after the resync round: {self.settled_rss_mib:.1f} MiB)",
             f"operator CPU                  {self.cpu_seconds:.1f} s",
             f"operator API requests         {self.requests.total} "
             f"({self.requests.total / max(1, self.clusters):.1f} per cluster) "
@@ -93,7 +98,7 @@ def operator_kubeconfig(ms: LocalMothership) -> Path:
     return path
 
 
-def start_mothership(state_dir: Path, clusters: int, report: Report) -> LocalMothership:
+def configure_mothership(state_dir: Path, clusters: int) -> LocalMothership:
     state_dir.mkdir(parents=True, exist_ok=True)
     policy = state_dir / "audit-policy.json"
     policy.write_text(audit.policy(OPERATOR_USER))
@@ -112,7 +117,6 @@ def start_mothership(state_dir: Path, clusters: int, report: Report) -> LocalMot
             "--max-mutating-requests-inflight=400",
         ],
     )
-    ms.up(report, timeout=240)
     return ms
 
 
@@ -133,6 +137,7 @@ def start_operator(ms: LocalMothership, resync: float) -> tuple[subprocess.Popen
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
     )
     kube.wait_until(
         "operator healthz",
@@ -142,6 +147,37 @@ def start_operator(ms: LocalMothership, resync: float) -> tuple[subprocess.Popen
         120,
     )
     return proc, ports
+
+
+def _die_with_parent() -> None:
+    """In the operator's process: get SIGTERM when the bench dies, however it dies."""
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _terminate_is_an_exit() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the finally blocks stop the operator and mothership."""
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def metric(ports: dict, name: str) -> float:
@@ -194,11 +230,25 @@ def run(
     timeout: float,
     report: Report,
 ) -> Result:
+    with _terminate_is_an_exit():
+        return _run(clusters, concurrency, resync, state_dir, keep, timeout, report)
+
+
+def _run(
+    clusters: int,
+    concurrency: int,
+    resync: float,
+    state_dir: Path | None,
+    keep: bool,
+    timeout: float,
+    report: Report,
+) -> Result:
     state = state_dir or default_state_dir("bench")
-    ms = start_mothership(state, clusters, report)
+    ms = configure_mothership(state, clusters)
     result = Result(clusters, concurrency)
     proc = None
     try:
+        ms.up(report, timeout=240)
         kc = kube.client(ms.cfg.kubeconfig)
         for crd in all_crds():
             kc.apply(from_dict(crd), field_manager="bench", force=True)
@@ -243,11 +293,11 @@ def run(
         result.resync_writes = resync_requests.writes
         result.resync_requests = resync_requests.total
         result.peak_rss_mib = procstat.peak_rss_mib(proc.pid)
+        result.settled_rss_mib = procstat.rss_mib(proc.pid)
         result.cpu_seconds = procstat.cpu_seconds(proc.pid)
     finally:
-        if proc and proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
+        if proc:
+            _stop(proc)
         if not keep:
             ms.down(report, purge=state_dir is None)
     return result

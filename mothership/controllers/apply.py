@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any
 
 from lightkube import AsyncClient
@@ -19,6 +20,8 @@ from lightkube.types import PatchType
 from mothership.controllers import children
 from mothership.controllers.children import Child
 from mothership.render.names import FIELD_MANAGER, HASH_ANNOTATION
+
+log = logging.getLogger("mothership.apply")
 
 
 def _without_hash(obj: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +121,22 @@ class Applier:
             return
         entries = [e.to_dict() for e in (live.metadata.managedFields or [])]
         kept = [e for e in entries if e.get("subresource") == "status"]
+        others = sorted(
+            {
+                f"{e.get('manager')} ({e.get('operation')}"
+                + (f" {e['subresource']}" if e.get("subresource") else "")
+                + ")"
+                for e in entries
+                if e.get("subresource") != "status" and e.get("manager") != FIELD_MANAGER
+            }
+        )
+        log.info(
+            "repairing %s %s/%s, changed by %s",
+            obj["kind"],
+            meta.get("namespace", ""),
+            meta["name"],
+            ", ".join(others) or "an unknown writer (or deleted fields)",
+        )
         union: dict[str, Any] = {}
         for entry in entries:
             if entry.get("subresource") != "status":

@@ -219,7 +219,16 @@ class Registry:
         version = version_of(meta)
         stale = old is not None and bool(version) and bool(old.version)
         if stale and (version < old.version or (version == old.version and not written)):
-            return  # what we hold is as new or newer
+            # What we hold is as new or newer. Our write's answer can arrive after the
+            # watch has already shown later status updates: if nobody changed the
+            # fields since, they are still the ones our write left.
+            if written and old is not None and old.ours != old.fields:
+                fields, _ = field_owners(meta)
+                if fields == old.fields:
+                    self._by_cluster[self._owner[ref]][(kind.kind, name)] = replace(
+                        old, ours=fields
+                    )
+            return
         if written:
             child = make_child(kind, obj, None)
             child = replace(child, ours=child.fields)

@@ -156,20 +156,36 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
     secrets_present = {n for (kind, n) in owned if kind == "Secret"}
     await ensure_pki(body, cluster, secrets_present)
 
-    address = external_address(cluster, body, owned)
     recorded = (body.get("status") or {}).get("version")
-    facts = kubernetes_distribution.facts(
-        cluster, facts_for(cluster, body, owned, address), recorded
-    )
+    missing: list[str] = []
+    # A new Service goes first, on its own: its cluster IP is part of the k0s config, the
+    # StatefulSet and the kubeconfig, which are then written once instead of twice.
+    for _ in range(2):
+        address = external_address(cluster, body, owned)
+        facts = kubernetes_distribution.facts(
+            cluster, facts_for(cluster, body, owned, address), recorded
+        )
+        try:
+            objects = render_cluster(cluster, facts)
+        except (RenderError, PatchError) as exc:
+            kopf.warn(body, reason="RenderFailed", message=str(exc))
+            await write_status(body, _failed_status(body, str(exc)))
+            return
+        new = [o for o in objects if o["kind"] == "Service" and _child_of(o) not in owned]
+        if not new:
+            break
+        for service in new:
+            await rt.applier.apply(owned_by(service, body), None)
+            missing.append(f"Service/{service['metadata']['name']}")
+            metrics.WRITES.labels(kind="Service").inc()
+        owned = children.children_of(key)
     try:
-        objects = render_cluster(cluster, facts)
         # Before the pods that mount it: a missing Secret holds them in creation.
         await kubernetes_distribution.ensure_certs(rt, body, cluster, facts, owned)
     except (RenderError, PatchError) as exc:
         kopf.warn(body, reason="RenderFailed", message=str(exc))
         await write_status(body, _failed_status(body, str(exc)))
         return
-    missing: list[str] = []
     for obj in objects:
         observed = owned.get((obj["kind"], obj["metadata"]["name"]))
         if obj["kind"] == "StatefulSet":
@@ -208,6 +224,10 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
     )
     await write_status(body, new_status)
     rt.fingerprints[key] = seen
+
+
+def _child_of(obj: dict[str, Any]) -> tuple[str, str]:
+    return (obj["kind"], obj["metadata"]["name"])
 
 
 def fingerprint(body: dict[str, Any], owned: dict[tuple[str, str], children.Child]) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -33,6 +34,10 @@ RESYNC_PAGE = 100
 # maybe a key generation: the bound keeps a burst of creations from piling up in memory.
 KOPF_WORKERS = 16
 CHILD_WORKERS = 4
+# A child's changes come in bursts (a pod created, then ready; a Service, then its
+# address): waiting this long after the first folds a burst into one reconcile and at
+# most one status write.
+CHILD_SETTLE_SECONDS = 1.0
 SYNC_TIMEOUT = 120.0
 
 
@@ -114,10 +119,11 @@ class Triggers:
     reports five status changes while its Cluster waits costs one reconcile.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, settle: float = CHILD_SETTLE_SECONDS) -> None:
         self.workers = workers
+        self.settle = settle
         self.pending: set[children.Key] = set()
-        self.queue: asyncio.Queue[children.Key] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[float, children.Key]] = asyncio.Queue()
         self.tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -132,14 +138,15 @@ class Triggers:
     def add(self, key: children.Key) -> None:
         if key not in self.pending:
             self.pending.add(key)
-            self.queue.put_nowait(key)
+            self.queue.put_nowait((time.monotonic() + self.settle, key))
 
     async def _work(self) -> None:
         from lightkube.core.exceptions import ApiError
 
         await KOPF_EVENTS.adopt()
         while True:
-            key = await self.queue.get()
+            due, key = await self.queue.get()
+            await asyncio.sleep(due - time.monotonic())
             self.pending.discard(key)
             try:
                 rt = cluster.runtime()

@@ -215,6 +215,29 @@ def test_an_older_event_never_overwrites_a_newer_write() -> None:
     assert child is not None and child.hash == "new" and child.version == 20
 
 
+def test_our_answer_arriving_after_later_status_updates_is_not_drift() -> None:
+    registry = Registry()
+    registry.observe(CM, configmap(10, [OURS]), written=True)
+    ours_again = entry(FIELD_MANAGER, {"f:data": {"f:K": {}, "f:L": {}}})
+    status = entry("kube-controller-manager", {"f:status": {}}, subresource="status")
+    # The watch shows our second write (v11) and a status update after it (v12) first ...
+    registry.observe(CM, configmap(11, [ours_again]))
+    registry.observe(CM, configmap(12, [ours_again, status]))
+    held = registry.get("ConfigMap", "ns", "kmc-a-config")
+    assert held is not None and held.drifted
+    # ... then the answer to that write arrives: the fields are still the ones it left.
+    registry.observe(CM, configmap(11, [ours_again]), written=True)
+    held = registry.get("ConfigMap", "ns", "kmc-a-config")
+    assert held is not None and held.version == 12 and not held.drifted
+    # An edit in between is still drift.
+    other = Registry()
+    other.observe(CM, configmap(10, [OURS]), written=True)
+    edited = entry("kubectl-edit", {"f:data": {"f:K": {}}})
+    other.observe(CM, configmap(12, [ours_again, edited]))
+    other.observe(CM, configmap(11, [ours_again]), written=True)
+    assert other.get("ConfigMap", "ns", "kmc-a-config").drifted  # type: ignore[union-attr]
+
+
 def test_first_sight_is_clean_only_when_no_one_else_manages_fields() -> None:
     registry = Registry()
     registry.observe(CM, configmap(5, [OURS]))
