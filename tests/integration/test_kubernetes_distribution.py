@@ -548,3 +548,89 @@ def test_embedded_nats_serves(
         ConfigMap(metadata=ObjectMeta(name="in-nats", namespace="default"), data={"x": "y"})
     )
     assert tenant.get(ConfigMap, "in-nats", namespace="default").data == {"x": "y"}
+
+
+def test_upgrade_rolls_one_replica_at_a_time_while_the_api_answers(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+    postgres_server: Any,
+) -> None:
+    from lightkube.types import PatchType
+
+    from mothership.testenv.pins import KUBERNETES_VERSION, PREVIOUS_KUBERNETES_VERSION
+
+    ms = mothership_real
+    database = postgres_server.create_database(f"up_{ns.replace('-', '_')}")
+    kc.create(
+        _cluster(
+            "up",
+            ns,
+            replicas=3,
+            version=PREVIOUS_KUBERNETES_VERSION,
+            storage={"type": "kine", "kine": {"dataSourceURL": database.pod_url}},
+        )
+    )
+    _wait_condition(ms, kc, operator, "up", ns, "Available", AVAILABLE_WITHIN)
+    kube.wait_until(
+        "three ready replicas",
+        lambda: (kc.get(StatefulSet, "kmc-up", namespace=ns).status.readyReplicas or 0) == 3,
+        AVAILABLE_WITHIN,
+    )
+    kubeconfig = _tenant_kubeconfig(kc, "up", ns, tmp_path / "up.kubeconfig")
+    tenant = _tenant_client(kubeconfig)
+    assert _server_version(ms, kubeconfig) == PREVIOUS_KUBERNETES_VERSION
+    tenant.create(ConfigMap(metadata=ObjectMeta(name="kept", namespace="default"), data={"v": "1"}))
+    before = kc.get(StatefulSet, "kmc-up", namespace=ns).status.updateRevision
+    lowest_ready = 3
+    started = time.monotonic()
+
+    def rolled() -> bool:
+        nonlocal lowest_ready
+        status = kc.get(StatefulSet, "kmc-up", namespace=ns).status
+        lowest_ready = min(lowest_ready, status.readyReplicas or 0)
+        return (
+            status.updateRevision != before
+            and status.currentRevision == status.updateRevision
+            and status.updatedReplicas == 3
+            and status.readyReplicas == 3
+        )
+
+    with Poller(kubeconfig) as poller:
+        kc.patch(
+            Cluster,
+            "up",
+            {"spec": {"version": KUBERNETES_VERSION}},
+            namespace=ns,
+            patch_type=PatchType.MERGE,
+        )
+        try:
+            kube.wait_until("all three replicas on the new version", rolled, 300, interval=0.5)
+        except Exception as exc:
+            raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
+    print(
+        f"\nupgrade {PREVIOUS_KUBERNETES_VERSION} -> {KUBERNETES_VERSION}: rolled in "
+        f"{time.monotonic() - started:.1f} s; {len(poller.failures)} of {poller.requests} "
+        f"requests failed over {poller.window:.1f} s; never fewer than {lowest_ready} ready"
+    )
+    assert lowest_ready >= 2, "the rollout took more than one replica down at a time"
+    assert len(poller.failures) <= 0.05 * poller.requests, poller.failures
+    assert _server_version(ms, kubeconfig) == KUBERNETES_VERSION
+    assert tenant.get(ConfigMap, "kept", namespace="default").data == {"v": "1"}
+    # A downgrade is refused by admission, with the fix.
+    with pytest.raises(ApiError, match="cannot downgrade"):
+        kc.patch(
+            Cluster,
+            "up",
+            {"spec": {"version": PREVIOUS_KUBERNETES_VERSION}},
+            namespace=ns,
+            patch_type=PatchType.MERGE,
+        )
+
+
+def _server_version(ms: LocalMothership, kubeconfig: Path) -> str:
+    result = _kubectl(ms, kubeconfig, "version", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    return str(json.loads(result.stdout)["serverVersion"]["gitVersion"])
