@@ -15,8 +15,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,8 +91,8 @@ def _start(root: Path, *up_args: str) -> Env:
     return env
 
 
-def _stop(env: Env) -> None:
-    down = env.run("dev", "down")
+def _stop(env: Env, purge: bool = False) -> None:
+    down = env.run("dev", "down", *(["--purge"] if purge else []))
     assert down.returncode == 0, down.stderr
     assert processes_mentioning(env.state) == []
 
@@ -452,12 +454,21 @@ def test_without_the_operator_no_webhook_is_left_behind(user: Env) -> None:
 # --- the whole path on the real node --------------------------------------------------------
 
 
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short directory: containerd's socket paths must stay under 104 characters."""
+    path = Path(tempfile.mkdtemp(prefix="msq-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.realnode
-def test_quickstart_on_the_real_node(tmp_path: Path) -> None:
+def test_quickstart_on_the_real_node(short_tmp: Path) -> None:
     """README command 1, then `cluster create demo --wait` and `cluster kubeconfig demo`.
 
     Needs root and containerd; run under `flock /tmp/mship-realnode.lock`.
     """
+    tmp_path = short_tmp
     env = _start(tmp_path)
     try:
         out = env.run("cluster", "create", "demo", "--wait", "--timeout", "600")
@@ -499,4 +510,4 @@ def test_quickstart_on_the_real_node(tmp_path: Path) -> None:
         out = env.run("cluster", "delete", "demo", "--wait", "--timeout", "300")
         assert out.returncode == 0, out.stderr
     finally:
-        _stop(env)
+        _stop(env, purge=True)
