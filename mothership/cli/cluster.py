@@ -204,16 +204,13 @@ def create(
         elif flags.distribution is None:
             flags.distribution = CLI_DEFAULT_DISTRIBUTION
         # Check the input before choosing a cluster: bad flags fail even with no API around.
-        ns_hint = namespace or "default"
         checked = (
-            _manifest(filename, name, ns_hint, namespace is not None)
+            _manifest(filename, name, namespace or "default", namespace is not None)
             if filename is not None
-            else cluster_from_flags(str(name), ns_hint, flags)
+            else cluster_from_flags(str(name), namespace, flags)
         )
         for warning in checked.warnings:
             err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-        if dry_run and filename is None and namespace is None:
-            checked.objects[0]["metadata"].pop("namespace", None)
         if dry_run:
             fmt = Output.yaml if output == Output.table else output
             dump(checked.objects[0] if len(checked.objects) == 1 else as_list(checked.objects), fmt)

@@ -147,8 +147,11 @@ def spec_from_flags(f: ClusterFlags) -> Obj:
     return spec
 
 
-def cluster_from_flags(name: str, namespace: str, flags: ClusterFlags) -> Checked:
-    """A v1beta2 Cluster holding only what the flags set, validated like the webhook does."""
+def cluster_from_flags(name: str, namespace: str | None, flags: ClusterFlags) -> Checked:
+    """A v1beta2 Cluster holding only what the flags set, validated like the webhook does.
+
+    Without a namespace the object has none: the context's is filled in at apply time.
+    """
     check_name(name)
     if "distribution" not in v1beta2.ClusterSpec.model_fields:
         # An API without spec.distribution runs k0s only.
@@ -157,7 +160,9 @@ def cluster_from_flags(name: str, namespace: str, flags: ClusterFlags) -> Checke
                 f"--distribution {flags.distribution}: this mothership version runs k0s only"
             )
         flags.distribution = None
-    meta: Obj = {"name": name, "namespace": namespace}
+    meta: Obj = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
     if flags.labels:
         meta["labels"] = dict(flags.labels)
     obj = {
@@ -171,7 +176,8 @@ def cluster_from_flags(name: str, namespace: str, flags: ClusterFlags) -> Checke
 
 
 def load_manifests(text: str, source: str, namespace: str, namespace_given: bool) -> Checked:
-    """Every document of a manifest, checked; namespaces filled in as kubectl does."""
+    """Every document of a manifest, checked; -n fills in missing namespaces (kubectl's rule:
+    a document's own namespace must then agree with it)."""
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
@@ -193,7 +199,8 @@ def load_manifests(text: str, source: str, namespace: str, namespace_given: bool
                 f"{where}: its namespace {meta['namespace']!r} differs from -n {namespace}; "
                 "drop one of them"
             )
-        meta.setdefault("namespace", namespace)
+        if namespace_given:
+            meta.setdefault("namespace", namespace)  # else: the context's, at apply time
         if doc["kind"] == "Cluster" and doc["apiVersion"].startswith("k0smotron.io/"):
             check_name(meta["name"], f"{where}: Cluster name")
         warnings += _check_object(doc, where)

@@ -205,6 +205,31 @@ def test_create_from_a_manifest_file_and_from_stdin(user: Env, tmp_path: Path) -
 
 
 @pytest.mark.kwok
+def test_the_context_namespace_is_the_default(user: Env, tmp_path: Path) -> None:
+    ns, flagged, piped = f"t-{uuid.uuid4().hex[:6]}", _name(), _name()
+    user.ok(
+        "cluster",
+        "create",
+        "-f",
+        "-",
+        stdin=f"{{apiVersion: v1, kind: Namespace, metadata: {{name: {ns}}}}}",
+    )
+    config = yaml.safe_load(user.kubeconfig.read_text())
+    config["contexts"][0]["context"]["namespace"] = ns
+    kubeconfig = tmp_path / "in-namespace"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    where = {"KUBECONFIG": str(kubeconfig)}
+    user.ok("cluster", "create", flagged, "--distribution", "k0s", **where)
+    manifest = f"{{apiVersion: k0smotron.io/v1beta2, kind: Cluster, metadata: {{name: {piped}}}}}"
+    user.ok("cluster", "create", "-f", "-", stdin=manifest, **where)  # type: ignore[arg-type]
+    assert _cluster(user, flagged, "-n", ns)["metadata"]["namespace"] == ns
+    assert _cluster(user, piped, "-n", ns)["metadata"]["namespace"] == ns
+    listed = json.loads(user.ok("cluster", "list", "-o", "json", **where))
+    assert {i["metadata"]["name"] for i in listed["items"]} == {flagged, piped}
+    assert user.run("cluster", "get", flagged).returncode == EXIT_NOT_FOUND  # not in default
+
+
+@pytest.mark.kwok
 def test_get_shows_spec_conditions_and_events(user: Env) -> None:
     name = _name()
     user.ok("cluster", "create", name, "--distribution", "k0s", "--service-type", "NodePort")

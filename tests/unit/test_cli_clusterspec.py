@@ -67,6 +67,8 @@ def test_a_valid_cluster_is_v1beta2_with_name_and_namespace() -> None:
     assert obj["apiVersion"] == "k0smotron.io/v1beta2"
     assert obj["metadata"] == {"name": "demo", "namespace": "tenants", "labels": {"team": "a"}}
     assert obj["spec"] == {"distribution": "kubernetes"}
+    unplaced = cluster_from_flags("demo", None, ClusterFlags()).objects[0]
+    assert unplaced["metadata"] == {"name": "demo"}
 
 
 @pytest.mark.parametrize("name", ["Demo", "demo_1", "-demo", "a" * 64, ""])
@@ -97,6 +99,10 @@ def test_manifest_documents_are_kept_in_order_and_checked() -> None:
     kinds = [(o["kind"], o["metadata"]["name"]) for o in checked.objects]
     assert kinds == [("Namespace", "tenants"), ("Cluster", "old"), ("Cluster", "new")]
     assert checked.objects[1]["metadata"]["namespace"] == "tenants"
+    # No -n: the context's namespace is filled in when applying, not "default" here.
+    assert "namespace" not in checked.objects[2]["metadata"]
+    given = load_manifests(MANIFEST, "m.yaml", "tenants", namespace_given=True)
+    assert given.objects[2]["metadata"]["namespace"] == "tenants"
 
 
 def test_manifest_error_names_the_document_and_field() -> None:
