@@ -25,7 +25,9 @@ def install(
     """Build kube-apiserver, kubelet, etcd, kine, konnectivity and kwok from Go modules.
 
     Also builds the tenant control-plane binaries of the previous pinned Kubernetes
-    version (the one tenants upgrade from) into a sibling dir. Idempotent: binaries
+    version (the one tenants upgrade from) and CoreDNS (the real-node mothership's
+    cluster DNS, only the plugins it uses) into sibling dirs. Build times are kept and
+    shown by `mothership tools list`. Idempotent: binaries
     already in the cache are kept. The first run takes a while
     (tens of minutes on 2 cores); later runs return at once.
 
@@ -45,6 +47,11 @@ def install(
             console.print(
                 f"Kubernetes {family.version} (tenants): {paths.tenant_bin_dir(family.version)}"
             )
+        for family in pins.addon_families():
+            console.print(
+                f"{family.name} {family.version} (local mothership add-on): "
+                f"{paths.addon_bin_dir(family)}"
+            )
 
 
 @app.command("list")
@@ -55,11 +62,15 @@ def list_() -> None:
       mothership tools list
     """
     bdir = paths.bin_dir()
-    table = Table("binary", "module", "version", "built")
+    table = Table("binary", "module", "version", "built", "build time")
     for bdir, family in gobuild.plan():
+        times = gobuild.build_times(bdir)
         for binary in family.binaries:
             present = (bdir / binary.name).exists()
-            table.add_row(binary.name, family.module, family.version, "yes" if present else "no")
+            took = f"{times[binary.name]:.0f}s" if binary.name in times else ""
+            table.add_row(
+                binary.name, family.module, family.version, "yes" if present else "no", took
+            )
     console.print(table)
     console.print(f"bin dir: {paths.bin_dir()}")
     for family in pins.tenant_families():

@@ -8,6 +8,7 @@ renamed into place, so an interrupted build never leaves a half-written binary b
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mothership.testenv import gomod, paths
-from mothership.testenv.pins import Binary, Family, families, tenant_families, tool_families
+from mothership.testenv.pins import (
+    Binary,
+    Family,
+    addon_families,
+    families,
+    tenant_families,
+    tool_families,
+)
 
 MIN_GO = (1, 25)
 Report = Callable[[str], None]
@@ -130,6 +138,12 @@ def write_wrapper(family: Family, proxy: str) -> Path:
     if not gomod_path.exists() or _requires_block(gomod_path.read_text()) != _requires_block(text):
         gomod_path.write_text(text)
         (wdir / "go.sum").unlink(missing_ok=True)
+    main_go = wdir / "main.go"
+    if family.main_source:
+        if not main_go.exists() or main_go.read_text() != family.main_source:
+            main_go.write_text(family.main_source)
+    else:
+        main_go.unlink(missing_ok=True)
     return wdir
 
 
@@ -170,6 +184,7 @@ def plan() -> list[tuple[Path, Family]]:
     out = [(main, f) for f in families()]
     out += [(paths.tenant_bin_dir(f.version), f) for f in tenant_families()]
     out += [(paths.tool_bin_dir(f), f) for f in tool_families()]
+    out += [(paths.addon_bin_dir(f), f) for f in addon_families()]
     return out
 
 
@@ -214,9 +229,30 @@ def install(report: Report = print, only: set[str] | None = None) -> list[BuildR
                 started = time.monotonic()
                 path = _build_one(family, binary, wrappers[family.name], bdir)
                 secs = time.monotonic() - started
+                _record_build_time(bdir, binary.name, secs)
                 report(f"{step} {binary.name} built in {secs:.0f}s: {verify(binary, path)}")
                 results.append(BuildResult(binary.name, path, True, secs))
     return results
+
+
+BUILD_TIMES = ".build-seconds.json"
+
+
+def _record_build_time(bdir: Path, name: str, seconds: float) -> None:
+    """Kept beside the binaries, so `tools list` can say what a rebuild would cost."""
+    path = bdir / BUILD_TIMES
+    times = build_times(bdir)
+    times[name] = round(seconds, 1)
+    path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+
+
+def build_times(bdir: Path) -> dict[str, float]:
+    """Seconds each binary of a bin dir took to build, for those built since this was kept."""
+    try:
+        data = json.loads((bdir / BUILD_TIMES).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def _build_one(family: Family, binary: Binary, wrapper: Path, bdir: Path) -> Path:

@@ -12,6 +12,8 @@ from pathlib import Path
 from mothership.testenv.pins import (
     KUBERNETES_VERSION,
     Family,
+    addon_families,
+    addon_version_set,
     tenant_version_set,
     tool_families,
     tool_version_set,
@@ -65,6 +67,22 @@ def tool(name: str) -> Path:
         if any(b.name == name for b in family.binaries):
             return tool_bin_dir(family) / name
     raise KeyError(f"no pinned tool {name!r} (see tool_families in mothership/testenv/pins.py)")
+
+
+def addon_bin_dir(family: Family) -> Path:
+    """Where a cluster add-on (CoreDNS) is built: beside the mothership's binaries when
+    MOTHERSHIP_BIN_DIR is set, else a bin dir of its own."""
+    if value := os.environ.get(BIN_ENV):
+        return Path(value).expanduser()
+    return cache_root() / "bin" / addon_version_set(family)
+
+
+def addon(name: str) -> Path:
+    """The path of a pinned add-on's binary (present once `mothership tools install` ran)."""
+    for family in addon_families():
+        if any(b.name == name for b in family.binaries):
+            return addon_bin_dir(family) / name
+    raise KeyError(f"no pinned add-on {name!r} (see addon_families in mothership/testenv/pins.py)")
 
 
 def go_root() -> Path:

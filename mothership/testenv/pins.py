@@ -21,6 +21,10 @@ Why these versions:
 * helm v3.22.0 (a tool, not part of the mothership): the newest Helm 3 on the proxy; it
   lints and renders the chart in deploy/helm in the tests. Its go directive (1.26.0) is
   met by the machine's Go; built in its own bin dir so it never rebuilds Kubernetes.
+* CoreDNS v1.14.7 (the local mothership's cluster DNS, run in a pod): the newest release
+  built against client-go v0.35.4, the Kubernetes libraries pinned above (v1.15.0 wants
+  v0.37 and go 1.26). Built from a wrapper main that keeps only the plugins cluster DNS
+  uses (mothership/testenv/coredns_main.py), in a bin dir of its own.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ KINE_VERSION = "v0.17.5"
 KONNECTIVITY_VERSION = "v0.34.0"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+COREDNS_VERSION = "v1.14.7"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,9 @@ class Family:
     ldflags: tuple[str, ...] = ()
     cgo: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    # The wrapper module's own main.go, for a family built from a main of ours rather than
+    # an upstream package (its binaries' package is then ".").
+    main_source: str = ""
 
 
 def _kube_minor(version: str) -> tuple[str, str]:
@@ -220,6 +228,8 @@ def _build_inputs(fams: tuple[Family, ...]) -> str:
             f.cgo,
             sorted(f.env.items()),
             [(b.name, b.package) for b in f.binaries],
+            # Only when set, so families without a main of ours keep their bin dir names.
+            *((hashlib.sha256(f.main_source.encode()).hexdigest(),) if f.main_source else ()),
         )
         for f in fams
     ]
@@ -258,3 +268,25 @@ def tool_families() -> tuple[Family, ...]:
 def tool_version_set(family: Family) -> str:
     """Name of a tool's bin dir: its own build inputs only, so other pins never rebuild it."""
     return f"tool-{family.name}-{family.version}-{_build_inputs((family,))}"
+
+
+def addon_families() -> tuple[Family, ...]:
+    """Cluster add-ons the local mothership runs in pods, each in a bin dir of its own so
+    that a new add-on pin never rebuilds Kubernetes."""
+    from mothership.testenv.coredns_main import MODULE, main_source
+
+    return (
+        Family(
+            name="coredns",
+            module=MODULE,
+            version=COREDNS_VERSION,
+            binaries=(Binary("coredns", ".", ("-version",), f"CoreDNS-{COREDNS_VERSION[1:]}"),),
+            ldflags=(f"-X {MODULE}/coremain.GitCommit={COREDNS_VERSION}",),
+            main_source=main_source(),
+        ),
+    )
+
+
+def addon_version_set(family: Family) -> str:
+    """Name of an add-on's bin dir: its own build inputs only."""
+    return f"addon-{family.name}-{family.version}-{_build_inputs((family,))}"
