@@ -55,6 +55,16 @@ class MothershipConfig:
         return f"{base}.1"
 
     @property
+    def dns_ip(self) -> str:
+        """Cluster DNS (the kube-dns Service): .10 of the service range, as kubeadm picks.
+
+        Low in the range on purpose: the API server hands out dynamic IPs from the upper
+        part first, so a fixed one there does not collide with an existing Service.
+        """
+        base = self.service_cidr.split("/")[0].rsplit(".", 1)[0]
+        return f"{base}.10"
+
+    @property
     def api_url(self) -> str:
         return f"https://{self.api_host}:{self.ports['apiserver']}"
 

@@ -53,6 +53,19 @@ _BASE_DIRS: dict[str, int] = {"/etc": 0o755, "/tmp": 0o1777}
 
 
 @dataclass(frozen=True)
+class Symlink:
+    """A symbolic link in the image, pointing at ``target`` (absolute or relative).
+
+    One multi-call binary (busybox) then serves many command names for the size of one.
+    """
+
+    target: str
+
+
+Content = Path | bytes | Symlink
+
+
+@dataclass(frozen=True)
 class ImageRef:
     """What an image was written as: the name to run it by, the digest to pin it by."""
 
@@ -126,9 +139,9 @@ def _host_mode(src: Path) -> int:
     return 0o755 if st.st_mode & 0o111 else 0o644
 
 
-def _layer_entries(files: Mapping[str, Path | bytes]) -> list[tuple[str, int, Path | bytes | None]]:
+def _layer_entries(files: Mapping[str, Content]) -> list[tuple[str, int, Content | None]]:
     """Every entry of the layer in a stable order: (path, mode, content or None for a dir)."""
-    contents: dict[str, Path | bytes] = dict(_BASE_FILES)
+    contents: dict[str, Content] = dict(_BASE_FILES)
     for raw, content in files.items():
         contents[_clean_path(raw)] = content
     dirs = dict(_BASE_DIRS)
@@ -140,22 +153,31 @@ def _layer_entries(files: Mapping[str, Path | bytes]) -> list[tuple[str, int, Pa
     clash = sorted(set(dirs) & set(contents))
     if clash:
         raise ValueError(f"paths used both as a file and as a directory: {clash}")
-    entries: list[tuple[str, int, Path | bytes | None]] = [(d, m, None) for d, m in dirs.items()]
+    entries: list[tuple[str, int, Content | None]] = [(d, m, None) for d, m in dirs.items()]
     for path, content in contents.items():
-        mode = 0o644 if isinstance(content, bytes) else _host_mode(content)
+        if isinstance(content, Symlink):
+            mode = 0o777
+        elif isinstance(content, bytes):
+            mode = 0o644
+        else:
+            mode = _host_mode(content)
         entries.append((path, mode, content))
     # Sorting by components keeps every directory ahead of what it contains.
     entries.sort(key=lambda e: e[0].split("/"))
     return entries
 
 
-def _write_layer(sink: IO[bytes], files: Mapping[str, Path | bytes]) -> tuple[str, int]:
+def _write_layer(sink: IO[bytes], files: Mapping[str, Content]) -> tuple[str, int]:
     """Stream the layer tar into sink; returns its digest and size."""
     hashing = _HashingWriter(sink)
     with tarfile.open(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, mode, content in _layer_entries(files):
             if content is None:
                 tar.addfile(_tar_info(path, tarfile.DIRTYPE, mode))
+            elif isinstance(content, Symlink):
+                info = _tar_info(path, tarfile.SYMTYPE, mode)
+                info.linkname = content.target
+                tar.addfile(info)
             elif isinstance(content, bytes):
                 info = _tar_info(path, tarfile.REGTYPE, mode, len(content))
                 tar.addfile(info, io.BytesIO(content))
@@ -190,7 +212,7 @@ def write_oci_archive(
     out: Path,
     *,
     name: str,
-    files: Mapping[str, Path | bytes],
+    files: Mapping[str, Content],
     entrypoint: Sequence[str] = (),
     cmd: Sequence[str] = (),
     env: Mapping[str, str] = _NO_ENV,
@@ -301,8 +323,6 @@ func reapChildren() {
 }
 """
 
-_PAUSE_GO_MOD = "module mothership.local/pause\n\ngo 1.22\n"
-
 
 def _write_if_changed(path: Path, text: str) -> None:
     """Leave an unchanged file alone so its mtime keeps the cached binary valid."""
@@ -312,12 +332,20 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 def build_pause(out_dir: Path, env: Mapping[str, str]) -> Path:
     """Build our pause binary into out_dir and return its path; a fresh binary is reused."""
+    return build_go_command("pause", PAUSE_GO_SOURCE, out_dir, env)
+
+
+def build_go_command(name: str, source: str, out_dir: Path, env: Mapping[str, str]) -> Path:
+    """Build a one-file Go command with no dependencies into out_dir/name; reuse a fresh one.
+
+    For the small programs our images need that no Debian package provides statically.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     main_go = out_dir / "main.go"
-    _write_if_changed(out_dir / "go.mod", _PAUSE_GO_MOD)
-    _write_if_changed(main_go, PAUSE_GO_SOURCE)
-    binary = out_dir / "pause"
+    _write_if_changed(out_dir / "go.mod", f"module mothership.local/{name}\n\ngo 1.22\n")
+    _write_if_changed(main_go, source)
+    binary = out_dir / name
     if binary.exists() and binary.stat().st_mtime > main_go.stat().st_mtime:
         return binary
 
@@ -331,18 +359,18 @@ def build_pause(out_dir: Path, env: Mapping[str, str]) -> Path:
         GOWORK="off",
         GOFLAGS=" ".join([*flags, "-mod=mod"]),
     )
-    partial = out_dir / ".pause.partial"
+    partial = out_dir / f".{name}.partial"
     cmd = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."]
     try:
         result = subprocess.run(
             cmd, cwd=out_dir, env=build_env, capture_output=True, text=True, check=False
         )
     except OSError as exc:
-        raise RuntimeError(f"cannot run `go build` for pause: {exc}") from exc
+        raise RuntimeError(f"cannot run `go build` for {name}: {exc}") from exc
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-30:])
-        raise RuntimeError(f"building pause failed (exit {result.returncode}):\n{tail}")
+        raise RuntimeError(f"building {name} failed (exit {result.returncode}):\n{tail}")
     os.replace(partial, binary)
     return binary
 
@@ -378,6 +406,16 @@ def import_image(
         )
 
 
+def archive_digest(archive: Path) -> str:
+    """The manifest digest of an archive written by write_oci_archive (what `name` points
+    at once it is imported), read from its index without unpacking anything."""
+    with tarfile.open(archive) as tar:
+        fh = tar.extractfile("index.json")
+        if fh is None:
+            raise ValueError(f"{archive} has no index.json")
+        return str(json.load(fh)["manifests"][0]["digest"])
+
+
 def image_present(
     name: str,
     *,
@@ -385,8 +423,11 @@ def image_present(
     namespace: str = "k8s.io",
     ctr: str = "ctr",
     timeout: float = 60,
+    digest: str | None = None,
 ) -> bool:
-    """Whether `name` is in containerd with all content present and unpacked.
+    """Whether `name` is in containerd with all content present and unpacked (and, when
+    `digest` is given, pointing at that manifest: a rebuilt image under the same tag is
+    then imported again instead of the old one being kept).
 
     CRI needs both, so a bare `images ls` is not enough. Nor is `images check --quiet`: in
     containerd 1.6 it lists images that were never unpacked despite what its help says, so the
@@ -401,5 +442,7 @@ def image_present(
     for line in result.stdout.splitlines()[1:]:
         cells = line.split()
         if len(cells) >= 6 and cells[0] == name:
+            if digest is not None and cells[2] != digest:
+                return False
             return cells[3] == "complete" and cells[-1] == "true"
     return False

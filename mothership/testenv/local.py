@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mothership.testenv import (
+    clusterdns,
     components,
     gobuild,
     health,
@@ -312,6 +313,28 @@ class LocalMothership:
             component="kube-proxy",
         )
         self._start_storage_provisioner(report, timeout)
+        self._start_cluster_dns(report, timeout)
+
+    def _start_cluster_dns(self, report: Report, timeout: float) -> None:
+        """CoreDNS in kube-system behind kube-dns; up only when it answers through the
+        Service IP (see clusterdns.answers), so pods started next resolve at once."""
+        cfg = self.cfg
+        started = time.monotonic()
+        upstreams = clusterdns.environment_upstreams()
+        if upstreams is None:
+            upstreams = clusterdns.usable_upstreams()
+        report(f"starting cluster DNS at {cfg.dns_ip} ({clusterdns.upstream_note(upstreams)})")
+        clusterdns.apply(cfg, upstreams)
+        deadline = time.monotonic() + timeout
+        while not clusterdns.answers(cfg):
+            self.sup.check("kubelet")
+            if time.monotonic() > deadline:
+                raise ComponentFailed(
+                    f"cluster DNS at {cfg.dns_ip} does not answer after {timeout:.0f}s\n"
+                    f"{clusterdns.diagnose(cfg)}"
+                )
+            time.sleep(0.5)
+        report(f"cluster DNS answers ({time.monotonic() - started:.1f}s)")
 
     def _start_storage_provisioner(self, report: Report, timeout: float) -> None:
         cfg = self.cfg

@@ -8,6 +8,7 @@ it caused and leave none behind, even one whose shim died.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -18,14 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from mothership.testenv import images, paths
+from mothership.testenv import clusterdns, images, paths, userland
 from mothership.testenv.config import REAL_BRIDGE, REAL_HOST_IP, MothershipConfig
 from mothership.testenv.pins import (
     KUBERNETES_VERSION,
     TENANT_CONTROL_PLANE_BINARIES,
     TENANT_VERSIONS,
     local_control_plane_image,
-    tenant_version_set,
     version_set,
 )
 from mothership.testenv.pkiset import NODE_NAME
@@ -43,7 +43,9 @@ CONTROL_PLANE_BINARIES = (
     "etcd",
     "etcdctl",
 )
-DEBIAN_PACKAGES = "containerd runc containernetworking-plugins iptables conntrack"
+DEBIAN_PACKAGES = (
+    f"containerd runc containernetworking-plugins iptables conntrack {userland.DEBIAN_PACKAGE}"
+)
 
 
 class HostNotReady(RuntimeError):
@@ -74,6 +76,10 @@ def check_host() -> None:
             problems.append(f"`{tool}` is not on PATH")
     if not Path(cni_bin_dir(), "bridge").exists():
         problems.append("the CNI bridge plugin is missing")
+    try:
+        userland.find_busybox()
+    except userland.UserlandMissing:
+        problems.append("no static busybox (the control-plane image's shell)")
     if problems:
         raise HostNotReady(
             "cannot start a real node: "
@@ -220,7 +226,9 @@ def kubelet_config(cfg: MothershipConfig) -> str:
         "failCgroupV1": False,
         "failSwapOn": False,
         "containerRuntimeEndpoint": f"unix://{containerd_socket(cfg)}",
-        "clusterDomain": "cluster.local",
+        # The local mothership's CoreDNS (mothership/testenv/clusterdns.py) at a fixed IP.
+        "clusterDNS": [cfg.dns_ip],
+        "clusterDomain": clusterdns.CLUSTER_DOMAIN,
         "resolvConf": "/etc/resolv.conf",
         # A dev host's disk is shared with everything else: never evict for disk pressure
         # and never garbage-collect the locally imported images (they cannot be pulled).
@@ -315,41 +323,64 @@ def control_plane_image_files(bin_dir: Path, version: str) -> dict[str, Path]:
     }
 
 
-def _archive_name(name: str, version: str | None) -> str:
-    # A tenant-only version has its own build inputs, so they name its archive too.
-    suffix = f"-{tenant_version_set(version)}" if version not in (None, KUBERNETES_VERSION) else ""
-    return name.replace("/", "_").replace(":", "_") + suffix + ".tar"
+def _archive_name(name: str, files: dict[str, images.Content], entrypoint: list[str]) -> str:
+    """Named after its inputs (host files by path, size and mtime), so a changed input
+    writes a new archive instead of reusing a stale one under the image's name."""
+    inputs = []
+    for path, content in sorted(files.items()):
+        if isinstance(content, Path):
+            st = content.stat()
+            inputs.append((path, str(content), st.st_size, st.st_mtime_ns))
+        else:
+            inputs.append((path, repr(content)))
+    key = hashlib.sha256(repr((inputs, entrypoint)).encode()).hexdigest()[:12]
+    return f"{name.replace('/', '_').replace(':', '_')}-{key}.tar"
 
 
 def prepare_images(cfg: MothershipConfig, report: Callable[[str], None]) -> None:
-    """Write (once per version set) and import the pause and control-plane images.
+    """Write (once per set of inputs) and import every image the local node runs.
 
-    One control-plane image per version in TENANT_VERSIONS, so tenants can be created at
-    and upgraded between those versions with nothing pulled.
+    Pause, one control-plane image per version in TENANT_VERSIONS (so tenants can be
+    created at and upgraded between those versions with nothing pulled; each with the
+    shell userland the managed etcd scripts need) and CoreDNS for cluster DNS. An image
+    already in containerd is kept only if it is the one these inputs give.
     """
     from mothership.testenv.gobuild import build_env
 
     cache = _images_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    pause = images.build_pause(paths.build_root() / "pause", build_env())
-    wanted: list[tuple[str, str | None, dict[str, Path], list[str]]] = [
-        (PAUSE_IMAGE, None, {"/pause": pause}, ["/pause"])
+    env = build_env()
+    pause = images.build_pause(paths.build_root() / "pause", env)
+    shell = userland.files(paths.build_root() / "userland", env)
+    wanted: list[tuple[str, dict[str, images.Content], list[str]]] = [
+        (PAUSE_IMAGE, {"/pause": pause}, ["/pause"]),
+        (clusterdns.IMAGE, clusterdns.image_files(), list(clusterdns.ENTRYPOINT)),
     ]
     for version in TENANT_VERSIONS:
-        files = control_plane_image_files(cfg.bin_dir, version)
-        wanted.append((local_control_plane_image(version), version, files, []))
+        files: dict[str, images.Content] = {**control_plane_image_files(cfg.bin_dir, version)}
+        wanted.append((local_control_plane_image(version), {**files, **shell}, []))
     address = str(containerd_socket(cfg))
-    for name, version, files, entrypoint in wanted:
-        if images.image_present(name, address=address):
-            continue
-        archive = cache / _archive_name(name, version)
+    for name, files, entrypoint in wanted:
+        archive = cache / _archive_name(name, files, entrypoint)
         if not archive.exists():
             report(f"writing image {name}")
             tmp = archive.with_suffix(".tmp")
             images.write_oci_archive(tmp, name=name, files=files, entrypoint=entrypoint)
             tmp.rename(archive)
+            _remove_older_archives(archive)
+        digest = images.archive_digest(archive)
+        if images.image_present(name, address=address, digest=digest):
+            continue
         report(f"importing image {name}")
         images.import_image(archive, address=address)
+
+
+def _remove_older_archives(current: Path) -> None:
+    """Archives of the same image from earlier inputs: never imported again."""
+    stem = current.name.rsplit("-", 1)[0]
+    for old in current.parent.glob(f"{stem}-*.tar"):
+        if old != current and old.name.rsplit("-", 1)[0] == stem:
+            old.unlink(missing_ok=True)
 
 
 def ctr(cfg: MothershipConfig, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

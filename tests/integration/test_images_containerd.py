@@ -281,3 +281,46 @@ def test_pause_reaps_orphans_as_pid_one(pause_binary: Path) -> None:
         if init.poll() is None:
             init.kill()
             init.wait(timeout=30)
+
+
+def test_control_plane_shell_runs_what_the_etcd_scripts_use(
+    containerd: str, tmp_path: Path
+) -> None:
+    """busybox, the /bin/bash stand-in and getent, in an image like the control-plane one:
+    the script is started the way render/etcd.py starts its scripts (bash -c SCRIPT NAME ARGS)."""
+    from mothership.testenv import gobuild, userland
+
+    try:
+        files = userland.files(paths.build_root() / "userland", gobuild.build_env())
+    except userland.UserlandMissing as exc:
+        pytest.skip(str(exc))
+    ref = write_oci_archive(tmp_path / "shell.tar", name="mothership.local/shell:test", files=files)
+    import_image(tmp_path / "shell.tar", address=containerd)
+    script = (
+        "set -eu\n"
+        'echo "name=$0 args=$*"\n'
+        "echo 'id1, started, m-0, https://peer:2380' |"
+        " awk -F', ' -v me=m-0 '$3 == me { print \"id=\" $1 }'\n"
+        "touch /tmp/marker && [ -f /tmp/marker ] && echo touched\n"
+        "sleep 0.1\n"
+        "getent hosts 10.1.2.3\n"
+        'if getent hosts no-such-name.invalid; then echo resolved; else echo "getent=$?"; fi\n'
+    )
+    container_id = f"ms-shell-{uuid.uuid4().hex[:12]}"
+    run = subprocess.run(
+        _ctr_cmd(
+            containerd, "run", "--rm", ref.name, container_id,
+            "/bin/bash", "-c", script, "etcd", "--flag=1",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert run.stdout.splitlines() == [
+        "name=etcd args=--flag=1",
+        "id=id1",
+        "touched",
+        "10.1.2.3 10.1.2.3",
+        "getent=2",
+    ]
