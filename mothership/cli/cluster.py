@@ -326,8 +326,16 @@ def _exists(target: Target, cls: type, name: str, namespace: str | None) -> bool
 
 
 def wait_available(target: Target, name: str, namespace: str, timeout: float) -> None:
+    pod_labels = {"app": "k0smotron", "cluster": name}
+
     def poll() -> tuple[bool, str]:
-        return clusterview.phase(objects.get_cluster(target, name, namespace))
+        done, phase = clusterview.phase(objects.get_cluster(target, name, namespace))
+        if not done:
+            pods = target.client.list(Pod, namespace=namespace, labels=pod_labels)
+            trouble = clusterview.pod_trouble([p.to_dict() for p in pods])
+            if trouble:
+                phase = f"{phase} [pods: {trouble}]"
+        return done, phase
 
     progress.wait(
         f"cluster {name}",
@@ -443,6 +451,15 @@ def get(
             out.print("[yellow]No conditions yet: no operator has reconciled it.[/]")
         else:
             out.print(conds)
+        pods = target.client.list(
+            Pod,
+            namespace=obj["metadata"]["namespace"],
+            labels={"app": "k0smotron", "cluster": name},
+        )
+        trouble = clusterview.pod_trouble([p.to_dict() for p in pods])
+        if trouble:
+            out.print()
+            out.print(f"[bold yellow]Pods in trouble:[/] {escape(trouble)}")
         out.print()
         events = objects.events_for(target, obj)
         if not events:

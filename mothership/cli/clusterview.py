@@ -66,6 +66,48 @@ def phase(obj: Obj) -> tuple[bool, str]:
     return False, _describe("becoming available", cond)
 
 
+# Container waiting reasons that do not fix themselves by waiting a little longer.
+TROUBLE = frozenset(
+    {
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+def pod_trouble(pods: list[Obj]) -> str:
+    """Why control-plane pods are stuck, in a few words (empty when nothing is wrong).
+
+    Conditions say "0 of 1 replicas ready"; the pods say why: an image that cannot be
+    pulled, a container that keeps crashing, a pod that cannot be scheduled.
+    """
+    found = []
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name", "?")
+        status = pod.get("status") or {}
+        statuses = [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]
+        for cs in statuses:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in TROUBLE:
+                what = cs.get("image") if "Image" in waiting["reason"] else cs.get("name")
+                found.append(f"{name}: {waiting['reason']} ({what})")
+                break
+        else:
+            for cond in status.get("conditions") or []:
+                if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
+                    found.append(f"{name}: Unschedulable ({cond.get('message', '')[:120]})")
+    return "; ".join(found)
+
+
 def deletion_phase(obj: Obj) -> str:
     meta = obj.get("metadata") or {}
     if not meta.get("deletionTimestamp"):

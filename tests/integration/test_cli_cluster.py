@@ -496,7 +496,7 @@ def test_quickstart_on_the_real_node(short_tmp: Path) -> None:
     tmp_path = short_tmp
     env = _start(tmp_path)
     try:
-        out = env.run("cluster", "create", "demo", "--wait", "--timeout", "600")
+        out = env.run("cluster", "create", "demo", "--wait", "--timeout", "600", timeout=900)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "cluster demo is Available" in out.stdout
         obj = _cluster(env, "demo")

@@ -108,3 +108,49 @@ def test_age_like_kubectl(seconds: int, expected: str) -> None:
     then = datetime.fromtimestamp(now.timestamp() - seconds, UTC)
     assert age(then.strftime("%Y-%m-%dT%H:%M:%SZ"), now) == expected
     assert age(None) == "-"
+
+
+def test_pod_trouble_names_the_pod_the_reason_and_the_image() -> None:
+    pulling = {
+        "metadata": {"name": "kmc-demo-etcd-0"},
+        "status": {
+            "initContainerStatuses": [
+                {
+                    "name": "dns-check",
+                    "image": "quay.io/k0sproject/etcd:v3.7.1",
+                    "state": {"waiting": {"reason": "ImagePullBackOff"}},
+                }
+            ]
+        },
+    }
+    crashing = {
+        "metadata": {"name": "kmc-demo-0"},
+        "status": {
+            "containerStatuses": [
+                {"name": "kube-apiserver", "image": "x", "state": {"running": {}}},
+                {
+                    "name": "kube-scheduler",
+                    "image": "y",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                },
+            ]
+        },
+    }
+    pending = {
+        "metadata": {"name": "kmc-demo-1"},
+        "status": {
+            "conditions": [
+                {"type": "PodScheduled", "reason": "Unschedulable", "message": "0/1 nodes"}
+            ]
+        },
+    }
+    starting = {
+        "metadata": {"name": "kmc-demo-2"},
+        "status": {"containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]},
+    }
+    assert clusterview.pod_trouble([pulling, crashing, pending, starting]) == (
+        "kmc-demo-etcd-0: ImagePullBackOff (quay.io/k0sproject/etcd:v3.7.1); "
+        "kmc-demo-0: CrashLoopBackOff (kube-scheduler); "
+        "kmc-demo-1: Unschedulable (0/1 nodes)"
+    )
+    assert clusterview.pod_trouble([starting]) == ""
