@@ -43,6 +43,8 @@ HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 # Where systemd-resolved lists the real upstreams when /etc/resolv.conf names its stub.
 RESOLVED_RESOLV_CONF = Path("/run/systemd/resolve/resolv.conf")
 REVERSE_ZONES = ("in-addr.arpa", "ip6.arpa")
+# What answers for cluster names tell clients to cache them for: short, since pods move.
+CLUSTER_TTL = 5
 
 
 def image_files() -> dict[str, Content]:
@@ -151,7 +153,13 @@ def query(
 
 
 def corefile(upstreams: list[str], domain: str = CLUSTER_DOMAIN) -> str:
-    """CoreDNS configuration: the cluster's zones from the API, the rest upstream (if any)."""
+    """CoreDNS configuration: the cluster's zones from the API, the rest upstream (if any).
+
+    Cluster names are answered from the kubernetes plugin's watch, never from the cache:
+    pods here come and go all the time (an etcd member is back within seconds with a new
+    IP), and a cached old address or a cached NXDOMAIN from just before a pod's endpoint
+    appeared would stall peers for the cache's lifetime.
+    """
     zones = " ".join((domain, *REVERSE_ZONES))
     common = [
         "    errors",
@@ -165,16 +173,20 @@ def corefile(upstreams: list[str], domain: str = CLUSTER_DOMAIN) -> str:
         kubernetes = [
             f"    kubernetes {zones} {{",
             f"        fallthrough {' '.join(REVERSE_ZONES)}",
-            "        ttl 30",
+            f"        ttl {CLUSTER_TTL}",
             "    }",
             f"    forward . {' '.join(upstreams)}",
             "    loop",
+            "    cache 30 {",
+            f"        disable success {domain}",
+            f"        disable denial {domain}",
+            "    }",
         ]
     else:
         # Only the cluster's zones are served: other names get REFUSED at once.
         head = " ".join(f"{z}:53" for z in zones.split()) + " {"
-        kubernetes = [f"    kubernetes {zones} {{", "        ttl 30", "    }"]
-    tail = ["    cache 30", "    reload", "    loadbalance", "}"]
+        kubernetes = [f"    kubernetes {zones} {{", f"        ttl {CLUSTER_TTL}", "    }"]
+    tail = ["    reload", "    loadbalance", "}"]
     return "\n".join([head, *common, *kubernetes, *tail]) + "\n"
 
 
