@@ -86,6 +86,16 @@ def run(
             "localhost/mothership/control-plane:{version}. Default: the upstream images."
         ),
     ),
+    default_etcd_image: str | None = typer.Option(
+        None,
+        "--default-etcd-image",
+        envvar="MOTHERSHIP_DEFAULT_ETCD_IMAGE",
+        help=(
+            "etcd image a Cluster with storage etcd gets when it names none (filled in by the "
+            "admission webhook on creation; a Cluster's own image is never replaced), e.g. "
+            "localhost/mothership/control-plane:v1.35.4. Default: quay.io/k0sproject/etcd."
+        ),
+    ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug logging."),
     log_level: str = typer.Option(
         "info", "--log-level", help="debug, info or warning (-v is --log-level=debug)."
@@ -121,6 +131,10 @@ def run(
         from mothership.controllers.kubernetes_distribution import IMAGE_TEMPLATE_ENV
 
         os.environ[IMAGE_TEMPLATE_ENV] = kubernetes_image_template
+    if default_etcd_image:
+        from mothership.webhooks.defaults import DEFAULT_ETCD_IMAGE_ENV
+
+        os.environ[DEFAULT_ETCD_IMAGE_ENV] = default_etcd_image
     if kubeconfig:
         os.environ["KUBECONFIG"] = str(kubeconfig)
     kopf.configure(

@@ -43,6 +43,7 @@ from mothership.render.cluster import render_cluster
 from mothership.render.etcd import desired_replicas as etcd_desired_replicas
 from mothership.render.facts import DEFAULT_K0S_VERSION, Facts, RenderError
 from mothership.render.patches import PatchError
+from mothership.webhooks.defaults import default_etcd_image
 
 log = logging.getLogger("mothership.cluster")
 
@@ -271,6 +272,7 @@ def facts_for(
         k0s_version_default=recorded or DEFAULT_K0S_VERSION,
         service_cluster_ips=ips,
         etcd_replicas=etcd_step(cluster, etcd_sts),
+        default_etcd_image=default_etcd_image(),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mothership.api.k0smotron.v1beta2 import Cluster
+from mothership.api.k0smotron.v1beta2 import DEFAULT_ETCD_IMAGE, Cluster
 from mothership.render import names, scheduling
 from mothership.render.facts import Facts, identity, k0s_image, object_meta
 
@@ -27,6 +27,11 @@ CERTS_VOLUME = "certs"
 # etcd's image runs as uid 1001; the group makes the claim writable for it.
 FS_GROUP = 1001
 JOIN_MARKER = f"{DATA_DIR}/.join-existing-cluster"
+
+
+def etcd_image(cluster: Cluster, facts: Facts) -> str:
+    """The spec's image; else the operator's default (the webhook normally wrote it in)."""
+    return cluster.spec.storage.etcd.image or facts.default_etcd_image or DEFAULT_ETCD_IMAGE
 
 
 def desired_replicas(control_plane_replicas: int) -> int:
@@ -174,7 +179,7 @@ def _dns_check_image(cluster: Cluster, facts: Facts) -> str:
     """k0s clusters run the check with their k0s image (k0smotron's choice); the kubernetes
     distribution has no such image and uses the etcd image, which has a shell."""
     if cluster.spec.distribution == "kubernetes":
-        return cluster.spec.storage.etcd.image
+        return etcd_image(cluster, facts)
     return k0s_image(cluster.spec, facts)
 
 
@@ -193,9 +198,10 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         {"name": CERTS_VOLUME, "mountPath": CERT_DIR},
         {"name": DATA_VOLUME, "mountPath": DATA_DIR},
     ]
+    image = etcd_image(cluster, facts)
     etcd_container: dict[str, Any] = {
         "name": "etcd",
-        "image": etcd.image,
+        "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["/bin/bash"],
         "args": ["-c", _RUN_SCRIPT, "etcd", *(etcd.args or [])],
@@ -228,7 +234,7 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         },
         {
             "name": "init",
-            "image": etcd.image,
+            "image": image,
             "imagePullPolicy": "IfNotPresent",
             "command": ["/bin/bash", "-c"],
             "args": [_JOIN_SCRIPT],

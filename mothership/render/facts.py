@@ -50,6 +50,9 @@ class Facts:
       names none, with ``{version}`` standing for the Cluster's version (e.g.
       ``localhost/mothership/control-plane:{version}``). Such an image holds every
       binary on PATH under its upstream name. None: the upstream images.
+    - default_etcd_image: an operator setting too: the etcd image of a Cluster whose
+      spec names none (the admission webhook normally fills the spec in, so this only
+      serves objects stored without it). None: DEFAULT_ETCD_IMAGE.
     """
 
     external_address: str | None = None
@@ -59,6 +62,7 @@ class Facts:
     etcd_dns_check_image: str | None = None
     kubernetes_version_default: str = DEFAULT_KUBERNETES_VERSION
     kubernetes_image_template: str | None = None
+    default_etcd_image: str | None = None
 
 
 def k0s_version(spec: ClusterSpec, facts: Facts) -> str:

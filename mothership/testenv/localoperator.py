@@ -22,6 +22,9 @@ PORT_NAMES = ("operator-metrics", "operator-health", "operator-webhook")
 FIELD_MANAGER = "mothership-dev"
 # Tenant control planes of the kubernetes distribution run the locally built image.
 KUBERNETES_IMAGE_TEMPLATE = f"{pins.CONTROL_PLANE_IMAGE_REPO}:{{version}}"
+# Managed etcd runs from the same image: it holds etcd, etcdctl and the shell its scripts
+# need (mothership/testenv/userland.py), and the upstream etcd image cannot be pulled here.
+DEFAULT_ETCD_IMAGE = pins.local_control_plane_image(pins.KUBERNETES_VERSION)
 
 
 def prepare(cfg: MothershipConfig) -> None:
@@ -59,6 +62,7 @@ def argv(cfg: MothershipConfig) -> list[str]:
         "--log-format=plain",
         f"--leader-identity=local-{cfg.name}",
         f"--kubernetes-image-template={KUBERNETES_IMAGE_TEMPLATE}",
+        f"--default-etcd-image={DEFAULT_ETCD_IMAGE}",
     ]  # fmt: skip
 
 

@@ -3,7 +3,8 @@
 Most of these are CRD defaults too, and when the CRD is installed the API server has filled
 them in before the webhook runs, so the webhook usually adds only what a CRD default cannot
 express: a k0s version that should move with the operator rather than be frozen in the CRD,
-and the previous version on UPDATE (see :func:`cluster_defaults`). Repeating the CRD
+the previous version on UPDATE (see :func:`cluster_defaults`), and the etcd image, an
+operator setting (see :data:`DEFAULT_ETCD_IMAGE_ENV`). Repeating the CRD
 defaults costs nothing and keeps objects complete where a CRD was installed without them.
 
 Every operation only fills a field that is absent or null: the user's value always wins,
@@ -13,6 +14,7 @@ including values such as ``replicas: 0`` that k0smotron's defaulter overwrites.
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import jsonpatch
@@ -33,6 +35,15 @@ so a defaulted cluster runs the same Kubernetes the project builds and tests aga
 k0smotron's own default (v1.27.9) left upstream support long ago.
 """
 
+DEFAULT_ETCD_IMAGE_ENV = "MOTHERSHIP_DEFAULT_ETCD_IMAGE"
+"""Operator setting: the etcd image a Cluster gets when it names none.
+
+`mothership operator run --default-etcd-image` sets it; the local mothership points it at
+its locally built control-plane image, which holds etcd and a shell (nothing is pulled
+there). Unset: :data:`DEFAULT_ETCD_IMAGE`. The CRD has no default for the field, so the
+webhook sees exactly what the user wrote and never replaces a chosen image.
+"""
+
 DEFAULT_REPLICAS = 1
 DEFAULT_SERVICE_TYPE = "ClusterIP"
 DEFAULT_JTR_EXPIRY = "0s"
@@ -42,7 +53,14 @@ Obj = dict[str, Any]
 Op = dict[str, Any]
 
 
-def cluster_defaults(cluster: Obj, old: Obj | None = None) -> list[Op]:
+def default_etcd_image() -> str:
+    """The operator's default etcd image (see :data:`DEFAULT_ETCD_IMAGE_ENV`)."""
+    return os.environ.get(DEFAULT_ETCD_IMAGE_ENV) or DEFAULT_ETCD_IMAGE
+
+
+def cluster_defaults(
+    cluster: Obj, old: Obj | None = None, *, etcd_image: str = DEFAULT_ETCD_IMAGE
+) -> list[Op]:
     """Patch operations that default a v1beta2 Cluster; ``old`` is the object on UPDATE.
 
     The version is only defaulted on CREATE. On UPDATE an absent version is taken from the
@@ -70,7 +88,11 @@ def cluster_defaults(cluster: Obj, old: Obj | None = None) -> list[Op]:
     _fill(work, ("spec", "service", "type"), DEFAULT_SERVICE_TYPE, ops)
     _fill(work, ("spec", "service", "apiPort"), DEFAULT_API_PORT, ops)
     _fill(work, ("spec", "service", "konnectivityPort"), DEFAULT_KONNECTIVITY_PORT, ops)
-    _fill(work, ("spec", "storage", "etcd", "image"), DEFAULT_ETCD_IMAGE, ops)
+    # Also on UPDATE for an object that has none (a re-apply without it removes it), so
+    # the StatefulSet does not move to another image whenever the operator's default does.
+    old_etcd = _get(old, ("spec", "storage", "etcd", "image")) if old is not None else None
+    etcd_default = old_etcd if isinstance(old_etcd, str) and old_etcd else etcd_image
+    _fill(work, ("spec", "storage", "etcd", "image"), etcd_default, ops)
     if isinstance(work["spec"].get("ingress"), dict):
         _fill(work, ("spec", "ingress", "deploy"), True, ops)
     return ops
@@ -92,7 +114,11 @@ def jtr_defaults(request: Obj, old: Obj | None = None) -> list[Op]:
     return ops
 
 
-_BY_KIND = {"Cluster": cluster_defaults, "JoinTokenRequest": jtr_defaults}
+def _cluster_rules(cluster: Obj, old: Obj | None = None) -> list[Op]:
+    return cluster_defaults(cluster, old, etcd_image=default_etcd_image())
+
+
+_BY_KIND = {"Cluster": _cluster_rules, "JoinTokenRequest": jtr_defaults}
 
 
 def admission_patch(obj: Obj, old: Obj | None = None) -> list[Op]:
@@ -165,6 +191,15 @@ def _fill(
     if current is None or (empty_string_is_absent and current == ""):
         ops.append({"op": "add", "path": pointer(path), "value": copy.deepcopy(value)})
         node[path[-1]] = copy.deepcopy(value)
+
+
+def _get(obj: Obj, path: tuple[str, ...]) -> Any:
+    node: Any = obj
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
 
 
 def _under(prefix: str, op: Op) -> Op:

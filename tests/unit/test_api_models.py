@@ -97,7 +97,9 @@ def test_defaults_are_k0smotrons() -> None:
     assert spec.persistence.type == "emptyDir"
     assert spec.persistence.auto_delete_pvcs is False
     assert spec.storage.type == "etcd"
-    assert spec.storage.etcd.image == "quay.io/k0sproject/etcd:v3.7.1"
+    # The one deliberate difference: the admission webhook defaults the etcd image (to the
+    # operator's setting), so the model and the CRD leave it unset.
+    assert spec.storage.etcd.image is None
     assert spec.storage.etcd.persistence.size == "1Gi"
     defrag = spec.storage.etcd.defrag_job
     assert (defrag.enabled, defrag.schedule) == (False, "0 12 * * *")
@@ -124,7 +126,7 @@ def test_nested_defaults_fill_partial_objects() -> None:
     assert spec.ingress is not None
     assert (spec.ingress.deploy, spec.ingress.port) == (True, 443)
     assert spec.storage.etcd.persistence.size == "1Gi"
-    assert spec.storage.etcd.image == v1beta2.DEFAULT_ETCD_IMAGE
+    assert spec.storage.etcd.image is None
 
 
 def test_spec_null_means_all_defaults() -> None:
@@ -139,7 +141,7 @@ def test_v1beta1_defaults() -> None:
     assert spec.replicas == 1
     assert spec.service.type == "ClusterIP"
     assert spec.persistence.type == "emptyDir"
-    assert spec.etcd.image == v1beta2.DEFAULT_ETCD_IMAGE
+    assert spec.etcd.image is None
     assert spec.kine_data_source_url is None and spec.kubeconfig_ref is None
 
 
@@ -350,10 +352,8 @@ def test_schema_carries_defaults_and_enums() -> None:
         "apiPort": 30443,
         "konnectivityPort": 30132,
     }
-    assert defs["StorageSpec"]["properties"]["etcd"]["default"] == {
-        "image": "quay.io/k0sproject/etcd:v3.7.1",
-        "persistence": {},
-    }
+    assert defs["StorageSpec"]["properties"]["etcd"]["default"] == {"persistence": {}}
+    assert defs["EtcdSpec"]["properties"]["image"].get("default") is None
     persistence = defs["PersistenceSpec"]["properties"]["type"]
     assert persistence["enum"] == ["emptyDir", "hostPath", "pvc"]
     assert persistence["default"] == "emptyDir"

@@ -218,7 +218,23 @@ def test_etcd_storage_uses_the_managed_etcd_with_client_certificates() -> None:
     etcd = find(objects(cluster), "StatefulSet", "kmc-demo-etcd")
     init = etcd["spec"]["template"]["spec"]["initContainers"][0]
     # No k0s image exists for this distribution: the DNS check runs in the etcd image.
-    assert init["image"] == cluster.spec.storage.etcd.image
+    assert init["image"] == etcd["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_etcd_image_spec_then_operator_default_then_upstream() -> None:
+    local = "localhost/mothership/control-plane:v1.35.4"
+
+    def images(cluster: Cluster, facts: Facts) -> set[str]:
+        sts = find(objects(cluster, facts), "StatefulSet", "kmc-demo-etcd")
+        spec = sts["spec"]["template"]["spec"]
+        return {c["image"] for c in spec["initContainers"] + spec["containers"]}
+
+    unset = make(storage={"type": "etcd"})
+    assert images(unset, FACTS) == {"quay.io/k0sproject/etcd:v3.7.1"}
+    with_default = Facts(external_address="10.0.0.1", default_etcd_image=local)
+    assert images(unset, with_default) == {local}
+    chosen = make(storage={"type": "etcd", "etcd": {"image": "mirror.example/etcd:3"}})
+    assert images(chosen, with_default) == {"mirror.example/etcd:3"}
 
 
 def test_images_spec_then_template_then_upstream() -> None:

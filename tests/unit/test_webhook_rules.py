@@ -24,7 +24,11 @@ from mothership import pki
 from mothership.api.k0smotron.convert import convert
 from mothership.testenv import pins
 from mothership.webhooks import defaults, registration, server, tls
-from mothership.webhooks.defaults import DEFAULT_K0S_VERSION, admission_patch
+from mothership.webhooks.defaults import (
+    DEFAULT_ETCD_IMAGE_ENV,
+    DEFAULT_K0S_VERSION,
+    admission_patch,
+)
 from mothership.webhooks.validate import Problem, validate, validate_scale
 
 V1 = "k0smotron.io/v1beta1"
@@ -129,6 +133,33 @@ def test_update_keeps_the_old_version_instead_of_the_default() -> None:
 def test_update_of_an_unversioned_cluster_adds_no_version() -> None:
     old = cluster({"replicas": 1})  # stored before the webhook existed
     assert "version" not in defaulted(cluster({"replicas": 2}), old)["spec"]
+
+
+LOCAL_ETCD = "localhost/mothership/control-plane:v1.35.4"
+
+
+def test_operator_setting_names_the_default_etcd_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DEFAULT_ETCD_IMAGE_ENV, LOCAL_ETCD)
+    assert defaulted(cluster({}))["spec"]["storage"]["etcd"] == {"image": LOCAL_ETCD}
+    v1 = defaulted(cluster({"replicas": 1}, version=V1))
+    assert v1["spec"]["etcd"] == {"image": LOCAL_ETCD}
+
+
+def test_operator_setting_never_replaces_a_chosen_etcd_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(DEFAULT_ETCD_IMAGE_ENV, LOCAL_ETCD)
+    chosen = cluster({"storage": {"etcd": {"image": ETCD_IMAGE}}})  # even the upstream default
+    assert defaulted(chosen)["spec"]["storage"]["etcd"]["image"] == ETCD_IMAGE
+
+
+def test_update_keeps_the_old_etcd_image_when_the_default_moved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = defaulted(cluster({}))  # created under the upstream default
+    monkeypatch.setenv(DEFAULT_ETCD_IMAGE_ENV, LOCAL_ETCD)
+    new = cluster({"replicas": 1})  # a re-apply that dropped the defaulted image
+    assert defaulted(new, old)["spec"]["storage"]["etcd"]["image"] == ETCD_IMAGE
 
 
 def test_defaults_for_v1beta1_patch_v1beta1_fields() -> None:

@@ -261,7 +261,16 @@ class DefragJob(KubeModel):
 class EtcdSpec(KubeModel):
     """The etcd StatefulSet deployed next to the control plane when storage type is etcd."""
 
-    image: str = Field(default=DEFAULT_ETCD_IMAGE, description="etcd image, including the tag.")
+    # No CRD default, unlike k0smotron: the API server would fill it in before the admission
+    # webhook runs, and the webhook could no longer tell it from an image the user chose.
+    image: str | None = Field(
+        default=None,
+        description=(
+            "etcd image, including the tag. Filled in on creation with the operator's "
+            f"default etcd image ({DEFAULT_ETCD_IMAGE} unless the operator runs with "
+            "--default-etcd-image); an image set here is never replaced."
+        ),
+    )
     args: list[str] | None = Field(
         default=None, description="Extra etcd flags; they override the defaults of the same name."
     )
@@ -281,7 +290,7 @@ class EtcdSpec(KubeModel):
     )
 
 
-ETCD_SCHEMA_DEFAULT: JsonDict = {"image": DEFAULT_ETCD_IMAGE, "persistence": {}}
+ETCD_SCHEMA_DEFAULT: JsonDict = {"persistence": {}}
 
 
 class CertificateRef(KubeModel):
