@@ -6,6 +6,9 @@ expansion), then the StatefulSet is deleted with orphan propagation, which leave
 pods and claims running, and the next reconcile creates it again with the new template.
 The new StatefulSet adopts the pods; their template is unchanged, so none restarts.
 
+A changed set of claim templates (the persistence type changed) takes the same way out,
+with no claim to grow: the new StatefulSet then rolls its pods onto the new volumes.
+
 Volumes never shrink: Kubernetes cannot do it, and the admission webhook refuses it. A
 smaller size that gets through anyway (webhook off) keeps the size in place, with a
 warning, rather than failing every apply on the immutable field.
@@ -87,14 +90,27 @@ async def fit_claims(
         return sts, False
     if observed.deleting:
         return sts, True
-    grow, keep = plan(template_sizes(sts), dict(observed.status.get("claims") or ()))
+    desired, have = template_sizes(sts), dict(observed.status.get("claims") or ())
+    grow, keep = plan(desired, have)
     name = sts["metadata"]["name"]
+    namespace = sts["metadata"]["namespace"]
+    if set(desired) != set(have):
+        # Another set of claim templates (the persistence type changed): no claim to
+        # grow, the StatefulSet is made again and rolls its pods onto the new volumes.
+        await client.delete(StatefulSet, name, namespace=namespace, cascade=CascadeType.ORPHAN)
+        metrics.WRITES.labels(kind="StatefulSet").inc()
+        kopf.info(
+            body,
+            reason="VolumesChanged",
+            message=f"{name}: claim templates {sorted(have)} -> {sorted(desired)}; "
+            "StatefulSet recreated",
+        )
+        return sts, True
     if keep:
         shown = ", ".join(f"{t} stays {s}" for t, s in sorted(keep.items()))
         kopf.warn(body, reason="VolumeShrinkIgnored", message=f"{name}: {shown}")
     if not grow:
         return (with_sizes(sts, keep) if keep else sts), False
-    namespace = sts["metadata"]["namespace"]
     refused = await _grow_claims(client, sts, grow)
     if refused:
         kopf.warn(
@@ -103,7 +119,6 @@ async def fit_claims(
             message=f"{name}: {refused}; the claim template keeps its size until the claims "
             "can grow (the storage class needs allowVolumeExpansion: true)",
         )
-        have = dict(observed.status.get("claims") or ())
         return with_sizes(sts, {**keep, **{t: have[t] for t in grow}}), False
     await client.delete(StatefulSet, name, namespace=namespace, cascade=CascadeType.ORPHAN)
     metrics.WRITES.labels(kind="StatefulSet").inc()

@@ -22,6 +22,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import (
     ConfigMap,
+    Event,
     PersistentVolume,
     PersistentVolumeClaim,
     Pod,
@@ -237,6 +238,103 @@ def test_growing_volumes_grows_the_claims_and_keeps_the_pods_running(
     kube.wait_until("cluster gone", lambda: not _exists(kc, Cluster, "vol", ns), 60)
     for pvc in _requested(kc, ns, "vol"):  # release the static volumes for the cleanup
         kc.delete(PersistentVolumeClaim, pvc, namespace=ns)
+
+
+def test_a_claim_that_cannot_grow_keeps_its_template_and_says_why(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    fixed = f"fixed-{uuid.uuid4().hex[:6]}"  # a storage class without allowVolumeExpansion
+    kc.create(
+        StorageClass(
+            metadata=ObjectMeta(name=fixed),
+            provisioner="kubernetes.io/no-provisioner",
+            volumeBindingMode="Immediate",
+        )
+    )
+    kc.create(
+        PersistentVolume(
+            metadata=ObjectMeta(name=fixed),
+            spec=PersistentVolumeSpec(
+                capacity={"storage": "10Gi"},
+                accessModes=["ReadWriteOnce"],
+                storageClassName=fixed,
+                hostPath=HostPathVolumeSource(path=f"/tmp/{fixed}"),
+            ),
+        )
+    )
+    try:
+
+        def claim(size: str) -> dict[str, object]:
+            return {
+                "type": "pvc",
+                "persistentVolumeClaim": {
+                    "spec": {
+                        "storageClassName": fixed,
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": size}},
+                    }
+                },
+            }
+
+        kc.create(_cluster("stiff", ns, persistence=claim("1Gi"), storage={"type": "kine"}))
+        kube.wait_until(
+            "claim bound",
+            lambda: (
+                [c.status.phase for c in kc.list(PersistentVolumeClaim, namespace=ns)] == ["Bound"]
+            ),
+            90,
+        )
+        uid = kc.get(StatefulSet, "kmc-stiff", namespace=ns).metadata.uid
+        patch = {"spec": {"persistence": claim("2Gi")}}
+        kc.patch(Cluster, "stiff", patch, namespace=ns, patch_type=PatchType.MERGE)
+
+        def refused() -> list[str]:
+            return [
+                e.message or ""
+                for e in kc.list(Event, namespace=ns, fields={"involvedObject.name": "stiff"})
+                if e.reason == "VolumeResizeRefused"
+            ]
+
+        kube.wait_until("a VolumeResizeRefused event", lambda: bool(refused()), 60)
+        assert "allowVolumeExpansion" in refused()[0]
+        assert _template_size(kc, "kmc-stiff", ns) == "1Gi"
+        assert kc.get(StatefulSet, "kmc-stiff", namespace=ns).metadata.uid == uid
+        assert _requested(kc, ns, "stiff") == {"kmc-stiff-kmc-stiff-0": "1Gi"}
+        kc.delete(Cluster, "stiff", namespace=ns)
+        kube.wait_until("cluster gone", lambda: not _exists(kc, Cluster, "stiff", ns), 60)
+        for pvc in _requested(kc, ns, "stiff"):
+            kc.delete(PersistentVolumeClaim, pvc, namespace=ns)
+    finally:
+        kc.delete(PersistentVolume, fixed)
+        kc.delete(StorageClass, fixed)
+
+
+def test_switching_to_claims_recreates_the_statefulset_with_templates(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    kc.create(_cluster("switch", ns, storage={"type": "kine"}))
+    kube.wait_until("statefulset ready", lambda: _ready(kc, "kmc-switch", ns), 90)
+    uid = kc.get(StatefulSet, "kmc-switch", namespace=ns).metadata.uid
+    claim = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    persistence = {"type": "pvc", "persistentVolumeClaim": {"spec": claim}}
+    patch = {"spec": {"persistence": persistence}}
+    kc.patch(Cluster, "switch", patch, namespace=ns, patch_type=PatchType.MERGE)
+
+    def recreated() -> bool:
+        try:
+            sts = kc.get(StatefulSet, "kmc-switch", namespace=ns)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return False
+            raise
+        return sts.metadata.uid != uid and bool(sts.spec.volumeClaimTemplates)
+
+    kube.wait_until("statefulset recreated with a claim template", recreated, 60)
+    kube.wait_until(
+        "the claim created",
+        lambda: list(_requested(kc, ns, "switch")) == ["kmc-switch-kmc-switch-0"],
+        60,
+    )
 
 
 def test_claims_are_kept_on_deletion_unless_auto_delete_is_asked_for(
