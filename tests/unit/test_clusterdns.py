@@ -202,3 +202,18 @@ def test_archive_names_follow_their_inputs(tmp_path: Path) -> None:
     assert realnode._archive_name(name, {"/tool": tool, "/bin/sh": images.Symlink("x")}, []) != (
         realnode._archive_name(name, {"/tool": tool}, [])
     )
+
+
+def test_local_operator_makes_the_shell_image_the_default_etcd_image(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mothership.cli.main import app
+    from mothership.testenv import localoperator
+
+    cfg = _cfg(tmp_path)
+    cfg.ports.update({n: 30000 + i for i, n in enumerate(localoperator.PORT_NAMES)})
+    image = pins.local_control_plane_image(pins.KUBERNETES_VERSION)
+    assert f"--default-etcd-image={image}" in localoperator.argv(cfg)
+    runner = CliRunner()
+    help_text = runner.invoke(app, ["operator", "run", "--help"], env={"COLUMNS": "200"}).output
+    assert "--default-etcd-image" in help_text
