@@ -82,10 +82,20 @@ async def acquire(
     client: AsyncClient, namespace: str, identity: str, duration: int = 15, retry: float = 2.0
 ) -> None:
     logged = False
-    while not await try_acquire(client, namespace, identity, duration):
-        if not logged:
-            log.info("waiting for lease %s/%s (another operator is active)", namespace, LEASE_NAME)
-            logged = True
+    while True:
+        try:
+            if await try_acquire(client, namespace, identity, duration):
+                break
+        except Exception as exc:
+            # A standby outlives API hiccups: dying here would only restart the wait
+            # (and count as a crash of a healthy pod).
+            log.warning("checking lease %s/%s failed, retrying: %s", namespace, LEASE_NAME, exc)
+        else:
+            if not logged:
+                log.info(
+                    "waiting for lease %s/%s (another operator is active)", namespace, LEASE_NAME
+                )
+                logged = True
         await asyncio.sleep(retry)
     log.info("acquired lease %s/%s as %s", namespace, LEASE_NAME, identity)
 

@@ -37,7 +37,7 @@ from lightkube.resources.rbac_authorization_v1 import (
     ClusterRoleBinding,
     RoleBinding,
 )
-from lightkube.types import PatchType
+from lightkube.types import CascadeType, PatchType
 
 from mothership.install import manifests
 from mothership.webhooks.registration import CONFIG_NAME, CRD_NAMES
@@ -272,7 +272,11 @@ def refuse_while_clusters(client: Client) -> None:
 
 
 def delete_custom_objects(client: Client) -> int:
-    """Delete every JoinTokenRequest and Cluster (the operator finalizes each)."""
+    """Delete every JoinTokenRequest and Cluster (the operator finalizes each).
+
+    Foreground: a Cluster stays until the garbage collector has removed what it owns, so
+    waiting for the Clusters to go is waiting for their control planes to go.
+    """
     count = 0
     for resource in (JTRResource, ClusterResource):
         try:
@@ -282,7 +286,13 @@ def delete_custom_objects(client: Client) -> int:
                 continue
             raise
         for item in items:
-            _delete(client, resource, item.metadata.name, item.metadata.namespace)
+            _delete(
+                client,
+                resource,
+                item.metadata.name,
+                item.metadata.namespace,
+                cascade=CascadeType.FOREGROUND,
+            )
             count += 1
     return count
 
@@ -425,9 +435,15 @@ def _exists(client: Client, obj: Leftover) -> bool:
         return False
 
 
-def _delete(client: Client, resource: Any, name: str, namespace: str | None) -> None:
+def _delete(
+    client: Client,
+    resource: Any,
+    name: str,
+    namespace: str | None,
+    cascade: CascadeType = CascadeType.BACKGROUND,
+) -> None:
     try:
-        client.delete(resource, name, namespace=namespace)
+        client.delete(resource, name, namespace=namespace, cascade=cascade)
     except ApiError as exc:
         if exc.status.code != 404:
             raise
