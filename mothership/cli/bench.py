@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from mothership.bench import provision
 from mothership.cli.errors import friendly_errors, reporter
 
 app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
@@ -40,3 +41,6 @@ def fleet(
         )
     for line in result.lines():
         print(line)
+
+
+app.command("provision")(provision.command)

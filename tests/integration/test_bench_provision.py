@@ -1,0 +1,112 @@
+"""`mothership bench provision`, run as a user runs it, on the real node.
+
+The state root is a temporary directory with no mothership in it, so the command starts
+the local mothership `default` itself (with the real node and its operator), as it does
+for a user who has none running, and must stop it again. Needs root and containerd; run
+it under the shared real-node lock:
+
+    flock /tmp/mship-realnode.lock python -m pytest tests/integration/test_bench_provision.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mothership.testenv import paths, pins
+from tests.leftovers import processes_mentioning
+
+CONTAINERS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "konnectivity-server",
+    "kine",
+)
+TIMEOUT = 420
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "MOTHERSHIP_DEBUG")}
+    env.update(
+        HOME=str(root / "home"),
+        MOTHERSHIP_STATE_DIR=str(root / "state"),
+        MOTHERSHIP_CACHE_DIR=str(paths.cache_root()),
+    )
+    (root / "home").mkdir(exist_ok=True)
+    return env
+
+
+def _bench(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["mothership", "bench", "provision", *args],
+        capture_output=True,
+        text=True,
+        env=_env(root),
+        timeout=3 * TIMEOUT,
+    )
+
+
+def test_keep_with_a_private_sql_server_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    out = _bench(tmp_path, "--storage", "postgres", "--keep")
+    assert out.returncode == 2, out.stderr
+    assert "--keep with --storage postgres" in out.stderr
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.fixture
+def short_root() -> Iterator[Path]:
+    """A short state root: containerd's socket paths must stay under 104 bytes."""
+    root = Path(tempfile.mkdtemp(prefix="mbench-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.realnode
+def test_one_cluster_from_apply_to_available_with_memory_and_floor(short_root: Path) -> None:
+    out = _bench(
+        short_root, "--clusters", "1", "--floor-runs", "1", "--timeout", str(TIMEOUT), "-o", "json"
+    )
+    assert out.returncode == 0, f"rc={out.returncode}\n{out.stdout}\n{out.stderr[-6000:]}"
+    data = json.loads(out.stdout)
+
+    assert data["mothership"] == {"name": "default", "started_by_bench": True}
+    assert data["version"] == pins.KUBERNETES_VERSION
+    available = data["apply_to_available_seconds"]
+    assert 0 < available["p50"] == available["p95"] == available["max"] < TIMEOUT
+    [cluster] = data["per_cluster"]
+    assert 0 < cluster["apply_to_pod_ready_seconds"] <= cluster["apply_to_available_seconds"]
+    assert data["total_seconds"] >= cluster["apply_to_available_seconds"]
+
+    [pod] = data["pods"]
+    assert pod["component"] == "control-plane"
+    assert pod["pod"] == f"kmc-{cluster['name']}-0"
+    assert set(pod["containers"]) == set(CONTAINERS)
+    apiserver = pod["containers"]["kube-apiserver"]
+    # An API server that serves holds well over 50 MiB, and nothing here holds gigabytes.
+    assert 50 < apiserver["rss_mib"] < 4096
+    assert apiserver["working_set_mib"] >= apiserver["rss_mib"] * 0.5
+    assert all(c["rss_mib"] > 0 for c in pod["containers"].values())
+    assert pod["rss_mib"] >= apiserver["rss_mib"]
+
+    [run] = data["floor"]["runs"]
+    assert data["floor"]["datastore"] == "kine on SQLite"
+    assert 0 < run["apiserver_seconds"] < 120
+    assert 0 < run["datastore_seconds"] < 60
+    assert run["apiserver_rss_mib"] > 50
+
+    assert data["cleanup"]["deleted"] is True
+    state = short_root / "state" / "default"
+    # The claim's volume went with the Cluster, and the mothership the bench started is down.
+    assert not list((state / "volumes").glob("pvc-*"))
+    assert "stopping the local mothership 'default'" in out.stderr
+    assert processes_mentioning(state) == []
