@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -376,10 +377,12 @@ def prepare_images(cfg: MothershipConfig, report: Callable[[str], None]) -> None
 
 
 def _remove_older_archives(current: Path) -> None:
-    """Archives of the same image from earlier inputs: never imported again."""
+    """Archives of the same image from earlier inputs (or the older naming, by image name and
+    tenant version set): never imported again."""
     stem = current.name.rsplit("-", 1)[0]
-    for old in current.parent.glob(f"{stem}-*.tar"):
-        if old != current and old.name.rsplit("-", 1)[0] == stem:
+    older = re.compile(re.escape(stem) + r"(-[0-9a-f]{12}|-tenant-k8s-[^/]+)?\.tar")
+    for old in current.parent.glob(f"{stem}*.tar"):
+        if old != current and older.fullmatch(old.name):
             old.unlink(missing_ok=True)
 
 

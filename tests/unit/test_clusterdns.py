@@ -217,3 +217,18 @@ def test_local_operator_makes_the_shell_image_the_default_etcd_image(tmp_path: P
     runner = CliRunner()
     help_text = runner.invoke(app, ["operator", "run", "--help"], env={"COLUMNS": "200"}).output
     assert "--default-etcd-image" in help_text
+
+
+def test_a_new_archive_replaces_the_older_ones_of_its_image_only(tmp_path: Path) -> None:
+    image = "localhost_mothership_control-plane_v1.35.4"
+    names = [
+        f"{image}.tar",  # the naming before archives carried their inputs
+        f"{image}-000000000000.tar",
+        f"{image}-111111111111.tar",
+        "localhost_mothership_control-plane_v1.34.4-222222222222.tar",
+        f"{image}-rc-333333333333.tar",  # another tag that happens to start alike
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    realnode._remove_older_archives(tmp_path / f"{image}-111111111111.tar")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
