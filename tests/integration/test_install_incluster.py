@@ -304,3 +304,25 @@ def test_uninstall_refuses_while_clusters_exist_then_removes_everything(
         assert not exists(kc, CustomResourceDefinition, name)
     assert not exists(kc, ValidatingWebhookConfiguration, "mothership-k0smotron")
     assert apply.installed_objects(kc) == []
+
+
+def test_kubectl_apply_of_the_checked_in_manifest_runs_it_too(
+    cli: CLI, kc: Client, installed: float
+) -> None:
+    """deploy/install.yaml as is, by kubectl (the image is the one `mothership install`
+    imported); applying it again while the operator runs conflicts with nothing."""
+    from mothership.install import generate
+
+    manifest = str(generate.INSTALL_YAML)
+    first = cli.kubectl("apply", "--server-side", "-f", manifest)
+    assert first.returncode == 0, first.stderr
+    apply.wait(apply.operator_ready(kc, NS), TIMEOUT)
+    apply.wait(apply.leader_elected(kc, NS), TIMEOUT)
+    apply.wait(apply.ca_bundle_registered(kc), TIMEOUT)
+    again = cli.kubectl("apply", "--server-side", "-f", manifest)
+    assert again.returncode == 0, again.stderr  # no field conflict with the operator's caBundle
+    done, phase = apply.ca_bundle_registered(kc)()
+    assert done, phase
+    result = cli.mothership("uninstall", "--timeout", "300")
+    assert result.returncode == 0, result.stderr
+    assert apply.installed_objects(kc) == []

@@ -271,3 +271,26 @@ def test_helm_pin_lives_apart_from_the_mothership_binaries() -> None:
 def test_readme_lists_every_helm_value() -> None:
     readme = (generate.REPO_ROOT / "README.md").read_text()
     assert chart.values_table() in readme, "README's Helm values table is not the generated one"
+
+
+def test_cli_dry_run_prints_the_manifest_and_refuses_bad_flags() -> None:
+    from typer.testing import CliRunner
+
+    from mothership.cli.main import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["install", "--dry-run", "-o", "json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["items"] == manifests.objects()
+    out = runner.invoke(app, ["install", "--dry-run", "--watch-namespace", "a", "--replicas", "3"])
+    assert out.exit_code == 0, out.output
+    items = yaml.safe_load(out.stdout)["items"]
+    assert items == manifests.objects(Settings(watch_namespaces=("a",), replicas=3))
+    for argv, message in (
+        (["install", "--dry-run", "--log-level", "loud"], "log level 'loud'"),
+        (["install", "--dry-run", "-n", "kube-system"], "system namespace"),
+        (["install", "--dry-run", "--image", "noTag"], "repository:tag"),
+    ):
+        out = runner.invoke(app, argv)
+        assert out.exit_code == 2, (argv, out.output)
+        assert message in out.output
