@@ -26,8 +26,10 @@ import asyncio
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import httpx2 as httpx
@@ -157,21 +159,27 @@ def field_owners(meta: Mapping[str, Any]) -> tuple[str, bool]:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest(), foreign
 
 
+# Shared by every Child that keeps no annotations or status (most of them): thousands of
+# empty dicts would otherwise be a measurable part of a large fleet's memory.
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 def make_child(kind: Kind, obj: Mapping[str, Any], ours: str | None) -> Child:
     meta = obj.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     fields, _ = field_owners(meta)
     generation = meta.get("generation")
+    kept = {
+        k: v
+        for k, v in annotations.items()
+        if k.startswith("mothership.io/") and k != HASH_ANNOTATION
+    }
     return Child(
         kind=kind.kind,
-        name=meta.get("name", ""),
+        name=sys.intern(meta.get("name", "")),
         hash=annotations.get(HASH_ANNOTATION),
-        annotations={
-            k: v
-            for k, v in annotations.items()
-            if k.startswith("mothership.io/") and k != HASH_ANNOTATION
-        },
-        status=kind.status(dict(obj)) if kind.status else {},
+        annotations=kept or _EMPTY,
+        status=kind.status(dict(obj)) if kind.status else _EMPTY,
         generation=int(generation) if generation is not None else None,
         version=version_of(meta),
         fields=fields,
@@ -189,8 +197,17 @@ class Registry:
     def __init__(self) -> None:
         self._by_cluster: dict[Key, dict[tuple[str, str], Child]] = {}
         self._owner: dict[Ref, Key] = {}
+        self._canonical: dict[Key, Key] = {}
         self.nodes: dict[str, str | None] = {}
         self.listeners: list[Listener] = []
+
+    def _key(self, namespace: str, cluster: str) -> Key:
+        """One tuple (and one copy of its strings) per cluster, however many children."""
+        key = (namespace, cluster)
+        known = self._canonical.get(key)
+        if known is None:
+            known = self._canonical[key] = (sys.intern(namespace), sys.intern(cluster))
+        return known
 
     def of(self, key: Key) -> dict[tuple[str, str], Child]:
         """(kind, name) -> Child for one cluster, across every owned kind."""
@@ -211,7 +228,7 @@ class Registry:
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace", ""), meta.get("name", "")
         cluster = (meta.get("labels") or {}).get("cluster")
-        ref = (kind.kind, namespace, name)
+        ref = (kind.kind, sys.intern(namespace), sys.intern(name))
         old = self.get(*ref)
         if not cluster:  # no longer ours to track (label removed)
             self._remove(ref, old)
@@ -239,7 +256,7 @@ class Registry:
             # when nobody but us manages its fields.
             fields, foreign = field_owners(meta)
             child = make_child(kind, obj, None if foreign else fields)
-        key = (namespace, cluster)
+        key = self._key(namespace, cluster)
         old_key = self._owner.get(ref)
         if old_key is not None and old_key != key:
             self._remove(ref, old)
@@ -279,6 +296,7 @@ class Registry:
         group.pop((ref[0], ref[2]), None)
         if not group:
             self._by_cluster.pop(key, None)
+            self._canonical.pop(key, None)
         self._notify(key, old, None)
 
     def _notify(self, key: Key, old: Child | None, new: Child | None) -> None:
