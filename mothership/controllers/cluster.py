@@ -40,6 +40,7 @@ from mothership.controllers.apply import Applier, owned_by
 from mothership.controllers.conditions import Condition, merge
 from mothership.render import ingress_cert, kubeconfig_secret, names, pki_secrets
 from mothership.render.cluster import render_cluster
+from mothership.render.etcd import FOUNDING_ANNOTATION
 from mothership.render.etcd import desired_replicas as etcd_desired_replicas
 from mothership.render.facts import DEFAULT_K0S_VERSION, Facts, RenderError
 from mothership.render.patches import PatchError
@@ -272,6 +273,7 @@ def facts_for(
         k0s_version_default=recorded or DEFAULT_K0S_VERSION,
         service_cluster_ips=ips,
         etcd_replicas=etcd_step(cluster, etcd_sts),
+        etcd_initial_cluster=etcd_sts.annotations.get(FOUNDING_ANNOTATION) if etcd_sts else None,
         default_etcd_image=default_etcd_image(),
     )
 

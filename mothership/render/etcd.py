@@ -27,6 +27,9 @@ CERTS_VOLUME = "certs"
 # etcd's image runs as uid 1001; the group makes the claim writable for it.
 FS_GROUP = 1001
 JOIN_MARKER = f"{DATA_DIR}/.join-existing-cluster"
+# The founding members, recorded on the StatefulSet (metadata, so changing nothing in the
+# pods) when it is first written and reused after: see founding_members.
+FOUNDING_ANNOTATION = "mothership.io/etcd-initial-cluster"
 
 
 def etcd_image(cluster: Cluster, facts: Facts) -> str:
@@ -51,6 +54,20 @@ def initial_cluster(cluster_name: str, members: int) -> str:
     """ETCD_INITIAL_CLUSTER: every member by its stable pod DNS name."""
     sts = names.etcd(cluster_name)
     return ",".join(f"{sts}-{i}=https://{sts}-{i}.{sts}:{PEER_PORT}" for i in range(members))
+
+
+def founding_members(cluster: Cluster, facts: Facts) -> str:
+    """ETCD_INITIAL_CLUSTER of the pod template: the members that found the cluster together.
+
+    Fixed once the StatefulSet exists (facts.etcd_initial_cluster, read back from its
+    annotation). Were it to follow the member count, every growth step would change the
+    template and restart the running members one by one while the new one tries to join,
+    and a join that finds no quorum must not found a second cluster. A member added later
+    starts with the list `etcdctl member add` gives it (the join script keeps it).
+    """
+    if facts.etcd_initial_cluster:
+        return facts.etcd_initial_cluster
+    return initial_cluster(identity(cluster)[0], replicas(cluster, facts))
 
 
 def etcd_service(cluster: Cluster) -> dict[str, Any]:
@@ -107,8 +124,11 @@ def _certs_volume(cluster_name: str, *, peer: bool, leaf_as: str) -> dict[str, A
 
 
 _RUN_SCRIPT = f"""# Written by mothership. A member joining a running cluster was registered by the
-# init container, which leaves a marker: etcd must then join instead of founding one.
+# init container, which leaves a marker: etcd must then join instead of founding one, with
+# the member list the cluster gave it (kept in the marker; empty in older markers).
 if [ -f {JOIN_MARKER} ]; then
+  . {JOIN_MARKER}
+  export ETCD_INITIAL_CLUSTER
   export ETCD_INITIAL_CLUSTER_STATE=existing
 else
   export ETCD_INITIAL_CLUSTER_STATE=new
@@ -138,27 +158,38 @@ exec etcd \\
 """
 
 _JOIN_SCRIPT = f"""# Written by mothership. A member without data either founds the cluster (nobody
-# answers) or joins a running one, which must learn about it before etcd starts. A stale
-# registration under this member's name (its volume was lost) is replaced.
+# answers and it is one of the founding members) or joins a running one, which must learn
+# about it before etcd starts. A stale registration under this member's name (its volume
+# was lost) is replaced. A member added later never founds: with no answer (no quorum yet)
+# it fails, and the kubelet runs this again.
 set -eu
 if [ -f {DATA_DIR}/member/snap/db ]; then
   echo "member data present, starting as is"
   exit 0
 fi
 export ETCDCTL_ENDPOINTS="https://$SVC_NAME:{CLIENT_PORT}"
-if ! etcdctl member list >/dev/null 2>&1; then
-  echo "no running cluster answered, founding one"
-  exit 0
-fi
 peer_url="https://$HOSTNAME.$SVC_NAME:{PEER_PORT}"
+if ! etcdctl member list >/dev/null 2>&1; then
+  case ",$ETCD_INITIAL_CLUSTER," in
+    *",$HOSTNAME=$peer_url,"*)
+      echo "no running cluster answered, founding one"
+      exit 0
+      ;;
+  esac
+  echo "no running cluster answered and $HOSTNAME is not a founding member; retrying" >&2
+  exit 1
+fi
 stale=$(etcdctl member list -w simple |
   awk -F', ' -v me="$HOSTNAME" -v url="$peer_url" '$3 == me || $4 == url {{ print $1 }}')
 for id in $stale; do
   echo "removing stale registration $id"
   etcdctl member remove "$id"
 done
-etcdctl member add "$HOSTNAME" --peer-urls="$peer_url"
-touch {JOIN_MARKER}
+etcdctl member add "$HOSTNAME" --peer-urls="$peer_url" > {JOIN_MARKER}.added
+cat {JOIN_MARKER}.added
+awk '/^ETCD_INITIAL_CLUSTER=/' {JOIN_MARKER}.added > {JOIN_MARKER}.tmp
+mv {JOIN_MARKER}.tmp {JOIN_MARKER}
+rm -f {JOIN_MARKER}.added
 """
 
 
@@ -189,6 +220,7 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     etcd = spec.storage.etcd
     service = names.etcd(cluster_name)
     members = replicas(cluster, facts)
+    founding = founding_members(cluster, facts)
     cert_env = [
         {"name": "ETCDCTL_CACERT", "value": f"{CERT_DIR}/ca.crt"},
         {"name": "ETCDCTL_CERT", "value": f"{CERT_DIR}/server.crt"},
@@ -207,7 +239,7 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         "args": ["-c", _RUN_SCRIPT, "etcd", *(etcd.args or [])],
         "env": [
             {"name": "SVC_NAME", "value": service},
-            {"name": "ETCD_INITIAL_CLUSTER", "value": initial_cluster(cluster_name, members)},
+            {"name": "ETCD_INITIAL_CLUSTER", "value": founding},
             # The probe asks this member, not the Service: a member that cannot serve
             # must not count as ready while the cluster grows one member at a time.
             {"name": "ETCDCTL_ENDPOINTS", "value": f"https://127.0.0.1:{CLIENT_PORT}"},
@@ -238,7 +270,11 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
             "imagePullPolicy": "IfNotPresent",
             "command": ["/bin/bash", "-c"],
             "args": [_JOIN_SCRIPT],
-            "env": [{"name": "SVC_NAME", "value": service}, *copy.deepcopy(cert_env)],
+            "env": [
+                {"name": "SVC_NAME", "value": service},
+                {"name": "ETCD_INITIAL_CLUSTER", "value": founding},
+                *copy.deepcopy(cert_env),
+            ],
             "volumeMounts": copy.deepcopy(mounts),
         },
     ]
@@ -280,7 +316,9 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": object_meta(cluster, service, COMPONENT),
+        "metadata": object_meta(
+            cluster, service, COMPONENT, annotations={FOUNDING_ANNOTATION: founding}
+        ),
         "spec": sts_spec,
     }
 

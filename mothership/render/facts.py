@@ -40,6 +40,9 @@ class Facts:
       member at a time and never shrink below what exists; that needs observed state, so
       the decision is the controller's and rendering only carries it out.
       None: the count the spec asks for (see etcd.desired_replicas).
+    - etcd_initial_cluster: the founding etcd members the existing etcd StatefulSet was
+      written with (its mothership.io/etcd-initial-cluster annotation), kept so that growing
+      etcd never changes the pod template. None: the members rendered now.
     - etcd_dns_check_image: the image the existing etcd StatefulSet runs its DNS check
       with. Reusing it keeps a k0s upgrade from rolling every etcd member just because
       the helper image changed. None: the cluster's k0s image.
@@ -60,6 +63,7 @@ class Facts:
     service_cluster_ips: tuple[str, ...] = ()
     etcd_replicas: int | None = None
     etcd_dns_check_image: str | None = None
+    etcd_initial_cluster: str | None = None
     kubernetes_version_default: str = DEFAULT_KUBERNETES_VERSION
     kubernetes_image_template: str | None = None
     default_etcd_image: str | None = None

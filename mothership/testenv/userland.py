@@ -22,14 +22,16 @@ from mothership.testenv.images import Content, Symlink, build_go_command
 
 DEBIAN_PACKAGE = "busybox-static"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-# What the etcd scripts call (sh, awk, touch, sleep; test, echo and export are ash
-# built-ins), plus a few commands that make `kubectl exec` into a pod useful.
+# What the etcd scripts call (sh, awk, cat, mv, rm, sleep; test, echo, export and `.`
+# are ash built-ins), plus a few commands that make `kubectl exec` into a pod useful.
 APPLETS = (
     "sh",
     "awk",
-    "touch",
-    "sleep",
     "cat",
+    "mv",
+    "rm",
+    "sleep",
+    "touch",
     "ls",
     "env",
     "grep",

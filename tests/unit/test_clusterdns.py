@@ -159,7 +159,7 @@ def test_the_etcd_scripts_find_every_command_they_call() -> None:
     from mothership.render import etcd
 
     scripts = etcd._RUN_SCRIPT + etcd._JOIN_SCRIPT + etcd._dns_check_script("ns")
-    called = {"awk", "touch", "sleep", "getent", "etcdctl", "etcd"}
+    called = {"awk", "cat", "mv", "rm", "sleep", "getent", "etcdctl", "etcd"}
     for word in called:
         assert word in scripts
     provided = set(userland.APPLETS) | {"getent"} | set(realnode.CONTROL_PLANE_BINARIES)

@@ -221,6 +221,38 @@ def test_etcd_storage_uses_the_managed_etcd_with_client_certificates() -> None:
     assert init["image"] == etcd["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
+def test_growing_etcd_changes_the_member_count_not_the_pods() -> None:
+    """The founding members stay what the StatefulSet was first written with (its
+    annotation, read back as a fact): each growth step adds a pod and restarts none."""
+    from mothership.render.etcd import FOUNDING_ANNOTATION
+
+    cluster = make(replicas=3, storage={"type": "etcd"})
+
+    def etcd_sts(**facts: Any) -> dict[str, Any]:
+        f = Facts(external_address="10.0.0.1", **facts)
+        return find(objects(cluster, f), "StatefulSet", "kmc-demo-etcd")
+
+    def env(sts: dict[str, Any], container: str) -> dict[str, str]:
+        spec = sts["spec"]["template"]["spec"]
+        c = next(c for c in spec["initContainers"] + spec["containers"] if c["name"] == container)
+        return {e["name"]: e["value"] for e in c["env"]}
+
+    new = etcd_sts()  # a new cluster of three: all three found it together
+    founders = new["metadata"]["annotations"][FOUNDING_ANNOTATION]
+    assert founders.count("=https://") == 3 and new["spec"]["replicas"] == 3
+    assert env(new, "etcd")["ETCD_INITIAL_CLUSTER"] == founders
+    assert env(new, "init")["ETCD_INITIAL_CLUSTER"] == founders  # it decides who may found
+
+    one = etcd_sts(etcd_replicas=1)  # scaled up from a cluster founded by one member
+    recorded = one["metadata"]["annotations"][FOUNDING_ANNOTATION]
+    assert recorded == "kmc-demo-etcd-0=https://kmc-demo-etcd-0.kmc-demo-etcd:2380"
+    for step in (2, 3):
+        grown = etcd_sts(etcd_replicas=step, etcd_initial_cluster=recorded)
+        assert grown["spec"]["replicas"] == step
+        assert grown["spec"]["template"] == one["spec"]["template"]
+        assert grown["metadata"]["annotations"][FOUNDING_ANNOTATION] == recorded
+
+
 def test_etcd_image_spec_then_operator_default_then_upstream() -> None:
     local = "localhost/mothership/control-plane:v1.35.4"
 
