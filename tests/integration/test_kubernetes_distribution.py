@@ -49,6 +49,8 @@ Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clus
 JTR = create_namespaced_resource("k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests")
 IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
 VERSION = "v1.35.4"
+# Managed etcd runs the local image too (it holds etcd and a shell), as in `dev up`.
+ETCD_IMAGE = IMAGE_TEMPLATE.format(version=VERSION)
 AVAILABLE_WITHIN = 300
 
 
@@ -73,6 +75,7 @@ class Operator:
             "--unregister-webhooks-on-exit",
             "--leader-identity=kubernetes-distribution-test",
             f"--kubernetes-image-template={IMAGE_TEMPLATE}",
+            f"--default-etcd-image={ETCD_IMAGE}",
         ]  # fmt: skip
         fh = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
@@ -634,3 +637,153 @@ def _server_version(ms: LocalMothership, kubeconfig: Path) -> str:
     result = _kubectl(ms, kubeconfig, "version", "-o", "json")
     assert result.returncode == 0, result.stderr
     return str(json.loads(result.stdout)["serverVersion"]["gitVersion"])
+
+
+# --- managed etcd -------------------------------------------------------------------------------
+
+
+def _etcd_claims(kc: Client, ns: str, cluster: str) -> dict[str, str]:
+    """The etcd members' claims of a cluster, by name, with their phase."""
+    from lightkube.resources.core_v1 import PersistentVolumeClaim
+
+    prefix = f"etcd-data-kmc-{cluster}-etcd-"
+    return {
+        c.metadata.name: (c.status.phase if c.status else "")
+        for c in kc.list(PersistentVolumeClaim, namespace=ns)
+        if c.metadata.name.startswith(prefix)
+    }
+
+
+def _replaced(kc: Client, ns: str, uids: dict[str, str]) -> bool:
+    """Every pod named in uids exists again as a new pod (another uid), not terminating."""
+    for name, uid in uids.items():
+        if not _exists(kc, Pod, name, ns):
+            return False
+        pod = kc.get(Pod, name, namespace=ns)
+        if pod.metadata.uid == uid or pod.metadata.deletionTimestamp is not None:
+            return False
+    return True
+
+
+def test_managed_etcd_serves_and_keeps_its_data_when_every_pod_goes(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    """Storage etcd on the default StorageClass: the etcd StatefulSet (local image, shell
+    scripts, peers by DNS name) serves the tenant; deleting every control-plane and etcd
+    pod at once loses nothing; deleting the Cluster with autoDeletePVCs drops the claims."""
+    ms = mothership_real
+    applied = time.monotonic()
+    kc.create(_cluster("store", ns, storage={"type": "etcd", "etcd": {"autoDeletePVCs": True}}))
+    _wait_condition(ms, kc, operator, "store", ns, "Available", AVAILABLE_WITHIN)
+    print(f"\nmanaged etcd: apply -> Available in {time.monotonic() - applied:.1f} s")
+
+    cluster = kc.get(Cluster, "store", namespace=ns)
+    assert cluster.spec["storage"]["etcd"]["image"] == ETCD_IMAGE  # the operator's default
+    etcd = kc.get(StatefulSet, "kmc-store-etcd", namespace=ns).spec.template.spec
+    assert {c.image for c in [*etcd.initContainers, *etcd.containers]} == {ETCD_IMAGE}
+    from lightkube.resources.core_v1 import PersistentVolumeClaim
+
+    assert _etcd_claims(kc, ns, "store") == {"etcd-data-kmc-store-etcd-0": "Bound"}
+    claim = kc.get(PersistentVolumeClaim, "etcd-data-kmc-store-etcd-0", namespace=ns)
+    assert claim.spec.storageClassName == "mothership-local"  # the default class
+
+    kubeconfig = _tenant_kubeconfig(kc, "store", ns, tmp_path / "store.kubeconfig")
+    namespaces = _kubectl(ms, kubeconfig, "get", "namespaces", "-o", "name")
+    assert namespaces.returncode == 0, namespaces.stderr
+    assert "namespace/kube-system" in namespaces.stdout.split()
+    tenant = _tenant_client(kubeconfig)
+    tenant.create(
+        ConfigMap(metadata=ObjectMeta(name="in-etcd", namespace="default"), data={"k": "v"})
+    )
+
+    # Every pod at once: the control plane and the only etcd member.
+    doomed = {"kmc-store-0", "kmc-store-etcd-0"}
+    uids = {name: kc.get(Pod, name, namespace=ns).metadata.uid for name in doomed}
+    deleted = time.monotonic()
+    for name in doomed:
+        kc.delete(Pod, name, namespace=ns)
+    try:
+        kube.wait_until("both pods replaced", lambda: _replaced(kc, ns, uids), 120)
+        kube.wait_until("tenant API answers again", lambda: _answers(tenant), 180)
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
+    print(f"every pod deleted -> tenant API answers in {time.monotonic() - deleted:.1f} s")
+    assert tenant.get(ConfigMap, "in-etcd", namespace="default").data == {"k": "v"}
+
+    # autoDeletePVCs: deleting the Cluster takes the etcd claims with it.
+    kc.delete(Cluster, "store", namespace=ns)
+    kube.wait_until("Cluster gone", lambda: not _exists(kc, Cluster, "store", ns), 90)
+    kube.wait_until("etcd claims deleted", lambda: _etcd_claims(kc, ns, "store") == {}, 90)
+
+
+def test_managed_etcd_claims_stay_when_auto_delete_is_off(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str
+) -> None:
+    kc.create(_cluster("kept", ns, storage={"type": "etcd"}))
+    kube.wait_until(
+        "the etcd claim bound (its member scheduled)",
+        lambda: _etcd_claims(kc, ns, "kept") == {"etcd-data-kmc-kept-etcd-0": "Bound"},
+        120,
+    )
+    kc.delete(Cluster, "kept", namespace=ns)
+    kube.wait_until("Cluster gone", lambda: not _exists(kc, Cluster, "kept", ns), 90)
+    kube.wait_until(
+        "etcd StatefulSet collected",
+        lambda: not _exists(kc, StatefulSet, "kmc-kept-etcd", ns),
+        90,
+    )
+    assert _etcd_claims(kc, ns, "kept") == {"etcd-data-kmc-kept-etcd-0": "Bound"}
+
+
+def test_managed_etcd_grows_to_three_members_one_at_a_time(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    """Scaling a serving one-member cluster to three replicas: etcd grows 1 -> 2 -> 3, each
+    new member registered by the join script of the running cluster, and nothing is lost."""
+    from lightkube.types import PatchType
+
+    ms = mothership_real
+    applied = time.monotonic()
+    kc.create(
+        _cluster("trio", ns, replicas=1, storage={"type": "etcd", "etcd": {"autoDeletePVCs": True}})
+    )
+    _wait_condition(ms, kc, operator, "trio", ns, "Available", AVAILABLE_WITHIN)
+    tenant = _tenant_client(_tenant_kubeconfig(kc, "trio", ns, tmp_path / "trio.kubeconfig"))
+    tenant.create(ConfigMap(metadata=ObjectMeta(name="before", namespace="default")))
+    seen: list[int] = []
+
+    def three_members() -> bool:
+        sts = kc.get(StatefulSet, "kmc-trio-etcd", namespace=ns)
+        replicas = sts.spec.replicas or 0  # what the operator asks for at this moment
+        if not seen or seen[-1] != replicas:
+            seen.append(replicas)
+        return replicas == 3 and (sts.status.readyReplicas or 0) == 3
+
+    scaled = time.monotonic()
+    kc.patch(Cluster, "trio", {"spec": {"replicas": 3}}, namespace=ns, patch_type=PatchType.MERGE)
+    try:
+        kube.wait_until("three etcd members ready", three_members, AVAILABLE_WITHIN, 0.2)
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
+    print(
+        f"\none etcd member Available {scaled - applied:.1f} s after apply; members asked for "
+        f"after scaling to 3: {seen}, all ready {time.monotonic() - scaled:.1f} s later"
+    )
+    assert seen == [1, 2, 3], "etcd must grow one member at a time"
+    members = _kubectl(
+        ms, ms.cfg.kubeconfig, "-n", ns, "exec", "kmc-trio-etcd-0", "-c", "etcd", "--",
+        "etcdctl", "member", "list", "-w", "simple",
+    )  # fmt: skip
+    assert members.returncode == 0, members.stderr
+    rows = [line.split(", ") for line in members.stdout.strip().splitlines()]
+    assert sorted(r[2] for r in rows) == [f"kmc-trio-etcd-{i}" for i in range(3)]
+    assert {r[1] for r in rows} == {"started"}
+    kube.wait_until(
+        "three control-plane replicas ready",
+        lambda: (kc.get(StatefulSet, "kmc-trio", namespace=ns).status.readyReplicas or 0) == 3,
+        AVAILABLE_WITHIN,
+    )
+    assert _exists(tenant, ConfigMap, "before", "default")
+    tenant.create(ConfigMap(metadata=ObjectMeta(name="after", namespace="default")))
+    kc.delete(Cluster, "trio", namespace=ns)
+    kube.wait_until("Cluster gone", lambda: not _exists(kc, Cluster, "trio", ns), 90)
