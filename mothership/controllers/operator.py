@@ -38,7 +38,7 @@ CHILD_WORKERS = 4
 # address): waiting this long after the first folds a burst into one reconcile and at
 # most one status write.
 CHILD_SETTLE_SECONDS = 1.0
-SYNC_TIMEOUT = 120.0
+SYNC_TIMEOUT = 30.0  # between reports of a slow first list
 
 
 class KopfEvents:
@@ -107,7 +107,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.watches.start()
     # kopf starts its watches after the startup handlers: no Cluster is reconciled
     # against a registry that has not seen every owned object yet.
-    await memo.watches.synced(SYNC_TIMEOUT)
+    while True:
+        try:
+            await memo.watches.synced(SYNC_TIMEOUT)
+            break
+        except TimeoutError:
+            waiting = [repr(w) for w in memo.watches.watches if not w.synced.is_set()]
+            log.warning("still listing owned objects: %s", ", ".join(waiting))
     log.info("watching %d owned objects of %d clusters", len(children.REGISTRY),
              children.REGISTRY.clusters())  # fmt: skip
 
