@@ -131,6 +131,7 @@ def install(
         holder = progress.wait("leader election", apply.leader_elected(client, namespace), timeout)
         if not cert_manager:
             progress.wait("webhook registration", apply.ca_bundle_registered(client), timeout)
+        progress.wait("webhooks", apply.webhooks_answering(client, namespace), timeout)
         elapsed = time.monotonic() - started
         console.print(
             f"[green]mothership {settings.image} installed[/] in {namespace}: {phase}, "

@@ -24,6 +24,7 @@ from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource import Resource
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.admissionregistration_v1 import (
     MutatingWebhookConfiguration,
     ValidatingWebhookConfiguration,
@@ -240,6 +241,31 @@ def ca_bundle_registered(client: Client) -> Poll:
         if missing:
             return False, f"caBundle missing in {', '.join(missing)}"
         return True, "caBundle registered"
+
+    return poll
+
+
+def webhooks_answering(client: Client, namespace: str) -> Poll:
+    """The API server reaches the webhooks through their Service (pods ready and caBundle
+    set are not enough: the Service's endpoints reach the node's proxy a moment later).
+
+    Probed with a server-side dry run of a Cluster create, which passes through both
+    admission webhooks and stores nothing.
+    """
+
+    def poll() -> tuple[bool, str]:
+        probe = ClusterResource(
+            metadata=ObjectMeta(name="mothership-install-probe", namespace=namespace),
+            spec={},
+        )
+        try:
+            client.create(probe, dry_run=True)
+        except ApiError as exc:
+            message = exc.status.message or str(exc)
+            if "failed calling webhook" in message:
+                return False, "not reachable yet: " + message.rsplit(": ", 1)[-1]
+            # Refused by a webhook is answered by a webhook.
+        return True, "answering"
 
     return poll
 

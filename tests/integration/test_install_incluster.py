@@ -215,6 +215,24 @@ def test_cluster_is_reconciled_by_the_in_cluster_operator(
 
     kube.wait_until("status conditions on Cluster demo", conditions, TIMEOUT)
 
+    # A JoinTokenRequest is taken up too (its status says the tenant API is not there:
+    # the k0s image cannot be pulled on this machine).
+    jtr = yaml.safe_dump(
+        {
+            "apiVersion": "k0smotron.io/v1beta2",
+            "kind": "JoinTokenRequest",
+            "metadata": {"name": "worker", "namespace": tenants},
+            "spec": {"clusterName": "demo", "expiry": "1h"},
+        }
+    )
+    assert cli.kubectl("apply", "-f", "-", stdin=jtr).returncode == 0
+
+    def jtr_status() -> bool:
+        got = cli.kubectl("get", "jtr", "worker", "-n", tenants, "-o", "json")
+        return bool(json.loads(got.stdout).get("status", {}).get("conditions"))
+
+    kube.wait_until("status conditions on JoinTokenRequest worker", jtr_status, TIMEOUT)
+
 
 def test_admission_webhook_in_the_pods_refuses_with_its_message(cli: CLI, tenants: str) -> None:
     spec = {
@@ -284,6 +302,14 @@ def test_killing_the_leader_hands_over(cli: CLI, kc: Client, tenants: str) -> No
     )
 
 
+def test_operator_was_never_refused_by_rbac(cli: CLI) -> None:
+    """Everything above ran under the manifest's RBAC; a missing rule shows up as a 403."""
+    logs = cli.kubectl("logs", "-n", NS, "-l", "app.kubernetes.io/name=mothership", "--tail=-1")
+    assert logs.returncode == 0, logs.stderr
+    refused = [line for line in logs.stdout.splitlines() if "forbidden" in line.lower()]
+    assert not refused, "\n".join(refused[:10])
+
+
 def test_uninstall_refuses_while_clusters_exist_then_removes_everything(
     cli: CLI, kc: Client, tenants: str
 ) -> None:
@@ -319,6 +345,7 @@ def test_kubectl_apply_of_the_checked_in_manifest_runs_it_too(
     apply.wait(apply.operator_ready(kc, NS), TIMEOUT)
     apply.wait(apply.leader_elected(kc, NS), TIMEOUT)
     apply.wait(apply.ca_bundle_registered(kc), TIMEOUT)
+    apply.wait(apply.webhooks_answering(kc, NS), TIMEOUT)
     again = cli.kubectl("apply", "--server-side", "-f", manifest)
     assert again.returncode == 0, again.stderr  # no field conflict with the operator's caBundle
     done, phase = apply.ca_bundle_registered(kc)()
