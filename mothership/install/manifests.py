@@ -292,7 +292,9 @@ def tenants_role(ctx: Context) -> Obj:
         # Children carry ownerReferences with blockOwnerDeletion.
         _rule(["k0smotron.io"], [f"{k}/finalizers" for k in kinds], ["update"]),
         # Children, all written by server-side apply (PKI Secrets by create-if-absent).
-        _rule(["apps"], ["statefulsets"], APPLY),
+        # delete: a grown volume claim template means recreating the StatefulSet
+        # (orphaning its pods), since the template is immutable.
+        _rule(["apps"], ["statefulsets"], [*APPLY, "delete"]),
         _rule([""], ["services", "configmaps", "secrets"], APPLY),
         _rule(["networking.k8s.io"], ["ingresses"], APPLY),
         _rule(["batch"], ["cronjobs"], APPLY),
