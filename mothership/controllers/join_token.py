@@ -56,7 +56,11 @@ async def reconcile(body: dict[str, Any]) -> None:
         await _reconcile(body)
         metrics.RECONCILES.labels(kind="JoinTokenRequest", result="ok").inc()
     except NotYet as exc:
-        await _write_status(body, None, Condition("TokenCreated", False, exc.reason, str(exc)))
+        await _write_status(
+            body,
+            None,
+            Condition(v1beta2.CONDITION_JOIN_TOKEN_SECRET_CREATED, False, exc.reason, str(exc)),
+        )
         metrics.RECONCILES.labels(kind="JoinTokenRequest", result="waiting").inc()
 
 
@@ -68,8 +72,13 @@ async def _reconcile(body: dict[str, Any]) -> None:
     meta = body["metadata"]
     status = body.get("status") or {}
     tid = join_token.token_id(meta["uid"])
-    if status.get("tokenID") == tid and await _exists(meta["name"], meta["namespace"]):
-        return  # done: the token exists and is recorded
+    if (
+        status.get("tokenID") == tid
+        and _created(status)
+        and await _exists(meta["name"], meta["namespace"])
+    ):
+        return  # done: the token exists and is recorded (a request from before the condition
+        # got k0smotron's name goes through once more, which reuses the token, to rename it)
 
     cluster_ns, cluster_name = jtr.target_cluster()
     cluster_ns = cluster_ns or meta["namespace"]
@@ -110,7 +119,16 @@ async def _reconcile(body: dict[str, Any]) -> None:
     message = f"token {tid} in Secret {meta['name']}" + (
         f", expires {expires:%Y-%m-%dT%H:%M:%SZ}" if expires else ", never expires"
     )
-    await _write_status(body, tid, Condition("TokenCreated", True, "TokenCreated", message))
+    # k0smotron's type and reason, so `kubectl wait --for=condition=...` scripts work unchanged
+    cond = Condition(v1beta2.CONDITION_JOIN_TOKEN_SECRET_CREATED, True, "Created", message)
+    await _write_status(body, tid, cond)
+
+
+def _created(status: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == v1beta2.CONDITION_JOIN_TOKEN_SECRET_CREATED and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
 
 
 async def _cluster(name: str, namespace: str) -> dict[str, Any]:

@@ -331,7 +331,11 @@ def test_join_token_authenticates_as_a_bootstrap_user_and_is_revoked_on_delete(
         return bool((kc.get(JTR, "worker-token", namespace=ns).status or {}).get("tokenID"))
 
     kube.wait_until("status.tokenID", issued, 60)
-    tid = kc.get(JTR, "worker-token", namespace=ns).status["tokenID"]
+    jtr_status = kc.get(JTR, "worker-token", namespace=ns).status
+    tid = jtr_status["tokenID"]
+    # k0smotron's condition type and reason, so `kubectl wait --for=condition=...` scripts work
+    created = {c["type"]: c for c in jtr_status["conditions"]}["JoinTokenSecretCreated"]
+    assert (created["status"], created["reason"]) == ("True", "Created"), created
     token = base64.b64decode(kc.get(Secret, "worker-token", namespace=ns).data["token"]).decode()
     config = decode_join_token(token)
     assert config["users"][0]["name"] == "kubelet-bootstrap"
