@@ -494,22 +494,50 @@ async def finalize(body: dict[str, Any]) -> None:
     name, namespace = meta["name"], meta["namespace"]
     client = runtime().client
     spec = body.get("spec") or {}
-    kopf.info(body, reason="Deleting", message="removing the control plane")
     # Each switch governs its own claims: the control plane's (and NATS') or etcd's.
     opted_in = {
         "control-plane": (spec.get("persistence") or {}).get("autoDeletePVCs"),
         "etcd": ((spec.get("storage") or {}).get("etcd") or {}).get("autoDeletePVCs"),
     }
+    message = "removing the control plane; its objects go by garbage collection" + (
+        f", volume claims of {' and '.join(c for c, yes in opted_in.items() if yes)} deleted"
+        if any(opted_in.values())
+        else ", volume claims kept (autoDeletePVCs is off)"
+    )
+    kopf.info(body, reason="Deleting", message=message)
+    resource_version = meta["resourceVersion"]
+    new_status = cluster_status.deleting_status(body.get("status"), message, meta.get("generation"))
+    if new_status is not None:  # once: a finalizer that runs again finds it written
+        try:
+            written = await client.patch(
+                ClusterResource.Status,
+                name,
+                {"status": new_status},
+                namespace=namespace,
+                patch_type=MERGE,
+            )
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return  # a late event: the Cluster is already gone
+            raise
+        metrics.WRITES.labels(kind="ClusterStatus").inc()
+        resource_version = written.metadata.resourceVersion  # the status write moved it
     for component in (c for c, yes in opted_in.items() if yes):
         labels = {"cluster": name, "component": component}
         async for pvc in client.list(PersistentVolumeClaim, namespace=namespace, labels=labels):
             if pvc.metadata and pvc.metadata.name:
                 await client.delete(PersistentVolumeClaim, pvc.metadata.name, namespace=namespace)
     finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-    await client.patch(
-        ClusterResource,
-        name,
-        {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
-        namespace=namespace,
-        patch_type=MERGE,
-    )
+    try:
+        await client.patch(
+            ClusterResource,
+            name,
+            {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}},
+            namespace=namespace,
+            patch_type=MERGE,
+        )
+    except ApiError as exc:
+        # 404: an earlier run (this body is a late event of our own status write) finished.
+        # 409: the object changed since; that change's event runs this again.
+        if exc.status.code not in (404, 409):
+            raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mothership.api.k0smotron.v1beta2 import CONDITION_DELETING
 from mothership.controllers.children import Child
 from mothership.controllers.conditions import Condition, merge
 from mothership.render import names
@@ -124,8 +125,25 @@ def conditions(desired_replicas: int, obs: Observed) -> list[Condition]:
     if obs.tenant_bootstrap is not None:
         out.append(obs.tenant_bootstrap)
     if obs.deleting:
-        out.append(Condition("Deleting", True, "Deleting", "the cluster is being deleted"))
+        out.append(deleting_condition("the cluster is being deleted"))
     return out
+
+
+def deleting_condition(message: str) -> Condition:
+    return Condition(CONDITION_DELETING, True, "Deleting", message)
+
+
+def deleting_status(
+    previous: dict[str, Any] | None, message: str, generation: int | None, now: str | None = None
+) -> dict[str, Any] | None:
+    """The status with Deleting=True added, the other conditions as they were; None if it is
+    already there, so a finalizer that runs again writes nothing."""
+    prior = list((previous or {}).get("conditions") or [])
+    if any(c.get("type") == CONDITION_DELETING and c.get("status") == "True" for c in prior):
+        return None
+    entry = merge(prior, [deleting_condition(message)], generation, now)
+    kept = [c for c in prior if c.get("type") != CONDITION_DELETING]
+    return {**(previous or {}), "conditions": [*kept, *entry]}
 
 
 def _unavailable_reason(obs: Observed, ready: int) -> str:

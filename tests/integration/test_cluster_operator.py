@@ -251,6 +251,52 @@ def test_deleting_a_cluster_removes_it_and_its_dependents(
     )
 
 
+def test_a_deleting_cluster_reports_the_deleting_condition(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    """A second finalizer holds the Cluster after ours is gone, so the condition can be read."""
+    hold = "example.com/hold"
+    kc.create(_cluster("going", ns))
+    kube.wait_until(
+        "our finalizer",
+        lambda: (
+            "k0smotron.io/finalizer"
+            in (kc.get(Cluster, "going", namespace=ns).metadata.finalizers or [])
+        ),
+        60,
+    )
+    finalizers = kc.get(Cluster, "going", namespace=ns).metadata.finalizers or []
+    kc.patch(
+        Cluster,
+        "going",
+        {"metadata": {"finalizers": [*finalizers, hold]}},
+        namespace=ns,
+        patch_type=PatchType.MERGE,
+    )
+    kc.delete(Cluster, "going", namespace=ns)
+    try:
+        kube.wait_until(
+            "operator finalizer removed",
+            lambda: kc.get(Cluster, "going", namespace=ns).metadata.finalizers == [hold],
+            60,
+        )
+        deleting = _condition(kc, "going", ns, "Deleting")
+        assert deleting is not None and deleting["status"] == "True", deleting
+        assert deleting["reason"] == "Deleting"
+        assert "volume claims kept" in deleting["message"], deleting
+        # the other conditions stay as they were
+        assert _condition(kc, "going", ns, "CertificatesAvailable") is not None
+    finally:
+        kc.patch(
+            Cluster,
+            "going",
+            {"metadata": {"finalizers": []}},
+            namespace=ns,
+            patch_type=PatchType.MERGE,
+        )
+    kube.wait_until("cluster gone", lambda: not _exists(kc, Cluster, "going", ns), 60)
+
+
 @pytest.fixture(scope="module")
 def tenant_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMothership]:
     """A real kube-apiserver standing in for a tenant control plane.

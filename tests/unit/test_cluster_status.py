@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mothership.controllers.children import Child
-from mothership.controllers.cluster_status import Observed, status
+from mothership.controllers.cluster_status import Observed, deleting_status, status
 from mothership.controllers.conditions import Condition, merge
 
 
@@ -102,3 +102,34 @@ def test_status_holds_only_fields_the_crd_keeps() -> None:
     for obs in (_obs(), _obs(external_address=None, functional=None, statefulset=None)):
         st = status(None, "demo", 1, 3, obs)
         assert ClusterStatus.model_validate(st).to_api() == st
+
+
+def test_deleting_is_added_once_and_keeps_the_other_conditions() -> None:
+    before = status(None, "demo", 1, 3, _obs())
+    after = deleting_status(before, "removing the control plane", 3, now="2026-01-01T00:00:00Z")
+    assert after is not None
+    deleting = _cond(after, "Deleting")
+    assert (deleting["status"], deleting["reason"]) == ("True", "Deleting")
+    assert deleting["message"] == "removing the control plane"
+    assert deleting["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert after["conditions"][:-1] == before["conditions"]
+    assert {k: v for k, v in after.items() if k != "conditions"} == {
+        k: v for k, v in before.items() if k != "conditions"
+    }
+    # the finalizer runs again on its own write's event: nothing more to write
+    assert deleting_status(after, "removing the control plane", 3) is None
+
+
+def test_deleting_on_a_cluster_without_status() -> None:
+    after = deleting_status(None, "removing", None, now="2026-01-01T00:00:00Z")
+    assert after == {
+        "conditions": [
+            {
+                "type": "Deleting",
+                "status": "True",
+                "reason": "Deleting",
+                "message": "removing",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ]
+    }
