@@ -14,13 +14,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mothership.api.k0smotron.v1beta2 import DEFAULT_KUBERNETES_VERSION, Cluster, ClusterSpec
+from mothership.api.k0smotron.v1beta2 import (
+    DEFAULT_K0S_VERSION,
+    DEFAULT_KUBERNETES_VERSION,
+    Cluster,
+    ClusterSpec,
+)
 from mothership.render import names
 
-# The default k0s version k0smotron uses when the spec names none; a cluster created
-# without a version keeps whatever the controller recorded (Facts.k0s_version_default),
-# so changing this constant never upgrades a running cluster.
-DEFAULT_K0S_VERSION = "v1.27.9-k0s.0"
+# DEFAULT_K0S_VERSION (the webhook's default too) is what a Cluster without spec.version
+# runs when nothing is recorded; a running cluster keeps the version the controller recorded
+# (Facts.k0s_version_default), so moving the constant never upgrades a running cluster.
 _CORE_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
 
 

@@ -23,17 +23,10 @@ from mothership.api.k0smotron.convert import V1BETA2, convert
 from mothership.api.k0smotron.v1beta2 import (
     DEFAULT_API_PORT,
     DEFAULT_ETCD_IMAGE,
+    DEFAULT_K0S_VERSION,
     DEFAULT_KONNECTIVITY_PORT,
     DEFAULT_KUBERNETES_VERSION,
 )
-
-DEFAULT_K0S_VERSION = "v1.35.4-k0s.0"
-"""k0s version given to a Cluster created without one.
-
-k0s v1.35.4 ships Kubernetes v1.35.4, the version pinned in ``mothership.testenv.pins``,
-so a defaulted cluster runs the same Kubernetes the project builds and tests against.
-k0smotron's own default (v1.27.9) left upstream support long ago.
-"""
 
 DEFAULT_ETCD_IMAGE_ENV = "MOTHERSHIP_DEFAULT_ETCD_IMAGE"
 """Operator setting: the etcd image a Cluster gets when it names none.

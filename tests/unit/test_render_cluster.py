@@ -19,6 +19,7 @@ from mothership.api.k0smotron.v1beta2 import Cluster
 from mothership.render import configmaps, etcd, names, statefulset
 from mothership.render.cluster import render_cluster
 from mothership.render.facts import Facts, RenderError, k0s_image
+from mothership.webhooks.defaults import admission_patch
 
 NS = "tenants"
 
@@ -330,6 +331,16 @@ def test_image_tag_comes_from_the_version(version: str | None, image: str) -> No
     assert controller(objects)["image"] == image
     sts = find(objects, "StatefulSet", "kmc-demo")
     assert sts["spec"]["template"]["spec"]["initContainers"][0]["image"] == image
+
+
+def test_without_a_webhook_or_a_record_the_version_is_the_webhooks_default() -> None:
+    """One default: a Cluster that reached the controller without admission (no webhook
+    configured) and has no recorded version runs what the webhook would have written."""
+    obj = {"apiVersion": "k0smotron.io/v1beta2", "kind": "Cluster", "metadata": {"name": "demo"}}
+    ops = admission_patch({**obj, "spec": {}})
+    webhook = next(op["value"] for op in ops if op["path"] == "/spec/version")
+    image = controller(render_cluster(make({}), Facts()))["image"]
+    assert image == f"quay.io/k0sproject/k0s:{webhook}"
 
 
 def test_custom_repository_keeps_the_derived_tag() -> None:

@@ -34,6 +34,14 @@ DEFAULT_API_PORT = 30443
 DEFAULT_DISTRIBUTION = "k0s"
 DEFAULT_KUBERNETES_VERSION = "v1.35.4"
 """Version given to a kubernetes-distribution Cluster created without one (the pinned one)."""
+DEFAULT_K0S_VERSION = "v1.35.4-k0s.0"
+"""k0s version given to a Cluster created without one: by the webhook, and by rendering when
+no webhook ran and no version is recorded yet.
+
+k0s v1.35.4 ships Kubernetes v1.35.4, the version pinned in ``mothership.testenv.pins``,
+so a defaulted cluster runs the same Kubernetes the project builds and tests against.
+k0smotron's own default (v1.27.9) left upstream support long ago.
+"""
 # Versions of the upstream pieces the kubernetes distribution runs by default. The
 # Kubernetes components take the Cluster's version as their tag; these do not follow it.
 KONNECTIVITY_VERSION = "v0.34.0"
