@@ -6,6 +6,7 @@ Top-level commands (not a sub-app), registered with :func:`register`.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -58,6 +59,19 @@ def install(
         help="Webhook certificate from cert-manager (installed separately) instead of the "
         "operator's own CA.",
     ),
+    kubernetes_image_template: str | None = typer.Option(
+        None,
+        "--kubernetes-image-template",
+        help="Image of `distribution: kubernetes` control planes that name none; {version} "
+        "becomes the Cluster's version. Default: upstream images; on the local mothership "
+        "its control-plane image. '' forces the upstream images.",
+    ),
+    default_etcd_image: str | None = typer.Option(
+        None,
+        "--default-etcd-image",
+        help="etcd image of Clusters with storage etcd that name none. Default: the upstream "
+        "image; on the local mothership its control-plane image. '' forces the upstream one.",
+    ),
     namespace: str = NamespaceOpt,
     kubeconfig: Path | None = KubeconfigOpt,
     context: str | None = ContextOpt,
@@ -73,7 +87,8 @@ def install(
     The same objects as deploy/install.yaml (`kubectl apply --server-side -f`). Into a
     local mothership with a real node (`mothership dev up`), the operator image is built
     from this checkout and imported into its containerd first, and the operator `dev up`
-    runs on the host is stopped: the in-cluster one replaces it.
+    runs on the host is stopped: the in-cluster one replaces it; tenant control planes and
+    managed etcd default to the local control-plane image there, as with the host operator.
 
     Examples:
       mothership install
@@ -94,6 +109,8 @@ def install(
             watch_namespaces=tuple(watch_namespace or ()),
             log_level=log_level,
             cert_manager=cert_manager,
+            kubernetes_image_template=kubernetes_image_template or "",
+            default_etcd_image=default_etcd_image or "",
         ).check()
         apply.check_namespace(namespace)
         if output == Output.table:
@@ -106,6 +123,8 @@ def install(
         client = target.client
         annotations = {}
         local = _local(target.server, target.kubeconfig)
+        if local is not None:
+            settings = _local_tenant_images(settings, kubernetes_image_template, default_etcd_image)
         if local is not None and image is None:
             from mothership.install import local as local_ms
 
@@ -189,6 +208,28 @@ def uninstall(
         if left:
             raise CliError(f"left behind: {', '.join(map(str, left))}")
         console.print(f"[green]mothership uninstalled[/] from {target.where()}", highlight=False)
+
+
+def _local_tenant_images(
+    settings: manifests.Settings, template: str | None, etcd_image: str | None
+) -> manifests.Settings:
+    """The local mothership pulls nothing: tenant pods default to its control-plane image,
+    as they do under the operator `dev up` runs on the host (flags given win, '' too)."""
+    from mothership.testenv import localoperator
+
+    if template is None:
+        settings = replace(
+            settings, kubernetes_image_template=localoperator.KUBERNETES_IMAGE_TEMPLATE
+        )
+    if etcd_image is None:
+        settings = replace(settings, default_etcd_image=localoperator.DEFAULT_ETCD_IMAGE)
+    if template is None or etcd_image is None:
+        _report(
+            "tenant images on the local mothership: kubernetes "
+            f"{settings.kubernetes_image_template or 'upstream'}, etcd "
+            f"{settings.default_etcd_image or 'upstream'}"
+        )
+    return settings.check()
 
 
 def _split_image(ref: str) -> tuple[str, str]:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mothership.api.k0smotron.v1beta2 import DEFAULT_ETCD_IMAGE
 from mothership.install import manifests
 from mothership.install.templating import Doc, HelmContext, dump
 
@@ -74,6 +75,22 @@ VALUES: tuple[Value, ...] = (
         {"type": "string", "enum": list(manifests.LOG_LEVELS)},
     ),
     Value(
+        "operator.kubernetesImageTemplate",
+        "",
+        "Image of the control plane containers of `distribution: kubernetes` Clusters that "
+        "name none; `{version}` becomes the Cluster's version, e.g. "
+        "`localhost/mothership/control-plane:{version}` (what `mothership install` sets on "
+        "the local mothership). Empty means the upstream images (registry.k8s.io).",
+        {"type": "string", "pattern": "^$|\\{version\\}"},
+    ),
+    Value(
+        "operator.defaultEtcdImage",
+        "",
+        "etcd image given to Clusters with `storage.type: etcd` that name none (on creation; "
+        f"a Cluster's own image is never replaced). Empty means {DEFAULT_ETCD_IMAGE}.",
+        {"type": "string"},
+    ),
+    Value(
         "webhook.certManager.enabled",
         False,
         "Let cert-manager issue the webhook certificate and inject the CA bundle, instead of "
@@ -101,6 +118,8 @@ def helm_context() -> HelmContext:
             "replicas": "$.Values.replicas",
             "resources": "$.Values.resources",
             "logLevel": "$.Values.logLevel",
+            "kubernetesImageTemplate": "$.Values.operator.kubernetesImageTemplate | quote",
+            "defaultEtcdImage": "$.Values.operator.defaultEtcdImage | quote",
             "issuerRef": f'(default (dict "kind" "Issuer" "name" "{manifests.SELF_SIGNED_ISSUER}")'
             f" {cert_manager}.issuerRef)",
         },
@@ -109,6 +128,8 @@ def helm_context() -> HelmContext:
             "selfSignedIssuer": f"and {cert_manager}.enabled (not {cert_manager}.issuerRef)",
             "clusterWide": "not $.Values.watchNamespaces",
             "namespaced": "$.Values.watchNamespaces",
+            "kubernetesImageTemplate": "$.Values.operator.kubernetesImageTemplate",
+            "defaultEtcdImage": "$.Values.operator.defaultEtcdImage",
         },
         lists={"watchNamespaces": "$.Values.watchNamespaces"},
     )

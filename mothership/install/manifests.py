@@ -22,6 +22,7 @@ from typing import Any
 
 from mothership.api.crdgen import all_crds
 from mothership.install.templating import Context, Doc, Obj, Plain
+from mothership.webhooks.defaults import DEFAULT_ETCD_IMAGE_ENV
 from mothership.webhooks.registration import (
     CONFIG_NAME,
     CRD_NAMES,
@@ -81,6 +82,9 @@ class Settings:
     log_level: str = "info"
     cert_manager: bool = False
     cert_manager_issuer: dict[str, Any] | None = None  # None: a self-signed Issuer is made
+    # Images of tenant pods when a Cluster names none; empty: the upstream defaults.
+    kubernetes_image_template: str = ""  # {version} becomes the Cluster's version
+    default_etcd_image: str = ""
 
     @property
     def image(self) -> str:
@@ -99,6 +103,12 @@ class Settings:
             )
         if not self.namespace:
             problems.append("namespace: must not be empty")
+        template = self.kubernetes_image_template
+        if template and "{version}" not in template:
+            problems.append(
+                f"kubernetes image template {template!r}: needs {{version}}, which becomes "
+                "each Cluster's version, e.g. registry.example/control-plane:{version}"
+            )
         if problems:
             raise ValueError("invalid install settings: " + "; ".join(problems))
         return self
@@ -108,6 +118,7 @@ class Settings:
         """The settings a Helm values file stands for (unset values keep their defaults)."""
         image = values.get("image") or {}
         cert_manager = (values.get("webhook") or {}).get("certManager") or {}
+        operator = values.get("operator") or {}
         base = cls()
         return replace(
             base,
@@ -121,6 +132,8 @@ class Settings:
             log_level=values.get("logLevel", base.log_level),
             cert_manager=bool(cert_manager.get("enabled", False)),
             cert_manager_issuer=cert_manager.get("issuerRef") or None,
+            kubernetes_image_template=operator.get("kubernetesImageTemplate") or "",
+            default_etcd_image=operator.get("defaultEtcdImage") or "",
         )
 
 
@@ -136,12 +149,16 @@ def plain_context(settings: Settings) -> Plain:
             "watchNamespaces": list(settings.watch_namespaces),
             "issuerRef": settings.cert_manager_issuer
             or {"kind": "Issuer", "name": SELF_SIGNED_ISSUER},
+            "kubernetesImageTemplate": settings.kubernetes_image_template,
+            "defaultEtcdImage": settings.default_etcd_image,
         },
         conditions={
             "certManager": settings.cert_manager,
             "selfSignedIssuer": settings.cert_manager and not settings.cert_manager_issuer,
             "clusterWide": not settings.watch_namespaces,
             "namespaced": bool(settings.watch_namespaces),
+            "kubernetesImageTemplate": bool(settings.kubernetes_image_template),
+            "defaultEtcdImage": bool(settings.default_etcd_image),
         },
     )
 
@@ -477,14 +494,29 @@ def operator_args(ctx: Context) -> list[Any]:
     ]
 
 
-def _env() -> list[Obj]:
+# Read by `mothership operator run` (its --kubernetes-image-template, --default-etcd-image).
+# (The controller's constant is not imported: that would load kopf for `install --dry-run`;
+# a unit test keeps the two equal.)
+TENANT_IMAGE_ENV = {
+    "kubernetesImageTemplate": "MOTHERSHIP_KUBERNETES_IMAGE_TEMPLATE",
+    "defaultEtcdImage": DEFAULT_ETCD_IMAGE_ENV,
+}
+
+
+def _env(ctx: Context) -> list[Any]:
     def field_ref(name: str, path: str) -> Obj:
         return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
     # POD_NAME is the leader identity: the Lease then names the pod that holds it.
+    # The tenant image settings are present only when set: absent means upstream images.
     return [
         field_ref("POD_NAME", "metadata.name"),
         field_ref("POD_NAMESPACE", "metadata.namespace"),
+        *[
+            item
+            for setting, env in TENANT_IMAGE_ENV.items()
+            for item in ctx.items_if(setting, [{"name": env, "value": ctx.value(setting)}])
+        ],
     ]
 
 
@@ -510,7 +542,7 @@ def deployment(ctx: Context) -> Obj:
         "image": ctx.value("image"),
         "imagePullPolicy": ctx.value("pullPolicy"),
         "args": operator_args(ctx),
-        "env": _env(),
+        "env": _env(ctx),
         "ports": [
             {"name": "webhook", "containerPort": WEBHOOK_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},

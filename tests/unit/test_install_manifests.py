@@ -121,10 +121,17 @@ VALUE_SETS: list[dict[str, Any]] = [
         },
         "watchNamespaces": ["only"],
     },
+    {
+        "operator": {
+            "kubernetesImageTemplate": "localhost/mothership/control-plane:{version}",
+            "defaultEtcdImage": "localhost/mothership/control-plane:v1.35.4",
+        }
+    },
 ]
+VALUE_SET_IDS = ["image", "watch", "cert-manager", "issuer", "tenant-images"]
 
 
-@pytest.mark.parametrize("values", VALUE_SETS, ids=["image", "watch", "cert-manager", "issuer"])
+@pytest.mark.parametrize("values", VALUE_SETS, ids=VALUE_SET_IDS)
 def test_helm_template_equals_python_rendering(helm: Path, values: dict[str, Any],
                                                tmp_path: Path) -> None:  # fmt: skip
     rendered = helm_template(helm, values=values, tmp=tmp_path, namespace="ops")
@@ -139,6 +146,7 @@ def test_values_schema_refuses_bad_values_by_path(helm: Path) -> None:
         ("logLevel=loud", "/logLevel"),
         ("replicas=0", "/replicas"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("operator.kubernetesImageTemplate=reg/cp:v1", "/operator/kubernetesImageTemplate"),
         ("replica=2", "replica"),  # a typo is refused, not silently ignored
     ):
         out = subprocess.run([str(helm), "template", "m", str(CHART), "--set", flag],
@@ -222,6 +230,31 @@ def test_deployment_runs_locked_down_with_probes_and_leader_election() -> None:
     assert "--webhook-registration=ca-bundle" in args and "--webhook-certs=secret" in args
 
 
+def test_tenant_image_settings_reach_the_operator_as_its_env_only_when_set() -> None:
+    from mothership.controllers.kubernetes_distribution import IMAGE_TEMPLATE_ENV
+    from mothership.testenv import localoperator
+
+    def env(settings: Settings | None = None) -> dict[str, Any]:
+        deployment = objects_of("Deployment", settings)[0]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    # Unset: no variable at all, so the operator keeps the upstream images.
+    assert set(env()) == {"POD_NAME", "POD_NAMESPACE"}
+    local = Settings(
+        kubernetes_image_template=localoperator.KUBERNETES_IMAGE_TEMPLATE,
+        default_etcd_image=localoperator.DEFAULT_ETCD_IMAGE,
+    )
+    assert env(local) == {
+        "POD_NAME": None,
+        "POD_NAMESPACE": None,
+        IMAGE_TEMPLATE_ENV: localoperator.KUBERNETES_IMAGE_TEMPLATE,
+        "MOTHERSHIP_DEFAULT_ETCD_IMAGE": localoperator.DEFAULT_ETCD_IMAGE,
+    }
+    with pytest.raises(ValueError, match="needs \\{version\\}"):
+        manifests.objects(Settings(kubernetes_image_template="reg/control-plane:v1.35.4"))
+
+
 def test_webhook_registration_leaves_ca_bundle_to_the_operator() -> None:
     """The manifest must not own caBundle, or re-applying it would erase the operator's."""
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
@@ -286,10 +319,20 @@ def test_cli_dry_run_prints_the_manifest_and_refuses_bad_flags() -> None:
     assert out.exit_code == 0, out.output
     items = yaml.safe_load(out.stdout)["items"]
     assert items == manifests.objects(Settings(watch_namespaces=("a",), replicas=3))
+    argv = ["install", "--dry-run", "--kubernetes-image-template", "r/cp:{version}",
+            "--default-etcd-image", "r/etcd:1"]  # fmt: skip
+    out = runner.invoke(app, argv)
+    assert out.exit_code == 0, out.output
+    items = yaml.safe_load(out.stdout)["items"]
+    tenant_images = Settings(
+        kubernetes_image_template="r/cp:{version}", default_etcd_image="r/etcd:1"
+    )
+    assert items == manifests.objects(tenant_images)
     for argv, message in (
         (["install", "--dry-run", "--log-level", "loud"], "log level 'loud'"),
         (["install", "--dry-run", "-n", "kube-system"], "system namespace"),
         (["install", "--dry-run", "--image", "noTag"], "repository:tag"),
+        (["install", "--dry-run", "--kubernetes-image-template", "r/cp"], "needs {version}"),
     ):
         out = runner.invoke(app, argv)
         assert out.exit_code == 2, (argv, out.output)
