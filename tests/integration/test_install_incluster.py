@@ -1,7 +1,9 @@
 """`mothership install` into the real-node local mothership: the operator runs in pods.
 
 One module-scoped install, then in order: both replicas ready with exactly one leader;
-a Cluster applied afterwards reconciled by the in-cluster operator; the admission and
+a Cluster applied afterwards reconciled by the in-cluster operator; a `kubernetes`
+distribution Cluster becoming Available from the local image (the install points the
+operator at it) and serving through its kubeconfig Secret; the admission and
 conversion webhooks served from the pods through their Service, seen through kubectl;
 the printer columns; leadership handed over when the leader pod is killed (and the new
 leader reconciles); `mothership uninstall` refusing while Clusters exist and leaving
@@ -12,6 +14,7 @@ Run under the shared lock: flock /tmp/mship-realnode.lock python -m pytest <this
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -19,6 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +36,11 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Service
 
+from mothership.controllers.kubernetes_distribution import IMAGE_TEMPLATE_ENV
 from mothership.install import apply, manifests
-from mothership.testenv import kube
+from mothership.testenv import kube, localoperator
 from mothership.testenv.local import LocalMothership
+from mothership.webhooks.defaults import DEFAULT_ETCD_IMAGE_ENV
 
 NS = manifests.NAMESPACE
 TIMEOUT = 180
@@ -267,6 +273,53 @@ def test_printer_columns(cli: CLI, tenants: str) -> None:
                       "AVAILABLE", "AGE"]  # fmt: skip
     row = next(line.split() for line in result.stdout.splitlines() if " demo " in line)
     assert row[0] == tenants and row[2] == "1"
+
+
+def test_kubernetes_distribution_cluster_serves_from_the_local_image(
+    cli: CLI, kc: Client, tenants: str, tmp_path: Path
+) -> None:
+    """On the local mothership the in-cluster operator, like the host one, points tenant
+    control planes at the local image (nothing can be pulled here): a kine/SQLite Cluster
+    becomes Available and its kubeconfig Secret reaches the tenant API."""
+    (container,) = operator_pods(kc)[0].spec.containers
+    env = {e.name: e.value for e in container.env or []}
+    assert env.get(IMAGE_TEMPLATE_ENV) == localoperator.KUBERNETES_IMAGE_TEMPLATE, env
+    assert env.get(DEFAULT_ETCD_IMAGE_ENV) == localoperator.DEFAULT_ETCD_IMAGE, env
+
+    spec = {"distribution": "kubernetes", "storage": {"type": "kine"}}
+    started = time.monotonic()
+    result = cli.kubectl("apply", "-f", "-", stdin=cluster_manifest("k8s", tenants, spec))
+    assert result.returncode == 0, result.stderr
+
+    def available() -> bool:
+        status = kc.get(Cluster, "k8s", namespace=tenants).status or {}
+        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        return conditions.get("Available") == "True"
+
+    try:
+        kube.wait_until("Available=True on Cluster k8s", available, 120)
+    except Exception:
+        for args in (
+            ("get", "kmc,sts,pods", "-n", tenants, "-o", "wide"),
+            ("describe", "pods", "-n", tenants, "-l", "app=k0smotron"),
+            ("get", "kmc", "k8s", "-n", tenants, "-o", "yaml"),
+        ):
+            out = cli.kubectl(*args)
+            print(f"\n$ kubectl {' '.join(args)}\n{out.stdout[-5000:]}{out.stderr}")
+        raise
+    print(f"kubernetes distribution (kine/SQLite): apply -> Available in "
+          f"{time.monotonic() - started:.0f}s")  # fmt: skip
+    sts = kc.get(StatefulSet, "kmc-k8s", namespace=tenants)
+    images = {c.image for c in sts.spec.template.spec.containers}
+    version = kc.get(Cluster, "k8s", namespace=tenants).status["version"]
+    assert images == {localoperator.KUBERNETES_IMAGE_TEMPLATE.replace("{version}", version)}
+
+    secret = kc.get(Secret, "k8s-kubeconfig", namespace=tenants)
+    kubeconfig = tmp_path / "k8s.kubeconfig"
+    kubeconfig.write_bytes(base64.b64decode(secret.data["value"]))
+    got = cli.kubectl("--kubeconfig", str(kubeconfig), "get", "--raw", "/version")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["gitVersion"] == version
 
 
 def test_killing_the_leader_hands_over(cli: CLI, kc: Client, tenants: str) -> None:
