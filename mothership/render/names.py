@@ -115,3 +115,43 @@ def nats_service(cluster: str) -> str:
 
 def nats_token_secret(cluster: str) -> str:
     return f"kmc-{cluster}-nats-token"
+
+
+# --- length limits ----------------------------------------------------------------------------
+
+DNS_LABEL_MAX = 63
+# A StatefulSet's pods carry controller-revision-hash=<name>-<hash of up to 10 characters>, a
+# label value (<= 63), and a CronJob's Jobs are named <name>-<11 characters>: both stop at 52.
+WORKLOAD_NAME_MAX = 52
+
+
+def length_limited(cluster: str) -> list[tuple[str, int, str]]:
+    """(generated name, its length limit, what it is) for every generated name Kubernetes
+    limits to a label's length, whatever the spec turns on: a name is not shortened (that
+    would break k0smotron's names), so admission refuses a Cluster name that does not fit.
+    ConfigMap and Secret names may be 253 long and are not listed."""
+    svc = "a Service name, a DNS-1035 label"
+    volume = "a pod volume name, a DNS-1123 label"
+    sts = "a StatefulSet name (its pods' controller-revision-hash label adds 11 characters)"
+    return [
+        (cluster, DNS_LABEL_MAX, "the value of the cluster label"),
+        (statefulset(cluster), WORKLOAD_NAME_MAX, sts),
+        (etcd(cluster), WORKLOAD_NAME_MAX, sts),
+        (etcd_defrag(cluster), WORKLOAD_NAME_MAX, "a CronJob name (its Jobs add 11 characters)"),
+        (service(cluster, "NodePort"), DNS_LABEL_MAX, svc),
+        (service(cluster, "LoadBalancer"), DNS_LABEL_MAX, svc),
+        (nats_service(cluster), DNS_LABEL_MAX, svc),
+        (data_volume(cluster), DNS_LABEL_MAX, volume),
+        (config_map(cluster), DNS_LABEL_MAX, volume),
+        (entrypoint_config_map(cluster), DNS_LABEL_MAX, volume),
+        (telemetry_config_map(cluster), DNS_LABEL_MAX, volume),
+        (monitoring_config_map(cluster), DNS_LABEL_MAX, volume),
+        (endpoint_config_map(cluster), DNS_LABEL_MAX, volume),
+        (ingress_manifests_config_map(cluster), DNS_LABEL_MAX, volume),
+        (monitoring_nginx_volume(cluster), DNS_LABEL_MAX, "the monitoring volume name, a label"),
+    ]
+
+
+def max_cluster_name_length() -> int:
+    """The longest Cluster name every entry of :func:`length_limited` fits."""
+    return min(limit - len(name) + 1 for name, limit, _ in length_limited("x"))

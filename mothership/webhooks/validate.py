@@ -37,6 +37,7 @@ from mothership.api.k0smotron.v1beta2 import (
     ServiceType,
     StorageType,
 )
+from mothership.render import names
 from mothership.webhooks.defaults import DEFAULT_K0S_VERSION
 
 Obj = dict[str, Any]
@@ -106,6 +107,8 @@ def validate_cluster(obj: Obj, old: Obj | None = None, others: Iterable[Obj] = (
     check = _Check(paths)
     spec = _spec(new)
     old_spec = _spec(prev) if prev is not None else None
+    if prev is None:  # a name cannot change, so an UPDATE has nothing to fix
+        _generated_names(check, new)
     if spec.get("distribution") == "kubernetes":
         _kubernetes_version(check, spec, old_spec)
         _kubernetes_only(check, spec)
@@ -266,6 +269,33 @@ def _sub(obj: Obj, *keys: str) -> Obj:
     for key in keys:
         node = node.get(key) if isinstance(node, dict) else None
     return node if isinstance(node, dict) else {}
+
+
+def _generated_names(check: _Check, obj: Obj) -> None:
+    """Names are never shortened (k0smotron's names are kept), so each generated name must fit
+    as it is; see :func:`names.length_limited`."""
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or not name:
+        return
+    if "." in name:
+        check.error(
+            "metadata.name",
+            f'{_show(name)} contains ".", which the generated Service name '
+            f"{_show(names.statefulset(name))} cannot hold (a DNS-1035 label); "
+            'use lowercase letters, digits and "-"',
+        )
+        return
+    too_long = [(n, limit, what) for n, limit, what in names.length_limited(name) if len(n) > limit]
+    if not too_long:
+        return
+    longest, limit, what = max(too_long, key=lambda t: len(t[0]) - t[1])
+    check.error(
+        "metadata.name",
+        f"{_show(name)} ({len(name)} characters) is too long: the generated name "
+        f"{_show(longest)} ({len(longest)} characters, {what}) may have at most {limit}; "
+        f"use a name of at most {names.max_cluster_name_length()} characters",
+    )
 
 
 def _show(value: Any) -> str:

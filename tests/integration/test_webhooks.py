@@ -295,6 +295,21 @@ def test_malformed_version_is_refused(
     assert _gone(kc, ClusterV2, name, namespaces[0])
 
 
+def test_a_name_too_long_for_its_generated_names_is_refused(
+    webhooks: WebhookThread, kubectl: Kubectl, kc: Client, namespaces: tuple[str, str]
+) -> None:
+    name = _unique("x" * 29)  # 36 characters: one more than the longest that fits
+    result = kubectl.apply(cluster(name, namespaces[0], {}))
+    _refused(
+        result,
+        f'metadata.name: "{name}" (36 characters) is too long: the generated name '
+        f'"kmc-prometheus-{name}-config-nginx" (64 characters',
+        "use a name of at most 35 characters",
+    )
+    assert _gone(kc, ClusterV2, name, namespaces[0])
+    _accepted(kubectl.apply(cluster(name[1:], namespaces[0], {})))
+
+
 def test_every_problem_is_listed(
     webhooks: WebhookThread, kubectl: Kubectl, namespaces: tuple[str, str]
 ) -> None:

@@ -407,6 +407,7 @@ def admission_examples() -> list[str]:
         (cluster(node_port), None, [cluster(node_port, name="other")]),
         (cluster({"replicas": 3, "storage": {"type": "kine"}}), None, []),
         (cluster({"persistence": {"type": "PVC"}}), None, []),
+        (cluster({}, name="payments-production-eu-west-1-tenant"), None, []),
         (
             cluster({"storage": {"etcd": {"persistence": {"size": "1Gi"}}}}),
             cluster({"storage": {"etcd": {"persistence": {"size": "2Gi"}}}}),

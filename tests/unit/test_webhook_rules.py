@@ -22,6 +22,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from mothership import pki
 from mothership.api.k0smotron.convert import convert
+from mothership.api.k0smotron.v1beta2 import Cluster
+from mothership.render import names
+from mothership.render.cluster import render_cluster
+from mothership.render.facts import Facts
 from mothership.testenv import pins
 from mothership.webhooks import defaults, registration, server, tls
 from mothership.webhooks.defaults import (
@@ -902,3 +906,53 @@ def test_defaults_module_applies_without_mutating_its_input() -> None:
     before = copy.deepcopy(obj)
     defaults.apply(obj, admission_patch(obj))
     assert obj == before
+
+
+# --- generated names --------------------------------------------------------------------------
+
+
+def test_the_longest_name_that_fits_is_accepted_and_one_more_refused() -> None:
+    longest = names.max_cluster_name_length()
+    assert longest == 35  # kmc-prometheus-<name>-config-nginx is a volume name (<= 63)
+    assert validate(cluster({}, name="a" * longest)) == ([], [])
+    [problem] = validate(cluster({}, name="a" * (longest + 1))).errors
+    assert problem.path == "metadata.name"
+    assert problem.message == (
+        f'"{"a" * 36}" (36 characters) is too long: the generated name '
+        f'"kmc-prometheus-{"a" * 36}-config-nginx" (64 characters, the monitoring volume name, '
+        "a label) may have at most 63; use a name of at most 35 characters"
+    )
+
+
+def test_a_dotted_name_is_refused_and_an_update_is_not() -> None:
+    [problem] = validate(cluster({}, name="a.b")).errors
+    assert problem.path == "metadata.name" and '"kmc-a.b"' in problem.message
+    old = cluster({"replicas": 1}, name="a" * 40)
+    new = cluster({"replicas": 2}, name="a" * 40)
+    assert validate(new, old).errors == []  # stored before the rule; a name cannot change
+
+
+def test_every_length_limited_name_in_a_render_is_listed() -> None:
+    """Render with every optional part on and the longest allowed name: what Kubernetes limits
+    fits, and each such name is one names.length_limited knows."""
+    name = "a" * names.max_cluster_name_length()
+    spec = {
+        "service": {"type": "NodePort"},
+        "monitoring": {"enabled": True},
+        "storage": {"type": "etcd"},
+    }
+    obj = Cluster.model_validate(cluster(spec, name=name))
+    listed = {n for n, _, _ in names.length_limited(name)}
+    seen = []
+    for o in render_cluster(obj, Facts(external_address="192.0.2.1")):
+        kind, meta = o["kind"], o["metadata"]
+        if kind in ("Service", "StatefulSet", "CronJob"):
+            seen.append(meta["name"])
+            limit = 63 if kind == "Service" else 52
+            assert len(meta["name"]) <= limit, meta["name"]
+        if kind == "StatefulSet":
+            for v in o["spec"]["template"]["spec"].get("volumes", []):
+                assert len(v["name"]) <= 63, v["name"]
+                if name in v["name"]:
+                    seen.append(v["name"])
+    assert seen and set(seen) <= listed, set(seen) - listed
