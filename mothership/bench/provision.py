@@ -145,8 +145,9 @@ def check_operator(ms: Any, kc: Any) -> None:
         if exc.status.code != 404:
             raise
         raise MissingPrerequisite(
-            f"no operator reconciles Clusters on mothership {ms.cfg.name!r}: run it with "
-            f"`mothership dev up --operator{_flag(ms.cfg.name)}` (or `mothership install`)"
+            f"no operator reconciles Clusters on mothership {ms.cfg.name!r} (its operator is "
+            f"off): start it with `mothership dev up --operator{_flag(ms.cfg.name)}` (or "
+            "install one with `mothership install`), then re-run the bench"
         ) from None
 
 
@@ -210,13 +211,19 @@ async def provision(
     def on_pod(kind: str, pod: Any) -> None:
         labels = pod.metadata.labels or {}
         t = timings.get(labels.get("cluster", ""))
-        if t is None or kind == "DELETED" or t.pod_ready is not None:
+        if t is None or kind == "DELETED" or labels.get("component") != CONTROL_PLANE:
             return
-        if labels.get("component") != CONTROL_PLANE:
-            return
-        conditions = (pod.status.conditions if pod.status else None) or []
-        if any(c.type == "Ready" and c.status == "True" for c in conditions):
-            t.pod_ready = time.monotonic()
+        now = time.monotonic()
+        status = pod.status
+        conditions = {c.type: c.status for c in (status.conditions if status else None) or []}
+        containers = (status.containerStatuses if status else None) or []
+        if t.pod_scheduled is None and conditions.get("PodScheduled") == "True":
+            t.pod_scheduled = now
+        running = bool(containers) and all(c.state and c.state.running for c in containers)
+        if t.containers_running is None and running:
+            t.containers_running = now
+        if t.pod_ready is None and conditions.get("Ready") == "True":
+            t.pod_ready = now
 
     async def apply_all() -> None:
         sem = asyncio.Semaphore(concurrency)

@@ -21,6 +21,14 @@ from mothership.bench.podmemory import PodMemory
 
 PVC_SIZE = "1Gi"
 CONTROL_PLANE = "control-plane"
+CONTAINER_ORDER = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "konnectivity-server",
+    "kine",
+    "etcd",
+)
 
 
 class Storage(StrEnum):
@@ -66,29 +74,37 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+# What the watches see of each Cluster's control plane, in the order it happens:
+# (attribute of ClusterTiming, label, JSON key of the seconds since apply).
+MILESTONES = (
+    ("pod_scheduled", "apply -> pod scheduled", "apply_to_pod_scheduled_seconds"),
+    ("containers_running", "apply -> containers running", "apply_to_containers_running_seconds"),
+    ("pod_ready", "apply -> pod Ready", "apply_to_pod_ready_seconds"),
+    ("available", "apply -> Available", "apply_to_available_seconds"),
+)
+
+
 @dataclass
 class ClusterTiming:
     """One Cluster's clock (monotonic seconds), filled in from the watches."""
 
     name: str
     applied: float | None = None
+    pod_scheduled: float | None = None  # PodScheduled: its claim is bound, a node chosen
+    containers_running: float | None = None  # every container of the pod running
     pod_ready: float | None = None
     available: float | None = None
     available_at: datetime | None = None
     version: str = ""
     waiting_for: str = ""
 
-    @property
-    def to_available(self) -> float | None:
-        if self.applied is None or self.available is None:
-            return None
-        return self.available - self.applied
+    def since_apply(self, milestone: str) -> float | None:
+        at = getattr(self, milestone)
+        return None if self.applied is None or at is None else float(at) - self.applied
 
     @property
-    def to_pod_ready(self) -> float | None:
-        if self.applied is None or self.pod_ready is None:
-            return None
-        return self.pod_ready - self.applied
+    def to_available(self) -> float | None:
+        return self.since_apply("available")
 
 
 @dataclass
@@ -120,15 +136,16 @@ class Result:
         return ", ".join(sorted({t.version for t in self.timings if t.version}))
 
     def containers(self) -> list[str]:
-        """Container names in the order they first appear (pod by pod)."""
-        names: list[str] = []
-        for p in self.pods:
-            names += [c for c in p.memory.containers if c not in names]
-        return names
+        """Container names of every pod: the control plane's in its order, then the rest."""
+        names = {c for p in self.pods for c in p.memory.containers}
+        known = [c for c in CONTAINER_ORDER if c in names]
+        return known + sorted(names - set(known))
 
     def as_dict(self) -> dict[str, Any]:
-        available = [t.to_available for t in self.timings if t.to_available is not None]
-        pod_ready = [t.to_pod_ready for t in self.timings if t.to_pod_ready is not None]
+        milestones = {
+            key: spread([x for t in self.timings if (x := t.since_apply(attr)) is not None])
+            for attr, _label, key in MILESTONES
+        }
         per_container: dict[str, dict[str, float]] = {}
         for name in self.containers():
             rss = [
@@ -143,16 +160,14 @@ class Result:
             "namespace": self.namespace,
             "version": self.version,
             "mothership": {"name": self.mothership, "started_by_bench": self.mothership_started},
-            "apply_to_available_seconds": spread(available),
-            "apply_to_pod_ready_seconds": spread(pod_ready),
+            **milestones,
             "all_applied_seconds": self.all_applied_seconds,
             "total_seconds": self.total_seconds,
             "per_cluster": [
                 {
                     "name": t.name,
                     "version": t.version,
-                    "apply_to_pod_ready_seconds": t.to_pod_ready,
-                    "apply_to_available_seconds": t.to_available,
+                    **{key: t.since_apply(attr) for attr, _label, key in MILESTONES},
                 }
                 for t in self.timings
             ],
@@ -200,8 +215,7 @@ class Result:
         )
         summary = Table("seconds", "p50", "p95", "max", "min", title="time to serve")
         rows = [
-            ("apply -> Available", data["apply_to_available_seconds"]),
-            ("apply -> pod Ready", data["apply_to_pod_ready_seconds"]),
+            *((label, data[key]) for _attr, label, key in reversed(MILESTONES)),
             (
                 f"floor: bare kube-apiserver exec -> /readyz ({self.floor_datastore}, "
                 f"{len(self.floor)} runs)",

@@ -125,11 +125,28 @@ def test_pod_figures_fall_back_to_the_containers_sum() -> None:
 def _result() -> Result:
     pod = parse_summary(SUMMARY, "ns")["kmc-bench-1-0"]
     timings = [
-        ClusterTiming("bench-1", applied=100.0, pod_ready=120.0, available=130.0, version="v1"),
-        ClusterTiming("bench-2", applied=100.5, pod_ready=125.0, available=140.5, version="v1"),
+        ClusterTiming(
+            "bench-1",
+            100.0,
+            pod_scheduled=101.0,
+            containers_running=105.0,
+            pod_ready=120.0,
+            available=130.0,
+            version="v1",
+        ),
+        ClusterTiming(
+            "bench-2",
+            100.5,
+            pod_scheduled=102.5,
+            containers_running=104.5,
+            pod_ready=125.0,
+            available=140.5,
+            version="v1",
+        ),
+        ClusterTiming("bench-3", 101.0, pod_scheduled=103.0),  # never got further
     ]
     return Result(
-        clusters=2,
+        clusters=3,
         storage=Storage.kine,
         concurrency=2,
         namespace="ns",
@@ -151,6 +168,10 @@ def test_json_holds_every_figure() -> None:
     assert data["apply_to_available_seconds"]["p95"] == 40.0
     assert data["apply_to_available_seconds"]["max"] == 40.0
     assert data["apply_to_pod_ready_seconds"]["p50"] == 20.0
+    assert data["apply_to_containers_running_seconds"]["max"] == 5.0
+    assert data["apply_to_pod_scheduled_seconds"]["max"] == 2.0
+    assert data["per_cluster"][2]["apply_to_pod_scheduled_seconds"] == 2.0
+    assert data["per_cluster"][2]["apply_to_available_seconds"] is None
     assert data["version"] == "v1"
     assert data["pods"][0]["containers"]["kube-apiserver"]["rss_mib"] == pytest.approx(300)
     assert data["container_rss_mib"]["kine"]["max"] == pytest.approx(20)
@@ -163,8 +184,23 @@ def test_tables_show_clusters_pods_and_floor() -> None:
     console = Console(record=True, width=240)
     _result().print_tables(console)
     text = console.export_text()
-    assert "apply -> Available" in text
+    for label in ("Available", "pod Ready", "containers running", "pod scheduled"):
+        assert f"apply -> {label}" in text
     assert "floor: bare kube-apiserver exec -> /readyz" in text
     assert "kmc-bench-1-0" in text
     assert "300 / 320" in text  # kube-apiserver RSS / working set
     assert "every Cluster, pod, claim and volume gone after 12.0 s" in text
+
+
+def test_container_columns_follow_the_control_plane_order() -> None:
+    result = _result()
+    assert result.containers() == ["kube-apiserver", "kine"]
+    summary = json.loads(json.dumps(SUMMARY))
+    summary["pods"][0]["containers"] += [
+        {"name": "zz-sidecar", "memory": _stats(1, 1, T0)},
+        {"name": "kube-scheduler", "memory": _stats(1, 1, T0)},
+    ]
+    result.pods = [
+        PodFigures("bench-1", "control-plane", parse_summary(summary, "ns")["kmc-bench-1-0"])
+    ]
+    assert result.containers() == ["kube-apiserver", "kube-scheduler", "kine", "zz-sidecar"]
