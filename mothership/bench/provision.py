@@ -151,19 +151,25 @@ def check_operator(ms: Any, kc: Any) -> None:
         ) from None
 
 
-def check_etcd_image(kc: Any) -> None:
-    """Managed etcd runs the etcd image; fail now, not after the timeout, if no node has it."""
+def check_etcd_image(kc: Any, manifest: dict[str, Any]) -> None:
+    """Managed etcd runs the etcd image the admission webhook fills in; fail now, not after
+    the timeout, when no node has it (nothing can be pulled on the local mothership)."""
+    from lightkube.codecs import from_dict
     from lightkube.resources.core_v1 import Node
 
-    from mothership.api.k0smotron.v1beta2 import DEFAULT_ETCD_IMAGE
+    from mothership.controllers.cluster import ClusterResource  # noqa: F401 - registers the kind
 
+    defaulted = kc.apply(from_dict(manifest), dry_run=True, force=True)
+    image = (((defaulted.spec or {}).get("storage") or {}).get("etcd") or {}).get("image")
+    if not image:
+        return
     for node in kc.list(Node):
-        for image in (node.status.images if node.status else None) or []:
-            if DEFAULT_ETCD_IMAGE in (image.names or []):
+        for present in (node.status.images if node.status else None) or []:
+            if image in (present.names or []):
                 return
     raise MissingPrerequisite(
-        f"--storage etcd: the managed etcd image {DEFAULT_ETCD_IMAGE} is on no node of this "
-        "mothership and cannot be pulled here; use --storage kine, postgres or mysql"
+        f"--storage etcd: the etcd image {image} (the operator's default) is on no node of "
+        "this mothership and cannot be pulled here; use --storage kine, postgres or mysql"
     )
 
 
@@ -402,6 +408,20 @@ def _floor_store(storage: Storage, sql: Any) -> bench_floor.Datastore:
     )
 
 
+def _start_sql(storage: Storage, report: Report) -> Any:
+    """The private SQL server of --storage postgres|mysql, or None."""
+    from mothership.testenv import sqlservers
+
+    if storage not in (Storage.postgres, Storage.mysql):
+        return None
+    kind: sqlservers.Kind = "postgres" if storage == Storage.postgres else "mysql"
+    report(f"starting a private {kind} server")
+    try:
+        return sqlservers.start(kind)
+    except sqlservers.SqlServerUnavailable as exc:
+        raise MissingPrerequisite(str(exc)) from None
+
+
 def _run(ms: Any, opts: Options, report: Report) -> Result:
     from lightkube import Client
     from lightkube.models.meta_v1 import ObjectMeta
@@ -415,23 +435,9 @@ def _run(ms: Any, opts: Options, report: Report) -> Result:
     config = _client_config(ms)
     kc = Client(config=config, field_manager=FIELD_MANAGER)
     check_operator(ms, kc)
-    if opts.storage == Storage.etcd:
-        check_etcd_image(kc)
-    sql = None
-    if opts.storage in (Storage.postgres, Storage.mysql):
-        kind = "postgres" if opts.storage == Storage.postgres else "mysql"
-        report(f"starting a private {kind} server")
-        try:
-            sql = sqlservers.start(kind)
-        except sqlservers.SqlServerUnavailable as exc:
-            raise MissingPrerequisite(str(exc)) from None
+    names = [f"bench-{i + 1}" for i in range(opts.clusters)]
+    sql = _start_sql(opts.storage, report)
     try:
-        store = _floor_store(opts.storage, sql)
-        result.floor_datastore = store.label
-        if opts.floor_runs:
-            report(f"floor: a bare kube-apiserver on {store.label}, {opts.floor_runs} runs")
-            result.floor = bench_floor.measure(ms.cfg.bin_dir, store, opts.floor_runs, report)
-        names = [f"bench-{i + 1}" for i in range(opts.clusters)]
         manifests = [
             cluster_manifest(
                 n,
@@ -444,6 +450,13 @@ def _run(ms: Any, opts: Options, report: Report) -> Result:
         ]
         kc.create(Namespace(metadata=ObjectMeta(name=namespace, labels={RUN_LABEL: run_id})))
         try:
+            if opts.storage == Storage.etcd:
+                check_etcd_image(kc, manifests[0])
+            store = _floor_store(opts.storage, sql)
+            result.floor_datastore = store.label
+            if opts.floor_runs:
+                report(f"floor: a bare kube-apiserver on {store.label}, {opts.floor_runs} runs")
+                result.floor = bench_floor.measure(ms.cfg.bin_dir, store, opts.floor_runs, report)
             report(
                 f"applying {opts.clusters} Clusters in namespace {namespace}, "
                 f"{opts.concurrency} at a time"

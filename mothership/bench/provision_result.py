@@ -180,7 +180,8 @@ class Result:
                     "working_set_mib": p.memory.working_set_mib,
                     "containers": {
                         name: {"rss_mib": m.rss_mib, "working_set_mib": m.working_set_mib}
-                        for name, m in p.memory.containers.items()
+                        for name in self.containers()
+                        if (m := p.memory.containers.get(name))
                     },
                 }
                 for p in self.pods
