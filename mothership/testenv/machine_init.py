@@ -1,0 +1,184 @@
+"""PID 1 of a test machine: builds the machine's view of the host, then reaps orphans.
+
+It runs inside fresh mount, UTS, IPC, PID and cgroup namespaces, already inside the
+machine's network namespace and cgroup (see `machines.py`). Everything it mounts lives in
+its mount namespace only, so the kernel removes all of it when this process and its
+descendants are gone: deleting a machine is killing this process.
+
+What a node writes goes to the machine's own directories: overlays over /etc, /usr/local
+and /opt (the host's files show through, writes stay in the machine), fresh /var/lib,
+/var/log, /run and /tmp. /sys is remounted for the machine's network namespace, and the
+cgroup hierarchies are remounted inside the cgroup namespace, so a kubelet with the
+default cgroup root "/" creates its cgroups below the machine's subtree on the host.
+
+Kept free of project imports: it starts fast and cannot be broken by the package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OVERLAID = ("/etc", "/usr/local", "/opt")
+PRIVATE_DIRS = ("/var/lib", "/var/log")
+TMPFS = ("/run", "/tmp")
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
+
+
+def _cgroup_mounts() -> list[tuple[str, str, str]]:
+    """(type, target, options) of the cgroup hierarchies as this namespace sees them."""
+    found = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _src, target, fstype, opts, *_ = line.split()
+        if fstype in ("cgroup", "cgroup2") and target.startswith("/sys/fs/cgroup"):
+            keep = [o for o in opts.split(",") if o not in ("rw", "ro", "relatime")]
+            found.append((fstype, target, ",".join(keep)))
+    return found
+
+
+def _remount_sys() -> None:
+    """A sysfs of the machine's network namespace, its cgroups under the cgroup namespace."""
+    cgroups = _cgroup_mounts()
+    _mount("-t", "sysfs", "-o", "nosuid,nodev,noexec", "sysfs", "/sys")
+    if not cgroups:
+        return
+    if any(t == "/sys/fs/cgroup" for _, t, _ in cgroups):  # a unified-only host
+        fstype, _, opts = next(c for c in cgroups if c[1] == "/sys/fs/cgroup")
+        _mount("-t", fstype, *(("-o", opts) if opts else ()), fstype, "/sys/fs/cgroup")
+        return
+    _mount("-t", "tmpfs", "-o", "mode=755,nosuid,nodev,noexec", "cgroup", "/sys/fs/cgroup")
+    for fstype, target, opts in cgroups:
+        os.makedirs(target, exist_ok=True)
+        _mount("-t", fstype, *(("-o", opts) if opts else ()), "cgroup", target)
+
+
+def _build_filesystem(root: Path) -> None:
+    root = Path(os.path.realpath(root))  # a real path for the mount options
+    _mount("--make-rprivate", "/")
+    _remount_sys()
+    for path in OVERLAID:
+        key = path.strip("/").replace("/", "-")
+        upper, work = root / "upper" / key, root / "work" / key
+        upper.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        os.makedirs(path, exist_ok=True)
+        _mount(
+            "-t",
+            "overlay",
+            "-o",
+            f"lowerdir={path},upperdir={upper},workdir={work}",
+            "overlay",
+            path,
+        )
+    for path in PRIVATE_DIRS:
+        own = root / "fs" / path.strip("/").replace("/", "-")
+        own.mkdir(parents=True, exist_ok=True)
+        _mount("--bind", str(own), path)
+    for path in TMPFS:
+        _mount("-t", "tmpfs", "-o", "mode=1777" if path == "/tmp" else "mode=755", "tmpfs", path)
+    # Mounts made inside the machine (kubelet volumes, container rootfs) propagate between
+    # the machine's own namespaces, as on a host with systemd; never to the real host.
+    _mount("--make-rshared", "/")
+
+
+def _identity(name: str, address: str) -> None:
+    subprocess.run(["hostname", name], check=True)
+    Path("/etc/hostname").write_text(name + "\n")
+    Path("/etc/hosts").write_text(
+        f"127.0.0.1\tlocalhost\n{address}\t{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+    # A machine has no machine-id of the host's: kubelet and journald read it.
+    Path("/etc/machine-id").write_text(os.urandom(16).hex() + "\n")
+
+
+def _start_sshd(root: Path, authorized_key: str) -> subprocess.Popen[bytes] | None:
+    """sshd with host keys of the machine's own and one authorized key (root, key only)."""
+    sshd = Path("/usr/sbin/sshd")
+    if not sshd.exists():
+        return None
+    ssh_dir = Path("/etc/ssh")
+    for old in ssh_dir.glob("ssh_host_*"):
+        old.unlink()  # the host's keys: a machine is a host of its own
+    subprocess.run(["ssh-keygen", "-A"], check=True, capture_output=True)
+    (ssh_dir / "authorized_keys").mkdir(mode=0o755, exist_ok=True)
+    (ssh_dir / "authorized_keys" / "root").write_text(authorized_key.strip() + "\n")
+    conf = ssh_dir / "sshd_config.d"
+    conf.mkdir(exist_ok=True)
+    (conf / "00-mothership-machine.conf").write_text(
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\n"
+        "AuthorizedKeysFile /etc/ssh/authorized_keys/%u\n"
+    )
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    log = open(root / "sshd.log", "ab")  # noqa: SIM115 - kept open for the daemon's life
+    return subprocess.Popen(
+        [str(sshd), "-D", "-e", "-f", "/etc/ssh/sshd_config"],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _stop_everything(grace: float = 5.0) -> None:
+    """SIGTERM to every process of the machine, SIGKILL after a grace period."""
+    own = os.getpid()
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != own]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        if not [p for p in os.listdir("/proc") if p.isdigit() and int(p) != own]:
+            return
+        time.sleep(0.1)
+
+
+def main(argv: list[str]) -> int:
+    # The machine's dir may sit below a path the new view hides (/tmp, /run): keep a handle.
+    handle = os.open(argv[1], os.O_PATH | os.O_DIRECTORY)
+    root = Path(f"/proc/self/fd/{handle}")
+    meta = json.loads((root / "machine.json").read_text())
+    os.environ.clear()
+    os.environ.update({"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8"})
+    _build_filesystem(root)
+    _identity(meta["name"], meta["address"])
+    _start_sshd(root, meta.get("authorized_key", ""))
+    (root / "ready").write_text(str(os.getpid()) + "\n")
+
+    def _term(_signum: int, _frame: object) -> None:
+        raise _Stop
+
+    signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGINT, _term)
+    # PID 1 of the namespace: every orphan comes here, so reap them all.
+    try:
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                time.sleep(0.5)
+    except _Stop:
+        _stop_everything()
+    return 0
+
+
+class _Stop(Exception):
+    """SIGTERM reached PID 1: stop the machine's processes, then exit."""
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
