@@ -23,6 +23,7 @@ from mothership.testenv import (
     kube,
     kwoknodes,
     localoperator,
+    machines,
     paths,
     provisioner,
     realnode,
@@ -436,6 +437,8 @@ class LocalMothership:
         """Stop every process this mothership started, newest first; return their names."""
         cfg = self.cfg
         stopped = []
+        for name in machines.delete_all(cfg.state_dir):
+            report(f"deleted machine {name}")
         node_started = any(self.sup.get(n) for n in REAL_NODE)
         # First, while the API server is up: the operator unregisters its webhooks on exit.
         if self.sup.stop(localoperator.COMPONENT, timeout=30.0):

@@ -640,7 +640,8 @@ def set_loss(machine: Machine, percent: float) -> None:
                 )
         if percent:
             _sh(
-                "ip", "netns", "exec", ns, "iptables", "-w", "5", "-t", "raw", "-I", hook, flag, "eth0",
+                "ip", "netns", "exec", ns, "iptables", "-w", "5", "-t", "raw",
+                "-I", hook, flag, "eth0",
                 "-m", "statistic", "--mode", "random", "--probability", f"{percent / 100:.4f}",
                 "-m", "comment", "--comment", IMPAIR_COMMENT, "-j", "DROP",
             )  # fmt: skip

@@ -1,0 +1,216 @@
+"""`mothership dev machine`: separate hosts on this box, for workers to join from.
+
+Thin over `mothership.testenv.machines`, which the test fixtures use too. Machines belong
+to a local mothership (`--name`, default `default`) and go with `mothership dev down`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mothership.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError, friendly_errors
+from mothership.testenv import machines
+from mothership.testenv.local import default_state_dir
+
+app = typer.Typer(
+    help="Machines on this host (network namespaces with their own filesystem view, "
+    "processes and cgroups) where workers join as on real hosts.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+NameOpt = typer.Option("default", "--name", help="Which local mothership the machines belong to.")
+StateOpt = typer.Option(None, "--state-dir", help="Its state dir (default: per name).")
+DebugOpt = typer.Option(False, "--debug", help="Show stack traces.")
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _state(name: str, state_dir: Path | None) -> Path:
+    return state_dir or default_state_dir(name)
+
+
+def _machine(state: Path, machine: str) -> machines.Machine:
+    try:
+        return machines.find(state, machine)
+    except machines.MachineError as exc:
+        raise CliError(str(exc), EXIT_NOT_FOUND) from None
+
+
+@app.command()
+def create(
+    machine: str = typer.Argument(..., help="Machine name (also its host name)."),
+    edge: bool = typer.Option(
+        True,
+        "--edge/--reachable",
+        help="edge: behind NAT, it reaches out but nothing can connect to it (default); "
+        "reachable: an address the mothership can reach (SSH).",
+    ),
+    name: str = NameOpt,
+    state_dir: Path | None = StateOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Create and start a machine.
+
+    Examples:
+      mothership dev machine create edge-1
+      mothership dev machine create rack-1 --reachable
+    """
+    with friendly_errors(debug):
+        try:
+            m = machines.create(_state(name, state_dir), machine, "edge" if edge else "reachable")
+        except machines.MachineError as exc:
+            raise CliError(str(exc)) from None
+        console.print(f"machine {m.name} ({m.flavour}) is running at {m.address}")
+        console.print(f"run commands in it: mothership dev machine exec {m.name} -- sh")
+
+
+@app.command("list")
+def list_(
+    name: str = NameOpt,
+    state_dir: Path | None = StateOpt,
+    output: Output = typer.Option(Output.table, "-o", "--output"),
+    debug: bool = DebugOpt,
+) -> None:
+    """List the machines: name, flavour, address, state.
+
+    Examples:
+      mothership dev machine list
+      mothership dev machine list -o json
+    """
+    with friendly_errors(debug):
+        found = machines.list_machines(_state(name, state_dir))
+    if output == Output.json:
+        print(json.dumps([m.to_json() for m in found], indent=2))
+        return
+    table = Table("name", "flavour", "address", "state")
+    for m in found:
+        table.add_row(m.name, m.flavour, m.address, m.state)
+    console.print(table)
+
+
+@app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_(
+    ctx: typer.Context,
+    machine: str = typer.Argument(..., help="Machine name."),
+    name: str = NameOpt,
+    state_dir: Path | None = StateOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Run a command inside a machine as root; its exit code is passed through.
+
+    Examples:
+      mothership dev machine exec edge-1 -- hostname
+      mothership dev machine exec edge-1 -- sh -c 'curl -sk https://10.244.0.1:6443/healthz'
+    """
+    command = list(ctx.args)
+    if not command:
+        err.print("error: no command given; e.g. `mothership dev machine exec NAME -- sh`")
+        raise typer.Exit(EXIT_USAGE)
+    with friendly_errors(debug):
+        m = _machine(_state(name, state_dir), machine)
+        try:
+            code = machines.exec_interactive(m, command)
+        except machines.MachineError as exc:
+            raise CliError(str(exc)) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def ssh(
+    machine: str = typer.Argument(..., help="Machine name (a --reachable one)."),
+    name: str = NameOpt,
+    state_dir: Path | None = StateOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Open an SSH session to a reachable machine, with the mothership's machine key.
+
+    Example:
+      mothership dev machine ssh rack-1
+    """
+    with friendly_errors(debug):
+        state = _state(name, state_dir)
+        m = _machine(state, machine)
+        try:
+            argv = machines.ssh_argv(state, m)
+        except machines.MachineError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+    os.execvp(argv[0], argv)
+
+
+@app.command()
+def delete(
+    machine: str = typer.Argument(..., help="Machine name."),
+    ignore_not_found: bool = typer.Option(False, "--ignore-not-found"),
+    name: str = NameOpt,
+    state_dir: Path | None = StateOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Stop a machine and remove everything of it (processes, mounts, network, cgroups).
+
+    Example:
+      mothership dev machine delete edge-1
+    """
+    with friendly_errors(debug):
+        state = _state(name, state_dir)
+        if ignore_not_found and not (machines.machines_dir(state) / machine).exists():
+            return
+        _machine(state, machine)
+        try:
+            machines.delete(state, machine)
+        except machines.MachineError as exc:
+            raise CliError(str(exc)) from None
+        console.print(f"machine {machine} deleted")
+
+
+@app.command()
+def net(
+    machine: str = typer.Argument(..., help="Machine name."),
+    link: str = typer.Option("", "--link", help="up or down: restore or cut the machine's link."),
+    loss: float | None = typer.Option(
+        None, "--loss", help="Percent of packets dropped each way (0 clears)."
+    ),
+    latency: int | None = typer.Option(
+        None, "--latency", help="Milliseconds of delay (needs netem; 0 clears)."
+    ),
+    name: str = NameOpt,
+    state_dir: Path | None = StateOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Impair a machine's network, for tests of edge conditions.
+
+    Examples:
+      mothership dev machine net edge-1 --link down
+      mothership dev machine net edge-1 --link up --loss 5
+    """
+    with friendly_errors(debug):
+        m = _machine(_state(name, state_dir), machine)
+        if link not in ("", "up", "down"):
+            raise CliError(f"--link {link!r}: use up or down", EXIT_USAGE)
+        if not link and loss is None and latency is None:
+            raise CliError("nothing to change: give --link, --loss or --latency", EXIT_USAGE)
+        try:
+            if link:
+                machines.set_link(m, link == "up")
+            if loss is not None:
+                machines.set_loss(m, loss)
+            if latency is not None:
+                machines.set_latency(m, latency)
+        except machines.MachineError as exc:
+            raise CliError(
+                str(exc), EXIT_USAGE if "netem" in str(exc) or "--loss" in str(exc) else 1
+            ) from None
