@@ -131,8 +131,15 @@ def write_wrapper(family: Family, proxy: str) -> Path:
         gomod.parse_replaces(upstream), family.sibling_prefix, family.sibling_version
     )
     requires = [(family.module, family.version), *family.extra_requires]
-    text = gomod.render_wrapper(family.name, go_version, requires, replaces)
     wdir = paths.build_root() / family.name
+    for module, dirname, files in family.local_modules:
+        local = wdir / "local" / dirname
+        local.mkdir(parents=True, exist_ok=True)
+        for fname, content in files:
+            if not (local / fname).exists() or (local / fname).read_text() != content:
+                (local / fname).write_text(content)
+        replaces.append(gomod.Replace(module, "", f"./local/{dirname}", ""))
+    text = gomod.render_wrapper(family.name, go_version, requires, replaces)
     wdir.mkdir(parents=True, exist_ok=True)
     gomod_path = wdir / "go.mod"
     if not gomod_path.exists() or _requires_block(gomod_path.read_text()) != _requires_block(text):
@@ -148,8 +155,12 @@ def write_wrapper(family: Family, proxy: str) -> Path:
 
 
 def _requires_block(text: str) -> str:
-    """The part of a wrapper go.mod we wrote (go mod may append indirect requires)."""
-    return text.split("\n)\n", 1)[0]
+    """The parts of a wrapper go.mod we wrote: the first require block and the replaces (go
+    mod may append indirect requires)."""
+    replaces = (
+        text[text.index("\nreplace (") :].split("\n)\n", 1)[0] if "\nreplace (" in text else ""
+    )
+    return text.split("\n)\n", 1)[0] + replaces
 
 
 def verify(binary: Binary, path: Path) -> str:

@@ -25,6 +25,17 @@ Why these versions:
   built against client-go v0.35.4, the Kubernetes libraries pinned above (v1.15.0 wants
   v0.37 and go 1.26). Built from a wrapper main that keeps only the plugins cluster DNS
   uses (mothership/testenv/coredns_main.py), in a bin dir of its own.
+* registry v3.1.2 (CNCF distribution): the newest release on the proxy. The local
+  mothership runs it as the registry mirror that machines pull every tenant image from,
+  as an air-gapped site does.
+* flannel v0.28.10: the tenant pod network (VXLAN overlay). k0s's default, kube-router, is
+  served only at v2.1.0, which has reported security flaws; flannel's newest release has
+  none reported. Built without cgo (vxlan and host-gw backends need none). The split
+  module of its Tencent Cloud backend's SDK is refused by the proxy; an empty local
+  replacement makes Go take that package from the SDK's monolithic module, which is
+  served (mothership/testenv/flannel_shim.py).
+* metrics-server v0.8.0: the newest approved release (v0.9.0 is served but not approved);
+  deployed into tenants as k0s does, so `kubectl top` works through the tunnel.
 """
 
 from __future__ import annotations
@@ -46,6 +57,9 @@ KONNECTIVITY_VERSION = "v0.34.0"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
 COREDNS_VERSION = "v1.14.7"
+REGISTRY_VERSION = "v3.1.2"
+FLANNEL_VERSION = "v0.28.10"
+METRICS_SERVER_VERSION = "v0.8.0"
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,9 @@ class Family:
     # The wrapper module's own main.go, for a family built from a main of ours rather than
     # an upstream package (its binaries' package is then ".").
     main_source: str = ""
+    # Modules of ours the wrapper replaces an upstream module with: (module path, dir name,
+    # ((file name, content), ...)). Only for a dependency the proxy does not serve.
+    local_modules: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 def _kube_minor(version: str) -> tuple[str, str]:
@@ -230,6 +247,11 @@ def _build_inputs(fams: tuple[Family, ...]) -> str:
             [(b.name, b.package) for b in f.binaries],
             # Only when set, so families without a main of ours keep their bin dir names.
             *((hashlib.sha256(f.main_source.encode()).hexdigest(),) if f.main_source else ()),
+            *(
+                (hashlib.sha256(repr(f.local_modules).encode()).hexdigest(),)
+                if f.local_modules
+                else ()
+            ),
         )
         for f in fams
     ]
@@ -273,6 +295,7 @@ def tool_version_set(family: Family) -> str:
 def addon_families() -> tuple[Family, ...]:
     """Cluster add-ons the local mothership runs in pods, each in a bin dir of its own so
     that a new add-on pin never rebuilds Kubernetes."""
+    from mothership.testenv import flannel_shim
     from mothership.testenv.coredns_main import MODULE, main_source
 
     return (
@@ -283,6 +306,48 @@ def addon_families() -> tuple[Family, ...]:
             binaries=(Binary("coredns", ".", ("-version",), f"CoreDNS-{COREDNS_VERSION[1:]}"),),
             ldflags=(f"-X {MODULE}/coremain.GitCommit={COREDNS_VERSION}",),
             main_source=main_source(),
+        ),
+        Family(
+            name="registry",
+            module="github.com/distribution/distribution/v3",
+            version=REGISTRY_VERSION,
+            binaries=(
+                Binary(
+                    "registry",
+                    "github.com/distribution/distribution/v3/cmd/registry",
+                    ("--version",),
+                    REGISTRY_VERSION,
+                ),
+            ),
+            ldflags=(
+                f"-X github.com/distribution/distribution/v3/version.version={REGISTRY_VERSION}",
+            ),
+        ),
+        Family(
+            name="flannel",
+            module="github.com/flannel-io/flannel",
+            version=FLANNEL_VERSION,
+            binaries=(
+                Binary(
+                    "flanneld", "github.com/flannel-io/flannel", ("--version",), FLANNEL_VERSION
+                ),
+            ),
+            ldflags=(f"-X github.com/flannel-io/flannel/pkg/version.Version={FLANNEL_VERSION}",),
+            local_modules=((flannel_shim.MODULE, flannel_shim.DIR, flannel_shim.FILES),),
+        ),
+        Family(
+            name="metrics-server",
+            module="sigs.k8s.io/metrics-server",
+            version=METRICS_SERVER_VERSION,
+            binaries=(
+                Binary(
+                    "metrics-server",
+                    "sigs.k8s.io/metrics-server/cmd/metrics-server",
+                    ("--version",),
+                    "",
+                ),
+            ),
+            ldflags=(f"-X k8s.io/component-base/version.gitVersion={METRICS_SERVER_VERSION}",),
         ),
     )
 
