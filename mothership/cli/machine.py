@@ -115,7 +115,7 @@ def exec_(
 
     Examples:
       mothership dev machine exec edge-1 -- hostname
-      mothership dev machine exec edge-1 -- sh -c 'curl -sk https://10.244.0.1:6443/healthz'
+      mothership dev machine exec edge-1 -- sh -c 'curl -sk https://10.200.0.1:6443/healthz'
     """
     command = list(ctx.args)
     if not command:

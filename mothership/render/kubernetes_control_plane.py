@@ -193,6 +193,9 @@ def apiserver_flags(cluster: Cluster, facts: Facts) -> list[str]:
         f"--client-ca-file={PKI_DIR}/ca.crt",
         f"--egress-selector-config-file={CONFIG_DIR}/{EGRESS_KEY}",
         "--enable-admission-plugins=NodeRestriction",
+        # Aggregated APIs on nodes (metrics-server) are dialled by endpoint through the
+        # tunnel; their Service's cluster IP means nothing in the mothership's network.
+        "--enable-aggregator-routing=true",
         "--enable-bootstrap-token-auth=true",
         f"--endpoint-reconciler-type={reconciler}",
         *_storage_flags(cluster),

@@ -29,6 +29,11 @@ def _network(spec: ClusterSpec) -> dict[str, Any]:
     return network if isinstance(network, dict) else {}
 
 
+def network_settings(spec: ClusterSpec) -> dict[str, Any]:
+    """spec.k0sConfig.spec.network as a mapping (empty when absent or not a mapping)."""
+    return _network(spec)
+
+
 def _text(spec: ClusterSpec, key: str, default: str) -> str:
     value = _network(spec).get(key)
     return value.strip() if isinstance(value, str) and value.strip() else default

@@ -31,7 +31,7 @@ from mothership.api.k0smotron.v1beta2 import (
     UPSTREAM_REGISTRY,
     Cluster,
 )
-from mothership.render import kubernetes_certs, network
+from mothership.render import kubernetes_certs, network, network_addons
 from mothership.render import kubernetes_control_plane as kcp
 from mothership.render.facts import Facts, RenderError, external_address, kubernetes_version
 from mothership.render.names import MANAGED_BY
@@ -514,6 +514,7 @@ def render_tenant_addons(cluster: Cluster, facts: Facts, ca_pem: bytes) -> list[
         *kube_proxy(cluster, facts),
         *coredns(cluster),
         *konnectivity_agent(cluster, facts),
+        *network_addons.render_network_addons(cluster),
         *cluster_info(cluster, facts, ca_pem),
     ]
     plain: list[dict[str, Any]] = json.loads(json.dumps(objects))

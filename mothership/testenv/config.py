@@ -17,10 +17,11 @@ NodeMode = Literal["none", "kwok", "real"]
 CONFIG_FILE = "mothership.json"
 # Real nodes share host-wide state (iptables chains of kube-proxy, the CNI bridge), so
 # they use fixed addresses; API-only and kwok motherships are loopback-only and can run
-# side by side.
+# side by side. The range is outside k0s's default pod network (10.244.0.0/16): a tenant's
+# worker machines route that range to their pods, and must still reach the mothership.
 REAL_BRIDGE = "mship0"
-REAL_BRIDGE_CIDR = "10.244.0.0/24"
-REAL_HOST_IP = "10.244.0.1"
+REAL_BRIDGE_CIDR = "10.200.0.0/24"
+REAL_HOST_IP = "10.200.0.1"
 
 
 @dataclass

@@ -5,7 +5,7 @@ touch a system service the host may run. Each server here is a fresh data dir in
 dir, started as a child process on a free port, and stopped with everything it forked.
 
 Servers bind the wildcard address: pods on the real node reach the host at the bridge
-address (10.244.0.1), and that bridge is created and deleted with the real-node
+address (10.200.0.1), and that bridge is created and deleted with the real-node
 mothership, possibly after the server started. Who may connect is limited instead by the
 servers' own access rules to loopback and the pod subnet, each with a password.
 """

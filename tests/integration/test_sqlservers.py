@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mothership.testenv import health, paths, sqlservers
+from mothership.testenv.config import REAL_HOST_IP
 from mothership.testenv.ports import free_ports
 from mothership.testenv.procs import Supervisor, wait_for
 from tests.leftovers import processes_mentioning
@@ -108,7 +109,7 @@ def test_databases_are_separate_per_tenant(
 def test_kine_urls_and_pod_urls(sql_server: sqlservers.SqlServer) -> None:
     db = sql_server.create_database("url_shape")
     host_part = f"127.0.0.1:{sql_server.port}"
-    pod_part = f"10.244.0.1:{sql_server.port}"
+    pod_part = f"{REAL_HOST_IP}:{sql_server.port}"
     if sql_server.kind == "postgres":
         assert db.url.startswith(f"postgres://{sql_server.user}:{sql_server.password}@")
         assert db.url.endswith(f"@{host_part}/url_shape?sslmode=disable")

@@ -130,7 +130,7 @@ def test_coredns_main_imports_and_orders_only_the_kept_plugins() -> None:
 
 
 def test_coredns_is_an_addon_in_its_own_bin_dir() -> None:
-    (family,) = pins.addon_families()
+    family = next(f for f in pins.addon_families() if f.name == "coredns")
     assert family.name == "coredns" and family.version == pins.COREDNS_VERSION
     assert family.main_source == coredns_main.main_source()
     assert family.binaries[0].package == "."
@@ -139,6 +139,18 @@ def test_coredns_is_an_addon_in_its_own_bin_dir() -> None:
     changed = pins.Family(**{**family.__dict__, "main_source": family.main_source + "//\n"})
     assert pins.addon_version_set(changed) != pins.addon_version_set(family)
     assert pins.version_set() == pins.version_set()  # unaffected by add-ons
+
+
+def test_addon_pins_match_the_api_defaults() -> None:
+    """The images tenants run by default carry the versions the local mothership builds."""
+    from mothership.api.k0smotron import v1beta2
+
+    assert v1beta2.COREDNS_VERSION == pins.COREDNS_VERSION
+    assert v1beta2.FLANNEL_VERSION == pins.FLANNEL_VERSION
+    assert v1beta2.METRICS_SERVER_VERSION == pins.METRICS_SERVER_VERSION
+    assert v1beta2.KONNECTIVITY_VERSION == pins.KONNECTIVITY_VERSION
+    names = {f.name for f in pins.addon_families()}
+    assert {"coredns", "registry", "flannel", "metrics-server"} <= names
 
 
 # --- the control-plane image's shell -------------------------------------------------------

@@ -46,7 +46,9 @@ k0smotron's own default (v1.27.9) left upstream support long ago.
 # Kubernetes components take the Cluster's version as their tag; these do not follow it.
 KONNECTIVITY_VERSION = "v0.34.0"
 KINE_VERSION = "v0.17.5"
-COREDNS_VERSION = "v1.13.1"
+COREDNS_VERSION = "v1.14.7"
+FLANNEL_VERSION = "v0.28.10"
+METRICS_SERVER_VERSION = "v0.8.0"
 UPSTREAM_REGISTRY = "registry.k8s.io"
 DEFAULT_KONNECTIVITY_SERVER_IMAGE = (
     f"{UPSTREAM_REGISTRY}/kas-network-proxy/proxy-server:{KONNECTIVITY_VERSION}"
