@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mothership.testenv import (
+    artifacts,
     clusterdns,
     components,
     gobuild,
@@ -24,9 +25,11 @@ from mothership.testenv import (
     kwoknodes,
     localoperator,
     machines,
+    node_images,
     paths,
     provisioner,
     realnode,
+    registry,
 )
 from mothership.testenv.config import Datastore, MothershipConfig, NodeMode
 from mothership.testenv.pkiset import NODE_NAME, ensure_pki, write_kubeconfigs
@@ -56,7 +59,14 @@ PORT_NAMES = (
 # Start order; stop runs it backwards.
 CONTROL_PLANE = ("datastore", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # The storage provisioner gives PVCs directories on the real node's disk, so it comes with it.
-REAL_NODE = ("containerd", "kubelet", "kube-proxy", "storage-provisioner")
+REAL_NODE = (
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+    "storage-provisioner",
+    registry.COMPONENT,
+    artifacts.COMPONENT,
+)
 REAL_LOCK = Path("/run/mothership-real-node.lock")
 
 
@@ -315,6 +325,39 @@ class LocalMothership:
         )
         self._start_storage_provisioner(report, timeout)
         self._start_cluster_dns(report, timeout)
+        self._start_registry(report, timeout)
+        self._start_artifacts(report, timeout)
+
+    def _start_registry(self, report: Report, timeout: float) -> None:
+        """The registry mirror workers pull from, holding every image a tenant node runs."""
+        cfg = self.cfg
+        report(f"starting the registry mirror at {registry.url()}")
+        self.sup.start(registry.COMPONENT, registry.argv(cfg))
+        wait_for(
+            "registry /v2/",
+            registry.healthy,
+            timeout=timeout,
+            supervisor=self.sup,
+            component=registry.COMPONENT,
+        )
+        archives = [
+            (img.name, realnode.ensure_archive(img.name, img.files, img.entrypoint, report))
+            for img in node_images.node_images(cfg.bin_dir)
+        ]
+        registry.push_all(archives, report)
+
+    def _start_artifacts(self, report: Report, timeout: float) -> None:
+        """The download mirror for node components (kubelet, containerd, runc, CNI)."""
+        cfg = self.cfg
+        report(f"starting the download mirror for node components at {artifacts.url()}")
+        self.sup.start(artifacts.COMPONENT, artifacts.argv(cfg))
+        wait_for(
+            "download mirror",
+            lambda: health.http_ok(f"{artifacts.url()}/"),
+            timeout=timeout,
+            supervisor=self.sup,
+            component=artifacts.COMPONENT,
+        )
 
     def _start_cluster_dns(self, report: Report, timeout: float) -> None:
         """CoreDNS in kube-system behind kube-dns; up only when it answers through the
@@ -404,6 +447,8 @@ class LocalMothership:
                 f"http://127.0.0.1:{cfg.ports['kube-proxy-healthz']}/healthz"
             ),
             "containerd": lambda: realnode.ctr(cfg, "version", check=False).returncode == 0,
+            registry.COMPONENT: registry.healthy,
+            artifacts.COMPONENT: lambda: health.http_ok(f"{artifacts.url()}/"),
             "storage-provisioner": lambda: provisioner.healthy(
                 provisioner.volumes_dir(cfg.state_dir)
             ),
@@ -443,7 +488,13 @@ class LocalMothership:
         # First, while the API server is up: the operator unregisters its webhooks on exit.
         if self.sup.stop(localoperator.COMPONENT, timeout=30.0):
             stopped.append(localoperator.COMPONENT)
-        for name in ("storage-provisioner", "kube-proxy", "kubelet"):
+        for name in (
+            artifacts.COMPONENT,
+            registry.COMPONENT,
+            "storage-provisioner",
+            "kube-proxy",
+            "kubelet",
+        ):
             if self.sup.stop(name):
                 stopped.append(name)
         if node_started:

@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from mothership.testenv.config import REAL_BRIDGE_CIDR, REAL_HOST_IP, MothershipConfig
+
 Flavour = Literal["edge", "reachable"]
 FLAVOURS: tuple[Flavour, ...] = ("edge", "reachable")
 
@@ -58,6 +60,7 @@ LANS: dict[str, Lan] = {
     "edge": Lan("mshedge0", "10.251.0.0/24", "10.251.0.1"),
     "reachable": Lan("mshreach0", "10.252.0.0/24", "10.252.0.1"),
 }
+MOTHERSHIP_SERVICE_CIDR = MothershipConfig.__dataclass_fields__["service_cidr"].default
 NETNS_PREFIX = "mshm"
 VETH_PREFIX = "mshv"
 CGROUP_PARENT = "mothership-machines"
@@ -286,7 +289,17 @@ def _setup_host_network() -> None:
         _sh("ip", "link", "set", lan.bridge, "up")
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
     edge, reach = LANS["edge"], LANS["reachable"]
+    # Machines reach the mothership as remote workers do: at the node's address (NodePorts,
+    # the registry and download mirrors), never at the mothership's pod or Service
+    # addresses, which only its own node can route (kube-proxy DNATs Service IPs before
+    # FORWARD, so the original destination is what is checked).
+    mothership_only = [
+        ["-m", "conntrack", "--ctorigdst", f"{REAL_HOST_IP}/32", "-j", "ACCEPT"],
+        ["-m", "conntrack", "--ctorigdst", REAL_BRIDGE_CIDR, "-j", "REJECT"],
+        ["-m", "conntrack", "--ctorigdst", MOTHERSHIP_SERVICE_CIDR, "-j", "REJECT"],
+    ]
     forward = [
+        *(["-s", lan.cidr, *rule] for lan in LANS.values() for rule in mothership_only),
         # An edge site's machines see each other on their LAN ...
         ["-i", edge.bridge, "-o", edge.bridge, "-j", "ACCEPT"],
         # ... and anything answers them; nothing else opens a connection to them.

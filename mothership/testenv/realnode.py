@@ -362,18 +362,31 @@ def prepare_images(cfg: MothershipConfig, report: Callable[[str], None]) -> None
         wanted.append((local_control_plane_image(version), {**files, **shell}, []))
     address = str(containerd_socket(cfg))
     for name, files, entrypoint in wanted:
-        archive = cache / _archive_name(name, files, entrypoint)
-        if not archive.exists():
-            report(f"writing image {name}")
-            tmp = archive.with_suffix(".tmp")
-            images.write_oci_archive(tmp, name=name, files=files, entrypoint=entrypoint)
-            tmp.rename(archive)
-            _remove_older_archives(archive)
+        archive = ensure_archive(name, files, entrypoint, report)
         digest = images.archive_digest(archive)
         if images.image_present(name, address=address, digest=digest):
             continue
         report(f"importing image {name}")
         images.import_image(archive, address=address)
+
+
+def ensure_archive(
+    name: str,
+    files: dict[str, images.Content],
+    entrypoint: list[str],
+    report: Callable[[str], None],
+) -> Path:
+    """The OCI archive of this image, written once per set of inputs into the image cache."""
+    cache = _images_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    archive = cache / _archive_name(name, files, entrypoint)
+    if not archive.exists():
+        report(f"writing image {name}")
+        tmp = archive.with_suffix(".tmp")
+        images.write_oci_archive(tmp, name=name, files=files, entrypoint=entrypoint)
+        tmp.rename(archive)
+        _remove_older_archives(archive)
+    return archive
 
 
 def _remove_older_archives(current: Path) -> None:

@@ -1,0 +1,144 @@
+"""The local mothership's download mirror for node components, served over HTTP.
+
+Machines join with `--download-url http://10.200.0.1:8880`: the join script asks for each
+component at its upstream location's host and path below that base
+(`render/node_join.artifact_urls`), as a mirror of dl.k8s.io and GitHub releases at an
+air-gapped site would. This mirror holds what this host has: the kubelet built here, and
+Debian's containerd, runc and CNI plugins packed the way upstream releases pack them
+(their versions are the Debian packages' upstream versions, which `node_join` pins).
+
+Archives are written once per set of inputs into the cache and linked into the served
+tree under the state dir, so a restart serves the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from mothership.render.node_join import NodeVersions, artifact_urls
+from mothership.testenv import paths
+from mothership.testenv.config import REAL_HOST_IP, MothershipConfig
+from mothership.testenv.pins import KUBERNETES_VERSION
+
+PORT = 8880
+COMPONENT = "artifacts"
+ARCH = "amd64"
+CONTAINERD_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr")
+CNI_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+
+
+class ArtifactsError(RuntimeError):
+    """A component the mirror should hold is missing on this host."""
+
+
+def url() -> str:
+    return f"http://{REAL_HOST_IP}:{PORT}"
+
+
+def served_dir(cfg: MothershipConfig) -> Path:
+    return cfg.state_dir / "artifacts"
+
+
+def versions() -> NodeVersions:
+    return NodeVersions(kubernetes=KUBERNETES_VERSION)
+
+
+def _which(name: str) -> Path:
+    found = shutil.which(name)
+    if not found:
+        raise ArtifactsError(f"`{name}` is not installed; run `bash scripts/setup-host`")
+    return Path(found).resolve()
+
+
+def _cni_dir() -> Path:
+    for d in CNI_DIRS:
+        if Path(d, "bridge").exists():
+            return Path(d)
+    raise ArtifactsError("the CNI plugins are not installed; run `bash scripts/setup-host`")
+
+
+def _tarball(entries: dict[str, Path]) -> bytes:
+    """A gzipped tar of these files (name in archive -> host file), reproducible."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, src in sorted(entries.items()):
+            info = tarfile.TarInfo(name)
+            info.size = src.stat().st_size
+            info.mode = 0o755
+            info.mtime = 0
+            with open(src, "rb") as fh:
+                tar.addfile(info, fh)
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def _cached(name: str, entries: dict[str, Path]) -> Path:
+    key = hashlib.sha256(
+        repr(
+            sorted((n, str(p), p.stat().st_size, p.stat().st_mtime_ns) for n, p in entries.items())
+        ).encode()
+    ).hexdigest()[:12]
+    out = paths.cache_root() / "artifacts" / f"{key}-{name}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_bytes(_tarball(entries))
+        tmp.rename(out)
+    return out
+
+
+def _host_version(binary: Path, args: list[str]) -> str:
+    out = subprocess.run([str(binary), *args], capture_output=True, text=True, check=False)
+    return out.stdout + out.stderr
+
+
+def files(cfg: MothershipConfig) -> dict[str, Path]:
+    """URL path below the mirror -> host file, for every component a join fetches."""
+    v = versions()
+    urls = {
+        name: u.replace("${ARCH}", ARCH).split("://", 1)[1] for name, u in artifact_urls(v).items()
+    }
+    containerd = {f"bin/{b}": _which(b) for b in CONTAINERD_BINARIES}
+    runc = _which("runc")
+    for binary, args, want in (
+        (containerd["bin/containerd"], ["--version"], v.containerd),
+        (runc, ["--version"], v.runc),
+    ):
+        text = _host_version(binary, args)
+        if want not in text:
+            raise ArtifactsError(
+                f"{binary} is not version {want} ({text.strip()[:100]}); the join pins the "
+                "versions of Debian bookworm's packages (mothership/render/node_join.py)"
+            )
+    cni = {p.name: p for p in sorted(_cni_dir().iterdir()) if p.is_file()}
+    return {
+        urls["kubelet"]: cfg.bin_dir / "kubelet",
+        urls["containerd"]: _cached(Path(urls["containerd"]).name, containerd),
+        urls["runc"]: runc,
+        urls["cni-plugins"]: _cached(Path(urls["cni-plugins"]).name, cni),
+    }
+
+
+def prepare(cfg: MothershipConfig) -> Path:
+    """The served tree: links to the files above, nothing else."""
+    root = served_dir(cfg)
+    shutil.rmtree(root, ignore_errors=True)
+    for rel, src in files(cfg).items():
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(src)
+    return root
+
+
+def argv(cfg: MothershipConfig) -> list[str]:
+    root = prepare(cfg)
+    return [
+        sys.executable, "-m", "http.server", str(PORT), "--bind", REAL_HOST_IP,
+        "--directory", str(root),
+    ]  # fmt: skip
