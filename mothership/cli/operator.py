@@ -96,6 +96,24 @@ def run(
             "localhost/mothership/control-plane:v1.35.4. Default: quay.io/k0sproject/etcd."
         ),
     ),
+    node_download_url: str | None = typer.Option(
+        None,
+        "--node-download-url",
+        envvar="MOTHERSHIP_NODE_DOWNLOAD_URL",
+        help=(
+            "Mirror the join commands download node components from (laid out like the "
+            "upstream locations, host and path below it). Default: upstream (dl.k8s.io, GitHub)."
+        ),
+    ),
+    node_registry_mirror: str | None = typer.Option(
+        None,
+        "--node-registry-mirror",
+        envvar="MOTHERSHIP_NODE_REGISTRY_MIRROR",
+        help=(
+            "Registry the join commands make joined nodes pull registry.k8s.io, docker.io, "
+            "quay.io and ghcr.io images from, e.g. http://10.200.0.1:5000. Default: none."
+        ),
+    ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug logging."),
     log_level: str = typer.Option(
         "info", "--log-level", help="debug, info or warning (-v is --log-level=debug)."
@@ -135,6 +153,12 @@ def run(
         from mothership.webhooks.defaults import DEFAULT_ETCD_IMAGE_ENV
 
         os.environ[DEFAULT_ETCD_IMAGE_ENV] = default_etcd_image
+    for env, value in (
+        ("MOTHERSHIP_NODE_DOWNLOAD_URL", node_download_url),
+        ("MOTHERSHIP_NODE_REGISTRY_MIRROR", node_registry_mirror),
+    ):
+        if value:
+            os.environ[env] = value
     if kubeconfig:
         os.environ["KUBECONFIG"] = str(kubeconfig)
     kopf.configure(

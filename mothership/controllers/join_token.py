@@ -24,12 +24,15 @@ from mothership.controllers import metrics, tenant
 from mothership.controllers.apply import get_or_none, owned_by
 from mothership.controllers.cluster import ClusterResource, read_cert_key, runtime
 from mothership.controllers.conditions import Condition, merge
-from mothership.render import join_token
+from mothership.render import join_token, node_join
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "jointokenrequests"
 FINALIZER = "k0smotron.io/jointokenrequest"
 JTRResource = create_namespaced_resource(GROUP, VERSION, "JoinTokenRequest", PLURAL)
 CONTROLLER_JOIN_PORT = 9443  # k0s controllers join through k0s's join API, not kube-apiserver
+# Operator settings (`operator run --node-download-url/--node-registry-mirror`).
+NODE_DOWNLOAD_URL_ENV = "MOTHERSHIP_NODE_DOWNLOAD_URL"
+NODE_REGISTRY_MIRROR_ENV = "MOTHERSHIP_NODE_REGISTRY_MIRROR"
 
 
 class NotYet(Exception):
@@ -107,7 +110,14 @@ async def _reconcile(body: dict[str, Any]) -> None:
         server=f"https://{address}:{port}", ca_pem=ca_pem, role=role, token=f"{tid}.{secret_part}"
     )
     secret = join_token.token_secret(
-        meta["name"], meta["namespace"], cluster_name, role, token, meta.get("labels") or {}
+        meta["name"],
+        meta["namespace"],
+        cluster_name,
+        role,
+        token,
+        meta.get("labels") or {},
+        join_command=_join_command(cluster, cluster_ns, token, expires) if role == "worker" else "",
+        expires=expires,
     )
     try:
         await rt.client.create(from_dict(owned_by(secret, body)))
@@ -122,6 +132,28 @@ async def _reconcile(body: dict[str, Any]) -> None:
     # k0smotron's type and reason, so `kubectl wait --for=condition=...` scripts work unchanged
     cond = Condition(v1beta2.CONDITION_JOIN_TOKEN_SECRET_CREATED, True, "Created", message)
     await _write_status(body, tid, cond)
+
+
+def join_options() -> node_join.JoinOptions:
+    """The operator's defaults for join commands (mirrors for air-gapped sites)."""
+    return node_join.JoinOptions(
+        download_url=os.environ.get(NODE_DOWNLOAD_URL_ENV, ""),
+        registry_mirror=os.environ.get(NODE_REGISTRY_MIRROR_ENV, ""),
+    )
+
+
+def _join_command(
+    cluster: dict[str, Any], namespace: str, token: str, expires: datetime | None
+) -> str:
+    """The one-line join for a kubernetes-distribution Cluster ("" for k0s: k0s joins itself)."""
+    if (cluster.get("spec") or {}).get("distribution") != "kubernetes":
+        return ""
+    try:
+        model = v1beta2.Cluster.model_validate(cluster)
+        facts = node_join.join_facts(model, namespace, token, expires)
+        return node_join.join_command(node_join.render_join_script(facts, join_options()))
+    except (ValueError, ValidationError) as exc:
+        raise NotYet("JoinCommandFailed", f"cannot render the join command: {exc}") from exc
 
 
 def _created(status: dict[str, Any]) -> bool:

@@ -113,10 +113,27 @@ def decode_join_token(token: str) -> dict[str, Any]:
     return yaml.safe_load(gzip.decompress(base64.b64decode(token)))
 
 
+JOIN_COMMAND_KEY = "joinCommand"
+EXPIRES_ANNOTATION = "mothership.io/token-expires"
+
+
 def token_secret(
-    request: str, namespace: str, cluster: str, role: str, token: str, labels: dict[str, str]
+    request: str,
+    namespace: str,
+    cluster: str,
+    role: str,
+    token: str,
+    labels: dict[str, str],
+    *,
+    join_command: str = "",
+    expires: datetime | None = None,
 ) -> dict[str, Any]:
-    """The Secret named after the request, holding the join token under `token`."""
+    """The Secret named after the request, holding the join token under `token` and, for
+    the kubernetes distribution, the one-line join under `joinCommand`."""
+    data = {"token": base64.b64encode(token.encode()).decode()}
+    if join_command:
+        data[JOIN_COMMAND_KEY] = base64.b64encode(join_command.encode()).decode()
+    annotations = {EXPIRES_ANNOTATION: expires.strftime("%Y-%m-%dT%H:%M:%SZ")} if expires else {}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -124,6 +141,7 @@ def token_secret(
         "metadata": {
             "name": request,
             "namespace": namespace,
+            **({"annotations": annotations} if annotations else {}),
             "labels": {
                 **labels,
                 **names.labels(cluster, "jointoken"),
@@ -132,5 +150,5 @@ def token_secret(
                 "k0smotron.io/token-request": request,
             },
         },
-        "data": {"token": base64.b64encode(token.encode()).decode()},
+        "data": data,
     }

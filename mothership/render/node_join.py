@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
 
+from mothership.api.k0smotron.v1beta2 import DEFAULT_KUBERNETES_VERSION, Cluster
+from mothership.render import network
 from mothership.render.join_token import decode_join_token
 
 # The versions this project tests the join with: Debian bookworm's containerd, runc and CNI
@@ -100,6 +102,29 @@ class JoinOptions:
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[str, ...] = ()
     kubelet_args: tuple[str, ...] = ()
+
+
+def join_facts(
+    cluster: Cluster, namespace: str, token: str, expires: datetime | None = None
+) -> JoinFacts:
+    """The facts of a kubernetes-distribution Cluster a join needs, from its spec and token."""
+    if cluster.spec.distribution != "kubernetes":
+        raise JoinError(
+            f"Cluster {namespace}/{cluster.metadata.get('name')} runs distribution "
+            f"{cluster.spec.distribution!r}; the one-command join is for distribution "
+            "kubernetes (k0s workers join with `k0s install worker --token-file`)"
+        )
+    _, ca_pem, _ = token_parts(token)
+    spec = cluster.spec
+    return JoinFacts(
+        cluster=f"{namespace}/{cluster.metadata.get('name')}",
+        token=token,
+        ca_pem=ca_pem,
+        cluster_dns=network.service_ip(spec, network.DNS_SERVICE_INDEX),
+        cluster_domain=network.cluster_domain(spec),
+        versions=NodeVersions(kubernetes=spec.version or DEFAULT_KUBERNETES_VERSION),
+        expires=expires,
+    )
 
 
 def validate_options(options: JoinOptions) -> None:

@@ -63,7 +63,17 @@ def argv(cfg: MothershipConfig) -> list[str]:
         f"--leader-identity=local-{cfg.name}",
         f"--kubernetes-image-template={KUBERNETES_IMAGE_TEMPLATE}",
         f"--default-etcd-image={DEFAULT_ETCD_IMAGE}",
+        *node_mirror_args(cfg),
     ]  # fmt: skip
+
+
+def node_mirror_args(cfg: MothershipConfig) -> list[str]:
+    """With a real node, join commands use the local download and registry mirrors."""
+    if cfg.nodes != "real":
+        return []
+    from mothership.testenv import artifacts, registry
+
+    return [f"--node-download-url={artifacts.url()}", f"--node-registry-mirror={registry.url()}"]
 
 
 def health_url(cfg: MothershipConfig) -> str:
