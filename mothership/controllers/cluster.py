@@ -13,12 +13,10 @@ import base64
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from lightkube import AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
@@ -33,11 +31,11 @@ from mothership.controllers import (
     cluster_status,
     kubernetes_distribution,
     metrics,
-    tenant,
     volumes,
 )
-from mothership.controllers.apply import Applier, owned_by
+from mothership.controllers.apply import owned_by
 from mothership.controllers.conditions import Condition, merge
+from mothership.controllers.runtime import runtime
 from mothership.render import ingress_cert, kubeconfig_secret, names, pki_secrets
 from mothership.render.cluster import render_cluster
 from mothership.render.etcd import FOUNDING_ANNOTATION
@@ -53,37 +51,6 @@ FINALIZER = "k0smotron.io/finalizer"
 ClusterResource = create_namespaced_resource(GROUP, VERSION, "Cluster", PLURAL)
 # Custom resources take no strategic merge patch.
 MERGE = PatchType.MERGE
-
-
-@dataclass
-class Runtime:
-    """Per-process state: the API client, write accounting, per-cluster serialisation."""
-
-    client: AsyncClient
-    applier: Applier
-    resync_seconds: float = 60.0
-    locks: dict[children.Key, asyncio.Lock] = field(default_factory=dict)
-    kubeconfigs: dict[children.Key, str] = field(default_factory=dict)
-    # Last status written per cluster, until an event shows it: the event that follows our
-    # own write may carry an older status, and writing the same status twice is a waste.
-    statuses: dict[children.Key, dict[str, Any]] = field(default_factory=dict)
-    # Secrets found by a 409 that the watch does not report (not labelled as ours, e.g. a
-    # CA the user provided), so a reconcile does not generate keys again only to be refused.
-    known_secrets: dict[children.Key, set[str]] = field(default_factory=dict)
-    probes: tenant.Probes = field(default_factory=lambda: tenant.Probes())
-    fingerprints: dict[children.Key, bytes] = field(default_factory=dict)
-
-    def lock(self, key: children.Key) -> asyncio.Lock:
-        return self.locks.setdefault(key, asyncio.Lock())
-
-
-RUNTIME: Runtime | None = None
-
-
-def runtime() -> Runtime:
-    if RUNTIME is None:
-        raise RuntimeError("operator runtime not initialised (start it with operator.run)")
-    return RUNTIME
 
 
 # -- handlers --------------------------------------------------------------------------

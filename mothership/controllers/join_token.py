@@ -22,8 +22,9 @@ from pydantic import ValidationError
 from mothership.api.k0smotron import v1beta2
 from mothership.controllers import metrics, tenant
 from mothership.controllers.apply import get_or_none, owned_by
-from mothership.controllers.cluster import ClusterResource, read_cert_key, runtime
+from mothership.controllers.cluster import ClusterResource, read_cert_key
 from mothership.controllers.conditions import Condition, merge
+from mothership.controllers.runtime import runtime
 from mothership.render import join_token
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "jointokenrequests"
