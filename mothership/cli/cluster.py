@@ -20,7 +20,6 @@ from rich.table import Table
 
 from mothership.api.k0smotron.v1beta2 import CONDITION_KUBECONFIG_SECRET_AVAILABLE
 from mothership.cli import clusterview, kubeconfigs, objects, progress
-from mothership.cli.clusterspec import Checked, ClusterFlags, cluster_from_flags, load_manifests
 from mothership.cli.connection import (
     ContextOpt,
     KubeconfigOpt,
@@ -38,6 +37,7 @@ from mothership.cli.errors import (
     status_code,
 )
 from mothership.cli.output import Output, OutputOpt, age, as_list, dump
+from mothership.specs.clusters import Checked, ClusterFlags, cluster_from_flags, load_manifests
 
 app = typer.Typer(
     help="Create, list, inspect and delete hosted control planes (k0smotron.io Clusters).",
