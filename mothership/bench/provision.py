@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mothership.bench import floor as bench_floor
+from mothership.bench import hostlock
 from mothership.bench.podmemory import PodMemory
 from mothership.bench.provision_result import (
     CONTROL_PLANE,
@@ -365,13 +366,17 @@ class Options:
 def run(opts: Options, report: Report) -> Result:
     from mothership.bench.fleet import _terminate_is_an_exit
 
+    def waiting(pid: int | None) -> None:
+        who = f"another real-node bench (pid {pid})" if pid else "another real-node bench"
+        report(f"waiting for {who} to finish (lock {hostlock.realnode_bench_lock()})...")
+
     if opts.keep and opts.storage in (Storage.postgres, Storage.mysql):
         raise InvalidInput(
             f"--keep with --storage {opts.storage.value}: the bench's private SQL server stops "
             "when the bench ends, which would leave the kept Clusters without a datastore; "
             "drop --keep, or use --storage kine or etcd"
         )
-    with _terminate_is_an_exit():
+    with _terminate_is_an_exit(), hostlock.exclusive(hostlock.realnode_bench_lock(), waiting):
         ms, started = ensure_mothership(opts.name, opts.state_dir, report, opts.timeout)
         try:
             result = _run(ms, opts, report)
