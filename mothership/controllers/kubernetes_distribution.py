@@ -15,12 +15,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
 from lightkube.resources.core_v1 import Secret
 
 from mothership import pki
 from mothership.api.k0smotron import v1beta2
-from mothership.controllers import children, metrics, tenant_bootstrap
+from mothership.controllers import children, events, metrics, tenant_bootstrap
 from mothership.controllers.apply import owned_by
 from mothership.controllers.conditions import Condition
 from mothership.controllers.runtime import Runtime
@@ -125,7 +124,7 @@ async def ensure_certs(
     await rt.applier.apply(owned_by(secret, body), None)
     metrics.WRITES.labels(kind="Secret").inc()
     _, ips = kubernetes_certs.apiserver_sans(cluster, facts)
-    kopf.info(
+    events.info(
         body,
         reason="CertificatesWritten",
         message=f"{secret['metadata']['name']}: API server certificate for {', '.join(ips)}",
