@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,7 +18,7 @@ class KubeModel(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore", serialize_by_alias=True)
 
-    def to_api(self) -> dict:
+    def to_api(self) -> dict[str, Any]:
         """JSON-ready dict with API field names, without unset optional fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 

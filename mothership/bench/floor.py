@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import shutil
 import signal
 import ssl
@@ -192,7 +193,7 @@ def measure(
             with _process(argv, run_dir / "datastore.log") as ds:
                 ds_seconds = _time_until(
                     store.label,
-                    lambda cfg=cfg: store.serving(cfg),
+                    functools.partial(store.serving, cfg),
                     ds,
                     run_dir / "datastore.log",
                     started,
@@ -202,7 +203,7 @@ def measure(
                 with _process(components.apiserver(cfg), run_dir / "apiserver.log") as api:
                     api_seconds = _time_until(
                         "kube-apiserver",
-                        lambda url=readyz: _ok(url, tls),
+                        functools.partial(_ok, readyz, tls),
                         api,
                         run_dir / "apiserver.log",
                         started,

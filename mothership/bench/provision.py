@@ -11,7 +11,6 @@ the overhead of everything between a manifest and a serving API is visible.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -20,28 +19,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import typer
-from rich.console import Console
-
 from mothership.bench import floor as bench_floor
+from mothership.bench import hostlock
 from mothership.bench.podmemory import PodMemory
 from mothership.bench.provision_result import (
     CONTROL_PLANE,
     PVC_SIZE,
     ClusterTiming,
-    Output,
     PodFigures,
     Result,
     Storage,
 )
 from mothership.bench.watching import follow, until_gone
-from mothership.cli.errors import (
-    CliError,
-    InvalidInput,
-    MissingPrerequisite,
-    friendly_errors,
-    reporter,
-)
+from mothership.errors import InvalidInput, MissingPrerequisite, UserError
 
 Report = Callable[[str], None]
 FIELD_MANAGER = "mothership-bench"
@@ -56,10 +46,10 @@ def cluster_manifest(
 ) -> dict[str, Any]:
     """The Cluster `mothership cluster create` would apply for these flags, claims auto-deleted.
 
-    Built and checked by the CLI's own code (so the webhook's rules hold before sending);
+    Built and checked by the code the CLI uses (specs/: the webhook's rules hold before sending);
     autoDeletePVCs has no flag and is set here so the clean-up leaves no data behind.
     """
-    from mothership.cli.clusterspec import ClusterFlags, cluster_from_flags
+    from mothership.specs.clusters import ClusterFlags, cluster_from_flags
 
     flags = ClusterFlags(distribution="kubernetes", labels={RUN_LABEL: run})
     if storage == Storage.kine:
@@ -103,7 +93,7 @@ def ensure_mothership(
             )
         sick = [s.name for s in existing.status() if not s.healthy]
         if sick:
-            raise CliError(
+            raise UserError(
                 f"mothership {name!r} is running but not healthy ({', '.join(sick)}); see "
                 f"`mothership dev status{_flag(name)}`, or restart it with "
                 f"`mothership dev up{_flag(name)}`"
@@ -376,13 +366,17 @@ class Options:
 def run(opts: Options, report: Report) -> Result:
     from mothership.bench.fleet import _terminate_is_an_exit
 
+    def waiting(pid: int | None) -> None:
+        who = f"another real-node bench (pid {pid})" if pid else "another real-node bench"
+        report(f"waiting for {who} to finish (lock {hostlock.realnode_bench_lock()})...")
+
     if opts.keep and opts.storage in (Storage.postgres, Storage.mysql):
         raise InvalidInput(
             f"--keep with --storage {opts.storage.value}: the bench's private SQL server stops "
             "when the bench ends, which would leave the kept Clusters without a datastore; "
             "drop --keep, or use --storage kine or etcd"
         )
-    with _terminate_is_an_exit():
+    with _terminate_is_an_exit(), hostlock.exclusive(hostlock.realnode_bench_lock(), waiting):
         ms, started = ensure_mothership(opts.name, opts.state_dir, report, opts.timeout)
         try:
             result = _run(ms, opts, report)
@@ -479,57 +473,3 @@ def _run(ms: Any, opts: Options, report: Report) -> Result:
         if sql is not None:
             sqlservers.remove(sql)
     return result
-
-
-# --- the command --------------------------------------------------------------------------------
-
-
-def command(
-    clusters: int = typer.Option(5, "--clusters", min=1, help="How many Clusters to create."),
-    storage: Storage = typer.Option(
-        Storage.kine,
-        "--storage",
-        help="kine: SQLite on a pvc; etcd: managed etcd; postgres/mysql: kine on a private "
-        "SQL server the bench starts (one database per Cluster).",
-    ),
-    concurrency: int = typer.Option(5, "--concurrency", min=1, help="Applies in flight."),
-    keep: bool = typer.Option(
-        False, "--keep", help="Leave the Clusters (and a mothership the bench started) running."
-    ),
-    timeout: float = typer.Option(
-        900.0, "--timeout", help="Seconds for every Cluster to be Available (and for clean-up)."
-    ),
-    floor_runs: int = typer.Option(
-        3, "--floor-runs", min=0, help="Starts of the bare kube-apiserver (0: no floor)."
-    ),
-    output: Output = typer.Option(Output.table, "-o", "--output", help="table or json."),
-    name: str = typer.Option("default", "--name", help="Which local mothership."),
-    state_dir: Path | None = typer.Option(None, "--state-dir", help="Its state dir."),
-    debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
-) -> None:
-    """Time N kubernetes-distribution Clusters from apply to Available on the real node.
-
-    Runs on the local mothership; one that is not running is started with the
-    real node and stopped again at the end. Prints p50/p95/max of apply ->
-    Available, the memory of each control-plane pod and container (RSS and
-    working set, from the kubelet) and the floor: a bare kube-apiserver started
-    by hand on the same kind of datastore. The Clusters are deleted at the end
-    (--keep leaves them). Progress goes to stderr, figures to stdout.
-
-    Examples:
-      mothership bench provision --clusters 5
-      mothership bench provision --clusters 3 --storage postgres -o json
-    """
-    err = Console(stderr=True)
-    with friendly_errors(debug):
-        result = run(
-            Options(clusters, storage, concurrency, keep, timeout, floor_runs, name, state_dir),
-            reporter(err),
-        )
-    if output == Output.json:
-        print(json.dumps(result.as_dict(), indent=2, default=str))
-    else:
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=240)
-        result.print_tables(out)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from mothership.bench import provision
+from mothership.bench.provision_result import Output, Storage
 from mothership.cli.errors import friendly_errors, reporter
 
 app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
@@ -43,4 +45,55 @@ def fleet(
         print(line)
 
 
-app.command("provision")(provision.command)
+@app.command("provision")
+def provision_command(
+    clusters: int = typer.Option(5, "--clusters", min=1, help="How many Clusters to create."),
+    storage: Storage = typer.Option(
+        Storage.kine,
+        "--storage",
+        help="kine: SQLite on a pvc; etcd: managed etcd; postgres/mysql: kine on a private "
+        "SQL server the bench starts (one database per Cluster).",
+    ),
+    concurrency: int = typer.Option(5, "--concurrency", min=1, help="Applies in flight."),
+    keep: bool = typer.Option(
+        False, "--keep", help="Leave the Clusters (and a mothership the bench started) running."
+    ),
+    timeout: float = typer.Option(
+        900.0, "--timeout", help="Seconds for every Cluster to be Available (and for clean-up)."
+    ),
+    floor_runs: int = typer.Option(
+        3, "--floor-runs", min=0, help="Starts of the bare kube-apiserver (0: no floor)."
+    ),
+    output: Output = typer.Option(Output.table, "-o", "--output", help="table or json."),
+    name: str = typer.Option("default", "--name", help="Which local mothership."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Its state dir."),
+    debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
+) -> None:
+    """Time N kubernetes-distribution Clusters from apply to Available on the real node.
+
+    Runs on the local mothership; one that is not running is started with the
+    real node and stopped again at the end. Prints p50/p95/max of apply ->
+    Available, the memory of each control-plane pod and container (RSS and
+    working set, from the kubelet) and the floor: a bare kube-apiserver started
+    by hand on the same kind of datastore. The Clusters are deleted at the end
+    (--keep leaves them). Progress goes to stderr, figures to stdout.
+
+    Examples:
+      mothership bench provision --clusters 5
+      mothership bench provision --clusters 3 --storage postgres -o json
+    """
+    err = Console(stderr=True)
+    with friendly_errors(debug):
+        result = provision.run(
+            provision.Options(
+                clusters, storage, concurrency, keep, timeout, floor_runs, name, state_dir
+            ),
+            reporter(err),
+        )
+    if output == Output.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=240)
+        result.print_tables(out)

@@ -6,6 +6,7 @@ import base64
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 import yaml
@@ -20,7 +21,6 @@ from rich.table import Table
 
 from mothership.api.k0smotron.v1beta2 import CONDITION_KUBECONFIG_SECRET_AVAILABLE
 from mothership.cli import clusterview, kubeconfigs, objects, progress
-from mothership.cli.clusterspec import Checked, ClusterFlags, cluster_from_flags, load_manifests
 from mothership.cli.connection import (
     ContextOpt,
     KubeconfigOpt,
@@ -38,6 +38,7 @@ from mothership.cli.errors import (
     status_code,
 )
 from mothership.cli.output import Output, OutputOpt, age, as_list, dump
+from mothership.specs.clusters import Checked, ClusterFlags, cluster_from_flags, load_manifests
 
 app = typer.Typer(
     help="Create, list, inspect and delete hosted control planes (k0smotron.io Clusters).",
@@ -268,9 +269,7 @@ def _manifest(filename: str, name: str | None, namespace: str, ns_given: bool) -
     return checked
 
 
-def _apply_all(
-    target: Target, checked: Checked, force: bool, report: bool
-) -> list[dict[str, object]]:
+def _apply_all(target: Target, checked: Checked, force: bool, report: bool) -> list[dict[str, Any]]:
     out = []
     for obj in checked.objects:
         try:
@@ -282,6 +281,7 @@ def _apply_all(
             ) from None
         namespaced = isinstance(resource, NamespacedResource)
         meta = obj["metadata"]
+        assert resource.metadata is not None  # the object has metadata (checked on loading)
         if namespaced:
             meta["namespace"] = meta.get("namespace") or target.namespace
             resource.metadata.namespace = meta["namespace"]
@@ -297,7 +297,7 @@ def _apply_all(
                 raise objects.no_crds(target, str(obj.get("kind"))) from None
             if status_code(exc) == 409:
                 raise InvalidInput(
-                    f"{obj['kind']} {meta['name']}: {exc.status.message}. Another tool manages "
+                    f"{obj['kind']} {meta['name']}: {_status_message(exc)}. Another tool manages "
                     "these fields; change them there, or take them over with --force-conflicts"
                 ) from None
             raise
@@ -629,11 +629,18 @@ def kubeconfig_(
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _status_message(exc: BaseException) -> str:
+    """The message of the API server's Status, or the HTTP error when it sent none."""
+    status = getattr(exc, "status", None)
+    return str(getattr(status, "message", None) or exc)
+
+
 def _kubeconfig_text(target: Target, name: str, namespace: str) -> str | None:
     secret = objects.get_secret(target, f"{name}-kubeconfig", namespace)
-    if secret is None or not (secret.data or {}).get("value"):
+    value = (secret.data or {}).get("value") if secret is not None else None
+    if not value:
         return None
-    return base64.b64decode(secret.data["value"]).decode()
+    return base64.b64decode(value).decode()
 
 
 def _kubeconfig_phase(obj: dict[str, object]) -> str:

@@ -178,6 +178,7 @@ def connect(
         if (SERVICE_ACCOUNT / "token").is_file():
             config = KubeConfig.from_service_account()
             single = config.get()
+            assert single is not None  # a service account config has its one context
             ns = namespace or (SERVICE_ACCOUNT / "namespace").read_text().strip() or "default"
             client = Client(config=single, namespace=ns, field_manager=FIELD_MANAGER)
             note_target(single.cluster.server)
@@ -209,6 +210,7 @@ def connect(
     ns = namespace or ctx.get("namespace") or "default"
     config = KubeConfig.from_dict(data, fname=source.files[0])
     single = config.get(context_name=chosen)
+    assert single is not None  # `chosen` is one of its contexts (checked above)
     client = Client(config=single, namespace=ns, field_manager=FIELD_MANAGER)
     target = Target(client, ns, source.files[0], chosen, single.cluster.server)
     note_target(target.where())

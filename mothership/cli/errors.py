@@ -22,14 +22,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-err = Console(stderr=True, soft_wrap=True)
+# The error types and exit codes live below the CLI (bench/ and specs/ raise them too).
+from mothership.errors import EXIT_FAILED as EXIT_FAILED
+from mothership.errors import EXIT_NOT_FOUND as EXIT_NOT_FOUND
+from mothership.errors import EXIT_OK as EXIT_OK
+from mothership.errors import EXIT_PREREQUISITE as EXIT_PREREQUISITE
+from mothership.errors import EXIT_TIMEOUT as EXIT_TIMEOUT
+from mothership.errors import EXIT_USAGE as EXIT_USAGE
+from mothership.errors import InvalidInput as InvalidInput
+from mothership.errors import MissingPrerequisite as MissingPrerequisite
+from mothership.errors import NotFound as NotFound
+from mothership.errors import NotReady as NotReady
+from mothership.errors import UserError as CliError
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PREREQUISITE = 3
-EXIT_NOT_FOUND = 4
-EXIT_TIMEOUT = 5
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 missing prerequisite "
@@ -43,33 +49,6 @@ _target = {"where": ""}
 
 def note_target(where: str) -> None:
     _target["where"] = where
-
-
-class CliError(Exception):
-    """A failure the user can act on: the message says what failed and what to do."""
-
-    code = EXIT_FAILED
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-
-class InvalidInput(CliError):
-    code = EXIT_USAGE
-
-
-class NotFound(CliError):
-    code = EXIT_NOT_FOUND
-
-
-class NotReady(CliError):
-    code = EXIT_TIMEOUT
-
-
-class MissingPrerequisite(CliError):
-    code = EXIT_PREREQUISITE
 
 
 def _httpx_classes(name: str) -> tuple[type[BaseException], ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from mothership.cli.connection import ContextOpt, KubeconfigOpt, connect
 from mothership.cli.errors import EXIT_CODES_HELP, CliError, InvalidInput, friendly_errors
 from mothership.cli.output import Output, dump
 from mothership.install import apply, manifests
+
+if TYPE_CHECKING:
+    from mothership.testenv.local import LocalMothership
 
 console = Console(stderr=True, soft_wrap=True)
 DIGEST_ANNOTATION = "mothership.k0smotron.io/image-digest"
@@ -239,13 +243,13 @@ def _split_image(ref: str) -> tuple[str, str]:
     return repository, tag
 
 
-def _local(server: str, kubeconfig: Path | None):  # type: ignore[no-untyped-def]
+def _local(server: str, kubeconfig: Path | None) -> LocalMothership | None:
     from mothership.install import local as local_ms
 
     return local_ms.find(server, kubeconfig)
 
 
-def _require_local_image(local, name: str) -> None:  # type: ignore[no-untyped-def]
+def _require_local_image(local: LocalMothership, name: str) -> None:
     from mothership.install import local as local_ms
 
     if local_ms.digest_in_containerd(local, name) is None:

@@ -17,7 +17,6 @@ from lightkube.codecs import from_dict
 
 from mothership.api.k0smotron import v1beta2
 from mothership.cli import objects, progress
-from mothership.cli.clusterspec import check_name
 from mothership.cli.connection import ContextOpt, KubeconfigOpt, NamespaceOpt, Target, connect
 from mothership.cli.errors import (
     EXIT_CODES_HELP,
@@ -28,6 +27,7 @@ from mothership.cli.errors import (
 )
 from mothership.cli.output import Output, OutputOpt, dump
 from mothership.render.join_token import parse_duration
+from mothership.specs.clusters import check_name
 
 app = typer.Typer(
     help="Join tokens for the nodes of a hosted cluster.",

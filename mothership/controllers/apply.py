@@ -115,7 +115,7 @@ class Applier:
         object comes back exactly as rendered.
         """
         meta = obj["metadata"]
-        resource = type(from_dict(obj))
+        resource: Any = type(from_dict(obj))  # the kind is known at run time only
         live = await get_or_none(self.client, resource, meta["name"], meta.get("namespace", ""))
         if live is None:
             return

@@ -235,7 +235,11 @@ class Registry:
             return
         version = version_of(meta)
         stale = old is not None and bool(version) and bool(old.version)
-        if stale and (version < old.version or (version == old.version and not written)):
+        if (
+            stale
+            and old is not None
+            and (version < old.version or (version == old.version and not written))
+        ):
             # What we hold is as new or newer. Our write's answer can arrive after the
             # watch has already shown later status updates: if nobody changed the
             # fields since, they are still the ones our write left.

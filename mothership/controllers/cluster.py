@@ -13,12 +13,10 @@ import base64
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from lightkube import AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
@@ -28,21 +26,23 @@ from pydantic import ValidationError
 
 from mothership import pki
 from mothership.api.k0smotron import v1beta2
+from mothership.api.k0smotron.v1beta2 import DEFAULT_K0S_VERSION
 from mothership.controllers import (
     children,
     cluster_status,
+    events,
     kubernetes_distribution,
     metrics,
-    tenant,
     volumes,
 )
-from mothership.controllers.apply import Applier, owned_by
+from mothership.controllers.apply import owned_by
 from mothership.controllers.conditions import Condition, merge
+from mothership.controllers.runtime import runtime
 from mothership.render import ingress_cert, kubeconfig_secret, names, pki_secrets
 from mothership.render.cluster import render_cluster
 from mothership.render.etcd import FOUNDING_ANNOTATION
 from mothership.render.etcd import desired_replicas as etcd_desired_replicas
-from mothership.render.facts import DEFAULT_K0S_VERSION, Facts, RenderError
+from mothership.render.facts import Facts, RenderError
 from mothership.render.patches import PatchError
 from mothership.webhooks.defaults import default_etcd_image
 
@@ -53,37 +53,6 @@ FINALIZER = "k0smotron.io/finalizer"
 ClusterResource = create_namespaced_resource(GROUP, VERSION, "Cluster", PLURAL)
 # Custom resources take no strategic merge patch.
 MERGE = PatchType.MERGE
-
-
-@dataclass
-class Runtime:
-    """Per-process state: the API client, write accounting, per-cluster serialisation."""
-
-    client: AsyncClient
-    applier: Applier
-    resync_seconds: float = 60.0
-    locks: dict[children.Key, asyncio.Lock] = field(default_factory=dict)
-    kubeconfigs: dict[children.Key, str] = field(default_factory=dict)
-    # Last status written per cluster, until an event shows it: the event that follows our
-    # own write may carry an older status, and writing the same status twice is a waste.
-    statuses: dict[children.Key, dict[str, Any]] = field(default_factory=dict)
-    # Secrets found by a 409 that the watch does not report (not labelled as ours, e.g. a
-    # CA the user provided), so a reconcile does not generate keys again only to be refused.
-    known_secrets: dict[children.Key, set[str]] = field(default_factory=dict)
-    probes: tenant.Probes = field(default_factory=lambda: tenant.Probes())
-    fingerprints: dict[children.Key, bytes] = field(default_factory=dict)
-
-    def lock(self, key: children.Key) -> asyncio.Lock:
-        return self.locks.setdefault(key, asyncio.Lock())
-
-
-RUNTIME: Runtime | None = None
-
-
-def runtime() -> Runtime:
-    if RUNTIME is None:
-        raise RuntimeError("operator runtime not initialised (start it with operator.run)")
-    return RUNTIME
 
 
 # -- handlers --------------------------------------------------------------------------
@@ -141,7 +110,7 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
         cluster = v1beta2.Cluster.model_validate(body)
     except ValidationError as exc:
         # The admission webhook rejects such specs; this only happens without it.
-        kopf.warn(body, reason="InvalidSpec", message=str(exc)[:1000])
+        events.warn(body, reason="InvalidSpec", message=str(exc)[:1000])
         return
     await ensure_finalizer(body)
     owned = children.children_of(key)
@@ -170,7 +139,7 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
         try:
             objects = render_cluster(cluster, facts)
         except (RenderError, PatchError) as exc:
-            kopf.warn(body, reason="RenderFailed", message=str(exc))
+            events.warn(body, reason="RenderFailed", message=str(exc))
             await write_status(body, _failed_status(body, str(exc)))
             return
         new = [o for o in objects if o["kind"] == "Service" and _child_of(o) not in owned]
@@ -185,7 +154,7 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
         # Before the pods that mount it: a missing Secret holds them in creation.
         await kubernetes_distribution.ensure_certs(rt, body, cluster, facts, owned)
     except (RenderError, PatchError) as exc:
-        kopf.warn(body, reason="RenderFailed", message=str(exc))
+        events.warn(body, reason="RenderFailed", message=str(exc))
         await write_status(body, _failed_status(body, str(exc)))
         return
     for obj in objects:
@@ -365,7 +334,7 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
         if await _create_once(body, leaf):
             created.append(haproxy)
     if created:
-        kopf.info(body, reason="SecretsCreated", message=", ".join(created))
+        events.info(body, reason="SecretsCreated", message=", ".join(created))
 
 
 def _cert_key(data: dict[str, str]) -> pki.CertKey:
@@ -457,7 +426,9 @@ async def ensure_kubeconfig(
     await rt.applier.apply(owned_by(secret, body), observed)
     metrics.WRITES.labels(kind="Secret").inc()
     rt.kubeconfigs[key] = base64.b64decode(secret["data"]["value"]).decode()
-    kopf.info(body, reason="KubeconfigWritten", message=f"{secret['metadata']['name']} -> {server}")
+    events.info(
+        body, reason="KubeconfigWritten", message=f"{secret['metadata']['name']} -> {server}"
+    )
     return True
 
 
@@ -504,7 +475,7 @@ async def finalize(body: dict[str, Any]) -> None:
         if any(opted_in.values())
         else ", volume claims kept (autoDeletePVCs is off)"
     )
-    kopf.info(body, reason="Deleting", message=message)
+    events.info(body, reason="Deleting", message=message)
     resource_version = meta["resourceVersion"]
     new_status = cluster_status.deleting_status(body.get("status"), message, meta.get("generation"))
     if new_status is not None:  # once: a finalizer that runs again finds it written
@@ -521,6 +492,7 @@ async def finalize(body: dict[str, Any]) -> None:
                 return  # a late event: the Cluster is already gone
             raise
         metrics.WRITES.labels(kind="ClusterStatus").inc()
+        assert written.metadata is not None
         resource_version = written.metadata.resourceVersion  # the status write moved it
     for component in (c for c, yes in opted_in.items() if yes):
         labels = {"cluster": name, "component": component}

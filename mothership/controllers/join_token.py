@@ -20,10 +20,11 @@ from lightkube.types import PatchType
 from pydantic import ValidationError
 
 from mothership.api.k0smotron import v1beta2
-from mothership.controllers import metrics, tenant
+from mothership.controllers import events, metrics, tenant
 from mothership.controllers.apply import get_or_none, owned_by
-from mothership.controllers.cluster import ClusterResource, read_cert_key, runtime
+from mothership.controllers.cluster import ClusterResource, read_cert_key
 from mothership.controllers.conditions import Condition, merge
+from mothership.controllers.runtime import runtime
 from mothership.render import join_token, node_join
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "jointokenrequests"
@@ -125,7 +126,7 @@ async def _reconcile(body: dict[str, Any]) -> None:
     except ApiError as exc:
         if exc.status.code != 409:
             raise
-    kopf.info(body, reason="TokenCreated", message=f"token {tid} for {cluster_ns}/{cluster_name}")
+    events.info(body, reason="TokenCreated", message=f"token {tid} for {cluster_ns}/{cluster_name}")
     message = f"token {tid} in Secret {meta['name']}" + (
         f", expires {expires:%Y-%m-%dT%H:%M:%SZ}" if expires else ", never expires"
     )
@@ -253,12 +254,12 @@ async def finalize(body: dict[str, Any]) -> None:
                 await client.delete(Secret, f"bootstrap-token-{tid}", namespace="kube-system")
             finally:
                 await client.close()
-            kopf.info(body, reason="TokenRevoked", message=f"token {tid} deleted in the tenant")
+            events.info(body, reason="TokenRevoked", message=f"token {tid} deleted in the tenant")
         except ApiError as exc:
             if exc.status.code != 404:
-                kopf.warn(body, reason="RevokeFailed", message=str(exc))
+                events.warn(body, reason="RevokeFailed", message=str(exc))
         except Exception as exc:  # the tenant (or its Cluster) is gone: nothing to revoke
-            kopf.warn(body, reason="RevokeSkipped", message=f"{type(exc).__name__}: {exc}"[:300])
+            events.warn(body, reason="RevokeSkipped", message=f"{type(exc).__name__}: {exc}"[:300])
     finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
     await runtime().client.patch(
         JTRResource,

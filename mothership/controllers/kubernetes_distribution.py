@@ -13,21 +13,18 @@ import base64
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import kopf
 from lightkube.resources.core_v1 import Secret
 
 from mothership import pki
 from mothership.api.k0smotron import v1beta2
-from mothership.controllers import children, metrics, tenant_bootstrap
+from mothership.controllers import children, events, metrics, tenant_bootstrap
 from mothership.controllers.apply import owned_by
 from mothership.controllers.conditions import Condition
+from mothership.controllers.runtime import Runtime
 from mothership.render import kubernetes_certs, names
 from mothership.render.facts import Facts, kubernetes_version
-
-if TYPE_CHECKING:
-    from mothership.controllers.cluster import Runtime
 
 IMAGE_TEMPLATE_ENV = "MOTHERSHIP_KUBERNETES_IMAGE_TEMPLATE"
 """Operator setting: image of the control plane components when a Cluster names none.
@@ -127,7 +124,7 @@ async def ensure_certs(
     await rt.applier.apply(owned_by(secret, body), None)
     metrics.WRITES.labels(kind="Secret").inc()
     _, ips = kubernetes_certs.apiserver_sans(cluster, facts)
-    kopf.info(
+    events.info(
         body,
         reason="CertificatesWritten",
         message=f"{secret['metadata']['name']}: API server certificate for {', '.join(ips)}",

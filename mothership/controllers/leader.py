@@ -61,6 +61,7 @@ async def try_acquire(client: AsyncClient, namespace: str, identity: str, durati
                 return False
             raise
     spec = lease.spec
+    assert spec is not None  # our Leases are created with a spec
     if spec.holderIdentity != identity and not _expired(lease, now):
         return False
     if spec.holderIdentity != identity:

@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 from lightkube import AsyncClient, KubeConfig
 
-from mothership.controllers import children, cluster, join_token
+from mothership.controllers import children, cluster, join_token, runtime
 from mothership.controllers.apply import Applier
 from mothership.render.names import FIELD_MANAGER
 from mothership.webhooks.runtime import WebhookConfig, WebhookService
@@ -98,7 +98,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     config = KubeConfig.from_env()
     client = AsyncClient(config=config, field_manager=FIELD_MANAGER)
     resync = float(getattr(memo, "resync_seconds", 60.0))
-    cluster.RUNTIME = cluster.Runtime(client=client, applier=Applier(client), resync_seconds=resync)
+    runtime.RUNTIME = runtime.Runtime(client=client, applier=Applier(client), resync_seconds=resync)
     namespaces = tuple(getattr(memo, "namespaces", ()) or ())
     memo.triggers = Triggers(CHILD_WORKERS)
     memo.triggers.start()
@@ -155,7 +155,7 @@ class Triggers:
             await asyncio.sleep(due - time.monotonic())
             self.pending.discard(key)
             try:
-                rt = cluster.runtime()
+                rt = runtime.runtime()
                 obj = await rt.client.get(cluster.ClusterResource, key[1], namespace=key[0])
                 await cluster.reconcile(obj.to_dict())
             except ApiError as exc:
@@ -223,15 +223,15 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     watches = getattr(memo, "watches", None)
     if watches:
         await watches.stop()
-    if cluster.RUNTIME:
-        await cluster.RUNTIME.client.close()
+    if runtime.RUNTIME:
+        await runtime.RUNTIME.client.close()
 
 
 async def _resync_forever(namespaces: tuple[str, ...] = ()) -> None:
     """Re-reconcile every Cluster periodically: repairs drift nobody sent an event for."""
     await KOPF_EVENTS.adopt()
     while True:
-        rt = cluster.runtime()
+        rt = runtime.runtime()
         await asyncio.sleep(rt.resync_seconds)
         try:
             await resync_once(namespaces)
@@ -247,7 +247,7 @@ async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
     """
     from lightkube.core.exceptions import ApiError
 
-    rt = cluster.runtime()
+    rt = runtime.runtime()
     sem = asyncio.Semaphore(RESYNC_CONCURRENCY)
 
     async def one(kind: str, obj: dict[str, Any]) -> None:

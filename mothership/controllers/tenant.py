@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import yaml
 from lightkube import AsyncClient, KubeConfig
@@ -14,13 +14,18 @@ from lightkube.resources.core_v1 import Namespace, Secret
 
 from mothership.render import names
 
-if TYPE_CHECKING:
-    from mothership.controllers.cluster import Runtime
-
 CHECK_TIMEOUT = 3.0
 
 
-async def kubeconfig_text(rt: Runtime, key: tuple[str, str]) -> str:
+class Access(Protocol):
+    """What talking to tenants needs of the operator's runtime (runtime.Runtime has it):
+    the mothership's API client and the kubeconfigs read so far."""
+
+    client: AsyncClient
+    kubeconfigs: dict[tuple[str, str], str]
+
+
+async def kubeconfig_text(rt: Access, key: tuple[str, str]) -> str:
     if key in rt.kubeconfigs:
         return rt.kubeconfigs[key]
     namespace, name = key
@@ -37,7 +42,7 @@ def client_for(kubeconfig: str, timeout: float = CHECK_TIMEOUT) -> AsyncClient:
     return AsyncClient(config=config, timeout=httpx2.Timeout(timeout))
 
 
-async def check_functional(rt: Runtime, key: tuple[str, str]) -> tuple[bool, str]:
+async def check_functional(rt: Access, key: tuple[str, str]) -> tuple[bool, str]:
     """GET kube-system through the kubeconfig: the API answers and trusts our credentials."""
     try:
         client = client_for(await kubeconfig_text(rt, key))
@@ -90,7 +95,7 @@ class Probes:
     )
 
     async def check(
-        self, key: tuple[str, str], generation: int | None, rt: Runtime
+        self, key: tuple[str, str], generation: int | None, rt: Access
     ) -> tuple[bool, str]:
         now = time.monotonic()
         last = self.seen.get(key)

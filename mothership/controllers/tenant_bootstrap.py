@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
@@ -22,12 +22,10 @@ from mothership.api.k0smotron import v1beta2
 from mothership.controllers import metrics, tenant
 from mothership.controllers.apply import get_or_none
 from mothership.controllers.conditions import Condition
+from mothership.controllers.runtime import Runtime
 from mothership.render import tenant_addons
 from mothership.render.facts import Facts
 from mothership.render.names import FIELD_MANAGER
-
-if TYPE_CHECKING:
-    from mothership.controllers.cluster import Runtime
 
 log = logging.getLogger("mothership.tenant-bootstrap")
 

@@ -20,7 +20,6 @@ import copy
 import re
 from typing import Any
 
-import kopf
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import StatefulSet
@@ -28,7 +27,7 @@ from lightkube.resources.core_v1 import PersistentVolumeClaim
 from lightkube.types import CascadeType, PatchType
 
 from mothership.api import quantity
-from mothership.controllers import metrics
+from mothership.controllers import events, metrics
 from mothership.controllers.children import Child
 
 
@@ -99,7 +98,7 @@ async def fit_claims(
         # grow, the StatefulSet is made again and rolls its pods onto the new volumes.
         await client.delete(StatefulSet, name, namespace=namespace, cascade=CascadeType.ORPHAN)
         metrics.WRITES.labels(kind="StatefulSet").inc()
-        kopf.info(
+        events.info(
             body,
             reason="VolumesChanged",
             message=f"{name}: claim templates {sorted(have)} -> {sorted(desired)}; "
@@ -108,12 +107,12 @@ async def fit_claims(
         return sts, True
     if keep:
         shown = ", ".join(f"{t} stays {s}" for t, s in sorted(keep.items()))
-        kopf.warn(body, reason="VolumeShrinkIgnored", message=f"{name}: {shown}")
+        events.warn(body, reason="VolumeShrinkIgnored", message=f"{name}: {shown}")
     if not grow:
         return (with_sizes(sts, keep) if keep else sts), False
     refused = await _grow_claims(client, sts, grow)
     if refused:
-        kopf.warn(
+        events.warn(
             body,
             reason="VolumeResizeRefused",
             message=f"{name}: {refused}; the claim template keeps its size until the claims "
@@ -123,7 +122,7 @@ async def fit_claims(
     await client.delete(StatefulSet, name, namespace=namespace, cascade=CascadeType.ORPHAN)
     metrics.WRITES.labels(kind="StatefulSet").inc()
     shown = ", ".join(f"{t} to {s}" for t, s in sorted(grow.items()))
-    kopf.info(
+    events.info(
         body,
         reason="VolumesResized",
         message=f"{name}: claims grown ({shown}); StatefulSet recreated, pods keep running",
@@ -139,7 +138,7 @@ async def _grow_claims(client: AsyncClient, sts: dict[str, Any], grow: dict[str,
     labels = (spec.get("selector") or {}).get("matchLabels") or {}
     refused = []
     async for pvc in client.list(PersistentVolumeClaim, namespace=meta["namespace"], labels=labels):
-        pvc_name = pvc.metadata.name if pvc.metadata else ""
+        pvc_name = (pvc.metadata.name if pvc.metadata else None) or ""
         template = next((t for t, p in patterns.items() if p.match(pvc_name or "")), None)
         if template is None or pvc.metadata is None:
             continue

@@ -22,7 +22,6 @@ from typing import Any
 from lightkube import Client
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
-from lightkube.core.resource import Resource
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.admissionregistration_v1 import (
@@ -164,7 +163,7 @@ def operator_ready(client: Client, namespace: str) -> Poll:
         total = (st.replicas or 0) if st else 0
         observed = (st.observedGeneration or 0) if st else 0
         done = (
-            observed >= (dep.metadata.generation or 0)
+            observed >= ((dep.metadata.generation if dep.metadata else None) or 0)
             and ready == want
             and updated == want
             and total == want
@@ -178,7 +177,8 @@ def operator_ready(client: Client, namespace: str) -> Poll:
         if reasons & PULL_FAILURES:
             pull_failing_since[:1] = pull_failing_since[:1] or [time.monotonic()]
             if time.monotonic() - pull_failing_since[0] > IMAGE_PULL_GRACE:
-                image = dep.spec.template.spec.containers[0].image
+                pod_spec = dep.spec.template.spec if dep.spec else None
+                image = pod_spec.containers[0].image if pod_spec else "?"
                 raise ImageNotPulled(
                     f"the operator image {image} cannot be pulled ({', '.join(sorted(reasons))})."
                     " For a registry: --image repository:tag the cluster can pull. For the local "
@@ -229,7 +229,11 @@ def leader_elected(client: Client, namespace: str) -> Poll:
 def ca_bundle_registered(client: Client) -> Poll:
     def poll() -> tuple[bool, str]:
         missing = []
-        for kind in (MutatingWebhookConfiguration, ValidatingWebhookConfiguration):
+        kinds: tuple[type[MutatingWebhookConfiguration | ValidatingWebhookConfiguration], ...] = (
+            MutatingWebhookConfiguration,
+            ValidatingWebhookConfiguration,
+        )
+        for kind in kinds:
             config = client.get(kind, CONFIG_NAME)
             if not all(h.clientConfig.caBundle for h in config.webhooks or []):
                 missing.append(kind.__name__)
@@ -279,6 +283,7 @@ def clusters_left(client: Client) -> list[str]:
         return sorted(
             f"{c.metadata.namespace}/{c.metadata.name}"
             for c in client.list(ClusterResource, namespace="*")
+            if c.metadata is not None
         )
     except ApiError as exc:
         if exc.status.code == 404:
@@ -312,15 +317,17 @@ def delete_custom_objects(client: Client) -> int:
                 continue
             raise
         for item in items:
-            _delete(
-                client,
-                resource,
-                item.metadata.name,
-                item.metadata.namespace,
-                cascade=CascadeType.FOREGROUND,
-            )
+            name, namespace = _named(item)
+            _delete(client, resource, name, namespace, cascade=CascadeType.FOREGROUND)
             count += 1
     return count
+
+
+def _named(obj: Any) -> tuple[str, str | None]:
+    """Name and namespace of an object read from the API server (which always names it)."""
+    meta = obj.metadata
+    assert meta is not None and meta.name is not None
+    return meta.name, meta.namespace
 
 
 def custom_objects_gone(client: Client) -> Poll:
@@ -345,6 +352,8 @@ def release_finalizers(client: Client) -> list[str]:
                 continue
             raise
         for item in items:
+            name, namespace = _named(item)
+            assert item.metadata is not None
             finalizers = list(item.metadata.finalizers or [])
             if finalizer not in finalizers:
                 continue
@@ -354,14 +363,8 @@ def release_finalizers(client: Client) -> list[str]:
                     "resourceVersion": item.metadata.resourceVersion,
                 }
             }
-            client.patch(
-                resource,
-                item.metadata.name,
-                patch,
-                namespace=item.metadata.namespace,
-                patch_type=PatchType.MERGE,
-            )
-            released.append(f"{item.metadata.namespace}/{item.metadata.name}")
+            client.patch(resource, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+            released.append(f"{namespace}/{name}")
     return released
 
 
@@ -378,7 +381,9 @@ class Leftover:
 
 # Kinds an install creates, cluster-scoped first (namespaced ones go with the namespace,
 # except RoleBindings in watched namespaces).
-_LABELLED: tuple[tuple[type[Resource], bool], ...] = (
+# Resource types of several API groups, scopes and models: typed loosely (lightkube's
+# client methods are overloaded per scope).
+_LABELLED: tuple[tuple[type[Any], bool], ...] = (
     (MutatingWebhookConfiguration, False),
     (ValidatingWebhookConfiguration, False),
     (ClusterRoleBinding, False),
@@ -433,7 +438,7 @@ def delete_installed(client: Client, namespace: str) -> list[Leftover]:
     return deleted
 
 
-def _namespaced_resource(kind: str) -> type[Resource]:
+def _namespaced_resource(kind: str) -> type[Any]:
     from lightkube.resources import (
         apps_v1,
         coordination_v1,
@@ -444,7 +449,7 @@ def _namespaced_resource(kind: str) -> type[Resource]:
 
     for module in (apps_v1, core_v1, policy_v1, rbac_authorization_v1, coordination_v1):
         if hasattr(module, kind):
-            return getattr(module, kind)  # type: ignore[no-any-return]
+            return getattr(module, kind)
     if kind in ("Issuer", "Certificate"):
         plural = kind.lower() + "s"
         return create_namespaced_resource("cert-manager.io", "v1", kind, plural)

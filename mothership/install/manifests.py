@@ -51,7 +51,10 @@ LOG_LEVELS = ("debug", "info", "warning")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 PART_OF = {"app.kubernetes.io/part-of": "mothership"}
-SELECTOR = {"app.kubernetes.io/name": "mothership", "app.kubernetes.io/component": "operator"}
+SELECTOR: dict[str, Any] = {
+    "app.kubernetes.io/name": "mothership",
+    "app.kubernetes.io/component": "operator",
+}
 KEEP = {"helm.sh/resource-policy": "keep"}  # helm uninstall leaves CRDs (and Clusters) alone
 
 DEFAULT_RESOURCES: dict[str, Any] = {

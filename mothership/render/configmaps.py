@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import shlex
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -105,7 +105,7 @@ def k0s_config(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         )
     user["apiVersion"] = api_version
     user.setdefault("kind", "ClusterConfig")
-    return _overlay(user, {"spec": _operator_spec(cluster, facts)})
+    return cast(dict[str, Any], _overlay(user, {"spec": _operator_spec(cluster, facts)}))
 
 
 def _operator_spec(cluster: Cluster, facts: Facts) -> dict[str, Any]:

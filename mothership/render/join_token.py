@@ -12,7 +12,7 @@ import gzip
 import hashlib
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -110,7 +110,7 @@ def join_token(*, server: str, ca_pem: bytes, role: str, token: str) -> str:
 
 
 def decode_join_token(token: str) -> dict[str, Any]:
-    return yaml.safe_load(gzip.decompress(base64.b64decode(token)))
+    return cast(dict[str, Any], yaml.safe_load(gzip.decompress(base64.b64decode(token))))
 
 
 JOIN_COMMAND_KEY = "joinCommand"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import jsonpatch
 import yaml
@@ -101,11 +101,11 @@ def _apply_one(obj: dict[str, Any], patch_type: str, content: str) -> dict[str, 
     if patch_type == "merge":
         if not isinstance(document, dict):
             raise _Refused("a merge patch must be an object")
-        return merge_patch(obj, document)
+        return cast(dict[str, Any], merge_patch(obj, document))
     if patch_type == "strategic":
         if not isinstance(document, dict):
             raise _Refused("a strategic merge patch must be an object")
-        return strategic_merge(obj, document)
+        return cast(dict[str, Any], strategic_merge(obj, document))
     raise _Refused(f"unknown patch type {patch_type!r} (expected json, merge or strategic)")
 
 
@@ -121,7 +121,7 @@ def _json_patch(obj: dict[str, Any], operations: Any) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise _Refused("a json patch must leave an object")
     # Round-trip through JSON so the result holds only plain types (and fresh copies).
-    return json.loads(json.dumps(result))
+    return cast(dict[str, Any], json.loads(json.dumps(result)))
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

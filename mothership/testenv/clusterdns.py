@@ -32,7 +32,7 @@ CLUSTER_DOMAIN = "cluster.local"
 NAMESPACE = "kube-system"
 NAME = "coredns"
 SERVICE = "kube-dns"
-LABELS = {"k8s-app": "kube-dns"}
+LABELS: dict[str, Any] = {"k8s-app": "kube-dns"}
 IMAGE = f"localhost/mothership/coredns:{COREDNS_VERSION}"
 ENTRYPOINT = ("/coredns",)
 CONFIG_DIR = "/etc/coredns"
@@ -357,7 +357,7 @@ def diagnose(cfg: MothershipConfig, lines: int = 30) -> str:
     if not pods:
         return "no CoreDNS pod exists (see the kube-controller-manager log)"
     for pod in pods:
-        name = pod.metadata.name if pod.metadata else "?"
+        name = (pod.metadata.name if pod.metadata else None) or "?"
         status = pod.status
         states = []
         for cs in (status.containerStatuses if status else None) or []:

@@ -35,7 +35,7 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: f
 
 def wait_nodes_ready(kc: Client, names: list[str], timeout: float) -> None:
     def ready() -> bool:
-        nodes = {n.metadata.name: n for n in kc.list(Node)}
+        nodes = {n.metadata.name: n for n in kc.list(Node) if n.metadata}
         return all(name in nodes and node_ready(nodes[name]) for name in names)
 
     wait_until(f"nodes {', '.join(names)} Ready", ready, timeout)

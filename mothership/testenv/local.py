@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -239,7 +240,7 @@ class LocalMothership:
             probe = lambda: health.tcp_open("127.0.0.1", port)  # noqa: E731
         wait_for("datastore", probe, timeout=timeout, supervisor=self.sup, component="datastore")
 
-    def _admin_tls(self):  # type: ignore[no-untyped-def]
+    def _admin_tls(self) -> ssl.SSLContext:
         p = self.cfg.pki_dir
         return health.tls_context(p / "ca.crt", p / "admin.crt", p / "admin.key")
 

@@ -327,7 +327,7 @@ def control_plane_image_files(bin_dir: Path, version: str) -> dict[str, Path]:
 def _archive_name(name: str, files: dict[str, images.Content], entrypoint: list[str]) -> str:
     """Named after its inputs (host files by path, size and mtime), so a changed input
     writes a new archive instead of reusing a stale one under the image's name."""
-    inputs = []
+    inputs: list[tuple[object, ...]] = []
     for path, content in sorted(files.items()):
         if isinstance(content, Path):
             st = content.stat()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from mothership.testenv.images import Content, Symlink, build_go_command
 
@@ -119,7 +120,7 @@ def _is_static(path: Path) -> bool:
     data = path.read_bytes()[:65536]
     if data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit ELF only
         return False
-    order = "little" if data[5] == 1 else "big"
+    order: Literal["little", "big"] = "little" if data[5] == 1 else "big"
     phoff = int.from_bytes(data[32:40], order)
     phentsize = int.from_bytes(data[54:56], order)
     phnum = int.from_bytes(data[56:58], order)

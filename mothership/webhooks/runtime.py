@@ -172,7 +172,9 @@ class WebhookService:
             if cfg.service:
                 namespace, name = cfg.service.split("/", 1)
                 service = registration.ServiceRef(namespace, name, 443)
-            url = None if service else cfg.url_base or (self.runner and self.runner.url_base)
+            url = (
+                None if service else cfg.url_base or (self.runner.url_base if self.runner else None)
+            )
             await registration.register(
                 self.client, url_base=url, service=service, ca_pem=self._ca_pem
             )
@@ -252,6 +254,7 @@ async def shared_tls(
                 await client.create(body)
                 log.info("webhook certificates stored in Secret %s/%s", namespace, name)
             else:
+                assert body.metadata is not None and secret.metadata is not None
                 body.metadata.resourceVersion = secret.metadata.resourceVersion
                 await client.replace(body)
                 log.info("webhook certificates renewed in Secret %s/%s", namespace, name)

@@ -20,7 +20,7 @@ from mothership.bench.provision_result import (
     percentile,
     spread,
 )
-from mothership.cli.errors import InvalidInput
+from mothership.errors import InvalidInput
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -9,13 +9,14 @@ we only pass them through to generated workloads, and the API server validates t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeAlias
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
-from pydantic.json_schema import JsonDict
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from mothership.api.base import CRDInfo, KubeModel, PrinterColumn, TopLevel, VersionInfo
 from mothership.api.schema_markers import FreeForm, Quantity, preserve_unknown_object
+
+JsonDict: TypeAlias = dict[str, JsonValue]  # pydantic.json_schema.JsonDict, not exported
 
 GROUP = "k0smotron.io"
 API_VERSION = f"{GROUP}/v1beta2"
@@ -31,7 +32,7 @@ DEFAULT_DEFRAG_RULE = "dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*102
 DEFAULT_PROMETHEUS_IMAGE = "quay.io/k0sproject/prometheus:v2.44.0"
 DEFAULT_PROXY_IMAGE = "nginx:1.19.10"
 DEFAULT_API_PORT = 30443
-DEFAULT_DISTRIBUTION = "k0s"
+DEFAULT_DISTRIBUTION: Distribution = "k0s"
 DEFAULT_KUBERNETES_VERSION = "v1.35.4"
 """Version given to a kubernetes-distribution Cluster created without one (the pinned one)."""
 DEFAULT_K0S_VERSION = "v1.35.4-k0s.0"

@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from mothership.api.k0smotron import v1beta1, v1beta2
-from mothership.cli.errors import InvalidInput
+from mothership.errors import InvalidInput
 from mothership.webhooks.validate import validate
 
 Obj = dict[str, Any]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from mothership.cli.clusterspec import (
+from mothership.errors import InvalidInput
+from mothership.specs.clusters import (
     ClusterFlags,
     check_name,
     cluster_from_flags,
     load_manifests,
     spec_from_flags,
 )
-from mothership.cli.errors import InvalidInput
 
 
 def test_only_given_flags_reach_the_spec() -> None:
