@@ -108,6 +108,10 @@ done
 """
 
 
+def _host_path(name: str, path: str, kind: str) -> dict[str, Any]:
+    return {"name": name, "hostPath": {"path": path, "type": kind}}
+
+
 def flannel(cluster: Cluster) -> list[dict[str, Any]]:
     labels = {"k8s-app": "flannel"}
     net_conf = {
@@ -115,10 +119,6 @@ def flannel(cluster: Cluster) -> list[dict[str, Any]]:
         "Backend": {"Type": "vxlan", "Port": VXLAN_PORT},
     }
     image = FLANNEL_IMAGE
-    host_path = lambda name, path, kind: {  # noqa: E731 - three lines shorter than a def
-        "name": name,
-        "hostPath": {"path": path, "type": kind},
-    }
     flanneld = {
         "name": "flanneld",
         "image": image,
@@ -169,9 +169,9 @@ def flannel(cluster: Cluster) -> list[dict[str, Any]]:
                     "tolerations": [{"operator": "Exists"}],
                     "containers": [flanneld, writer],
                     "volumes": [
-                        host_path("run-flannel", "/run/flannel", "DirectoryOrCreate"),
-                        host_path("cni-conf", "/etc/cni/net.d", "DirectoryOrCreate"),
-                        host_path("xtables-lock", "/run/xtables.lock", "FileOrCreate"),
+                        _host_path("run-flannel", "/run/flannel", "DirectoryOrCreate"),
+                        _host_path("cni-conf", "/etc/cni/net.d", "DirectoryOrCreate"),
+                        _host_path("xtables-lock", "/run/xtables.lock", "FileOrCreate"),
                         {"name": "flannel-cfg", "configMap": {"name": "kube-flannel-cfg"}},
                     ],
                 },

@@ -22,6 +22,7 @@ CONFIG_FILE = "mothership.json"
 REAL_BRIDGE = "mship0"
 REAL_BRIDGE_CIDR = "10.200.0.0/24"
 REAL_HOST_IP = "10.200.0.1"
+SERVICE_CIDR = "10.96.0.0/16"
 
 
 @dataclass
@@ -32,7 +33,7 @@ class MothershipConfig:
     nodes: NodeMode = "kwok"
     kwok_nodes: int = 3
     ports: dict[str, int] = field(default_factory=dict)
-    service_cidr: str = "10.96.0.0/16"
+    service_cidr: str = SERVICE_CIDR
     pod_cidr: str = REAL_BRIDGE_CIDR
     bin_dir: Path = Path()
     # Extra kube-apiserver flags (e.g. an audit policy for benchmarks).

@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from mothership.testenv.config import REAL_BRIDGE_CIDR, REAL_HOST_IP, MothershipConfig
+from mothership.testenv.config import REAL_BRIDGE_CIDR, REAL_HOST_IP
+from mothership.testenv.config import SERVICE_CIDR as MOTHERSHIP_SERVICE_CIDR
 
 Flavour = Literal["edge", "reachable"]
 FLAVOURS: tuple[Flavour, ...] = ("edge", "reachable")
@@ -60,7 +61,6 @@ LANS: dict[str, Lan] = {
     "edge": Lan("mshedge0", "10.251.0.0/24", "10.251.0.1"),
     "reachable": Lan("mshreach0", "10.252.0.0/24", "10.252.0.1"),
 }
-MOTHERSHIP_SERVICE_CIDR = MothershipConfig.__dataclass_fields__["service_cidr"].default
 NETNS_PREFIX = "mshm"
 VETH_PREFIX = "mshv"
 CGROUP_PARENT = "mothership-machines"
@@ -298,8 +298,8 @@ def _setup_host_network() -> None:
         ["-m", "conntrack", "--ctorigdst", REAL_BRIDGE_CIDR, "-j", "REJECT"],
         ["-m", "conntrack", "--ctorigdst", MOTHERSHIP_SERVICE_CIDR, "-j", "REJECT"],
     ]
-    forward = [
-        *(["-s", lan.cidr, *rule] for lan in LANS.values() for rule in mothership_only),
+    forward = [["-s", lan.cidr, *rule] for lan in LANS.values() for rule in mothership_only]
+    forward += [
         # An edge site's machines see each other on their LAN ...
         ["-i", edge.bridge, "-o", edge.bridge, "-j", "ACCEPT"],
         # ... and anything answers them; nothing else opens a connection to them.
