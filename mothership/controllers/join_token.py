@@ -119,6 +119,8 @@ async def _reconcile(body: dict[str, Any]) -> None:
         meta.get("labels") or {},
         join_command=_join_command(cluster, cluster_ns, token, expires) if role == "worker" else "",
         expires=expires,
+        download_url=join_options().download_url,
+        registry_mirror=join_options().registry_mirror,
     )
     try:
         await rt.client.create(from_dict(owned_by(secret, body)))

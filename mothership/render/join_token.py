@@ -115,6 +115,8 @@ def decode_join_token(token: str) -> dict[str, Any]:
 
 JOIN_COMMAND_KEY = "joinCommand"
 EXPIRES_ANNOTATION = "mothership.io/token-expires"
+DOWNLOAD_URL_ANNOTATION = "mothership.io/node-download-url"
+REGISTRY_MIRROR_ANNOTATION = "mothership.io/node-registry-mirror"
 
 
 def token_secret(
@@ -127,13 +129,19 @@ def token_secret(
     *,
     join_command: str = "",
     expires: datetime | None = None,
+    download_url: str = "",
+    registry_mirror: str = "",
 ) -> dict[str, Any]:
     """The Secret named after the request, holding the join token under `token` and, for
     the kubernetes distribution, the one-line join under `joinCommand`."""
     data = {"token": base64.b64encode(token.encode()).decode()}
     if join_command:
         data[JOIN_COMMAND_KEY] = base64.b64encode(join_command.encode()).decode()
+    # What the join command was rendered with, so a client can render it again with changes.
     annotations = {EXPIRES_ANNOTATION: expires.strftime("%Y-%m-%dT%H:%M:%SZ")} if expires else {}
+    if join_command:
+        annotations[DOWNLOAD_URL_ANNOTATION] = download_url
+        annotations[REGISTRY_MIRROR_ANNOTATION] = registry_mirror
     return {
         "apiVersion": "v1",
         "kind": "Secret",
