@@ -37,7 +37,7 @@ from mothership.api.k0smotron.v1beta2 import (
     ServiceType,
     StorageType,
 )
-from mothership.render import names
+from mothership.render import names, network_addons
 from mothership.webhooks.defaults import DEFAULT_K0S_VERSION
 
 Obj = dict[str, Any]
@@ -408,6 +408,14 @@ def _kubernetes_only(check: _Check, spec: Obj) -> None:
             "manifests to the tenant with its kubeconfig instead",
         )
     network = _sub(spec, "k0sConfig", "spec", "network")
+    provider = network.get("provider")
+    if provider is not None and provider not in network_addons.PROVIDERS:
+        why = network_addons.UNSUPPORTED_PROVIDERS.get(str(provider), "it is not a known provider")
+        check.error(
+            "spec.k0sConfig.spec.network.provider",
+            f"{_show(provider)} cannot be deployed with spec.distribution kubernetes ({why}); "
+            "use flannel (the default: leave it out) or custom (bring your own CNI)",
+        )
     for key, example in (("serviceCIDR", "10.96.0.0/12"), ("podCIDR", "10.244.0.0/16")):
         value = network.get(key)
         if value is None:

@@ -160,3 +160,31 @@ def test_v1beta1_reads_of_a_kubernetes_cluster_validate_through_the_stash() -> N
     assert errors(v1) == []
     v1["spec"]["version"] = "v1.35.4-k0s.0"
     assert errors(v1) and errors(v1)[0].startswith("spec.version:")
+
+
+# --- the pod network provider -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", ["flannel", "custom"])
+def test_providers_that_can_be_deployed_are_accepted(provider: str) -> None:
+    assert errors(kube(k0sConfig={"spec": {"network": {"provider": provider}}})) == []
+
+
+@pytest.mark.parametrize(
+    ("provider", "why"),
+    [("kuberouter", "security flaws"), ("calico", "not built"), ("weave", "not a known")],
+)
+def test_providers_that_cannot_be_honoured_are_refused_naming_the_field(
+    provider: str, why: str
+) -> None:
+    (message,) = errors(kube(k0sConfig={"spec": {"network": {"provider": provider}}}))
+    assert "spec.k0sConfig.spec.network.provider" in message
+    assert why in message and "flannel" in message and "custom" in message
+
+
+def test_the_k0s_distribution_keeps_its_own_providers() -> None:
+    spec = {
+        "version": DEFAULT_K0S_VERSION,
+        "k0sConfig": {"spec": {"network": {"provider": "calico"}}},
+    }
+    assert errors(cluster(spec)) == []
