@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
 import ssl
 import subprocess
 import time
@@ -40,9 +39,9 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Servi
 from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 
 from mothership.render.join_token import decode_join_token
-from mothership.testenv import health, kube
+from mothership.testenv import kube
 from mothership.testenv.local import LocalMothership
-from mothership.testenv.ports import free_ports
+from tests.operator_proc import Operator
 
 REPO = Path(__file__).resolve().parents[2]
 Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
@@ -52,55 +51,6 @@ VERSION = "v1.35.4"
 # Managed etcd runs the local image too (it holds etcd and a shell), as in `dev up`.
 ETCD_IMAGE = IMAGE_TEMPLATE.format(version=VERSION)
 AVAILABLE_WITHIN = 300
-
-
-class Operator:
-    """`mothership operator run` on the host, running tenants from the local image."""
-
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
-        self.kubeconfig, self.log = kubeconfig, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.ports = free_ports(["metrics", "health", "webhook"])
-
-    def start(self) -> None:
-        argv = [
-            "mothership", "operator", "run",
-            f"--kubeconfig={self.kubeconfig}",
-            f"--metrics-port={self.ports['metrics']}",
-            f"--health-port={self.ports['health']}",
-            "--resync=5",
-            "--log-format=plain",
-            f"--webhook-port={self.ports['webhook']}",
-            f"--webhook-cert-dir={self.log.parent / 'webhook'}",
-            "--unregister-webhooks-on-exit",
-            "--leader-identity=kubernetes-distribution-test",
-            f"--kubernetes-image-template={IMAGE_TEMPLATE}",
-            f"--default-etcd-image={ETCD_IMAGE}",
-        ]  # fmt: skip
-        fh = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
-        kube.wait_until("operator healthz", self._healthy, 60)
-
-    def _healthy(self) -> bool:
-        assert self.proc and self.proc.poll() is None, self.log.read_text()[-3000:]
-        return health.http_ok(f"http://127.0.0.1:{self.ports['health']}/healthz")
-
-    def metric(self, name: str) -> float:
-        _, text = health.http_get(f"http://127.0.0.1:{self.ports['metrics']}/metrics")
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(name) and not line.startswith("#")
-        )
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +66,12 @@ def kc(mothership_real: LocalMothership) -> Client:
 def operator(
     mothership_real: LocalMothership, kc: Client, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    op = Operator(mothership_real.cfg.kubeconfig, tmp_path_factory.mktemp("op") / "operator.log")
+    op = Operator(
+        mothership_real.cfg.kubeconfig,
+        tmp_path_factory.mktemp("op") / "operator.log",
+        IMAGE_TEMPLATE,
+        ETCD_IMAGE,
+    )
     op.start()
     yield op
     op.stop()

@@ -1,0 +1,363 @@
+"""Workers anywhere, for real: machines behind NAT join a kubernetes-distribution tenant.
+
+On the real-node local mothership, a Cluster exposed on NodePorts gets two edge machines
+(network namespaces behind NAT, each with its own filesystem view, processes and
+cgroups) that join with the one-line command `mothership token create --join-command`
+prints, exactly as a user runs it on a machine. Their containerd pulls every image
+through the mothership's registry mirror and their node components come from its
+download mirror, as at an air-gapped site. The API server reaches the kubelets only
+through the Konnectivity tunnel: the test asserts that the mothership cannot open a
+connection to either machine.
+
+Run it under the shared real-node lock:
+
+    flock /tmp/mship-realnode.lock python -m pytest tests/integration/test_workers.py
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import Client, KubeConfig
+from lightkube.codecs import load_all_yaml
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
+
+from mothership.testenv import kube, machines
+from mothership.testenv.local import LocalMothership
+from mothership.testenv.localoperator import node_mirror_args
+from tests.operator_proc import Operator
+
+REPO = Path(__file__).resolve().parents[2]
+Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
+JTR = create_namespaced_resource("k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests")
+IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
+VERSION = "v1.35.4"
+API_PORT, KONNECTIVITY_PORT = 31443, 31132
+BUSYBOX = "docker.io/library/busybox:1.35.0"
+JOIN_WITHIN = 300
+
+
+@pytest.fixture(scope="module")
+def kc(mothership_real: LocalMothership) -> Client:
+    client = kube.client(mothership_real.cfg.kubeconfig)
+    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
+        for obj in load_all_yaml(path.read_text()):
+            client.apply(obj, field_manager="mothership-tests", force=True)
+    return client
+
+
+@pytest.fixture(scope="module")
+def operator(
+    mothership_real: LocalMothership, kc: Client, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    op = Operator(
+        mothership_real.cfg.kubeconfig,
+        tmp_path_factory.mktemp("op") / "operator.log",
+        IMAGE_TEMPLATE,
+        IMAGE_TEMPLATE.format(version=VERSION),
+        extra_args=tuple(node_mirror_args(mothership_real.cfg)),
+        identity="workers-test",
+    )
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture(scope="module")
+def ns(kc: Client) -> Iterator[str]:
+    name = f"workers-{uuid.uuid4().hex[:6]}"
+    kc.create(Namespace(metadata=ObjectMeta(name=name)))
+    yield name
+    kc.delete(Namespace, name)
+
+
+class Tenant:
+    """A NodePort-exposed kubernetes-distribution Cluster and the tools to look inside it."""
+
+    def __init__(self, ms: LocalMothership, kc: Client, op: Operator, ns: str, tmp: Path) -> None:
+        self.ms, self.kc, self.op, self.ns = ms, kc, op, ns
+        self.name = "work"
+        self.kubeconfig = tmp / "tenant.kubeconfig"
+
+    def create(self) -> None:
+        self.kc.create(
+            Cluster(
+                metadata=ObjectMeta(name=self.name, namespace=self.ns),
+                spec={
+                    "distribution": "kubernetes",
+                    "version": VERSION,
+                    "replicas": 1,
+                    "service": {
+                        "type": "NodePort",
+                        "apiPort": API_PORT,
+                        "konnectivityPort": KONNECTIVITY_PORT,
+                    },
+                },
+            )
+        )
+        for kind in ("Available", "TenantBootstrapped"):
+            self.wait(f"{kind}=True", lambda k=kind: self.condition(k) == "True", 300)
+        secret = self.kc.get(Secret, f"{self.name}-kubeconfig", namespace=self.ns)
+        self.kubeconfig.write_bytes(base64.b64decode(secret.data["value"]))
+
+    def condition(self, kind: str) -> str:
+        status = self.kc.get(Cluster, self.name, namespace=self.ns).status or {}
+        found = [c for c in status.get("conditions") or [] if c["type"] == kind]
+        return found[0]["status"] if found else ""
+
+    def client(self) -> Client:
+        return Client(config=KubeConfig.from_file(str(self.kubeconfig)), field_manager="tests")
+
+    def kubectl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.ms.cfg.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def mothership_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["mothership", *args, "--kubeconfig", str(self.ms.cfg.kubeconfig), "-n", self.ns],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def join_command(self, *extra: str) -> str:
+        proc = self.mothership_cli("token", "create", self.name, "--join-command", *extra)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert len(lines) == 1, f"the join command is not one line: {proc.stdout[:300]}"
+        return lines[0]
+
+    def wait(self, what: str, check: Any, timeout: float) -> None:
+        try:
+            kube.wait_until(what, check, timeout)
+        except Exception as exc:
+            raise AssertionError(f"{exc}\n{self.diagnose()}") from exc
+
+    def diagnose(self) -> str:
+        parts = []
+        if self.kubeconfig.exists():
+            parts.append(self.kubectl("get", "nodes,pods", "-A", "-o", "wide").stdout)
+            parts.append(self.kubectl("describe", "nodes").stdout[-4000:])
+            parts.append(self.kubectl("get", "events", "-A").stdout[-4000:])
+        parts.append("--- operator log\n" + self.op.log.read_text()[-3000:])
+        return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def tenant(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Tenant:
+    t = Tenant(mothership_real, kc, operator, ns, tmp_path_factory.mktemp("tenant"))
+    t.create()
+    return t
+
+
+@pytest.fixture(scope="module")
+def edge(mothership_real: LocalMothership) -> Iterator[list[machines.Machine]]:
+    """Two machines of one edge site (one LAN, behind NAT)."""
+    state = mothership_real.cfg.state_dir
+    made = [machines.create(state, f"edge-{uuid.uuid4().hex[:4]}", "edge") for _ in range(2)]
+    yield made
+    for m in made:
+        machines.delete(state, m.name)
+        assert machines.leftovers(m) == [], f"machine {m.name} left {machines.leftovers(m)}"
+
+
+def _node_ready(client: Client, name: str) -> bool:
+    try:
+        node = client.get(Node, name)
+    except Exception:
+        return False
+    conds = (node.status.conditions if node.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conds)
+
+
+def _connect(host: str, port: int) -> str:
+    """What happens when this host opens a TCP connection: 'open' or the error."""
+    with socket.socket() as s:
+        s.settimeout(3)
+        try:
+            s.connect((host, port))
+            return "open"
+        except OSError as exc:
+            return type(exc).__name__
+
+
+def _join(machine: machines.Machine, command: str) -> subprocess.CompletedProcess[str]:
+    return machines.run(machine, ["sh", "-c", command], timeout=JOIN_WITHIN)
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+
+def test_edge_machines_join_with_one_command_and_everything_works_through_the_tunnel(
+    tenant: Tenant, edge: list[machines.Machine]
+) -> None:
+    command = tenant.join_command("--expiry", "1h")
+    started = time.monotonic()
+    for m in edge:
+        proc = _join(m, command)
+        assert proc.returncode == 0, f"join of {m.name} failed:\n{proc.stderr[-3000:]}"
+        assert f"joined {tenant.ns}/{tenant.name} as node {m.name}" in proc.stderr
+    client = tenant.client()
+    for m in edge:
+        tenant.wait(f"node {m.name} Ready", lambda m=m: _node_ready(client, m.name), JOIN_WITHIN)
+    print(f"two machines joined and Ready in {time.monotonic() - started:.1f}s")
+
+    # The mothership cannot open a connection to either machine (kubelet, sshd).
+    for m in edge:
+        for port in (10250, 22):
+            assert _connect(m.address, port) != "open", f"{m.address}:{port} is reachable"
+
+    # A 2-replica Deployment spread over both machines, behind a Service.
+    manifest = _web_manifest()
+    proc = subprocess.run(
+        [
+            str(tenant.ms.cfg.bin_dir / "kubectl"),
+            "--kubeconfig",
+            str(tenant.kubeconfig),
+            "apply",
+            "-f",
+            "-",
+        ],
+        input=manifest,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+    def spread() -> bool:
+        pods = [p for p in client.list(Pod, namespace="default", labels={"app": "web"})]
+        ready = [
+            p
+            for p in pods
+            if p.status
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        ]
+        return len({p.spec.nodeName for p in ready if p.spec}) == 2
+
+    tenant.wait("web pods Ready on both machines", spread, 240)
+    pods = list(client.list(Pod, namespace="default", labels={"app": "web"}))
+    a, b = pods[0], pods[1]
+    assert a.status and b.status and a.status.podIP and b.status.podIP
+    # pod -> pod across machines, pod -> Service name, pod -> the tenant's kubernetes Service.
+    name_a = a.metadata.name if a.metadata else ""
+    for url in (f"http://{b.status.podIP}:8080/", "http://web.default.svc.cluster.local:8080/"):
+        out = tenant.kubectl("exec", name_a, "--", "wget", "-q", "-O", "-", "-T", "5", url)
+        assert out.returncode == 0 and "hello from" in out.stdout, (url, out.stderr)
+    out = tenant.kubectl(
+        "exec", name_a, "--", "nc", "-z", "-w", "5", "kubernetes.default.svc", "443"
+    )
+    assert out.returncode == 0, f"pod -> kubernetes Service: {out.stderr}"
+    # logs and exec through the tunnel (the API server cannot reach the kubelets otherwise).
+    logs = tenant.kubectl("logs", name_a)
+    assert logs.returncode == 0, logs.stderr
+    # port-forward through the tunnel.
+    _port_forward_works(tenant, name_a)
+    # kubectl top through metrics-server, an aggregated API served on a worker.
+    tenant.wait(
+        "kubectl top nodes",
+        lambda: tenant.kubectl("top", "nodes").returncode == 0,
+        240,
+    )
+    top = tenant.kubectl("top", "nodes").stdout
+    assert all(m.name in top for m in edge), top
+
+
+def _web_manifest() -> str:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "DoNotSchedule",
+                            "labelSelector": {"matchLabels": {"app": "web"}},
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": BUSYBOX,
+                            "command": [
+                                "sh",
+                                "-c",
+                                'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html'
+                                " && echo serving && exec httpd -f -p 8080 -h /www",
+                            ],
+                            "ports": [{"containerPort": 8080}],
+                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 2},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080, "targetPort": 8080}]},
+    }
+    return json.dumps(deployment) + "\n---\n" + json.dumps(service)
+
+
+def _port_forward_works(tenant: Tenant, pod: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            str(tenant.ms.cfg.bin_dir / "kubectl"),
+            "--kubeconfig",
+            str(tenant.kubeconfig),
+            "port-forward",
+            f"pod/{pod}",
+            f"{port}:8080",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        import urllib.request
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as resp:
+                    return b"hello from" in resp.read()
+            except OSError:
+                return False
+
+        tenant.wait("port-forward answers", answers, 30)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,70 @@
+"""`mothership operator run` on the host as a test process, for real-node integration tests."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+from mothership.testenv import health, kube
+from mothership.testenv.ports import free_ports
+
+
+class Operator:
+    """`mothership operator run` on the host, running tenants from the local image."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        image_template: str,
+        etcd_image: str,
+        extra_args: tuple[str, ...] = (),
+        identity: str = "kubernetes-distribution-test",
+    ) -> None:
+        self.kubeconfig, self.log = kubeconfig, log
+        self.image_template, self.etcd_image = image_template, etcd_image
+        self.extra_args, self.identity = extra_args, identity
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ports = free_ports(["metrics", "health", "webhook"])
+
+    def start(self) -> None:
+        argv = [
+            "mothership", "operator", "run",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--metrics-port={self.ports['metrics']}",
+            f"--health-port={self.ports['health']}",
+            "--resync=5",
+            "--log-format=plain",
+            f"--webhook-port={self.ports['webhook']}",
+            f"--webhook-cert-dir={self.log.parent / 'webhook'}",
+            "--unregister-webhooks-on-exit",
+            f"--leader-identity={self.identity}",
+            f"--kubernetes-image-template={self.image_template}",
+            f"--default-etcd-image={self.etcd_image}",
+            *self.extra_args,
+        ]  # fmt: skip
+        fh = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
+        kube.wait_until("operator healthz", self._healthy, 60)
+
+    def _healthy(self) -> bool:
+        assert self.proc and self.proc.poll() is None, self.log.read_text()[-3000:]
+        return health.http_ok(f"http://127.0.0.1:{self.ports['health']}/healthz")
+
+    def metric(self, name: str) -> float:
+        _, text = health.http_get(f"http://127.0.0.1:{self.ports['metrics']}/metrics")
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
