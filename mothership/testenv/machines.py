@@ -630,8 +630,8 @@ def set_link(machine: Machine, up: bool) -> None:
 
 def set_loss(machine: Machine, percent: float) -> None:
     """Drop this share of packets in each direction on the machine's link (0 clears)."""
-    if not 0 <= percent < 100:
-        raise MachineError(f"--loss {percent} is not a percentage in [0, 100)")
+    if not 0 <= percent <= 100:
+        raise MachineError(f"--loss {percent} is not a percentage in [0, 100]")
     ns = machine.netns
     for hook, flag in (("PREROUTING", "-i"), ("OUTPUT", "-o")):
         rules = _sh(

@@ -1,0 +1,148 @@
+"""Machines on one box, for real: namespaces, NAT, sshd, impairment, and nothing left behind.
+
+Needs root (network namespaces, mounts, cgroups, iptables) but no Kubernetes: these are the
+hosts workers join from (tests/integration/test_workers.py). Everything goes through the
+`mothership dev machine` commands users and scripts run, against a state dir of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mothership.testenv import machines
+from mothership.testenv.local import LocalMothership
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="machines need root")
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    """A mothership state dir whose machines are deleted even when a test fails."""
+    path = tmp_path / "ms"
+    yield path
+    machines.delete_all(path)
+
+
+def cli(state: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    head, rest = args[0], args[1:]
+    argv = ["mothership", "dev", "machine", head, "--state-dir", str(state), *rest]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def connect(host: str, port: int) -> str:
+    with socket.socket() as s:
+        s.settimeout(3)
+        try:
+            s.connect((host, port))
+            return "open"
+        except OSError as exc:
+            return type(exc).__name__
+
+
+def test_edge_and_reachable_machines_from_the_cli(state: Path) -> None:
+    assert cli(state, "create", "edge-x").returncode == 0
+    assert cli(state, "create", "rack-x", "--reachable").returncode == 0
+    listed = json.loads(cli(state, "list", "-o", "json").stdout)
+    by_name = {m["name"]: m for m in listed}
+    assert by_name["edge-x"]["flavour"] == "edge" and by_name["rack-x"]["flavour"] == "reachable"
+    assert all(m["state"] == "running" for m in listed)
+    edge, rack = by_name["edge-x"]["address"], by_name["rack-x"]["address"]
+
+    # exec runs as root inside, with the machine's own host name, addresses and processes,
+    # and passes the exit code through.
+    out = cli(state, "exec", "edge-x", "--", "sh", "-c", "hostname; id -u; ip -4 -o addr show eth0")
+    assert out.returncode == 0
+    assert out.stdout.splitlines()[:2] == ["edge-x", "0"] and edge in out.stdout
+    assert cli(state, "exec", "edge-x", "--", "sh", "-c", "exit 7").returncode == 7
+    pids = cli(state, "exec", "edge-x", "--", "sh", "-c", "ls /proc | grep -c '^[0-9]'")
+    assert int(pids.stdout.strip()) < 10, "the machine sees the host's processes"
+
+    # What a node writes stays in the machine.
+    cli(
+        state,
+        "exec",
+        "edge-x",
+        "--",
+        "sh",
+        "-c",
+        "echo x > /etc/mothership-probe; mkdir -p /var/lib/kubelet",
+    )
+    assert not Path("/etc/mothership-probe").exists()
+    seen = cli(state, "exec", "rack-x", "--", "sh", "-c", "ls /etc/mothership-probe 2>&1 || true")
+    assert "No such file" in seen.stdout
+
+    # Edge: nothing opens a connection to it, not the host, not a reachable machine...
+    assert connect(edge, 22) != "open"
+    probe = f"exec 3<>/dev/tcp/{edge}/22 && echo OPEN || echo CLOSED"
+    assert "CLOSED" in cli(state, "exec", "rack-x", "--", "bash", "-c", probe).stdout
+    # ... while it reaches out, and a reachable machine is reached (sshd, key auth only).
+    assert connect(rack, 22) == "open"
+    reach_out = f"exec 3<>/dev/tcp/{rack}/22 && echo OPEN || echo CLOSED"
+    assert "OPEN" in cli(state, "exec", "edge-x", "--", "bash", "-c", reach_out).stdout
+    rack_machine = machines.find(state, "rack-x")
+    ssh = subprocess.run(
+        machines.ssh_argv(state, rack_machine, ["hostname"]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert ssh.returncode == 0 and ssh.stdout.strip() == "rack-x", ssh.stderr
+    no_key = subprocess.run(
+        ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
+         "-i", "/dev/null", f"root@{rack}", "true"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert no_key.returncode != 0, "sshd accepted a login without the machine key"
+    refused = cli(state, "ssh", "edge-x")
+    assert refused.returncode == 2 and "behind NAT" in refused.stderr
+
+    # Impairment: loss and link down/up; latency is refused clearly where the kernel has no netem.
+    assert cli(state, "net", "edge-x", "--loss", "100").returncode == 0
+    lost = cli(
+        state, "exec", "edge-x", "--", "bash", "-c", f"timeout 3 bash -c '{reach_out}' || echo LOST"
+    )
+    assert "LOST" in lost.stdout
+    assert cli(state, "net", "edge-x", "--loss", "0", "--link", "down").returncode == 0
+    down = cli(state, "exec", "edge-x", "--", "sh", "-c", "cat /sys/class/net/eth0/carrier 2>&1")
+    assert down.stdout.strip() in ("0", "cat: read error: Invalid argument")
+    assert cli(state, "net", "edge-x", "--link", "up").returncode == 0
+    assert "OPEN" in cli(state, "exec", "edge-x", "--", "bash", "-c", reach_out).stdout
+    latency = cli(state, "net", "edge-x", "--latency", "100")
+    assert latency.returncode == 0 or "netem" in latency.stderr
+
+    # Delete leaves nothing: processes, cgroups, netns, veth, mounts, dir, iptables rules.
+    kept = [machines.find(state, n) for n in ("edge-x", "rack-x")]
+    for m in kept:
+        assert cli(state, "delete", m.name).returncode == 0
+        assert machines.leftovers(m) == []
+    assert cli(state, "delete", "edge-x").returncode == 4
+    assert cli(state, "delete", "edge-x", "--ignore-not-found").returncode == 0
+    if not [d for d in Path("/run/netns").glob(f"{machines.NETNS_PREFIX}*")]:
+        assert machines.host_network_leftovers() == []
+
+
+def test_bad_names_and_duplicates_are_refused(state: Path) -> None:
+    bad = cli(state, "create", "Bad_Name")
+    assert bad.returncode == 1 and "not valid" in bad.stderr
+    assert cli(state, "create", "dup").returncode == 0
+    again = cli(state, "create", "dup")
+    assert again.returncode == 1 and "exists already" in again.stderr
+    assert cli(state, "delete", "dup").returncode == 0
+
+
+def test_dev_down_deletes_the_machines_of_its_mothership(tmp_path: Path) -> None:
+    ms = LocalMothership.configure("machines-down", state_dir=tmp_path / "ms", nodes="none")
+    ms.cfg.save()
+    made = [machines.create(ms.cfg.state_dir, n) for n in ("down-a", "down-b")]
+    ms.down()
+    assert machines.list_machines(ms.cfg.state_dir) == []
+    for m in made:
+        assert machines.leftovers(m) == []
