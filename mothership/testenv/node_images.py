@@ -120,7 +120,12 @@ def node_images(bin_dir: Path) -> list[NodeImage]:
         NodeImage(DEFAULT_COREDNS_IMAGE, {"/coredns": paths.addon("coredns")}, ["/coredns"]),
         NodeImage(
             network_addons.FLANNEL_IMAGE,
-            {"/opt/bin/flanneld": paths.addon("flanneld"), **netfilter, **shell},
+            {
+                "/opt/bin/flanneld": paths.addon("flanneld"),
+                **netfilter,
+                **_shared_libraries([paths.addon("flanneld")]),
+                **shell,
+            },
             ["/opt/bin/flanneld"],
         ),
         NodeImage(

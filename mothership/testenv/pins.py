@@ -30,7 +30,8 @@ Why these versions:
   as an air-gapped site does.
 * flannel v0.28.10: the tenant pod network (VXLAN overlay). k0s's default, kube-router, is
   served only at v2.1.0, which has reported security flaws; flannel's newest release has
-  none reported. Built without cgo (vxlan and host-gw backends need none). The split
+  none reported. Built with cgo: its main links every backend, and the udp one has C
+  code (the image carries the libc it links against). The split
   module of its Tencent Cloud backend's SDK is refused by the proxy; an empty local
   replacement makes Go take that package from the SDK's monolithic module, which is
   served (mothership/testenv/flannel_shim.py).
@@ -334,6 +335,7 @@ def addon_families() -> tuple[Family, ...]:
             ),
             ldflags=(f"-X github.com/flannel-io/flannel/pkg/version.Version={FLANNEL_VERSION}",),
             local_modules=((flannel_shim.MODULE, flannel_shim.DIR, flannel_shim.FILES),),
+            cgo=True,
         ),
         Family(
             name="metrics-server",
