@@ -216,6 +216,14 @@ def create(
             fmt = Output.yaml if output == Output.table else output
             dump(checked.objects[0] if len(checked.objects) == 1 else as_list(checked.objects), fmt)
             return
+        if filename is None and not flags.service_type and not flags.external_address:
+            err.print(
+                "[dim]note: exposed on a ClusterIP Service, which only the mothership's own "
+                "nodes reach: workers elsewhere cannot join. For workers, create it with "
+                "--service-type NodePort (or LoadBalancer).[/]",
+                highlight=False,
+                soft_wrap=True,
+            )
         target = connect(kubeconfig, context, namespace)
         applied = _apply_all(target, checked, force_conflicts, output == Output.table)
         clusters = [
