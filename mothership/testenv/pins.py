@@ -346,10 +346,11 @@ def addon_families() -> tuple[Family, ...]:
                     "metrics-server",
                     "sigs.k8s.io/metrics-server/cmd/metrics-server",
                     ("--version",),
-                    "",
+                    METRICS_SERVER_VERSION,
                 ),
             ),
-            ldflags=(f"-X k8s.io/component-base/version.gitVersion={METRICS_SERVER_VERSION}",),
+            # Where metrics-server's Makefile sets its version.
+            ldflags=(f"-X k8s.io/client-go/pkg/version.gitVersion={METRICS_SERVER_VERSION}",),
         ),
     )
 
