@@ -38,6 +38,7 @@ from mothership.api.k0smotron.v1beta2 import (
 )
 from mothership.render import network
 from mothership.render.names import MANAGED_BY
+from mothership.render.tenant_digest import CONFIG_HASH, config_digest
 
 SYSTEM = "kube-system"
 FLANNEL_IMAGE = f"docker.io/flannel/flannel:{FLANNEL_VERSION}"
@@ -87,6 +88,7 @@ def disabled_components(cluster: Cluster) -> set[str]:
 # Writes the CNI configuration from what flanneld decided for this node, and again whenever
 # that changes; runs beside flanneld for as long as it does.
 _CNI_WRITER = r"""set -eu
+trap 'exit 0' TERM INT
 conf=/etc/cni/net.d/10-flannel.conflist
 while :; do
   if [ -s /run/flannel/subnet.env ]; then
@@ -160,7 +162,10 @@ def flannel(cluster: Cluster) -> list[dict[str, Any]]:
             "selector": {"matchLabels": labels},
             "updateStrategy": {"type": "RollingUpdate"},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {CONFIG_HASH: config_digest(net_conf)},
+                },
                 "spec": {
                     "priorityClassName": "system-node-critical",
                     "hostNetwork": True,

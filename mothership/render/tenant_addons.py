@@ -35,6 +35,7 @@ from mothership.render import kubernetes_certs, network, network_addons
 from mothership.render import kubernetes_control_plane as kcp
 from mothership.render.facts import Facts, RenderError, external_address, kubernetes_version
 from mothership.render.names import MANAGED_BY
+from mothership.render.tenant_digest import CONFIG_HASH, config_digest
 
 DIGEST_ANNOTATION = "mothership.io/tenant-bootstrap-digest"
 SYSTEM = "kube-system"
@@ -195,6 +196,9 @@ def kube_proxy(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
         "clientConnection": {"kubeconfig": f"{KUBE_PROXY_DIR}/kubeconfig.conf"},
         "clusterCIDR": network.pod_cidr(spec),
         "mode": "iptables",
+        # The conntrack table size is host-wide and read-only outside the host's own network
+        # namespace (containers, sandboxes): leave it to the node, like its other sysctls.
+        "conntrack": {"maxPerCore": 0, "min": 0},
     }
     kubeconfig = {
         "apiVersion": "v1",
@@ -213,6 +217,7 @@ def kube_proxy(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
         "users": [{"name": "default", "user": {"tokenFile": f"{SA_DIR}/token"}}],
     }
     labels = {"k8s-app": "kube-proxy"}
+    config_hash = config_digest(config, kubeconfig)
     image = _image(
         cluster, "kube_proxy", f"{UPSTREAM_REGISTRY}/kube-proxy:{kubernetes_version(spec, facts)}"
     )
@@ -241,7 +246,7 @@ def kube_proxy(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
             "selector": {"matchLabels": labels},
             "updateStrategy": {"type": "RollingUpdate"},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": labels, "annotations": {CONFIG_HASH: config_hash}},
                 "spec": {
                     "priorityClassName": "system-node-critical",
                     "hostNetwork": True,

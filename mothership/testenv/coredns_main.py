@@ -12,11 +12,13 @@ MODULE = "github.com/coredns/coredns"
 
 # The plugins kept, in upstream's execution order (core/dnsserver/zdirectives.go): a
 # plugin sees a query before every plugin after it, so the order is not ours to choose.
-# whoami is in because core/dnsserver imports it for its default (no Corefile) config.
+# whoami is in because core/dnsserver imports it for its default (no Corefile) config;
+# prometheus because tenants run this build as their CoreDNS, whose Corefile serves metrics.
 PLUGINS = (
     "reload",
     "ready",
     "health",
+    "prometheus",
     "errors",
     "log",
     "loadbalance",

@@ -67,6 +67,7 @@ CGROUP_PARENT = "mothership-machines"
 MAX_INDEX = 250
 FILTER_CHAIN = "MSHIP-MACHINES"
 NAT_CHAIN = "MSHIP-MACHINES-NAT"
+RAW_CHAIN = "MSHIP-MACHINES-RAW"
 IMPAIR_COMMENT = "mothership-impairment"
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 MACHINE_FILE = "machine.json"
@@ -289,16 +290,7 @@ def _setup_host_network() -> None:
         _sh("ip", "link", "set", lan.bridge, "up")
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
     edge, reach = LANS["edge"], LANS["reachable"]
-    # Machines reach the mothership as remote workers do: at the node's address (NodePorts,
-    # the registry and download mirrors), never at the mothership's pod or Service
-    # addresses, which only its own node can route (kube-proxy DNATs Service IPs before
-    # FORWARD, so the original destination is what is checked).
-    mothership_only = [
-        ["-m", "conntrack", "--ctorigdst", f"{REAL_HOST_IP}/32", "-j", "ACCEPT"],
-        ["-m", "conntrack", "--ctorigdst", REAL_BRIDGE_CIDR, "-j", "REJECT"],
-        ["-m", "conntrack", "--ctorigdst", MOTHERSHIP_SERVICE_CIDR, "-j", "REJECT"],
-    ]
-    forward = [["-s", lan.cidr, *rule] for lan in LANS.values() for rule in mothership_only]
+    forward: list[list[str]] = []
     forward += [
         # An edge site's machines see each other on their LAN ...
         ["-i", edge.bridge, "-o", edge.bridge, "-j", "ACCEPT"],
@@ -313,6 +305,18 @@ def _setup_host_network() -> None:
         ["-d", edge.cidr, "-m", "conntrack", "--ctstate", "NEW", "-j", "REJECT",
          "--reject-with", "icmp-host-prohibited"],
     ]  # fmt: skip
+    # Machines reach the mothership as remote workers do: at the node's address (NodePorts,
+    # the registry and download mirrors), never at the mothership's pod or Service
+    # addresses, which only its own node can route. Dropped before NAT (raw table): the
+    # mothership's kube-proxy would otherwise turn a Service address into a local one.
+    raw = []
+    for lan in LANS.values():
+        raw += [
+            ["-s", lan.cidr, "-d", f"{REAL_HOST_IP}/32", "-j", "ACCEPT"],
+            ["-s", lan.cidr, "-d", REAL_BRIDGE_CIDR, "-j", "DROP"],
+            ["-s", lan.cidr, "-d", MOTHERSHIP_SERVICE_CIDR, "-j", "DROP"],
+        ]
+    _ensure_chain("raw", RAW_CHAIN, ("PREROUTING",), raw)
     _ensure_chain("filter", FILTER_CHAIN, ("FORWARD", "OUTPUT"), forward)
     _ensure_chain("filter", FILTER_CHAIN + "-OUT", ("OUTPUT",), output)
     _ensure_chain(
@@ -328,6 +332,7 @@ def _teardown_host_network() -> None:
         ("filter", FILTER_CHAIN, ("FORWARD", "OUTPUT")),
         ("filter", FILTER_CHAIN + "-OUT", ("OUTPUT",)),
         ("nat", NAT_CHAIN, ("POSTROUTING",)),
+        ("raw", RAW_CHAIN, ("PREROUTING",)),
     ):
         for hook in hooks:
             while _iptables("-t", table, "-D", hook, "-j", chain, check=False).returncode == 0:
@@ -345,7 +350,7 @@ def host_network_leftovers() -> list[str]:
         for lan in LANS.values()
         if _sh("ip", "link", "show", lan.bridge, check=False).returncode == 0
     ]
-    for table in ("filter", "nat"):
+    for table in ("filter", "nat", "raw"):
         rules = _iptables("-t", table, "-S", check=False).stdout
         found += [line for line in rules.splitlines() if "MSHIP-MACHINES" in line]
     return found
