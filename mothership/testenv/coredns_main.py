@@ -29,6 +29,9 @@ PLUGINS = (
     "whoami",
 )
 
+# Directives whose plugin lives in a package of another name.
+PACKAGE_DIRS = {"prometheus": "metrics"}
+
 _TEMPLATE = """\
 // Command coredns is CoreDNS built with only the plugins the local mothership's cluster
 // DNS uses. Written by mothership (mothership/testenv/coredns_main.py); do not edit.
@@ -59,6 +62,9 @@ func main() {{
 
 def main_source(plugins: tuple[str, ...] = PLUGINS) -> str:
     """The main.go of the wrapper module that builds our coredns binary."""
-    imports = "\n".join(f'\t_ "{MODULE}/plugin/{p}"' for p in sorted(plugins))
+    imports = "\n".join(
+        f'\t_ "{MODULE}/plugin/{PACKAGE_DIRS.get(p, p)}"'
+        for p in sorted(plugins, key=lambda p: PACKAGE_DIRS.get(p, p))
+    )
     directives = "\n".join(f'\t"{p}",' for p in plugins)
     return _TEMPLATE.format(imports=imports, directives=directives)

@@ -121,7 +121,9 @@ def test_coredns_main_imports_and_orders_only_the_kept_plugins() -> None:
     imports = [
         line.split('"')[1] for line in source.splitlines() if line.startswith('\t_ "github.com')
     ]
-    assert sorted(p.rsplit("/", 1)[1] for p in imports) == sorted(coredns_main.PLUGINS)
+    dirs = {coredns_main.PACKAGE_DIRS.get(p, p) for p in coredns_main.PLUGINS}
+    assert sorted(p.rsplit("/", 1)[1] for p in imports) == sorted(dirs)
+    assert "github.com/coredns/coredns/plugin/metrics" in imports  # the prometheus directive
     assert "github.com/coredns/coredns/core/plugin" not in source  # upstream's all-plugins list
     block = source.split("directives = []string{")[1].split("}")[0]
     order = [line.strip().strip('",') for line in block.splitlines() if line.strip()]
