@@ -31,6 +31,11 @@ from mothership.testenv.pins import KUBERNETES_VERSION
 PAUSE_IMAGE = f"{UPSTREAM_REGISTRY}/pause:3.10"
 KUBE_PROXY_IMAGE = f"{UPSTREAM_REGISTRY}/kube-proxy:{KUBERNETES_VERSION}"
 BUSYBOX_IMAGE = "docker.io/library/busybox:1.35.0"
+BUSYBOX_APPLETS = (
+    "sh", "ash", "cat", "cp", "date", "echo", "env", "false", "grep", "head", "hostname",
+    "httpd", "id", "ip", "ls", "mkdir", "mv", "nc", "nslookup", "ping", "ps", "rm", "sed",
+    "sleep", "tail", "tee", "touch", "true", "uname", "wc", "wget",
+)  # fmt: skip
 XTABLES_MULTI = Path("/usr/sbin/xtables-nft-multi")
 XTABLES_EXTENSIONS = Path("/usr/lib/x86_64-linux-gnu/xtables")
 CONNTRACK = Path("/usr/sbin/conntrack")
@@ -96,6 +101,17 @@ def netfilter_userland() -> dict[str, Content]:
     return files
 
 
+def busybox_files() -> dict[str, Content]:
+    """Debian's static busybox under the names tests and demos use (a web server, clients)."""
+    files: dict[str, Content] = {"/bin/busybox": userland.find_busybox()}
+    files.update({f"/bin/{applet}": Symlink("busybox") for applet in BUSYBOX_APPLETS})
+    files["/etc/passwd"] = (
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+    )
+    files["/etc/group"] = b"root:x:0:\nnogroup:x:65534:\n"
+    return files
+
+
 def node_images(bin_dir: Path) -> list[NodeImage]:
     """Every image a joined worker may run, with what it holds."""
     from mothership.testenv.gobuild import build_env
@@ -133,5 +149,5 @@ def node_images(bin_dir: Path) -> list[NodeImage]:
             {"/metrics-server": paths.addon("metrics-server")},
             ["/metrics-server"],
         ),
-        NodeImage(BUSYBOX_IMAGE, dict(shell), ["/bin/sh"]),
+        NodeImage(BUSYBOX_IMAGE, busybox_files(), ["/bin/sh"]),
     ]
