@@ -18,8 +18,8 @@ only `sh`, `curl` or `wget`, `base64`, `gunzip`, `sha256sum`, `tar` and root:
    waits until it has its client certificate.
 
 Everything it writes is listed in `/var/lib/mothership-node/installed`, which
-`mothership-node-leave` (written by the join) reads to stop the components, delete the
-Node and remove what the join wrote.
+`mothership-node-leave` (written by the join) reads to stop the components and remove what
+the join wrote; the Node object is deleted with kubectl (a kubelet may not delete it).
 
 The Cluster API bootstrap provider will render the same script into cloud-init, so the
 inputs are plain data (`JoinFacts`, `JoinOptions`), never API objects.

@@ -174,7 +174,7 @@ class LocalMothership:
                 self._start(report, timeout)
             except BaseException:
                 report("start-up failed; stopping what was started (logs are kept)")
-                self.down()
+                self.down(delete_machines=False)
                 raise
 
     def _choose_ports(self) -> None:
@@ -479,12 +479,18 @@ class LocalMothership:
 
     # -- stop -----------------------------------------------------------------------
 
-    def down(self, report: Report = _quiet, purge: bool = False) -> list[str]:
-        """Stop every process this mothership started, newest first; return their names."""
+    def down(
+        self, report: Report = _quiet, purge: bool = False, delete_machines: bool = True
+    ) -> list[str]:
+        """Stop every process this mothership started, newest first; return their names.
+
+        Its machines go too, unless a failed start-up is cleaning up after itself: a
+        machine is the user's, and only `dev down` removes it."""
         cfg = self.cfg
         stopped = []
-        for name in machines.delete_all(cfg.state_dir):
-            report(f"deleted machine {name}")
+        if delete_machines or purge:
+            for name in machines.delete_all(cfg.state_dir):
+                report(f"deleted machine {name}")
         node_started = any(self.sup.get(n) for n in REAL_NODE)
         # First, while the API server is up: the operator unregisters its webhooks on exit.
         if self.sup.stop(localoperator.COMPONENT, timeout=30.0):

@@ -28,6 +28,7 @@ from pathlib import Path
 OVERLAID = ("/etc", "/usr/local", "/opt")
 PRIVATE_DIRS = ("/var/lib", "/var/log")
 TMPFS = ("/run", "/tmp")
+HOST_ONLY_TREES = ("/root/", "/home/", "/tmp/", "/var/lib/", "/run/", "/var/run/")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -62,9 +63,22 @@ def _remount_sys() -> None:
         _mount("-t", fstype, *(("-o", opts) if opts else ()), "cgroup", target)
 
 
+def _drop_host_mounts() -> None:
+    """The host's own mounts below these trees (its kubelet's pod volumes, secrets among
+    them) were copied into this namespace: a machine must neither see nor pin them."""
+    targets = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        target = line.split()[1].replace("\\040", " ")
+        if target.startswith(HOST_ONLY_TREES):
+            targets.append(target)
+    for target in sorted(targets, key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+
+
 def _build_filesystem(root: Path) -> None:
     root = Path(os.path.realpath(root))  # a real path for the mount options
     _mount("--make-rprivate", "/")
+    _drop_host_mounts()
     _remount_sys()
     for path in OVERLAID:
         key = path.strip("/").replace("/", "-")
