@@ -17,9 +17,13 @@ Run it under the shared real-node lock:
 from __future__ import annotations
 
 import base64
+import gzip
 import socket
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +37,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
 
+from mothership.render import node_join
 from mothership.testenv import kube, machines
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
@@ -350,7 +355,6 @@ def _port_forward_works(tenant: Tenant, pod: str) -> None:
         text=True,
     )
     try:
-        import urllib.request
 
         def answers() -> bool:
             try:
@@ -363,3 +367,85 @@ def _port_forward_works(tenant: Tenant, pod: str) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _token_of(command: str) -> tuple[str, bytes, str]:
+    """(server, CA, bootstrap token) of the token a join command carries."""
+    script = gzip.decompress(base64.b64decode(command.split()[1])).decode()
+    line = next(x for x in script.splitlines() if x.startswith("JOIN_TOKEN="))
+    return node_join.token_parts(line.split("=", 1)[1].strip("'"))
+
+
+def _api_answer(server: str, ca_pem: bytes, bearer: str) -> int:
+    ctx = ssl.create_default_context(cadata=ca_pem.decode())
+    req = urllib.request.Request(
+        f"{server}/apis/certificates.k8s.io/v1/certificatesigningrequests?limit=1",
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _nothing_installed(machine: machines.Machine) -> None:
+    probe = machines.run(
+        machine,
+        ["sh", "-c", "ls /var/lib/mothership-node /usr/local/bin/kubelet /etc/kubernetes 2>&1"],
+    )
+    assert probe.stdout.count("No such file") == 3, f"the join left files: {probe.stdout}"
+
+
+def test_expired_and_revoked_tokens_fail_at_once_with_nothing_installed(
+    tenant: Tenant, mothership_real: LocalMothership
+) -> None:
+    state = mothership_real.cfg.state_dir
+    spare = machines.create(state, f"spare-{uuid.uuid4().hex[:4]}", "edge")
+    try:
+        # Expired: the command knows its token's expiry and refuses before touching anything.
+        expiring = tenant.join_command("--expiry", "2s")
+        deadline = time.time() + 3
+        kube.wait_until("the token's expiry", lambda: time.time() > deadline, 10)
+        proc = _join(spare, expiring)
+        assert proc.returncode == 1 and "the join token expired at" in proc.stderr, proc.stderr
+        _nothing_installed(spare)
+
+        # Revoked: deleting the JoinTokenRequest deletes the bootstrap token in the tenant.
+        name = f"revoked-{uuid.uuid4().hex[:4]}"
+        revoked = tenant.join_command("--name", name)
+        server, ca_pem, bearer = _token_of(revoked)
+        assert _api_answer(server, ca_pem, bearer) == 200
+        tenant.kc.delete(JTR, name, namespace=tenant.ns)
+        tenant.wait(
+            "the API server refusing the revoked token",
+            lambda: _api_answer(server, ca_pem, bearer) == 401,
+            60,
+        )
+        proc = _join(spare, revoked)
+        assert proc.returncode == 1, proc.stderr
+        assert "refused the token (401): it was revoked" in proc.stderr, proc.stderr
+        _nothing_installed(spare)
+    finally:
+        machines.delete(state, spare.name)
+
+
+def test_a_machine_leaves_with_one_command(tenant: Tenant, edge: list[machines.Machine]) -> None:
+    machine = edge[-1]
+    client = tenant.client()
+    if not _node_ready(client, machine.name):
+        pytest.skip("the join test did not leave a joined machine")
+    proc = machines.run(machine, ["mothership-node-leave"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"kubectl delete node {machine.name}" in proc.stderr
+    left = machines.run(
+        machine, ["sh", "-c", "ps -eo comm= | grep -E 'kubelet|containerd' || true"]
+    )
+    assert left.stdout.strip() == "", f"still running after leave: {left.stdout}"
+    _nothing_installed(machine)
+    tenant.wait(
+        f"node {machine.name} NotReady after leaving",
+        lambda: not _node_ready(client, machine.name),
+        120,
+    )
+    assert tenant.kubectl("delete", "node", machine.name).returncode == 0
