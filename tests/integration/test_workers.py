@@ -90,12 +90,21 @@ def ns(kc: Client) -> Iterator[str]:
 class Tenant:
     """A NodePort-exposed kubernetes-distribution Cluster and the tools to look inside it."""
 
-    def __init__(self, ms: LocalMothership, kc: Client, op: Operator, ns: str, tmp: Path) -> None:
+    def __init__(
+        self,
+        ms: LocalMothership,
+        kc: Client,
+        op: Operator,
+        ns: str,
+        tmp: Path,
+        name: str = "work",
+        ports: tuple[int, int] = (API_PORT, KONNECTIVITY_PORT),
+    ) -> None:
         self.ms, self.kc, self.op, self.ns = ms, kc, op, ns
-        self.name = "work"
-        self.kubeconfig = tmp / "tenant.kubeconfig"
+        self.name, self.ports = name, ports
+        self.kubeconfig = tmp / f"{name}.kubeconfig"
 
-    def create(self) -> None:
+    def create(self, **spec: Any) -> None:
         self.kc.create(
             Cluster(
                 metadata=ObjectMeta(name=self.name, namespace=self.ns),
@@ -105,9 +114,10 @@ class Tenant:
                     "replicas": 1,
                     "service": {
                         "type": "NodePort",
-                        "apiPort": API_PORT,
-                        "konnectivityPort": KONNECTIVITY_PORT,
+                        "apiPort": self.ports[0],
+                        "konnectivityPort": self.ports[1],
                     },
+                    **spec,
                 },
             )
         )
@@ -430,6 +440,54 @@ def test_expired_and_revoked_tokens_fail_at_once_with_nothing_installed(
         machines.delete(state, spare.name)
 
 
+def _restarts(client: Client, node: str) -> dict[str, int]:
+    pods = client.list(Pod, namespace="*", fields={"spec.nodeName": node})
+    return {
+        f"{p.metadata.namespace}/{p.metadata.name}": sum(
+            c.restartCount for c in (p.status.containerStatuses or [])
+        )
+        for p in pods
+        if p.metadata and p.status
+    }
+
+
+def test_a_link_cut_for_60s_makes_the_node_not_ready_then_ready_with_no_restarts(
+    tenant: Tenant, edge: list[machines.Machine]
+) -> None:
+    machine = edge[0]
+    client = tenant.client()
+    assert _node_ready(client, machine.name)
+    before = _restarts(client, machine.name)
+    assert before, "no pods on the machine to watch"
+    cut = time.monotonic()
+    machines.set_link(machine, up=False)
+    try:
+        tenant.wait(
+            f"node {machine.name} NotReady with its link cut",
+            lambda: not _node_ready(client, machine.name),
+            120,
+        )
+        kube.wait_until("60 s of cut link", lambda: time.monotonic() - cut >= 60, 90)
+    finally:
+        machines.set_link(machine, up=True)
+    restored = time.monotonic()
+    tenant.wait(f"node {machine.name} Ready again", lambda: _node_ready(client, machine.name), 180)
+    pod = next(
+        p
+        for p in client.list(Pod, namespace="default", fields={"spec.nodeName": machine.name})
+        if p.metadata
+    )
+    assert pod.metadata is not None
+    tenant.wait(
+        "exec through the tunnel again",
+        lambda: tenant.kubectl("exec", pod.metadata.name, "--", "true").returncode == 0,
+        120,
+    )
+    print(f"after the link came back: exec works in {time.monotonic() - restored:.1f}s")
+    after = _restarts(client, machine.name)
+    assert after == before, f"containers restarted: {before} -> {after}"
+
+
 def test_a_machine_leaves_with_one_command(tenant: Tenant, edge: list[machines.Machine]) -> None:
     machine = edge[-1]
     client = tenant.client()
@@ -449,3 +507,56 @@ def test_a_machine_leaves_with_one_command(tenant: Tenant, edge: list[machines.M
         120,
     )
     assert tenant.kubectl("delete", "node", machine.name).returncode == 0
+
+
+def _agent_server_connections(machine: machines.Machine) -> int:
+    """Tunnels the machine's Konnectivity agent holds, one per control-plane replica."""
+    out = machines.run(machine, ["curl", "-s", "--max-time", "5", "http://127.0.0.1:8133/metrics"])
+    for line in out.stdout.splitlines():
+        if line.startswith("konnectivity_network_proxy_agent_open_server_connections"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def test_three_replicas_serve_every_exec_through_the_tunnel(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    postgres_server: Any,
+    tmp_path: Path,
+) -> None:
+    """k0smotron's "No agent available": with 3 servers, each must have the agent."""
+    db = postgres_server.create_database(f"ha_{uuid.uuid4().hex[:6]}")
+    ha = Tenant(mothership_real, kc, operator, ns, tmp_path, name="ha", ports=(31444, 31133))
+    ha.create(replicas=3, storage={"type": "kine", "kine": {"dataSourceURL": db.pod_url}})
+    state = mothership_real.cfg.state_dir
+    machine = machines.create(state, f"ha-{uuid.uuid4().hex[:4]}", "edge")
+    try:
+        proc = _join(machine, ha.join_command("--expiry", "1h"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        client = ha.client()
+        ha.wait(
+            f"node {machine.name} Ready", lambda: _node_ready(client, machine.name), JOIN_WITHIN
+        )
+        ha.wait(
+            "the agent connected to all 3 Konnectivity servers",
+            lambda: _agent_server_connections(machine) == 3,
+            180,
+        )
+        pod = next(
+            p.metadata.name
+            for p in client.list(
+                Pod, namespace="kube-system", fields={"spec.nodeName": machine.name}
+            )
+            if p.metadata and p.metadata.name and p.metadata.name.startswith("kube-proxy")
+        )
+        failures = []
+        for i in range(50):
+            out = ha.kubectl("-n", "kube-system", "exec", pod, "--", "kube-proxy", "--version")
+            if out.returncode != 0:
+                failures.append(f"{i}: {out.stderr.strip()[:200]}")
+        assert failures == [], f"{len(failures)} of 50 execs failed: {failures[:5]}"
+    finally:
+        machines.delete(state, machine.name)
+        kc.delete(Cluster, "ha", namespace=ns)
