@@ -97,3 +97,40 @@ def provision_command(
         if not out.is_terminal:
             out = Console(width=240)
         result.print_tables(out)
+
+
+@app.command("join")
+def join_command(
+    machines: int = typer.Option(3, "--machines", min=1, help="Edge machines that join."),
+    cut_seconds: float = typer.Option(
+        60.0, "--cut-seconds", min=0, help="How long the first machine's link is cut (0: no cut)."
+    ),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds for each step."),
+    output: Output = typer.Option(Output.table, "-o", "--output", help="table or json."),
+    name: str = typer.Option("default", "--name", help="Which local mothership."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Its state dir."),
+    debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
+) -> None:
+    """Time workers joining a Cluster with the one-line command, and a link cut.
+
+    On the real-node local mothership (started if not running, stopped again at the
+    end): a NodePort kubernetes-distribution Cluster, N edge machines joining one after
+    another (token request -> node Ready, p50/max), then the first machine's link cut
+    and restored (time until kubectl exec works again). Everything is removed at the end.
+
+    Examples:
+      mothership bench join --machines 3
+      mothership bench join --machines 2 --cut-seconds 0 -o json
+    """
+    from mothership.bench import join as bench_join
+
+    err = Console(stderr=True)
+    with friendly_errors(debug):
+        result = bench_join.run(
+            bench_join.Options(machines, cut_seconds, timeout, name, state_dir), reporter(err)
+        )
+    if output == Output.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        for line in result.lines():
+            print(line)
