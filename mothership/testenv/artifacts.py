@@ -25,7 +25,7 @@ from pathlib import Path
 from mothership.render.node_join import NodeVersions, artifact_urls
 from mothership.testenv import paths
 from mothership.testenv.config import REAL_HOST_IP, MothershipConfig
-from mothership.testenv.pins import KUBERNETES_VERSION
+from mothership.testenv.pins import KUBERNETES_VERSION, TENANT_VERSIONS
 
 PORT = 8880
 COMPONENT = "artifacts"
@@ -44,6 +44,12 @@ def url() -> str:
 
 def served_dir(cfg: MothershipConfig) -> Path:
     return cfg.state_dir / "artifacts"
+
+
+def node_binary_dir(cfg: MothershipConfig, version: str) -> Path:
+    """Where the kubelet and kube-proxy of a tenant version are: a worker's kubelet may not
+    be newer than its API server, so each tenant version has its own."""
+    return cfg.bin_dir if version == KUBERNETES_VERSION else paths.tenant_bin_dir(version)
 
 
 def versions() -> NodeVersions:
@@ -117,8 +123,14 @@ def files(cfg: MothershipConfig) -> dict[str, Path]:
                 "versions of Debian bookworm's packages (mothership/render/node_join.py)"
             )
     cni = {p.name: p for p in sorted(_cni_dir().iterdir()) if p.is_file()}
+    kubelets = {
+        artifact_urls(NodeVersions(kubernetes=version))["kubelet"]
+        .replace("${ARCH}", ARCH)
+        .split("://", 1)[1]: node_binary_dir(cfg, version) / "kubelet"
+        for version in TENANT_VERSIONS
+    }
     return {
-        urls["kubelet"]: cfg.bin_dir / "kubelet",
+        **kubelets,
         urls["containerd"]: _cached(Path(urls["containerd"]).name, containerd),
         urls["runc"]: runc,
         urls["cni-plugins"]: _cached(Path(urls["cni-plugins"]).name, cni),

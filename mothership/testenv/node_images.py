@@ -26,7 +26,7 @@ from mothership.api.k0smotron.v1beta2 import (
 from mothership.render import network_addons
 from mothership.testenv import paths, userland
 from mothership.testenv.images import Content, Symlink
-from mothership.testenv.pins import KUBERNETES_VERSION
+from mothership.testenv.pins import KUBERNETES_VERSION, TENANT_VERSIONS
 
 PAUSE_IMAGE = f"{UPSTREAM_REGISTRY}/pause:3.10"
 KUBE_PROXY_IMAGE = f"{UPSTREAM_REGISTRY}/kube-proxy:{KUBERNETES_VERSION}"
@@ -112,6 +112,10 @@ def busybox_files() -> dict[str, Content]:
     return files
 
 
+def _node_bin_dir(bin_dir: Path, version: str) -> Path:
+    return bin_dir if version == KUBERNETES_VERSION else paths.tenant_bin_dir(version)
+
+
 def node_images(bin_dir: Path) -> list[NodeImage]:
     """Every image a joined worker may run, with what it holds."""
     from mothership.testenv.gobuild import build_env
@@ -123,10 +127,16 @@ def node_images(bin_dir: Path) -> list[NodeImage]:
     netfilter = netfilter_userland()
     return [
         NodeImage(PAUSE_IMAGE, {"/pause": pause}, ["/pause"]),
-        NodeImage(
-            KUBE_PROXY_IMAGE,
-            {"/usr/local/bin/kube-proxy": bin_dir / "kube-proxy", **netfilter},
-            ["/usr/local/bin/kube-proxy"],
+        *(
+            NodeImage(
+                f"{UPSTREAM_REGISTRY}/kube-proxy:{version}",
+                {
+                    "/usr/local/bin/kube-proxy": _node_bin_dir(bin_dir, version) / "kube-proxy",
+                    **netfilter,
+                },
+                ["/usr/local/bin/kube-proxy"],
+            )
+            for version in TENANT_VERSIONS
         ),
         NodeImage(
             DEFAULT_KONNECTIVITY_AGENT_IMAGE,

@@ -52,6 +52,9 @@ TENANT_VERSIONS = (PREVIOUS_KUBERNETES_VERSION, KUBERNETES_VERSION)
 CONTROL_PLANE_IMAGE_REPO = "localhost/mothership/control-plane"
 # What a tenant control-plane pod runs: the only binaries built for PREVIOUS_KUBERNETES_VERSION.
 TENANT_CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# What a worker of such a tenant runs: a kubelet may not be newer than its API server, so a
+# tenant at the previous version gets workers (and kube-proxy) of that version too.
+TENANT_NODE_BINARIES = ("kubelet", "kube-proxy")
 ETCD_VERSION = "v3.6.16"
 KINE_VERSION = "v0.17.5"
 KONNECTIVITY_VERSION = "v0.34.0"
@@ -153,7 +156,11 @@ def tenant_family(version: str) -> Family:
         name=f"kubernetes-{version}",
         module=full.module,
         version=version,
-        binaries=tuple(b for b in full.binaries if b.name in TENANT_CONTROL_PLANE_BINARIES),
+        binaries=tuple(
+            b
+            for b in full.binaries
+            if b.name in TENANT_CONTROL_PLANE_BINARIES + TENANT_NODE_BINARIES
+        ),
         sibling_prefix=full.sibling_prefix,
         sibling_version=full.sibling_version,
         ldflags=full.ldflags,

@@ -518,7 +518,24 @@ def _agent_server_connections(machine: machines.Machine) -> int:
     return 0
 
 
-def test_three_replicas_serve_every_exec_through_the_tunnel(
+def _kube_proxy_pod(client: Client, node: str) -> str:
+    return next(
+        p.metadata.name
+        for p in client.list(Pod, namespace="kube-system", fields={"spec.nodeName": node})
+        if p.metadata and p.metadata.name and p.metadata.name.startswith("kube-proxy")
+    )
+
+
+def _execs(tenant: Tenant, pod: str, count: int) -> list[str]:
+    failures = []
+    for i in range(count):
+        out = tenant.kubectl("-n", "kube-system", "exec", pod, "--", "kube-proxy", "--version")
+        if out.returncode != 0:
+            failures.append(f"{i}: {out.stderr.strip()[:200]}")
+    return failures
+
+
+def test_three_replicas_serve_every_exec_and_a_rolling_upgrade_keeps_the_worker(
     mothership_real: LocalMothership,
     kc: Client,
     operator: Operator,
@@ -526,10 +543,20 @@ def test_three_replicas_serve_every_exec_through_the_tunnel(
     postgres_server: Any,
     tmp_path: Path,
 ) -> None:
-    """k0smotron's "No agent available": with 3 servers, each must have the agent."""
+    """k0smotron's "No agent available": with 3 servers, each must have the agent; then the
+    control plane rolls v1.34 -> v1.35 one replica at a time and the worker stays joined."""
+    from lightkube.resources.apps_v1 import StatefulSet
+    from lightkube.types import PatchType
+
+    from mothership.testenv.pins import KUBERNETES_VERSION, PREVIOUS_KUBERNETES_VERSION
+
     db = postgres_server.create_database(f"ha_{uuid.uuid4().hex[:6]}")
     ha = Tenant(mothership_real, kc, operator, ns, tmp_path, name="ha", ports=(31444, 31133))
-    ha.create(replicas=3, storage={"type": "kine", "kine": {"dataSourceURL": db.pod_url}})
+    ha.create(
+        replicas=3,
+        version=PREVIOUS_KUBERNETES_VERSION,
+        storage={"type": "kine", "kine": {"dataSourceURL": db.pod_url}},
+    )
     state = mothership_real.cfg.state_dir
     machine = machines.create(state, f"ha-{uuid.uuid4().hex[:4]}", "edge")
     try:
@@ -539,24 +566,58 @@ def test_three_replicas_serve_every_exec_through_the_tunnel(
         ha.wait(
             f"node {machine.name} Ready", lambda: _node_ready(client, machine.name), JOIN_WITHIN
         )
+        node = client.get(Node, machine.name)
+        assert node.status and node.status.nodeInfo
+        assert node.status.nodeInfo.kubeletVersion == PREVIOUS_KUBERNETES_VERSION
         ha.wait(
             "the agent connected to all 3 Konnectivity servers",
             lambda: _agent_server_connections(machine) == 3,
             180,
         )
-        pod = next(
-            p.metadata.name
-            for p in client.list(
-                Pod, namespace="kube-system", fields={"spec.nodeName": machine.name}
-            )
-            if p.metadata and p.metadata.name and p.metadata.name.startswith("kube-proxy")
-        )
-        failures = []
-        for i in range(50):
-            out = ha.kubectl("-n", "kube-system", "exec", pod, "--", "kube-proxy", "--version")
-            if out.returncode != 0:
-                failures.append(f"{i}: {out.stderr.strip()[:200]}")
+        failures = _execs(ha, _kube_proxy_pod(client, machine.name), 50)
         assert failures == [], f"{len(failures)} of 50 execs failed: {failures[:5]}"
+
+        before = kc.get(StatefulSet, "kmc-ha", namespace=ns).status.updateRevision
+        kc.patch(
+            Cluster,
+            "ha",
+            {"spec": {"version": KUBERNETES_VERSION}},
+            namespace=ns,
+            patch_type=PatchType.MERGE,
+        )
+
+        def rolled() -> bool:
+            status = kc.get(StatefulSet, "kmc-ha", namespace=ns).status
+            return bool(
+                status.updateRevision != before
+                and status.currentRevision == status.updateRevision
+                and status.updatedReplicas == 3
+                and status.readyReplicas == 3
+            )
+
+        ha.wait("all three replicas on the new version", rolled, 420)
+        ha.wait(
+            "the agent connected to the 3 new servers",
+            lambda: _agent_server_connections(machine) == 3,
+            180,
+        )
+        assert _node_ready(client, machine.name)
+        ha.wait(
+            "kube-proxy of the new version on the worker",
+            lambda: "v1.35" in ha.kubectl(
+                "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-proxy",
+                "-o", "jsonpath={.items[*].spec.containers[0].image}",
+            ).stdout,
+            180,
+        )  # fmt: skip
+        pod = _kube_proxy_pod(client, machine.name)
+        ha.wait(
+            "exec after the upgrade",
+            lambda: ha.kubectl("-n", "kube-system", "exec", pod, "--", "true").returncode == 0,
+            120,
+        )
+        failures = _execs(ha, pod, 20)
+        assert failures == [], f"{len(failures)} of 20 execs failed after the upgrade: {failures}"
     finally:
         machines.delete(state, machine.name)
         kc.delete(Cluster, "ha", namespace=ns)
