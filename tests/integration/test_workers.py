@@ -38,6 +38,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
 
 from mothership.render import node_join
+from mothership.render.tenant_addons import AGENT_HEALTH_PORT
 from mothership.testenv import kube, machines
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
@@ -511,7 +512,8 @@ def test_a_machine_leaves_with_one_command(tenant: Tenant, edge: list[machines.M
 
 def _agent_server_connections(machine: machines.Machine) -> int:
     """Tunnels the machine's Konnectivity agent holds, one per control-plane replica."""
-    out = machines.run(machine, ["curl", "-s", "--max-time", "5", "http://127.0.0.1:8133/metrics"])
+    url = f"http://127.0.0.1:{AGENT_HEALTH_PORT}/metrics"  # the admin port only redirects here
+    out = machines.run(machine, ["curl", "-s", "--max-time", "5", url])
     for line in out.stdout.splitlines():
         if line.startswith("konnectivity_network_proxy_agent_open_server_connections"):
             return int(float(line.rsplit(" ", 1)[1]))
