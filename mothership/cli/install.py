@@ -76,6 +76,20 @@ def install(
         help="etcd image of Clusters with storage etcd that name none. Default: the upstream "
         "image; on the local mothership its control-plane image. '' forces the upstream one.",
     ),
+    node_download_url: str | None = typer.Option(
+        None,
+        "--node-download-url",
+        help="Mirror the join commands download node components from (laid out like "
+        "dl.k8s.io and GitHub). Default: upstream; on the local mothership with a real node "
+        "its download mirror. '' forces upstream.",
+    ),
+    node_registry_mirror: str | None = typer.Option(
+        None,
+        "--node-registry-mirror",
+        help="Registry joined nodes pull images through, e.g. http://10.200.0.1:5000. "
+        "Default: none; on the local mothership with a real node its registry mirror. "
+        "'' forces none.",
+    ),
     namespace: str = NamespaceOpt,
     kubeconfig: Path | None = KubeconfigOpt,
     context: str | None = ContextOpt,
@@ -92,7 +106,8 @@ def install(
     local mothership with a real node (`mothership dev up`), the operator image is built
     from this checkout and imported into its containerd first, and the operator `dev up`
     runs on the host is stopped: the in-cluster one replaces it; tenant control planes and
-    managed etcd default to the local control-plane image there, as with the host operator.
+    managed etcd default to the local control-plane image there, and join commands to the
+    local download and registry mirrors, as with the host operator.
 
     Examples:
       mothership install
@@ -115,6 +130,8 @@ def install(
             cert_manager=cert_manager,
             kubernetes_image_template=kubernetes_image_template or "",
             default_etcd_image=default_etcd_image or "",
+            node_download_url=node_download_url or "",
+            node_registry_mirror=node_registry_mirror or "",
         ).check()
         apply.check_namespace(namespace)
         if output == Output.table:
@@ -129,6 +146,7 @@ def install(
         local = _local(target.server, target.kubeconfig)
         if local is not None:
             settings = _local_tenant_images(settings, kubernetes_image_template, default_etcd_image)
+            settings = _local_node_mirrors(settings, local, node_download_url, node_registry_mirror)
         if local is not None and image is None:
             from mothership.install import local as local_ms
 
@@ -232,6 +250,33 @@ def _local_tenant_images(
             "tenant images on the local mothership: kubernetes "
             f"{settings.kubernetes_image_template or 'upstream'}, etcd "
             f"{settings.default_etcd_image or 'upstream'}"
+        )
+    return settings.check()
+
+
+def _local_node_mirrors(
+    settings: manifests.Settings,
+    local: LocalMothership,
+    download_url: str | None,
+    registry_mirror: str | None,
+) -> manifests.Settings:
+    """With a real node, join commands default to the local mothership's download and
+    registry mirrors, as under the operator `dev up` runs on the host (flags given win, ''
+    too); without one there are no mirrors, and nothing changes."""
+    from mothership.testenv import localoperator
+
+    local_download, local_registry = localoperator.node_mirrors(local.cfg)
+    if not local_download:
+        return settings
+    if download_url is None:
+        settings = replace(settings, node_download_url=local_download)
+    if registry_mirror is None:
+        settings = replace(settings, node_registry_mirror=local_registry)
+    if download_url is None or registry_mirror is None:
+        _report(
+            "node mirrors on the local mothership: downloads "
+            f"{settings.node_download_url or 'upstream'}, registry "
+            f"{settings.node_registry_mirror or 'none'}"
         )
     return settings.check()
 

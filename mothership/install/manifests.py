@@ -16,12 +16,14 @@ cert-manager, cert-manager's CA injector fills it in instead (annotation
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
 from mothership.api.crdgen import all_crds
 from mothership.install.templating import Context, Doc, Obj, Plain
+from mothership.render.node_join import DOWNLOAD_URL_PATTERN, REGISTRY_MIRROR_PATTERN
 from mothership.webhooks.defaults import DEFAULT_ETCD_IMAGE_ENV
 from mothership.webhooks.registration import (
     CONFIG_NAME,
@@ -88,6 +90,9 @@ class Settings:
     # Images of tenant pods when a Cluster names none; empty: the upstream defaults.
     kubernetes_image_template: str = ""  # {version} becomes the Cluster's version
     default_etcd_image: str = ""
+    # Where join commands send nodes for their components and images; empty: upstream.
+    node_download_url: str = ""  # a mirror laid out like dl.k8s.io and GitHub
+    node_registry_mirror: str = ""  # registry.k8s.io, docker.io, quay.io, ghcr.io pulls
 
     @property
     def image(self) -> str:
@@ -111,6 +116,17 @@ class Settings:
             problems.append(
                 f"kubernetes image template {template!r}: needs {{version}}, which becomes "
                 "each Cluster's version, e.g. registry.example/control-plane:{version}"
+            )
+        if self.node_download_url and not re.match(DOWNLOAD_URL_PATTERN, self.node_download_url):
+            problems.append(
+                f"node download URL {self.node_download_url!r}: empty or an http(s) URL, the "
+                "base of a mirror laid out like dl.k8s.io and GitHub, e.g. http://10.200.0.1:8880"
+            )
+        mirror = self.node_registry_mirror
+        if mirror and not re.match(REGISTRY_MIRROR_PATTERN, mirror):
+            problems.append(
+                f"node registry mirror {mirror!r}: empty or an http(s) URL of a registry "
+                "(scheme, host and port, no path), e.g. http://10.200.0.1:5000"
             )
         if problems:
             raise ValueError("invalid install settings: " + "; ".join(problems))
@@ -137,6 +153,8 @@ class Settings:
             cert_manager_issuer=cert_manager.get("issuerRef") or None,
             kubernetes_image_template=operator.get("kubernetesImageTemplate") or "",
             default_etcd_image=operator.get("defaultEtcdImage") or "",
+            node_download_url=operator.get("nodeDownloadURL") or "",
+            node_registry_mirror=operator.get("nodeRegistryMirror") or "",
         )
 
 
@@ -154,6 +172,8 @@ def plain_context(settings: Settings) -> Plain:
             or {"kind": "Issuer", "name": SELF_SIGNED_ISSUER},
             "kubernetesImageTemplate": settings.kubernetes_image_template,
             "defaultEtcdImage": settings.default_etcd_image,
+            "nodeDownloadURL": settings.node_download_url,
+            "nodeRegistryMirror": settings.node_registry_mirror,
         },
         conditions={
             "certManager": settings.cert_manager,
@@ -162,6 +182,8 @@ def plain_context(settings: Settings) -> Plain:
             "namespaced": bool(settings.watch_namespaces),
             "kubernetesImageTemplate": bool(settings.kubernetes_image_template),
             "defaultEtcdImage": bool(settings.default_etcd_image),
+            "nodeDownloadURL": bool(settings.node_download_url),
+            "nodeRegistryMirror": bool(settings.node_registry_mirror),
         },
     )
 
@@ -504,6 +526,12 @@ TENANT_IMAGE_ENV = {
     "kubernetesImageTemplate": "MOTHERSHIP_KUBERNETES_IMAGE_TEMPLATE",
     "defaultEtcdImage": DEFAULT_ETCD_IMAGE_ENV,
 }
+# Read by `mothership operator run` (its --node-download-url, --node-registry-mirror) and put
+# into the join commands of JoinTokenRequests (equal to the join_token controller's, as above).
+NODE_MIRROR_ENV = {
+    "nodeDownloadURL": "MOTHERSHIP_NODE_DOWNLOAD_URL",
+    "nodeRegistryMirror": "MOTHERSHIP_NODE_REGISTRY_MIRROR",
+}
 
 
 def _env(ctx: Context) -> list[Any]:
@@ -511,13 +539,14 @@ def _env(ctx: Context) -> list[Any]:
         return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
     # POD_NAME is the leader identity: the Lease then names the pod that holds it.
-    # The tenant image settings are present only when set: absent means upstream images.
+    # The tenant image and node mirror settings are present only when set: absent means
+    # upstream images and downloads.
     return [
         field_ref("POD_NAME", "metadata.name"),
         field_ref("POD_NAMESPACE", "metadata.namespace"),
         *[
             item
-            for setting, env in TENANT_IMAGE_ENV.items()
+            for setting, env in {**TENANT_IMAGE_ENV, **NODE_MIRROR_ENV}.items()
             for item in ctx.items_if(setting, [{"name": env, "value": ctx.value(setting)}])
         ],
     ]

@@ -127,14 +127,20 @@ def join_facts(
     )
 
 
+# What a download mirror and a registry mirror may be (also checked at install time, and by
+# the Helm chart's values schema: both are regular expressions JSON Schema reads the same).
+DOWNLOAD_URL_PATTERN = r"^https?://[^\s]+$"
+REGISTRY_MIRROR_PATTERN = r"^https?://[^\s/]+/?$"
+
+
 def validate_options(options: JoinOptions) -> None:
     """Refuse options the kubelet would refuse later, naming the flag."""
-    if options.download_url and not re.match(r"^https?://[^\s]+$", options.download_url):
+    if options.download_url and not re.match(DOWNLOAD_URL_PATTERN, options.download_url):
         raise JoinError(
             f"--download-url {options.download_url!r} is not an http(s) URL; "
             "give the base of a mirror, e.g. http://mirror.example:8080"
         )
-    if options.registry_mirror and not re.match(r"^https?://[^\s/]+/?$", options.registry_mirror):
+    if options.registry_mirror and not re.match(REGISTRY_MIRROR_PATTERN, options.registry_mirror):
         raise JoinError(
             f"--registry-mirror {options.registry_mirror!r} is not a registry address; "
             "give scheme, host and port, e.g. http://10.200.0.1:5000"

@@ -67,13 +67,21 @@ def argv(cfg: MothershipConfig) -> list[str]:
     ]  # fmt: skip
 
 
-def node_mirror_args(cfg: MothershipConfig) -> list[str]:
-    """With a real node, join commands use the local download and registry mirrors."""
+def node_mirrors(cfg: MothershipConfig) -> tuple[str, str]:
+    """The download and registry mirrors join commands use here; empty without a real node."""
     if cfg.nodes != "real":
-        return []
+        return "", ""
     from mothership.testenv import artifacts, registry
 
-    return [f"--node-download-url={artifacts.url()}", f"--node-registry-mirror={registry.url()}"]
+    return artifacts.url(), registry.url()
+
+
+def node_mirror_args(cfg: MothershipConfig) -> list[str]:
+    """With a real node, join commands use the local download and registry mirrors."""
+    download_url, registry_mirror = node_mirrors(cfg)
+    if not download_url:
+        return []
+    return [f"--node-download-url={download_url}", f"--node-registry-mirror={registry_mirror}"]
 
 
 def health_url(cfg: MothershipConfig) -> str:

@@ -127,8 +127,14 @@ VALUE_SETS: list[dict[str, Any]] = [
             "defaultEtcdImage": "localhost/mothership/control-plane:v1.35.4",
         }
     },
+    {
+        "operator": {
+            "nodeDownloadURL": "http://10.200.0.1:8880",
+            "nodeRegistryMirror": "http://10.200.0.1:5000",
+        }
+    },
 ]
-VALUE_SET_IDS = ["image", "watch", "cert-manager", "issuer", "tenant-images"]
+VALUE_SET_IDS = ["image", "watch", "cert-manager", "issuer", "tenant-images", "node-mirrors"]
 
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=VALUE_SET_IDS)
@@ -147,6 +153,8 @@ def test_values_schema_refuses_bad_values_by_path(helm: Path) -> None:
         ("replicas=0", "/replicas"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("operator.kubernetesImageTemplate=reg/cp:v1", "/operator/kubernetesImageTemplate"),
+        ("operator.nodeDownloadURL=ftp://mirror", "/operator/nodeDownloadURL"),
+        ("operator.nodeRegistryMirror=http://r:5000/v2", "/operator/nodeRegistryMirror"),
         ("replica=2", "replica"),  # a typo is refused, not silently ignored
     ):
         out = subprocess.run([str(helm), "template", "m", str(CHART), "--set", flag],
@@ -255,6 +263,76 @@ def test_tenant_image_settings_reach_the_operator_as_its_env_only_when_set() -> 
         manifests.objects(Settings(kubernetes_image_template="reg/control-plane:v1.35.4"))
 
 
+def test_node_mirror_settings_reach_the_operator_as_its_env_only_when_set() -> None:
+    from mothership.controllers.join_token import NODE_DOWNLOAD_URL_ENV, NODE_REGISTRY_MIRROR_ENV
+
+    assert manifests.NODE_MIRROR_ENV == {
+        "nodeDownloadURL": NODE_DOWNLOAD_URL_ENV,
+        "nodeRegistryMirror": NODE_REGISTRY_MIRROR_ENV,
+    }
+
+    def env(settings: Settings) -> dict[str, Any]:
+        deployment = objects_of("Deployment", settings)[0]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    assert set(env(Settings())) == {"POD_NAME", "POD_NAMESPACE"}
+    download = "http://10.200.0.1:8880"
+    assert env(Settings(node_download_url=download)) == {
+        "POD_NAME": None,
+        "POD_NAMESPACE": None,
+        NODE_DOWNLOAD_URL_ENV: download,
+    }
+    both = Settings(node_download_url=download, node_registry_mirror="https://r.example:5000")
+    assert env(both) == {
+        "POD_NAME": None,
+        "POD_NAMESPACE": None,
+        NODE_DOWNLOAD_URL_ENV: download,
+        NODE_REGISTRY_MIRROR_ENV: "https://r.example:5000",
+    }
+    values = {"operator": {"nodeDownloadURL": download, "nodeRegistryMirror": ""}}
+    assert chart.settings_for(values, manifests.NAMESPACE) == Settings(node_download_url=download)
+
+
+@pytest.mark.parametrize(
+    ("setting", "url"),
+    [
+        ("node_download_url", "ftp://mirror"),
+        ("node_download_url", "10.200.0.1:8880"),
+        ("node_download_url", "http://a b"),
+        ("node_registry_mirror", "10.200.0.1:5000"),
+        ("node_registry_mirror", "http://r:5000/v2"),
+    ],
+)
+def test_bad_node_mirrors_are_refused_naming_the_setting(setting: str, url: str) -> None:
+    name = setting.replace("_", " ").replace("url", "URL")  # e.g. node download URL
+    with pytest.raises(ValueError, match=r"e\.g\. http://10\.200\.0\.1:") as caught:
+        manifests.objects(Settings(**{setting: url}))
+    assert f"{name} {url!r}" in str(caught.value)
+
+
+def test_local_mothership_with_a_real_node_defaults_to_its_mirrors(tmp_path: Path) -> None:
+    from mothership.cli import install
+    from mothership.testenv import artifacts, registry
+    from mothership.testenv.config import MothershipConfig
+    from mothership.testenv.local import LocalMothership
+
+    def local(nodes: Any) -> LocalMothership:
+        return LocalMothership(MothershipConfig(name="t", state_dir=tmp_path, nodes=nodes))
+
+    real, kwok = local("real"), local("kwok")
+    mirrors = install._local_node_mirrors(Settings(), real, None, None)
+    assert (mirrors.node_download_url, mirrors.node_registry_mirror) == (
+        artifacts.url(),
+        registry.url(),
+    )
+    assert install._local_node_mirrors(Settings(), kwok, None, None) == Settings()
+    # Flags given win, '' too (it stands for upstream / no mirror).
+    given = Settings(node_download_url="http://m.example")
+    chosen = install._local_node_mirrors(given, real, "http://m.example", "")
+    assert (chosen.node_download_url, chosen.node_registry_mirror) == ("http://m.example", "")
+
+
 def test_webhook_registration_leaves_ca_bundle_to_the_operator() -> None:
     """The manifest must not own caBundle, or re-applying it would erase the operator's."""
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
@@ -328,11 +406,20 @@ def test_cli_dry_run_prints_the_manifest_and_refuses_bad_flags() -> None:
         kubernetes_image_template="r/cp:{version}", default_etcd_image="r/etcd:1"
     )
     assert items == manifests.objects(tenant_images)
+    argv = ["install", "--dry-run", "--node-download-url", "http://m:8880",
+            "--node-registry-mirror", "http://m:5000"]  # fmt: skip
+    out = runner.invoke(app, argv)
+    assert out.exit_code == 0, out.output
+    items = yaml.safe_load(out.stdout)["items"]
+    mirrors = Settings(node_download_url="http://m:8880", node_registry_mirror="http://m:5000")
+    assert items == manifests.objects(mirrors)
     for argv, message in (
         (["install", "--dry-run", "--log-level", "loud"], "log level 'loud'"),
         (["install", "--dry-run", "-n", "kube-system"], "system namespace"),
         (["install", "--dry-run", "--image", "noTag"], "repository:tag"),
         (["install", "--dry-run", "--kubernetes-image-template", "r/cp"], "needs {version}"),
+        (["install", "--dry-run", "--node-download-url", "m:8880"], "node download URL"),
+        (["install", "--dry-run", "--node-registry-mirror", "m:5000"], "node registry mirror"),
     ):
         out = runner.invoke(app, argv)
         assert out.exit_code == 2, (argv, out.output)
