@@ -17,10 +17,14 @@ def test_tenant_versions_are_the_previous_and_the_mothership_version_oldest_firs
     assert new[1] - old[1] == 1
 
 
-def test_tenant_family_builds_only_the_control_plane_at_its_version() -> None:
+def test_tenant_family_builds_the_control_plane_and_node_binaries_at_its_version() -> None:
+    """A kubelet may not be newer than its API server: workers of a tenant at this version
+    need its kubelet and kube-proxy too."""
     fam = pins.tenant_family("v1.34.4")
     assert fam.name == "kubernetes-v1.34.4"
-    assert [b.name for b in fam.binaries] == list(pins.TENANT_CONTROL_PLANE_BINARIES)
+    assert sorted(b.name for b in fam.binaries) == sorted(
+        pins.TENANT_CONTROL_PLANE_BINARIES + pins.TENANT_NODE_BINARIES
+    )
     assert all(b.expect == "v1.34.4" for b in fam.binaries)
     assert fam.sibling_version == "v0.34.4"
     assert "-X k8s.io/component-base/version.gitVersion=v1.34.4" in fam.ldflags
