@@ -489,6 +489,29 @@ def test_a_link_cut_for_60s_makes_the_node_not_ready_then_ready_with_no_restarts
     assert after == before, f"containers restarted: {before} -> {after}"
 
 
+def test_a_machine_on_a_lossy_link_joins_and_execs(
+    tenant: Tenant, mothership_real: LocalMothership
+) -> None:
+    """5 % packet loss each way (this kernel has no netem, so no added latency)."""
+    state = mothership_real.cfg.state_dir
+    lossy = machines.create(state, f"lossy-{uuid.uuid4().hex[:4]}", "edge")
+    try:
+        machines.set_loss(lossy, 5)
+        proc = _join(lossy, tenant.join_command("--expiry", "1h"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        client = tenant.client()
+        tenant.wait(
+            f"node {lossy.name} Ready", lambda: _node_ready(client, lossy.name), JOIN_WITHIN
+        )
+        pod = _kube_proxy_pod(client, lossy.name)
+        tenant.wait("exec over the lossy link", lambda: not _execs(tenant, pod, 1), 120)
+        failures = _execs(tenant, pod, 10)
+        assert failures == [], f"{len(failures)} of 10 execs failed at 5% loss: {failures}"
+    finally:
+        machines.delete(state, lossy.name)
+        tenant.kubectl("delete", "node", lossy.name)
+
+
 def test_a_machine_leaves_with_one_command(tenant: Tenant, edge: list[machines.Machine]) -> None:
     machine = edge[-1]
     client = tenant.client()
