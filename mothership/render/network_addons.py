@@ -37,6 +37,7 @@ from mothership.api.k0smotron.v1beta2 import (
     Cluster,
 )
 from mothership.render import network
+from mothership.render.facts import Facts, RenderError, external_address
 from mothership.render.names import MANAGED_BY
 from mothership.render.tenant_digest import CONFIG_HASH, config_digest
 
@@ -114,8 +115,11 @@ def _host_path(name: str, path: str, kind: str) -> dict[str, Any]:
     return {"name": name, "hostPath": {"path": path, "type": kind}}
 
 
-def flannel(cluster: Cluster) -> list[dict[str, Any]]:
+def flannel(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     labels = {"k8s-app": "flannel"}
+    address = external_address(cluster.spec, facts)
+    if not address:
+        raise RenderError("flannel needs the external address, which is not known")
     net_conf = {
         "Network": network.pod_cidr(cluster.spec),
         "Backend": {"Type": "vxlan", "Port": VXLAN_PORT},
@@ -134,6 +138,11 @@ def flannel(cluster: Cluster) -> list[dict[str, Any]]:
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
             {"name": "EVENT_QUEUE_DEPTH", "value": "5000"},
+            # The API server at its external address, not through the `kubernetes` Service:
+            # that needs kube-proxy's rules on the node, which a new node may not have yet,
+            # and a first dial that times out costs flanneld (and the node's Ready) 30 s.
+            {"name": "KUBERNETES_SERVICE_HOST", "value": address},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": str(cluster.spec.service.api_port)},
         ],
         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
         "securityContext": {"privileged": True},
@@ -365,11 +374,11 @@ def metrics_server(cluster: Cluster) -> list[dict[str, Any]]:
     ]
 
 
-def render_network_addons(cluster: Cluster) -> list[dict[str, Any]]:
+def render_network_addons(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     """The pod network (per provider) and metrics-server (unless disabled), in apply order."""
     objects: list[dict[str, Any]] = []
     if provider(cluster) == "flannel":
-        objects += flannel(cluster)
+        objects += flannel(cluster, facts)
     if "metrics-server" not in disabled_components(cluster):
         objects += metrics_server(cluster)
     return objects

@@ -519,7 +519,7 @@ def render_tenant_addons(cluster: Cluster, facts: Facts, ca_pem: bytes) -> list[
         *kube_proxy(cluster, facts),
         *coredns(cluster),
         *konnectivity_agent(cluster, facts),
-        *network_addons.render_network_addons(cluster),
+        *network_addons.render_network_addons(cluster, facts),
         *cluster_info(cluster, facts, ca_pem),
     ]
     plain: list[dict[str, Any]] = json.loads(json.dumps(objects))

@@ -24,12 +24,24 @@ def cluster(**spec: Any) -> Cluster:
     )
 
 
+FACTS = Facts(external_address="10.200.0.1")
+
+
+def test_flannel_dials_the_api_server_without_the_kubernetes_service() -> None:
+    """A new node's kube-proxy may not have the Service's rules yet; flannel must not wait."""
+    ds = next(o for o in network_addons.flannel(cluster(), FACTS) if o["kind"] == "DaemonSet")
+    flanneld = ds["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in flanneld["env"]}
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.200.0.1"
+    assert env["KUBERNETES_SERVICE_PORT"] == "30443"
+
+
 def kinds(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(o["kind"], o["metadata"]["name"]) for o in objects]
 
 
 def test_flannel_and_metrics_server_by_default() -> None:
-    objs = network_addons.render_network_addons(cluster())
+    objs = network_addons.render_network_addons(cluster(), FACTS)
     assert ("DaemonSet", "kube-flannel") in kinds(objs)
     assert ("Deployment", "metrics-server") in kinds(objs)
     assert ("APIService", "v1beta1.metrics.k8s.io") in kinds(objs)
@@ -40,7 +52,7 @@ def test_flannel_and_metrics_server_by_default() -> None:
 
 def test_the_pod_range_comes_from_k0s_config() -> None:
     objs = network_addons.render_network_addons(
-        cluster(k0sConfig={"spec": {"network": {"podCIDR": "10.50.0.0/16"}}})
+        cluster(k0sConfig={"spec": {"network": {"podCIDR": "10.50.0.0/16"}}}), FACTS
     )
     conf = next(o for o in objs if o["metadata"]["name"] == "kube-flannel-cfg")
     assert json.loads(conf["data"]["net-conf.json"])["Network"] == "10.50.0.0/16"
@@ -48,7 +60,7 @@ def test_the_pod_range_comes_from_k0s_config() -> None:
 
 def test_custom_provider_deploys_no_network() -> None:
     objs = network_addons.render_network_addons(
-        cluster(k0sConfig={"spec": {"network": {"provider": "custom"}}})
+        cluster(k0sConfig={"spec": {"network": {"provider": "custom"}}}), FACTS
     )
     assert not [o for o in objs if "flannel" in o["metadata"]["name"]]
     assert ("Deployment", "metrics-server") in kinds(objs)
@@ -59,7 +71,7 @@ def test_metrics_server_disabled_as_in_k0s() -> None:
         ["--disable-components=metrics-server"],
         ["--disable-components", "x,metrics-server"],
     ):
-        objs = network_addons.render_network_addons(cluster(controlPlaneFlags=flags))
+        objs = network_addons.render_network_addons(cluster(controlPlaneFlags=flags), FACTS)
         assert not [o for o in objs if "metrics" in o["metadata"]["name"]]
 
 
@@ -73,7 +85,7 @@ def test_the_tenant_add_ons_include_them_before_cluster_info() -> None:
 
 def test_the_cni_writer_turns_flanneld_subnet_into_a_bridge_config(tmp_path: Path) -> None:
     """Runs the container's script with sh against a subnet.env like flanneld's."""
-    ds = next(o for o in network_addons.flannel(cluster()) if o["kind"] == "DaemonSet")
+    ds = next(o for o in network_addons.flannel(cluster(), FACTS) if o["kind"] == "DaemonSet")
     writer = next(
         c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "install-cni"
     )
