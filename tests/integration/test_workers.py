@@ -35,6 +35,7 @@ from lightkube import Client, KubeConfig
 from lightkube.codecs import load_all_yaml
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
 
 from mothership.render import node_join
@@ -207,6 +208,12 @@ def _node_ready(client: Client, name: str) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conds)
 
 
+def _deployment_available(client: Client, name: str) -> bool:
+    dep = client.get(Deployment, name, namespace="kube-system")
+    conds = (dep.status.conditions if dep.status else None) or []
+    return any(c.type == "Available" and c.status == "True" for c in conds)
+
+
 def _connect(host: str, port: int) -> str:
     """What happens when this host opens a TCP connection: 'open' or the error."""
     with socket.socket() as s:
@@ -278,10 +285,21 @@ def test_edge_machines_join_with_one_command_and_everything_works_through_the_tu
     assert a.status and b.status and a.status.podIP and b.status.podIP
     # pod -> pod across machines, pod -> Service name, pod -> the tenant's kubernetes Service.
     name_a = a.metadata.name if a.metadata else ""
-    for url in (f"http://{b.status.podIP}:8080/", "http://web.default.svc.cluster.local:8080/"):
+
+    def fetch(url: str) -> subprocess.CompletedProcess[str]:
         # (busybox 1.35's wget crashes with -T; the kubectl call has its own timeout)
-        out = tenant.kubectl("exec", name_a, "--", "wget", "-q", "-O", "-", url)
-        assert out.returncode == 0 and "hello from" in out.stdout, (url, out.stderr)
+        return tenant.kubectl("exec", name_a, "--", "wget", "-q", "-O", "-", url)
+
+    out = fetch(f"http://{b.status.podIP}:8080/")
+    assert out.returncode == 0 and "hello from" in out.stdout, ("pod -> pod", out.stderr)
+    # Names need CoreDNS, which starts on the workers too: a user waits for it the same way.
+    tenant.wait("CoreDNS Available", lambda: _deployment_available(client, "coredns"), 240)
+    by_name = "http://web.default.svc.cluster.local:8080/"
+    tenant.wait(
+        "the web Service answers by name",
+        lambda: "hello from" in fetch(by_name).stdout,
+        60,
+    )
     # A TCP connection: busybox's TLS cannot talk to the API server's ECDSA certificate.
     out = tenant.kubectl(
         "exec", name_a, "--", "sh", "-c", "echo | nc -w 5 kubernetes.default.svc 443"
