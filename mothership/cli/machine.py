@@ -185,7 +185,7 @@ def net(
         None, "--loss", help="Percent of packets dropped each way (0 clears)."
     ),
     latency: int | None = typer.Option(
-        None, "--latency", help="Milliseconds of delay (needs netem; 0 clears)."
+        None, "--latency", help="Milliseconds added to each round trip (0 clears)."
     ),
     name: str = NameOpt,
     state_dir: Path | None = StateOpt,
@@ -195,7 +195,7 @@ def net(
 
     Examples:
       mothership dev machine net edge-1 --link down
-      mothership dev machine net edge-1 --link up --loss 5
+      mothership dev machine net edge-1 --link up --loss 5 --latency 200
     """
     with friendly_errors(debug):
         m = _machine(_state(name, state_dir), machine)
@@ -211,6 +211,4 @@ def net(
             if latency is not None:
                 machines.set_latency(m, latency)
         except machines.MachineError as exc:
-            raise CliError(
-                str(exc), EXIT_USAGE if "netem" in str(exc) or "--loss" in str(exc) else 1
-            ) from None
+            raise CliError(str(exc), EXIT_USAGE if "--l" in str(exc) else 1) from None

@@ -42,6 +42,7 @@ from typing import Literal
 
 from mothership.testenv.config import REAL_BRIDGE_CIDR, REAL_HOST_IP
 from mothership.testenv.config import SERVICE_CIDR as MOTHERSHIP_SERVICE_CIDR
+from mothership.testenv.netdelay import READY
 
 Flavour = Literal["edge", "reachable"]
 FLAVOURS: tuple[Flavour, ...] = ("edge", "reachable")
@@ -665,30 +666,45 @@ def set_loss(machine: Machine, percent: float) -> None:
             )  # fmt: skip
 
 
-def set_latency(machine: Machine, millis: int) -> None:
-    """Delay the machine's outgoing packets (needs the kernel's netem qdisc)."""
+def set_latency(machine: Machine, millis: int, timeout: float = 10.0) -> None:
+    """Add `millis` to every round trip over the machine's link (0 clears).
+
+    Each packet crossing eth0, either way, waits half of it in `netdelay`'s userspace queue
+    (this kernel has no netem). The delayer runs in the machine's cgroup, so deleting the
+    machine stops it; its rules die with the network namespace.
+    """
+    if not 0 <= millis <= 10_000:
+        raise MachineError(f"--latency {millis}: give milliseconds in [0, 10000]")
     ns = machine.netns
-    if millis <= 0:
-        _sh("ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
+    pid_file = machine.dir / "netdelay.pid"
+    for hook, flag in (("PREROUTING", "-i"), ("POSTROUTING", "-o")):
+        rule = [hook, flag, "eth0", "-m", "comment", "--comment", IMPAIR_COMMENT,
+                "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"]  # fmt: skip
+        while _sh("ip", "netns", "exec", ns, "iptables", "-w", "5", "-t", "mangle",
+                  "-D", *rule, check=False).returncode == 0:  # fmt: skip
+            pass
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        pid_file.unlink()
+    if not millis:
         return
-    proc = _sh(
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "tc",
-        "qdisc",
-        "replace",
-        "dev",
-        "eth0",
-        "root",
-        "netem",
-        "delay",
-        f"{millis}ms",
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise MachineError(
-            "cannot add latency: this kernel has no netem queueing discipline (sch_netem): "
-            f"{proc.stderr.strip()}; loss (--loss) and link down/up work without it"
-        )
+    log = machine.dir / "netdelay.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m",
+             "mothership.testenv.netdelay", "--delay-ms", str(millis / 2)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=lambda: _join_cgroup(machine),
+        )  # fmt: skip
+    pid_file.write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while READY not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise MachineError(f"the delayer for {machine.name!r} did not start: {log.read_text()}")
+        time.sleep(0.05)
+    for hook, flag in (("PREROUTING", "-i"), ("POSTROUTING", "-o")):
+        _sh("ip", "netns", "exec", ns, "iptables", "-w", "5", "-t", "mangle",
+            "-A", hook, flag, "eth0", "-m", "comment", "--comment", IMPAIR_COMMENT,
+            "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass")  # fmt: skip

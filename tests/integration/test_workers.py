@@ -41,6 +41,7 @@ from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
 from mothership.render import node_join
 from mothership.render.tenant_addons import AGENT_HEALTH_PORT
 from mothership.testenv import kube, machines
+from mothership.testenv.config import REAL_HOST_IP
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
 from tests.operator_proc import Operator
@@ -507,24 +508,34 @@ def test_a_link_cut_for_60s_makes_the_node_not_ready_then_ready_with_no_restarts
     assert after == before, f"containers restarted: {before} -> {after}"
 
 
-def test_a_machine_on_a_lossy_link_joins_and_execs(
+def test_a_machine_on_a_slow_lossy_link_joins_and_execs(
     tenant: Tenant, mothership_real: LocalMothership
 ) -> None:
-    """5 % packet loss each way (this kernel has no netem, so no added latency)."""
+    """200 ms round trips and 5 % packet loss each way, from before the join to the execs."""
     state = mothership_real.cfg.state_dir
     lossy = machines.create(state, f"lossy-{uuid.uuid4().hex[:4]}", "edge")
+    connect_ms = (
+        f"s=$(date +%s%N); exec 3<>/dev/tcp/{REAL_HOST_IP}/{API_PORT}; "
+        "echo $(( ($(date +%s%N) - s) / 1000000 ))"
+    )
     try:
+        machines.set_latency(lossy, 200)
+        rtt = [int(machines.run(lossy, ["bash", "-c", connect_ms]).stdout) for _ in range(3)]
+        assert min(rtt) >= 200, f"a TCP connect took {rtt} ms: the delay is not applied"
         machines.set_loss(lossy, 5)
+        started = time.monotonic()
         proc = _join(lossy, tenant.join_command("--expiry", "1h"))
         assert proc.returncode == 0, proc.stderr[-3000:]
+        print(f"join script over 200 ms RTT and 5 % loss: {time.monotonic() - started:.1f}s")
         client = tenant.client()
         tenant.wait(
             f"node {lossy.name} Ready", lambda: _node_ready(client, lossy.name), JOIN_WITHIN
         )
         pod = _kube_proxy_pod(client, lossy.name)
         tenant.wait("exec over the lossy link", lambda: not _execs(tenant, pod, 1), 120)
+        print(f"node Ready, exec works: {time.monotonic() - started:.1f}s after the join began")
         failures = _execs(tenant, pod, 10)
-        assert failures == [], f"{len(failures)} of 10 execs failed at 5% loss: {failures}"
+        assert failures == [], f"{len(failures)} of 10 execs failed: {failures}"
     finally:
         machines.delete(state, lossy.name)
         tenant.kubectl("delete", "node", lossy.name)
