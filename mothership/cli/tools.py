@@ -26,7 +26,8 @@ def install(
 
     Also builds the tenant control-plane binaries of the previous pinned Kubernetes
     version (the one tenants upgrade from) and CoreDNS (the real-node mothership's
-    cluster DNS, only the plugins it uses) into sibling dirs. Build times are kept and
+    cluster DNS, only the plugins it uses), and containerd, runc and the CNI plugins that
+    the local mirror serves to joining workers, into sibling dirs. Build times are kept and
     shown by `mothership tools list`. Idempotent: binaries
     already in the cache are kept. The first run takes a while
     (tens of minutes on 2 cores); later runs return at once.
@@ -51,6 +52,11 @@ def install(
             console.print(
                 f"{family.name} {family.version} (local mothership add-on): "
                 f"{paths.addon_bin_dir(family)}"
+            )
+        for family in pins.node_families():
+            console.print(
+                f"{family.name} {family.version} (for joining workers): "
+                f"{paths.node_bin_dir(family)}"
             )
 
 

@@ -40,11 +40,11 @@ from mothership.api.k0smotron.v1beta2 import DEFAULT_KUBERNETES_VERSION, Cluster
 from mothership.render import network
 from mothership.render.join_token import decode_join_token
 
-# The versions this project tests the join with: Debian bookworm's containerd, runc and CNI
-# plugins (the local mirror serves those builds), which are also upstream release versions.
-DEFAULT_CONTAINERD_VERSION = "1.6.20"
-DEFAULT_RUNC_VERSION = "1.1.5"
-DEFAULT_CNI_PLUGINS_VERSION = "1.1.1"
+# The versions this project builds from Go modules, serves from its local mirror and tests
+# the join with (why these: mothership/testenv/pins.py; a unit test keeps both equal).
+DEFAULT_CONTAINERD_VERSION = "2.3.7"
+DEFAULT_RUNC_VERSION = "1.5.2"
+DEFAULT_CNI_PLUGINS_VERSION = "1.10.0"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 MIRRORED_REGISTRIES = ("registry.k8s.io", "docker.io", "quay.io", "ghcr.io")
 STATE_DIR = "/var/lib/mothership-node"

@@ -3,9 +3,9 @@
 Machines join with `--download-url http://10.200.0.1:8880`: the join script asks for each
 component at its upstream location's host and path below that base
 (`render/node_join.artifact_urls`), as a mirror of dl.k8s.io and GitHub releases at an
-air-gapped site would. This mirror holds what this host has: the kubelet built here, and
-Debian's containerd, runc and CNI plugins packed the way upstream releases pack them
-(their versions are the Debian packages' upstream versions, which `node_join` pins).
+air-gapped site would. It holds what this project builds from Go modules (`mothership
+tools install`): the kubelet of every tenant version, and containerd, runc and the CNI
+plugins at the versions `node_join` pins, packed the way upstream releases pack them.
 
 Archives are written once per set of inputs into the cache and linked into the served
 tree under the state dir, so a restart serves the same bytes.
@@ -17,7 +17,6 @@ import gzip
 import hashlib
 import io
 import shutil
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -25,13 +24,12 @@ from pathlib import Path
 from mothership.render.node_join import NodeVersions, artifact_urls
 from mothership.testenv import paths
 from mothership.testenv.config import REAL_HOST_IP, MothershipConfig
-from mothership.testenv.pins import KUBERNETES_VERSION, TENANT_VERSIONS
+from mothership.testenv.pins import KUBERNETES_VERSION, TENANT_VERSIONS, node_families
 
 PORT = 8880
 COMPONENT = "artifacts"
 ARCH = "amd64"
 CONTAINERD_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr")
-CNI_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 
 
 class ArtifactsError(RuntimeError):
@@ -56,18 +54,11 @@ def versions() -> NodeVersions:
     return NodeVersions(kubernetes=KUBERNETES_VERSION)
 
 
-def _which(name: str) -> Path:
-    found = shutil.which(name)
-    if not found:
-        raise ArtifactsError(f"`{name}` is not installed; run `bash scripts/setup-host`")
-    return Path(found).resolve()
-
-
-def _cni_dir() -> Path:
-    for d in CNI_DIRS:
-        if Path(d, "bridge").exists():
-            return Path(d)
-    raise ArtifactsError("the CNI plugins are not installed; run `bash scripts/setup-host`")
+def _built(name: str) -> Path:
+    path = paths.node_component(name)
+    if not path.exists():
+        raise ArtifactsError(f"{path} is not built; run `mothership tools install`")
+    return path
 
 
 def _tarball(entries: dict[str, Path]) -> bytes:
@@ -99,30 +90,15 @@ def _cached(name: str, entries: dict[str, Path]) -> Path:
     return out
 
 
-def _host_version(binary: Path, args: list[str]) -> str:
-    out = subprocess.run([str(binary), *args], capture_output=True, text=True, check=False)
-    return out.stdout + out.stderr
-
-
 def files(cfg: MothershipConfig) -> dict[str, Path]:
     """URL path below the mirror -> host file, for every component a join fetches."""
     v = versions()
     urls = {
         name: u.replace("${ARCH}", ARCH).split("://", 1)[1] for name, u in artifact_urls(v).items()
     }
-    containerd = {f"bin/{b}": _which(b) for b in CONTAINERD_BINARIES}
-    runc = _which("runc")
-    for binary, args, want in (
-        (containerd["bin/containerd"], ["--version"], v.containerd),
-        (runc, ["--version"], v.runc),
-    ):
-        text = _host_version(binary, args)
-        if want not in text:
-            raise ArtifactsError(
-                f"{binary} is not version {want} ({text.strip()[:100]}); the join pins the "
-                "versions of Debian bookworm's packages (mothership/render/node_join.py)"
-            )
-    cni = {p.name: p for p in sorted(_cni_dir().iterdir()) if p.is_file()}
+    containerd = {f"bin/{b}": _built(b) for b in CONTAINERD_BINARIES}
+    cni_family = next(f for f in node_families() if f.name == "cni-plugins")
+    cni = {b.name: _built(b.name) for b in cni_family.binaries}
     kubelets = {
         artifact_urls(NodeVersions(kubernetes=version))["kubelet"]
         .replace("${ARCH}", ARCH)
@@ -132,7 +108,7 @@ def files(cfg: MothershipConfig) -> dict[str, Path]:
     return {
         **kubelets,
         urls["containerd"]: _cached(Path(urls["containerd"]).name, containerd),
-        urls["runc"]: runc,
+        urls["runc"]: _built("runc"),
         urls["cni-plugins"]: _cached(Path(urls["cni-plugins"]).name, cni),
     }
 

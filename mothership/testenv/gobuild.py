@@ -26,6 +26,7 @@ from mothership.testenv.pins import (
     Family,
     addon_families,
     families,
+    node_families,
     tenant_families,
     tool_families,
 )
@@ -196,6 +197,7 @@ def plan() -> list[tuple[Path, Family]]:
     out += [(paths.tenant_bin_dir(f.version), f) for f in tenant_families()]
     out += [(paths.tool_bin_dir(f), f) for f in tool_families()]
     out += [(paths.addon_bin_dir(f), f) for f in addon_families()]
+    out += [(paths.node_bin_dir(f), f) for f in node_families()]
     return out
 
 

@@ -14,6 +14,8 @@ from mothership.testenv.pins import (
     Family,
     addon_families,
     addon_version_set,
+    node_families,
+    node_version_set,
     tenant_version_set,
     tool_families,
     tool_version_set,
@@ -83,6 +85,22 @@ def addon(name: str) -> Path:
         if any(b.name == name for b in family.binaries):
             return addon_bin_dir(family) / name
     raise KeyError(f"no pinned add-on {name!r} (see addon_families in mothership/testenv/pins.py)")
+
+
+def node_bin_dir(family: Family) -> Path:
+    """Where a worker node component (containerd, runc, CNI plugins) is built: beside the
+    mothership's binaries when MOTHERSHIP_BIN_DIR is set, else a bin dir of its own."""
+    if value := os.environ.get(BIN_ENV):
+        return Path(value).expanduser()
+    return cache_root() / "bin" / node_version_set(family)
+
+
+def node_component(name: str) -> Path:
+    """The path of a pinned node component's binary (present once `tools install` ran)."""
+    for family in node_families():
+        if any(b.name == name for b in family.binaries):
+            return node_bin_dir(family) / name
+    raise KeyError(f"no pinned node component {name!r} (see node_families in testenv/pins.py)")
 
 
 def go_root() -> Path:

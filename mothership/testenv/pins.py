@@ -37,6 +37,14 @@ Why these versions:
   served (mothership/testenv/flannel_shim.py).
 * metrics-server v0.8.0: the newest approved release (v0.9.0 is served but not approved);
   deployed into tenants as k0s does, so `kubectl top` works through the tunnel.
+* Worker node components, served to joining machines by the local mirror and pinned as
+  the join's defaults (mothership/render/node_join.py):
+  - containerd v2.3.7: the newest patch of 2.3, containerd's current long-term-stable
+    line (supported to April 2028); still runs on cgroup v1 hosts (deprecated there, kept
+    until 2029). Built without cgo, as upstream's static release (no btrfs snapshotter).
+  - runc v1.5.2: the version containerd v2.3.7 is tested with. Needs cgo (its nsexec is C)
+    and libseccomp; linked statically, with seccomp, like upstream's release binary.
+  - CNI plugins v1.10.0: the newest release; every Linux plugin of upstream's tarball.
 """
 
 from __future__ import annotations
@@ -64,6 +72,16 @@ COREDNS_VERSION = "v1.14.7"
 REGISTRY_VERSION = "v3.1.2"
 FLANNEL_VERSION = "v0.28.10"
 METRICS_SERVER_VERSION = "v0.8.0"
+CONTAINERD_VERSION = "v2.3.7"
+RUNC_VERSION = "v1.5.2"
+CNI_PLUGINS_VERSION = "v1.10.0"
+# upstream's cni-plugins-linux tarball, by directory under plugins/
+CNI_PLUGINS = {
+    "main": ("bridge", "dummy", "host-device", "ipvlan", "loopback", "macvlan", "ptp", "tap",
+             "vlan"),
+    "ipam": ("dhcp", "host-local", "static"),
+    "meta": ("bandwidth", "firewall", "portmap", "sbr", "tuning", "vrf"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -365,3 +383,60 @@ def addon_families() -> tuple[Family, ...]:
 def addon_version_set(family: Family) -> str:
     """Name of an add-on's bin dir: its own build inputs only."""
     return f"addon-{family.name}-{family.version}-{_build_inputs((family,))}"
+
+
+def node_families() -> tuple[Family, ...]:
+    """What a joining worker installs beside the kubelet, each in a bin dir of its own; the
+    local mirror serves them packed as upstream releases are (testenv/artifacts.py)."""
+    containerd = "github.com/containerd/containerd/v2"
+    cni = "github.com/containernetworking/plugins"
+    return (
+        Family(
+            name="containerd",
+            module=containerd,
+            version=CONTAINERD_VERSION,
+            binaries=tuple(
+                Binary(n, f"{containerd}/cmd/{n}", args, CONTAINERD_VERSION)
+                for n, args in (
+                    ("containerd", ("--version",)),
+                    ("containerd-shim-runc-v2", ("-v",)),
+                    ("ctr", ("--version",)),
+                )
+            ),
+            ldflags=(
+                f"-X {containerd}/version.Version={CONTAINERD_VERSION}",
+                f"-X {containerd}/version.Package=github.com/containerd/containerd/v2",
+            ),
+        ),
+        Family(
+            name="runc",
+            module="github.com/opencontainers/runc",
+            version=RUNC_VERSION,
+            binaries=(
+                Binary("runc", "github.com/opencontainers/runc", ("--version",), RUNC_VERSION[1:]),
+            ),
+            tags=("seccomp", "urfave_cli_no_docs", "netgo", "osusergo"),
+            ldflags=(
+                f"-X main.version={RUNC_VERSION[1:]}",
+                "-linkmode external",
+                "-extldflags -static",
+            ),
+            cgo=True,
+        ),
+        Family(
+            name="cni-plugins",
+            module=cni,
+            version=CNI_PLUGINS_VERSION,
+            binaries=tuple(
+                Binary(n, f"{cni}/plugins/{kind}/{n}", (), CNI_PLUGINS_VERSION)
+                for kind, names in CNI_PLUGINS.items()
+                for n in names
+            ),
+            ldflags=(f"-X {cni}/pkg/utils/buildversion.BuildVersion={CNI_PLUGINS_VERSION}",),
+        ),
+    )
+
+
+def node_version_set(family: Family) -> str:
+    """Name of a node component's bin dir: its own build inputs only."""
+    return f"node-{family.name}-{family.version}-{_build_inputs((family,))}"

@@ -22,6 +22,7 @@ import pytest
 from mothership.api.k0smotron.v1beta2 import Cluster
 from mothership.pki.certs import new_ca
 from mothership.render import join_token, node_join
+from mothership.testenv import pins
 
 CA = new_ca("test-ca")
 OTHER_CA = new_ca("other-ca")
@@ -96,7 +97,7 @@ def test_upstream_locations_without_a_mirror() -> None:
     mirrored = node_join.artifact_urls(node_join.NodeVersions("v1.35.4"), "http://m:1/")
     assert (
         mirrored["runc"]
-        == "http://m:1/github.com/opencontainers/runc/releases/download/v1.1.5/runc.${ARCH}"
+        == "http://m:1/github.com/opencontainers/runc/releases/download/v1.5.2/runc.${ARCH}"
     )
 
 
@@ -191,3 +192,13 @@ def test_an_unreachable_api_server_is_named(tmp_path: Path) -> None:
 
 def test_the_leave_script_is_valid_sh() -> None:
     subprocess.run(["sh", "-n", "-c", node_join.leave_script()], check=True)
+
+
+def test_the_join_defaults_to_the_node_components_this_project_builds_and_serves() -> None:
+    built = {f.name: f.version.lstrip("v") for f in pins.node_families()}
+    assert node_join.NodeVersions(kubernetes="v1.35.4") == node_join.NodeVersions(
+        kubernetes="v1.35.4",
+        containerd=built["containerd"],
+        runc=built["runc"],
+        cni_plugins=built["cni-plugins"],
+    )
