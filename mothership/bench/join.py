@@ -21,8 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mothership.bench import hostlock
-from mothership.bench.provision import _client_config, check_operator, ensure_mothership
+from mothership.bench.provision import _client_config, check_operator, realnode_mothership
 from mothership.errors import UserError
 
 Report = Any
@@ -76,22 +75,10 @@ class JoinResult:
 
 
 def run(opts: Options, report: Report) -> JoinResult:
-    from mothership.bench.fleet import _terminate_is_an_exit
-
-    def waiting(pid: int | None) -> None:
-        who = f"another real-node bench (pid {pid})" if pid else "another real-node bench"
-        report(f"waiting for {who} to finish (lock {hostlock.realnode_bench_lock()})...")
-
-    with _terminate_is_an_exit(), hostlock.exclusive(hostlock.realnode_bench_lock(), waiting):
-        ms, started = ensure_mothership(opts.name, opts.state_dir, report, opts.timeout)
-        try:
-            result = _run(ms, opts, report)
-            result.mothership_started = started
-            return result
-        finally:
-            if started:
-                report(f"stopping the local mothership {opts.name!r} the bench started")
-                ms.down(report)
+    with realnode_mothership(opts.name, opts.state_dir, report, opts.timeout) as (ms, started):
+        result = _run(ms, opts, report)
+        result.mothership_started = started
+        return result
 
 
 def _run(ms: Any, opts: Options, report: Report) -> JoinResult:

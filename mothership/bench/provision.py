@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +107,34 @@ def ensure_mothership(
     report(f"starting the local mothership {name!r} with the real node (stopped again at the end)")
     ms.up(report, timeout=timeout)
     return ms, True
+
+
+@contextmanager
+def realnode_mothership(
+    name: str, state_dir: Path | None, report: Report, timeout: float, keep: bool = False
+) -> Iterator[tuple[Any, bool]]:
+    """The frame every real-node bench runs in: yields (the mothership `name`, started by us).
+
+    The real-node bench lock is taken first (hostlock.py: a second bench would measure the
+    first one's load; `report` says whom it waits for), and only then is the mothership
+    found or started, so two benches never race to start it. SIGTERM unwinds like Ctrl-C,
+    so a mothership started here is stopped again on success, error, Ctrl-C or SIGTERM,
+    unless `keep`: what the bench leaves behind for a look needs it running.
+    """
+    from mothership.bench.fleet import _terminate_is_an_exit
+
+    def waiting(pid: int | None) -> None:
+        who = f"another real-node bench (pid {pid})" if pid else "another real-node bench"
+        report(f"waiting for {who} to finish (lock {hostlock.realnode_bench_lock()})...")
+
+    with _terminate_is_an_exit(), hostlock.exclusive(hostlock.realnode_bench_lock(), waiting):
+        ms, started = ensure_mothership(name, state_dir, report, timeout)
+        try:
+            yield ms, started
+        finally:
+            if started and not keep:
+                report(f"stopping the local mothership {name!r} the bench started")
+                ms.down(report)
 
 
 def _client_config(ms: Any) -> Any:
@@ -364,28 +393,17 @@ class Options:
 
 
 def run(opts: Options, report: Report) -> Result:
-    from mothership.bench.fleet import _terminate_is_an_exit
-
-    def waiting(pid: int | None) -> None:
-        who = f"another real-node bench (pid {pid})" if pid else "another real-node bench"
-        report(f"waiting for {who} to finish (lock {hostlock.realnode_bench_lock()})...")
-
     if opts.keep and opts.storage in (Storage.postgres, Storage.mysql):
         raise InvalidInput(
             f"--keep with --storage {opts.storage.value}: the bench's private SQL server stops "
             "when the bench ends, which would leave the kept Clusters without a datastore; "
             "drop --keep, or use --storage kine or etcd"
         )
-    with _terminate_is_an_exit(), hostlock.exclusive(hostlock.realnode_bench_lock(), waiting):
-        ms, started = ensure_mothership(opts.name, opts.state_dir, report, opts.timeout)
-        try:
-            result = _run(ms, opts, report)
-            result.mothership_started = started
-            return result
-        finally:
-            if started and not opts.keep:
-                report(f"stopping the local mothership {opts.name!r} the bench started")
-                ms.down(report)
+    frame = realnode_mothership(opts.name, opts.state_dir, report, opts.timeout, keep=opts.keep)
+    with frame as (ms, started):
+        result = _run(ms, opts, report)
+        result.mothership_started = started
+        return result
 
 
 def _floor_store(storage: Storage, sql: Any) -> bench_floor.Datastore:

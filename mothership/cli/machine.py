@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
@@ -15,7 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mothership.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError, friendly_errors
+from mothership.cli.errors import (
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    CliError,
+    friendly_errors,
+)
 from mothership.testenv import machines
 from mothership.testenv.local import default_state_dir
 
@@ -41,11 +49,25 @@ def _state(name: str, state_dir: Path | None) -> Path:
     return state_dir or default_state_dir(name)
 
 
-def _machine(state: Path, machine: str) -> machines.Machine:
+@contextmanager
+def _machine_errors(code: int = EXIT_FAILED, *, flag_is_usage: bool = False) -> Iterator[None]:
+    """A MachineError in the block leaves as a CliError exiting with `code`.
+
+    Its message is already written for the user, so it is passed on as it is. With
+    `flag_is_usage`, a message naming a `--l...` flag (`--loss`, `--latency`: a value out
+    of range) exits EXIT_USAGE instead, since the flag was wrong, not the machine.
+    """
     try:
-        return machines.find(state, machine)
+        yield
     except machines.MachineError as exc:
-        raise CliError(str(exc), EXIT_NOT_FOUND) from None
+        message = str(exc)
+        usage = flag_is_usage and "--l" in message
+        raise CliError(message, EXIT_USAGE if usage else code) from None
+
+
+def _machine(state: Path, machine: str) -> machines.Machine:
+    with _machine_errors(EXIT_NOT_FOUND):
+        return machines.find(state, machine)
 
 
 @app.command()
@@ -68,10 +90,8 @@ def create(
       mothership dev machine create rack-1 --reachable
     """
     with friendly_errors(debug):
-        try:
+        with _machine_errors():
             m = machines.create(_state(name, state_dir), machine, "edge" if edge else "reachable")
-        except machines.MachineError as exc:
-            raise CliError(str(exc)) from None
         console.print(f"machine {m.name} ({m.flavour}) is running at {m.address}")
         console.print(f"run commands in it: mothership dev machine exec {m.name} -- sh")
 
@@ -123,10 +143,8 @@ def exec_(
         raise typer.Exit(EXIT_USAGE)
     with friendly_errors(debug):
         m = _machine(_state(name, state_dir), machine)
-        try:
+        with _machine_errors():
             code = machines.exec_interactive(m, command)
-        except machines.MachineError as exc:
-            raise CliError(str(exc)) from None
     raise typer.Exit(code)
 
 
@@ -145,10 +163,8 @@ def ssh(
     with friendly_errors(debug):
         state = _state(name, state_dir)
         m = _machine(state, machine)
-        try:
+        with _machine_errors(EXIT_USAGE):
             argv = machines.ssh_argv(state, m)
-        except machines.MachineError as exc:
-            raise CliError(str(exc), EXIT_USAGE) from None
     os.execvp(argv[0], argv)
 
 
@@ -170,10 +186,8 @@ def delete(
         if ignore_not_found and not (machines.machines_dir(state) / machine).exists():
             return
         _machine(state, machine)
-        try:
+        with _machine_errors():
             machines.delete(state, machine)
-        except machines.MachineError as exc:
-            raise CliError(str(exc)) from None
         console.print(f"machine {machine} deleted")
 
 
@@ -203,12 +217,10 @@ def net(
             raise CliError(f"--link {link!r}: use up or down", EXIT_USAGE)
         if not link and loss is None and latency is None:
             raise CliError("nothing to change: give --link, --loss or --latency", EXIT_USAGE)
-        try:
+        with _machine_errors(flag_is_usage=True):
             if link:
                 machines.set_link(m, link == "up")
             if loss is not None:
                 machines.set_loss(m, loss)
             if latency is not None:
                 machines.set_latency(m, latency)
-        except machines.MachineError as exc:
-            raise CliError(str(exc), EXIT_USAGE if "--l" in str(exc) else 1) from None

@@ -38,8 +38,8 @@ from mothership.api.k0smotron.v1beta2 import (
 )
 from mothership.render import network
 from mothership.render.facts import Facts, RenderError, external_address
-from mothership.render.names import MANAGED_BY
 from mothership.render.tenant_digest import CONFIG_HASH, config_digest
+from mothership.render.tenant_meta import tenant_meta
 
 SYSTEM = "kube-system"
 FLANNEL_IMAGE = f"docker.io/flannel/flannel:{FLANNEL_VERSION}"
@@ -53,14 +53,6 @@ UNSUPPORTED_PROVIDERS = {
 VXLAN_PORT = 8472
 CNI_CONF = "10-flannel.conflist"
 METRICS_PORT = 10250
-_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
-
-
-def _meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "labels": {**labels, **_LABELS}}
-    if namespace:
-        meta["namespace"] = namespace
-    return meta
 
 
 def provider(cluster: Cluster) -> str:
@@ -166,7 +158,7 @@ def flannel(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     daemonset = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": _meta("kube-flannel", SYSTEM, **labels),
+        "metadata": tenant_meta("kube-flannel", SYSTEM, **labels),
         "spec": {
             "selector": {"matchLabels": labels},
             "updateStrategy": {"type": "RollingUpdate"},
@@ -195,7 +187,7 @@ def flannel(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
-        "metadata": _meta("mothership:flannel"),
+        "metadata": tenant_meta("mothership:flannel"),
         "rules": [
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
             {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
@@ -205,7 +197,7 @@ def flannel(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": _meta("mothership:flannel"),
+        "metadata": tenant_meta("mothership:flannel"),
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",
@@ -214,13 +206,13 @@ def flannel(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
         "subjects": [{"kind": "ServiceAccount", "name": "flannel", "namespace": SYSTEM}],
     }
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("flannel", SYSTEM)},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": tenant_meta("flannel", SYSTEM)},
         role,
         binding,
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": _meta("kube-flannel-cfg", SYSTEM, **labels),
+            "metadata": tenant_meta("kube-flannel-cfg", SYSTEM, **labels),
             "data": {"net-conf.json": json.dumps(net_conf, indent=2) + "\n"},
         },
         daemonset,
@@ -272,11 +264,15 @@ def metrics_server(cluster: Cluster) -> list[dict[str, Any]]:
     }
     sa = {"kind": "ServiceAccount", "name": name, "namespace": SYSTEM}
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, SYSTEM, **labels)},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": tenant_meta(name, SYSTEM, **labels),
+        },
         {
             "apiVersion": f"{rbac}/v1",
             "kind": "ClusterRole",
-            "metadata": _meta(
+            "metadata": tenant_meta(
                 "system:aggregated-metrics-reader",
                 **{
                     "rbac.authorization.k8s.io/aggregate-to-admin": "true",
@@ -295,7 +291,7 @@ def metrics_server(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": f"{rbac}/v1",
             "kind": "ClusterRole",
-            "metadata": _meta("system:metrics-server"),
+            "metadata": tenant_meta("system:metrics-server"),
             "rules": [
                 {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
                 {
@@ -308,7 +304,7 @@ def metrics_server(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": f"{rbac}/v1",
             "kind": "RoleBinding",
-            "metadata": _meta("metrics-server-auth-reader", SYSTEM),
+            "metadata": tenant_meta("metrics-server-auth-reader", SYSTEM),
             "roleRef": {
                 "apiGroup": rbac,
                 "kind": "Role",
@@ -319,21 +315,21 @@ def metrics_server(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": f"{rbac}/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": _meta("metrics-server:system:auth-delegator"),
+            "metadata": tenant_meta("metrics-server:system:auth-delegator"),
             "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "system:auth-delegator"},
             "subjects": [sa],
         },
         {
             "apiVersion": f"{rbac}/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": _meta("system:metrics-server"),
+            "metadata": tenant_meta("system:metrics-server"),
             "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "system:metrics-server"},
             "subjects": [sa],
         },
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _meta(name, SYSTEM, **labels),
+            "metadata": tenant_meta(name, SYSTEM, **labels),
             "spec": {
                 "selector": labels,
                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https"}],
@@ -342,7 +338,7 @@ def metrics_server(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _meta(name, SYSTEM, **labels),
+            "metadata": tenant_meta(name, SYSTEM, **labels),
             "spec": {
                 "selector": {"matchLabels": labels},
                 "strategy": {"rollingUpdate": {"maxUnavailable": 0}},
@@ -361,7 +357,7 @@ def metrics_server(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": "apiregistration.k8s.io/v1",
             "kind": "APIService",
-            "metadata": _meta("v1beta1.metrics.k8s.io", **labels),
+            "metadata": tenant_meta("v1beta1.metrics.k8s.io", **labels),
             "spec": {
                 "service": {"name": name, "namespace": SYSTEM},
                 "group": "metrics.k8s.io",

@@ -34,8 +34,8 @@ from mothership.api.k0smotron.v1beta2 import (
 from mothership.render import kubernetes_certs, network, network_addons
 from mothership.render import kubernetes_control_plane as kcp
 from mothership.render.facts import Facts, RenderError, external_address, kubernetes_version
-from mothership.render.names import MANAGED_BY
 from mothership.render.tenant_digest import CONFIG_HASH, config_digest
+from mothership.render.tenant_meta import tenant_meta
 
 DIGEST_ANNOTATION = "mothership.io/tenant-bootstrap-digest"
 SYSTEM = "kube-system"
@@ -47,21 +47,13 @@ AGENT_TOKEN = "konnectivity-agent-token"
 AGENT_ADMIN_PORT = 8133
 AGENT_HEALTH_PORT = 8134
 KUBE_PROXY_DIR = "/var/lib/kube-proxy"
-_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
-
-
-def _meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "labels": {**labels, **_LABELS}}
-    if namespace:
-        meta["namespace"] = namespace
-    return meta
 
 
 def _crb(name: str, role: str, subject: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": _meta(name),
+        "metadata": tenant_meta(name),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
         "subjects": [subject],
     }
@@ -76,7 +68,7 @@ def _user(name: str) -> dict[str, Any]:
 
 
 def _service_account(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, SYSTEM)}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": tenant_meta(name, SYSTEM)}
 
 
 def _sa_subject(name: str) -> dict[str, Any]:
@@ -158,7 +150,7 @@ def cluster_info(cluster: Cluster, facts: Facts, ca_pem: bytes) -> list[dict[str
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": _meta(role_name, PUBLIC),
+            "metadata": tenant_meta(role_name, PUBLIC),
             "rules": [
                 {
                     "apiGroups": [""],
@@ -171,14 +163,14 @@ def cluster_info(cluster: Cluster, facts: Facts, ca_pem: bytes) -> list[dict[str
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": _meta(role_name, PUBLIC),
+            "metadata": tenant_meta(role_name, PUBLIC),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
             "subjects": [_user("system:anonymous")],
         },
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": _meta("cluster-info", PUBLIC),
+            "metadata": tenant_meta("cluster-info", PUBLIC),
             "data": {"kubeconfig": cluster_info_kubeconfig(cluster, facts, ca_pem)},
         },
     ]
@@ -241,7 +233,7 @@ def kube_proxy(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     daemonset = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": _meta("kube-proxy", SYSTEM, **labels),
+        "metadata": tenant_meta("kube-proxy", SYSTEM, **labels),
         "spec": {
             "selector": {"matchLabels": labels},
             "updateStrategy": {"type": "RollingUpdate"},
@@ -272,7 +264,7 @@ def kube_proxy(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": _meta("kube-proxy", SYSTEM, **labels),
+            "metadata": tenant_meta("kube-proxy", SYSTEM, **labels),
             "data": {
                 "config.conf": yaml.safe_dump(config, sort_keys=False),
                 "kubeconfig.conf": yaml.safe_dump(kubeconfig, sort_keys=False),
@@ -316,7 +308,7 @@ def coredns(cluster: Cluster) -> list[dict[str, Any]]:
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
-        "metadata": _meta("system:coredns"),
+        "metadata": tenant_meta("system:coredns"),
         "rules": [
             {
                 "apiGroups": [""],
@@ -361,7 +353,7 @@ def coredns(cluster: Cluster) -> list[dict[str, Any]]:
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta("coredns", SYSTEM, **labels),
+        "metadata": tenant_meta("coredns", SYSTEM, **labels),
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": labels},
@@ -404,7 +396,7 @@ def coredns(cluster: Cluster) -> list[dict[str, Any]]:
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta("kube-dns", SYSTEM, **labels, **{"kubernetes.io/name": "CoreDNS"}),
+        "metadata": tenant_meta("kube-dns", SYSTEM, **labels, **{"kubernetes.io/name": "CoreDNS"}),
         "spec": {
             "clusterIP": network.service_ip(spec, network.DNS_SERVICE_INDEX),
             "selector": labels,
@@ -422,7 +414,7 @@ def coredns(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": _meta("coredns", SYSTEM),
+            "metadata": tenant_meta("coredns", SYSTEM),
             "data": {"Corefile": corefile(network.cluster_domain(spec))},
         },
         deployment,
@@ -469,7 +461,7 @@ def konnectivity_agent(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     daemonset = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": _meta(kcp.KONNECTIVITY_AGENT_ACCOUNT, SYSTEM, **labels),
+        "metadata": tenant_meta(kcp.KONNECTIVITY_AGENT_ACCOUNT, SYSTEM, **labels),
         "spec": {
             "selector": {"matchLabels": labels},
             "updateStrategy": {"type": "RollingUpdate"},

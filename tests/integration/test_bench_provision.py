@@ -2,10 +2,13 @@
 
 The state root is a temporary directory with no mothership in it, so the command starts
 the local mothership `default` itself (with the real node and its operator), as it does
-for a user who has none running, and must stop it again. Needs root and containerd; run
-it under the shared real-node lock:
+for a user who has none running, and must stop it again. Needs root and containerd, and
+no other real node running on the host: no lock wrapper, the bench takes its real-node
+bench lock itself (here in the temporary state root), and starting the real node takes
+the host's lock (/run/mothership-real-node.lock) and refuses while another local
+mothership's real node runs:
 
-    flock /tmp/mship-realnode.lock python -m pytest tests/integration/test_bench_provision.py
+    python -m pytest tests/integration/test_bench_provision.py
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Cluster DNS of the real-node local mothership: what `dev up` starts, seen from pods.
 
-Run it under the shared real-node lock:
+No lock wrapper is needed: the session fixture (tests/conftest.py) pauses a local
+mothership holding the host's one real node and starts it again afterwards, and starting
+the real node takes the host's lock (/run/mothership-real-node.lock):
 
-    flock /tmp/mship-realnode.lock python -m pytest tests/integration/test_cluster_dns.py
+    python -m pytest tests/integration/test_cluster_dns.py
 """
 
 from __future__ import annotations

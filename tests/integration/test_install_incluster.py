@@ -9,7 +9,10 @@ the printer columns; leadership handed over when the leader pod is killed (and t
 leader reconciles); `mothership uninstall` refusing while Clusters exist and leaving
 nothing behind with --force.
 
-Run under the shared lock: flock /tmp/mship-realnode.lock python -m pytest <this file>
+No lock wrapper is needed: the session fixture (tests/conftest.py) pauses a local
+mothership holding the host's one real node and starts it again afterwards, and starting
+the real node takes the host's lock (/run/mothership-real-node.lock). Run it as it is:
+python -m pytest <this file>
 """
 
 from __future__ import annotations

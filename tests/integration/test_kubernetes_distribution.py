@@ -3,10 +3,12 @@
 Runs on the real-node local mothership (containerd + kubelet + kube-proxy): the operator
 runs on the host with the local image template, the control plane pods run the locally
 built upstream binaries, and everything is checked through the tenant API the way a user
-or a joining node would use it. Run it under the shared real-node lock:
+or a joining node would use it. No lock wrapper is needed: the session fixture
+(tests/conftest.py) pauses a local mothership holding the host's one real node and starts
+it again afterwards, and starting the real node takes the host's lock
+(/run/mothership-real-node.lock):
 
-    flock /tmp/mship-realnode.lock \
-        python -m pytest tests/integration/test_kubernetes_distribution.py
+    python -m pytest tests/integration/test_kubernetes_distribution.py
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ download mirror, as at an air-gapped site. The API server reaches the kubelets o
 through the Konnectivity tunnel: the test asserts that the mothership cannot open a
 connection to either machine.
 
-Run it under the shared real-node lock:
+No lock wrapper is needed: the session fixture (tests/conftest.py) pauses a local
+mothership holding the host's one real node and starts it again afterwards, and starting
+the real node takes the host's lock (/run/mothership-real-node.lock):
 
-    flock /tmp/mship-realnode.lock python -m pytest tests/integration/test_workers.py
+    python -m pytest tests/integration/test_workers.py
 """
 
 from __future__ import annotations
