@@ -76,6 +76,13 @@ def install(
         help="etcd image of Clusters with storage etcd that name none. Default: the upstream "
         "image; on the local mothership its control-plane image. '' forces the upstream one.",
     ),
+    k0s_image_repository: str | None = typer.Option(
+        None,
+        "--k0s-image-repository",
+        help="Repository of the k0s image for Clusters that keep the default "
+        "(quay.io/k0sproject/k0s), tag unchanged. Default: that one; on the local mothership "
+        "its own k0s build. '' forces the default.",
+    ),
     node_download_url: str | None = typer.Option(
         None,
         "--node-download-url",
@@ -130,6 +137,7 @@ def install(
             cert_manager=cert_manager,
             kubernetes_image_template=kubernetes_image_template or "",
             default_etcd_image=default_etcd_image or "",
+            k0s_image_repository=k0s_image_repository or "",
             node_download_url=node_download_url or "",
             node_registry_mirror=node_registry_mirror or "",
         ).check()
@@ -145,7 +153,9 @@ def install(
         annotations = {}
         local = _local(target.server, target.kubeconfig)
         if local is not None:
-            settings = _local_tenant_images(settings, kubernetes_image_template, default_etcd_image)
+            settings = _local_tenant_images(
+                settings, kubernetes_image_template, default_etcd_image, k0s_image_repository
+            )
             settings = _local_node_mirrors(settings, local, node_download_url, node_registry_mirror)
         if local is not None and image is None:
             from mothership.install import local as local_ms
@@ -233,7 +243,10 @@ def uninstall(
 
 
 def _local_tenant_images(
-    settings: manifests.Settings, template: str | None, etcd_image: str | None
+    settings: manifests.Settings,
+    template: str | None,
+    etcd_image: str | None,
+    k0s_repository: str | None,
 ) -> manifests.Settings:
     """The local mothership pulls nothing: tenant pods default to its control-plane image,
     as they do under the operator `dev up` runs on the host (flags given win, '' too)."""
@@ -245,11 +258,14 @@ def _local_tenant_images(
         )
     if etcd_image is None:
         settings = replace(settings, default_etcd_image=localoperator.DEFAULT_ETCD_IMAGE)
-    if template is None or etcd_image is None:
+    if k0s_repository is None:
+        settings = replace(settings, k0s_image_repository=localoperator.K0S_IMAGE_REPOSITORY)
+    if template is None or etcd_image is None or k0s_repository is None:
         _report(
             "tenant images on the local mothership: kubernetes "
             f"{settings.kubernetes_image_template or 'upstream'}, etcd "
-            f"{settings.default_etcd_image or 'upstream'}"
+            f"{settings.default_etcd_image or 'upstream'}, k0s "
+            f"{settings.k0s_image_repository or 'upstream'}"
         )
     return settings.check()
 

@@ -96,6 +96,16 @@ def run(
             "localhost/mothership/control-plane:v1.35.4. Default: quay.io/k0sproject/etcd."
         ),
     ),
+    k0s_image_repository: str | None = typer.Option(
+        None,
+        "--k0s-image-repository",
+        envvar="MOTHERSHIP_K0S_IMAGE_REPOSITORY",
+        help=(
+            "Repository of the k0s image for Clusters that keep the default image "
+            "(quay.io/k0sproject/k0s), tag unchanged, e.g. localhost/mothership/k0s; a "
+            "Cluster's own image is never replaced. Default: quay.io/k0sproject/k0s."
+        ),
+    ),
     node_download_url: str | None = typer.Option(
         None,
         "--node-download-url",
@@ -154,6 +164,7 @@ def run(
 
         os.environ[DEFAULT_ETCD_IMAGE_ENV] = default_etcd_image
     for env, value in (
+        ("MOTHERSHIP_K0S_IMAGE_REPOSITORY", k0s_image_repository),
         ("MOTHERSHIP_NODE_DOWNLOAD_URL", node_download_url),
         ("MOTHERSHIP_NODE_REGISTRY_MIRROR", node_registry_mirror),
     ):

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,11 @@ from mothership.render.etcd import desired_replicas as etcd_desired_replicas
 from mothership.render.facts import Facts, RenderError
 from mothership.render.patches import PatchError
 from mothership.webhooks.defaults import default_etcd_image
+
+K0S_IMAGE_REPOSITORY_ENV = "MOTHERSHIP_K0S_IMAGE_REPOSITORY"
+"""Operator setting: the repository k0s images come from when a Cluster keeps the API's
+default (quay.io/k0sproject/k0s); see Facts.k0s_image_repository. `mothership operator run
+--k0s-image-repository` sets it."""
 
 log = logging.getLogger("mothership.cluster")
 
@@ -244,6 +250,7 @@ def facts_for(
         etcd_replicas=etcd_step(cluster, etcd_sts),
         etcd_initial_cluster=etcd_sts.annotations.get(FOUNDING_ANNOTATION) if etcd_sts else None,
         default_etcd_image=default_etcd_image(),
+        k0s_image_repository=os.environ.get(K0S_IMAGE_REPOSITORY_ENV) or None,
     )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from mothership.api.crdgen import all_crds
 from mothership.install.templating import Context, Doc, Obj, Plain
+from mothership.render.facts import IMAGE_REPOSITORY_PATTERN
 from mothership.render.node_join import DOWNLOAD_URL_PATTERN, REGISTRY_MIRROR_PATTERN
 from mothership.webhooks.defaults import DEFAULT_ETCD_IMAGE_ENV
 from mothership.webhooks.registration import (
@@ -90,6 +91,7 @@ class Settings:
     # Images of tenant pods when a Cluster names none; empty: the upstream defaults.
     kubernetes_image_template: str = ""  # {version} becomes the Cluster's version
     default_etcd_image: str = ""
+    k0s_image_repository: str = ""  # in place of quay.io/k0sproject/k0s, tag unchanged
     # Where join commands send nodes for their components and images; empty: upstream.
     node_download_url: str = ""  # a mirror laid out like dl.k8s.io and GitHub
     node_registry_mirror: str = ""  # registry.k8s.io, docker.io, quay.io, ghcr.io pulls
@@ -116,6 +118,12 @@ class Settings:
             problems.append(
                 f"kubernetes image template {template!r}: needs {{version}}, which becomes "
                 "each Cluster's version, e.g. registry.example/control-plane:{version}"
+            )
+        repo = self.k0s_image_repository
+        if repo and not re.match(IMAGE_REPOSITORY_PATTERN, repo):
+            problems.append(
+                f"k0s image repository {repo!r}: a repository without tag or digest "
+                "(the tag comes from each Cluster's version), e.g. registry.example/k0s"
             )
         if self.node_download_url and not re.match(DOWNLOAD_URL_PATTERN, self.node_download_url):
             problems.append(
@@ -153,6 +161,7 @@ class Settings:
             cert_manager_issuer=cert_manager.get("issuerRef") or None,
             kubernetes_image_template=operator.get("kubernetesImageTemplate") or "",
             default_etcd_image=operator.get("defaultEtcdImage") or "",
+            k0s_image_repository=operator.get("k0sImageRepository") or "",
             node_download_url=operator.get("nodeDownloadURL") or "",
             node_registry_mirror=operator.get("nodeRegistryMirror") or "",
         )
@@ -172,6 +181,7 @@ def plain_context(settings: Settings) -> Plain:
             or {"kind": "Issuer", "name": SELF_SIGNED_ISSUER},
             "kubernetesImageTemplate": settings.kubernetes_image_template,
             "defaultEtcdImage": settings.default_etcd_image,
+            "k0sImageRepository": settings.k0s_image_repository,
             "nodeDownloadURL": settings.node_download_url,
             "nodeRegistryMirror": settings.node_registry_mirror,
         },
@@ -182,6 +192,7 @@ def plain_context(settings: Settings) -> Plain:
             "namespaced": bool(settings.watch_namespaces),
             "kubernetesImageTemplate": bool(settings.kubernetes_image_template),
             "defaultEtcdImage": bool(settings.default_etcd_image),
+            "k0sImageRepository": bool(settings.k0s_image_repository),
             "nodeDownloadURL": bool(settings.node_download_url),
             "nodeRegistryMirror": bool(settings.node_registry_mirror),
         },
@@ -519,12 +530,14 @@ def operator_args(ctx: Context) -> list[Any]:
     ]
 
 
-# Read by `mothership operator run` (its --kubernetes-image-template, --default-etcd-image).
+# Read by `mothership operator run` (its --kubernetes-image-template, --default-etcd-image,
+# --k0s-image-repository).
 # (The controller's constant is not imported: that would load kopf for `install --dry-run`;
 # a unit test keeps the two equal.)
 TENANT_IMAGE_ENV = {
     "kubernetesImageTemplate": "MOTHERSHIP_KUBERNETES_IMAGE_TEMPLATE",
     "defaultEtcdImage": DEFAULT_ETCD_IMAGE_ENV,
+    "k0sImageRepository": "MOTHERSHIP_K0S_IMAGE_REPOSITORY",
 }
 # Read by `mothership operator run` (its --node-download-url, --node-registry-mirror) and put
 # into the join commands of JoinTokenRequests (equal to the join_token controller's, as above).

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mothership.api.k0smotron.v1beta2 import (
+    DEFAULT_K0S_IMAGE,
     DEFAULT_K0S_VERSION,
     DEFAULT_KUBERNETES_VERSION,
     Cluster,
@@ -26,6 +27,8 @@ from mothership.render import names
 # runs when nothing is recorded; a running cluster keeps the version the controller recorded
 # (Facts.k0s_version_default), so moving the constant never upgrades a running cluster.
 _CORE_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+# An image repository: optional registry host[:port], then path parts; no tag, no digest.
+IMAGE_REPOSITORY_PATTERN = r"^[^\s:@/]+(:[0-9]+)?(/[^\s:@/]+)*$"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Facts:
     kubernetes_version_default: str = DEFAULT_KUBERNETES_VERSION
     kubernetes_image_template: str | None = None
     default_etcd_image: str | None = None
+    k0s_image_repository: str | None = None
 
 
 def k0s_version(spec: ClusterSpec, facts: Facts) -> str:
@@ -85,7 +89,11 @@ def kubernetes_version(spec: ClusterSpec, facts: Facts) -> str:
 
 def k0s_image(spec: ClusterSpec, facts: Facts) -> str:
     """`<repository>:<tag>`, the tag derived from the version (see v1beta2.k0s_image_tag)."""
-    return spec.image_ref(facts.k0s_version_default)
+    ref = spec.image_ref(facts.k0s_version_default)
+    mirror = facts.k0s_image_repository
+    if mirror and ref.startswith(DEFAULT_K0S_IMAGE + ":"):
+        return mirror + ref[len(DEFAULT_K0S_IMAGE) :]
+    return ref
 
 
 def core_version(version: str) -> tuple[int, int, int] | None:

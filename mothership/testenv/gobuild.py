@@ -26,6 +26,7 @@ from mothership.testenv.pins import (
     Family,
     addon_families,
     families,
+    k0s_families,
     node_families,
     tenant_families,
     tool_families,
@@ -128,8 +129,12 @@ def write_wrapper(family: Family, proxy: str) -> Path:
     upstream = fetch_mod(proxy, family.module, family.version)
     local_go = check_go().removeprefix("go")
     go_version = gomod.parse_go_directive(upstream) or local_go
-    replaces = gomod.wrapper_replaces(
-        gomod.parse_replaces(upstream), family.sibling_prefix, family.sibling_version
+    replaces = gomod.bump_versions(
+        gomod.wrapper_replaces(
+            gomod.parse_replaces(upstream), family.sibling_prefix, family.sibling_version
+        ),
+        gomod.parse_requires(upstream),
+        family.version_bumps,
     )
     requires = [(family.module, family.version), *family.extra_requires]
     wdir = paths.build_root() / family.name
@@ -198,6 +203,7 @@ def plan() -> list[tuple[Path, Family]]:
     out += [(paths.tool_bin_dir(f), f) for f in tool_families()]
     out += [(paths.addon_bin_dir(f), f) for f in addon_families()]
     out += [(paths.node_bin_dir(f), f) for f in node_families()]
+    out += [(paths.k0s_bin_dir(), f) for f in k0s_families()]
     return out
 
 

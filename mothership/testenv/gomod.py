@@ -63,6 +63,60 @@ def parse_replaces(gomod: str) -> list[Replace]:
     return out
 
 
+def parse_requires(gomod: str) -> list[tuple[str, str]]:
+    """All (module, version) requirements of a go.mod, single-line and block form."""
+    out: list[tuple[str, str]] = []
+    in_block = False
+    for raw in gomod.splitlines():
+        line = _strip_comment(raw)
+        if not line:
+            continue
+        if in_block:
+            if line == ")":
+                in_block = False
+            elif len(parts := line.split()) == 2:
+                out.append((parts[0], parts[1]))
+        elif line.startswith("require"):
+            rest = line[len("require") :].strip()
+            if rest == "(":
+                in_block = True
+            elif len(parts := rest.split()) == 2:
+                out.append((parts[0], parts[1]))
+    return out
+
+
+def bump_versions(
+    replaces: list[Replace],
+    requires: list[tuple[str, str]],
+    bumps: tuple[tuple[str, str, str], ...],
+) -> list[Replace]:
+    """Move modules the proxy refuses at one version to a served one.
+
+    `bumps` holds (module prefix, from version, to version). Replaces pointing at `from`
+    point at `to` instead; required modules at `from` that no replace covers get a replace
+    of every version, so the go command never asks for the refused version's go.mod.
+    """
+    if not bumps:
+        return replaces
+
+    def bumped(module: str, version: str) -> str:
+        for prefix, old, new in bumps:
+            if module.startswith(prefix) and version == old:
+                return new
+        return version
+
+    out = [
+        Replace(r.old, r.old_version, r.new, bumped(r.new, r.new_version)) if not r.is_local else r
+        for r in replaces
+    ]
+    covered = {r.old for r in out}
+    for module, version in requires:
+        if module not in covered and (to := bumped(module, version)) != version:
+            out.append(Replace(module, "", module, to))
+            covered.add(module)
+    return out
+
+
 def parse_go_directive(gomod: str) -> str:
     for raw in gomod.splitlines():
         parts = _strip_comment(raw).split()

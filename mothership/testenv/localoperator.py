@@ -25,6 +25,9 @@ KUBERNETES_IMAGE_TEMPLATE = f"{pins.CONTROL_PLANE_IMAGE_REPO}:{{version}}"
 # Managed etcd runs from the same image: it holds etcd, etcdctl and the shell its scripts
 # need (mothership/testenv/userland.py), and the upstream etcd image cannot be pulled here.
 DEFAULT_ETCD_IMAGE = pins.local_control_plane_image(pins.KUBERNETES_VERSION)
+# k0s Clusters that keep the default image run the locally built k0s (realnode.K0S_IMAGE)
+# when their version is the one built here (pins.K0S_VERSION).
+K0S_IMAGE_REPOSITORY = pins.K0S_IMAGE_REPO
 
 
 def prepare(cfg: MothershipConfig) -> None:
@@ -63,6 +66,7 @@ def argv(cfg: MothershipConfig) -> list[str]:
         f"--leader-identity=local-{cfg.name}",
         f"--kubernetes-image-template={KUBERNETES_IMAGE_TEMPLATE}",
         f"--default-etcd-image={DEFAULT_ETCD_IMAGE}",
+        f"--k0s-image-repository={K0S_IMAGE_REPOSITORY}",
         *node_mirror_args(cfg),
     ]  # fmt: skip
 

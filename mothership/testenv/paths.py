@@ -14,6 +14,7 @@ from mothership.testenv.pins import (
     Family,
     addon_families,
     addon_version_set,
+    k0s_version_set,
     node_families,
     node_version_set,
     tenant_version_set,
@@ -101,6 +102,15 @@ def node_component(name: str) -> Path:
         if any(b.name == name for b in family.binaries):
             return node_bin_dir(family) / name
     raise KeyError(f"no pinned node component {name!r} (see node_families in testenv/pins.py)")
+
+
+def k0s_bin_dir() -> Path:
+    """Where k0s and the Kubernetes binaries it runs are built: beside the mothership's
+    binaries when MOTHERSHIP_BIN_DIR is set (in a subdir, their names clash), else a bin
+    dir of its own."""
+    if value := os.environ.get(BIN_ENV):
+        return Path(value).expanduser() / "k0s"
+    return cache_root() / "bin" / k0s_version_set()
 
 
 def go_root() -> Path:

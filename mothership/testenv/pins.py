@@ -45,6 +45,14 @@ Why these versions:
   - runc v1.5.2: the version containerd v2.3.7 is tested with. Needs cgo (its nsexec is C)
     and libseccomp; linked statically, with seccomp, like upstream's release binary.
   - CNI plugins v1.10.0: the newest release; every Linux plugin of upstream's tarball.
+* k0s (the `k0s` distribution, k0smotron's default): the proxy serves no k0s release for
+  Kubernetes 1.34/1.35, only the release-1.33 commit cd041608f44a (Feb 2026, after
+  v1.33.8+k0s.0). Its Kubernetes libraries at v0.33.8 are refused, so they are moved to
+  v0.33.13 (k8s.io/kubernetes to v1.33.13), the newest 1.33 patch served. Built as k0s's
+  Makefile does with EMBEDDED_BINS_BUILDMODE=none (tag `noembedbins`: k0s runs the
+  components it finds on PATH), with cgo (its backup code links SQLite) linked
+  statically. The components beside it are Kubernetes v1.33.13, so the version it reports
+  is v1.33.13+k0s.0.
 """
 
 from __future__ import annotations
@@ -75,6 +83,10 @@ METRICS_SERVER_VERSION = "v0.8.0"
 CONTAINERD_VERSION = "v2.3.7"
 RUNC_VERSION = "v1.5.2"
 CNI_PLUGINS_VERSION = "v1.10.0"
+K0S_MODULE_VERSION = "v1.33.9-0.20260218131128-cd041608f44a"
+K0S_KUBERNETES_VERSION = "v1.33.13"
+K0S_VERSION = f"{K0S_KUBERNETES_VERSION}+k0s.0"
+K0S_IMAGE_REPO = "localhost/mothership/k0s"
 # upstream's cni-plugins-linux tarball, by directory under plugins/
 CNI_PLUGINS = {
     "main": ("bridge", "dummy", "host-device", "ipvlan", "loopback", "macvlan", "ptp", "tap",
@@ -122,6 +134,9 @@ class Family:
     # Modules of ours the wrapper replaces an upstream module with: (module path, dir name,
     # ((file name, content), ...)). Only for a dependency the proxy does not serve.
     local_modules: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
+    # (module prefix, version, served version): dependencies the proxy refuses at the version
+    # upstream asks for, moved to a served one (see gomod.bump_versions).
+    version_bumps: tuple[tuple[str, str, str], ...] = ()
 
 
 def _kube_minor(version: str) -> tuple[str, str]:
@@ -278,6 +293,7 @@ def _build_inputs(fams: tuple[Family, ...]) -> str:
                 if f.local_modules
                 else ()
             ),
+            *((repr(f.version_bumps),) if f.version_bumps else ()),
         )
         for f in fams
     ]
@@ -440,3 +456,52 @@ def node_families() -> tuple[Family, ...]:
 def node_version_set(family: Family) -> str:
     """Name of a node component's bin dir: its own build inputs only."""
     return f"node-{family.name}-{family.version}-{_build_inputs((family,))}"
+
+
+def k0s_families() -> tuple[Family, ...]:
+    """k0s and the Kubernetes binaries it runs, built into one bin dir of their own."""
+    k0s = "github.com/k0sproject/k0s"
+    kube = kubernetes_family(K0S_KUBERNETES_VERSION)
+    build = f"{k0s}/pkg/build"
+    return (
+        Family(
+            name="k0s",
+            module=k0s,
+            version=K0S_MODULE_VERSION,
+            binaries=(Binary("k0s", k0s, ("version",), K0S_VERSION),),
+            tags=("osusergo", "netgo", "noembedbins"),
+            ldflags=(
+                f"-X {build}.Version={K0S_VERSION}",
+                f"-X {build}.KubernetesVersion={K0S_KUBERNETES_VERSION[1:]}",
+                f"-X {build}.KineVersion={KINE_VERSION[1:]}",
+                f"-X {build}.EtcdVersion={ETCD_VERSION[1:]}",
+                f"-X {build}.KonnectivityVersion={KONNECTIVITY_VERSION[1:]}",
+                *_kubernetes_ldflags(K0S_KUBERNETES_VERSION)[:6],
+                "-linkmode external",
+                "-extldflags -static",
+            ),
+            cgo=True,
+            version_bumps=(
+                ("k8s.io/kubernetes", "v1.33.8", K0S_KUBERNETES_VERSION),
+                ("k8s.io/", "v0.33.8", "v0." + K0S_KUBERNETES_VERSION.split(".", 1)[1]),
+            ),
+        ),
+        Family(
+            name=f"kubernetes-{K0S_KUBERNETES_VERSION}",
+            module=kube.module,
+            version=K0S_KUBERNETES_VERSION,
+            binaries=tuple(
+                b
+                for b in kube.binaries
+                if b.name in TENANT_CONTROL_PLANE_BINARIES + TENANT_NODE_BINARIES
+            ),
+            sibling_prefix=kube.sibling_prefix,
+            sibling_version=kube.sibling_version,
+            ldflags=kube.ldflags,
+        ),
+    )
+
+
+def k0s_version_set() -> str:
+    """Name of the k0s bin dir: its own build inputs only."""
+    return f"k0s-{K0S_VERSION.replace('+', '-')}-{_build_inputs(k0s_families())}"

@@ -23,6 +23,8 @@ import yaml
 from mothership.testenv import clusterdns, images, paths, userland
 from mothership.testenv.config import REAL_BRIDGE, REAL_HOST_IP, MothershipConfig
 from mothership.testenv.pins import (
+    K0S_IMAGE_REPO,
+    K0S_VERSION,
     KUBERNETES_VERSION,
     TENANT_CONTROL_PLANE_BINARIES,
     TENANT_VERSIONS,
@@ -35,6 +37,7 @@ CGROUP_ROOT = "mothership"
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 CONTROL_PLANE_IMAGE = local_control_plane_image(KUBERNETES_VERSION)
+K0S_IMAGE = f"{K0S_IMAGE_REPO}:{K0S_VERSION.replace('+', '-')}"
 CONTROL_PLANE_BINARIES = (
     "kube-apiserver",
     "kube-controller-manager",
@@ -324,6 +327,19 @@ def control_plane_image_files(bin_dir: Path, version: str) -> dict[str, Path]:
     }
 
 
+def k0s_image_files(bin_dir: Path) -> dict[str, Path]:
+    """What the k0s image holds: k0s and, since it is built without embedded binaries, every
+    component it starts, on PATH (k0smotron's pod mounts a volume over /var/lib/k0s, where
+    k0s would look first). kube-* are the Kubernetes version k0s is built for; kine, etcd
+    and konnectivity-server are the mothership's own (flag-compatible, see pins)."""
+    k0s_dir = paths.k0s_bin_dir()
+    own = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    files = {"/usr/local/bin/k0s": k0s_dir / "k0s"}
+    for b in CONTROL_PLANE_BINARIES:
+        files[f"/usr/local/bin/{b}"] = (k0s_dir if b in own else bin_dir) / b
+    return files
+
+
 def _archive_name(name: str, files: dict[str, images.Content], entrypoint: list[str]) -> str:
     """Named after its inputs (host files by path, size and mtime), so a changed input
     writes a new archive instead of reusing a stale one under the image's name."""
@@ -360,6 +376,7 @@ def prepare_images(cfg: MothershipConfig, report: Callable[[str], None]) -> None
     for version in TENANT_VERSIONS:
         files: dict[str, images.Content] = {**control_plane_image_files(cfg.bin_dir, version)}
         wanted.append((local_control_plane_image(version), {**files, **shell}, []))
+    wanted.append((K0S_IMAGE, {**k0s_image_files(cfg.bin_dir), **shell}, []))
     address = str(containerd_socket(cfg))
     for name, files, entrypoint in wanted:
         archive = ensure_archive(name, files, entrypoint, report)

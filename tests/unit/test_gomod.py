@@ -88,3 +88,51 @@ def test_binary_names_are_unique_and_version_set_is_stable() -> None:
     assert len(names) == len(set(names))
     assert version_set() == version_set()
     assert version_set().startswith("k8s-v1.35.4-")
+
+
+K0S_LIKE = """module github.com/k0sproject/k0s
+
+go 1.24.2
+
+require github.com/a/b v1.0.0
+
+require (
+\tk8s.io/kubernetes v1.33.8
+\tk8s.io/api v0.33.8 // indirect
+\tk8s.io/kube-openapi v0.0.0-20250318190949-c8a335a9a2ff
+\tk8s.io/utils v0.33.8
+)
+
+replace (
+\tk8s.io/api => k8s.io/api v0.33.8
+\tk8s.io/client-go => k8s.io/client-go v0.33.8
+\tk8s.io/klog => ../klog
+)
+"""
+BUMPS = (("k8s.io/kubernetes", "v1.33.8", "v1.33.13"), ("k8s.io/", "v0.33.8", "v0.33.13"))
+
+
+def test_parse_requires_reads_both_forms_and_ignores_comments() -> None:
+    assert gomod.parse_requires(K0S_LIKE) == [
+        ("github.com/a/b", "v1.0.0"),
+        ("k8s.io/kubernetes", "v1.33.8"),
+        ("k8s.io/api", "v0.33.8"),
+        ("k8s.io/kube-openapi", "v0.0.0-20250318190949-c8a335a9a2ff"),
+        ("k8s.io/utils", "v0.33.8"),
+    ]
+
+
+def test_refused_versions_are_moved_in_replaces_and_uncovered_requires() -> None:
+    got = gomod.bump_versions(gomod.parse_replaces(K0S_LIKE), gomod.parse_requires(K0S_LIKE), BUMPS)
+    assert got == [
+        gomod.Replace("k8s.io/api", "", "k8s.io/api", "v0.33.13"),
+        gomod.Replace("k8s.io/client-go", "", "k8s.io/client-go", "v0.33.13"),
+        gomod.Replace("k8s.io/klog", "", "../klog", ""),  # local paths untouched
+        gomod.Replace("k8s.io/kubernetes", "", "k8s.io/kubernetes", "v1.33.13"),
+        gomod.Replace("k8s.io/utils", "", "k8s.io/utils", "v0.33.13"),
+    ]  # kube-openapi is at another version: left alone; api was already replaced
+
+
+def test_no_bumps_leave_replaces_as_they_are() -> None:
+    replaces = gomod.parse_replaces(K0S_LIKE)
+    assert gomod.bump_versions(replaces, gomod.parse_requires(K0S_LIKE), ()) == replaces

@@ -239,8 +239,12 @@ def test_deployment_runs_locked_down_with_probes_and_leader_election() -> None:
 
 
 def test_tenant_image_settings_reach_the_operator_as_its_env_only_when_set() -> None:
+    from mothership.controllers.cluster import K0S_IMAGE_REPOSITORY_ENV
     from mothership.controllers.kubernetes_distribution import IMAGE_TEMPLATE_ENV
     from mothership.testenv import localoperator
+
+    assert manifests.TENANT_IMAGE_ENV["kubernetesImageTemplate"] == IMAGE_TEMPLATE_ENV
+    assert manifests.TENANT_IMAGE_ENV["k0sImageRepository"] == K0S_IMAGE_REPOSITORY_ENV
 
     def env(settings: Settings | None = None) -> dict[str, Any]:
         deployment = objects_of("Deployment", settings)[0]
@@ -252,12 +256,14 @@ def test_tenant_image_settings_reach_the_operator_as_its_env_only_when_set() -> 
     local = Settings(
         kubernetes_image_template=localoperator.KUBERNETES_IMAGE_TEMPLATE,
         default_etcd_image=localoperator.DEFAULT_ETCD_IMAGE,
+        k0s_image_repository=localoperator.K0S_IMAGE_REPOSITORY,
     )
     assert env(local) == {
         "POD_NAME": None,
         "POD_NAMESPACE": None,
         IMAGE_TEMPLATE_ENV: localoperator.KUBERNETES_IMAGE_TEMPLATE,
         "MOTHERSHIP_DEFAULT_ETCD_IMAGE": localoperator.DEFAULT_ETCD_IMAGE,
+        K0S_IMAGE_REPOSITORY_ENV: "localhost/mothership/k0s",
     }
     with pytest.raises(ValueError, match="needs \\{version\\}"):
         manifests.objects(Settings(kubernetes_image_template="reg/control-plane:v1.35.4"))
@@ -398,12 +404,14 @@ def test_cli_dry_run_prints_the_manifest_and_refuses_bad_flags() -> None:
     items = yaml.safe_load(out.stdout)["items"]
     assert items == manifests.objects(Settings(watch_namespaces=("a",), replicas=3))
     argv = ["install", "--dry-run", "--kubernetes-image-template", "r/cp:{version}",
-            "--default-etcd-image", "r/etcd:1"]  # fmt: skip
+            "--default-etcd-image", "r/etcd:1", "--k0s-image-repository", "r:5000/k0s"]  # fmt: skip
     out = runner.invoke(app, argv)
     assert out.exit_code == 0, out.output
     items = yaml.safe_load(out.stdout)["items"]
     tenant_images = Settings(
-        kubernetes_image_template="r/cp:{version}", default_etcd_image="r/etcd:1"
+        kubernetes_image_template="r/cp:{version}",
+        default_etcd_image="r/etcd:1",
+        k0s_image_repository="r:5000/k0s",
     )
     assert items == manifests.objects(tenant_images)
     argv = ["install", "--dry-run", "--node-download-url", "http://m:8880",
@@ -418,6 +426,7 @@ def test_cli_dry_run_prints_the_manifest_and_refuses_bad_flags() -> None:
         (["install", "--dry-run", "-n", "kube-system"], "system namespace"),
         (["install", "--dry-run", "--image", "noTag"], "repository:tag"),
         (["install", "--dry-run", "--kubernetes-image-template", "r/cp"], "needs {version}"),
+        (["install", "--dry-run", "--k0s-image-repository", "r/k0s:v1"], "without tag"),
         (["install", "--dry-run", "--node-download-url", "m:8880"], "node download URL"),
         (["install", "--dry-run", "--node-registry-mirror", "m:5000"], "node registry mirror"),
     ):

@@ -549,3 +549,20 @@ def test_haproxy_bundle_uses_the_service_cidr_of_the_hosted_cluster() -> None:
     bundle = find(render_cluster(make(spec), Facts()), "ConfigMap", "kmc-demo-ingress")
     service = yaml.safe_load(bundle["data"]["3_kube-service.yaml"])
     assert service["spec"]["clusterIP"] == "10.128.0.1"
+
+
+def test_k0s_image_repository_setting_replaces_only_the_default_repository() -> None:
+    mirror = Facts(k0s_image_repository="localhost/mothership/k0s")
+    default = make({"version": "v1.33.13+k0s.0"})
+    assert k0s_image(default.spec, mirror) == "localhost/mothership/k0s:v1.33.13-k0s.0"
+    assert k0s_image(default.spec, Facts()) == "quay.io/k0sproject/k0s:v1.33.13-k0s.0"
+    objects = render_cluster(default, mirror)
+    pod = find(objects, "StatefulSet", "kmc-demo")["spec"]["template"]["spec"]
+    images = {c["image"] for c in pod["containers"] + pod["initContainers"]}
+    assert images == {"localhost/mothership/k0s:v1.33.13-k0s.0"}
+    assert default.spec.image == "quay.io/k0sproject/k0s"  # the spec is not touched
+    own = make({"version": "v1.33.13+k0s.0", "image": "registry.example/k0s"})
+    assert k0s_image(own.spec, mirror) == "registry.example/k0s:v1.33.13-k0s.0"
+    # A repository that merely starts like the default one is the user's own.
+    similar = make({"version": "v1.33.13", "image": "quay.io/k0sproject/k0s-fips"})
+    assert k0s_image(similar.spec, mirror) == "quay.io/k0sproject/k0s-fips:v1.33.13-k0s.0"
