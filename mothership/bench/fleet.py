@@ -157,7 +157,7 @@ def _die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def _terminate_is_an_exit() -> Iterator[None]:
+def terminate_is_an_exit() -> Iterator[None]:
     """SIGTERM unwinds like Ctrl-C, so the finally blocks stop the operator and mothership."""
 
     def leave(signum: int, _frame: object) -> None:
@@ -230,7 +230,7 @@ def run(
     timeout: float,
     report: Report,
 ) -> Result:
-    with _terminate_is_an_exit():
+    with terminate_is_an_exit():
         return _run(clusters, concurrency, resync, state_dir, keep, timeout, report)
 
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mothership.bench.provision import _client_config, check_operator, realnode_mothership
+from mothership.bench.provision import admin_client_config, check_operator, realnode_mothership
 from mothership.errors import UserError
 
 Report = Any
@@ -90,7 +90,7 @@ def _run(ms: Any, opts: Options, report: Report) -> JoinResult:
     from mothership.testenv import kube, machines
 
     cluster_kind = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
-    kc = Client(config=_client_config(ms), field_manager="mothership-bench")
+    kc = Client(config=admin_client_config(ms), field_manager="mothership-bench")
     check_operator(ms, kc)
     result = JoinResult(cut_seconds=opts.cut_seconds)
     ns = f"bench-join-{uuid.uuid4().hex[:6]}"

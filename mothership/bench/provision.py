@@ -121,13 +121,13 @@ def realnode_mothership(
     so a mothership started here is stopped again on success, error, Ctrl-C or SIGTERM,
     unless `keep`: what the bench leaves behind for a look needs it running.
     """
-    from mothership.bench.fleet import _terminate_is_an_exit
+    from mothership.bench.fleet import terminate_is_an_exit
 
     def waiting(pid: int | None) -> None:
         who = f"another real-node bench (pid {pid})" if pid else "another real-node bench"
         report(f"waiting for {who} to finish (lock {hostlock.realnode_bench_lock()})...")
 
-    with _terminate_is_an_exit(), hostlock.exclusive(hostlock.realnode_bench_lock(), waiting):
+    with terminate_is_an_exit(), hostlock.exclusive(hostlock.realnode_bench_lock(), waiting):
         ms, started = ensure_mothership(name, state_dir, report, timeout)
         try:
             yield ms, started
@@ -137,7 +137,7 @@ def realnode_mothership(
                 ms.down(report)
 
 
-def _client_config(ms: Any) -> Any:
+def admin_client_config(ms: Any) -> Any:
     """The mothership's admin credentials, pinned to its own context.
 
     The state dir's kubeconfig may hold tenant contexts merged in by the user, and its
@@ -444,7 +444,7 @@ def _run(ms: Any, opts: Options, report: Report) -> Result:
     run_id = uuid.uuid4().hex[:6]
     namespace = f"bench-provision-{run_id}"
     result = Result(opts.clusters, opts.storage, opts.concurrency, namespace, opts.name)
-    config = _client_config(ms)
+    config = admin_client_config(ms)
     kc = Client(config=config, field_manager=FIELD_MANAGER)
     check_operator(ms, kc)
     names = [f"bench-{i + 1}" for i in range(opts.clusters)]

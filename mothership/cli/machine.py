@@ -50,19 +50,18 @@ def _state(name: str, state_dir: Path | None) -> Path:
 
 
 @contextmanager
-def _machine_errors(code: int = EXIT_FAILED, *, flag_is_usage: bool = False) -> Iterator[None]:
+def _machine_errors(code: int = EXIT_FAILED) -> Iterator[None]:
     """A MachineError in the block leaves as a CliError exiting with `code`.
 
-    Its message is already written for the user, so it is passed on as it is. With
-    `flag_is_usage`, a message naming a `--l...` flag (`--loss`, `--latency`: a value out
-    of range) exits EXIT_USAGE instead, since the flag was wrong, not the machine.
+    Its message is already written for the user, so it is passed on as it is. A value out
+    of range (MachineUsageError: `--loss`, `--latency`) exits EXIT_USAGE instead, since the
+    flag was wrong, not the machine.
     """
     try:
         yield
     except machines.MachineError as exc:
-        message = str(exc)
-        usage = flag_is_usage and "--l" in message
-        raise CliError(message, EXIT_USAGE if usage else code) from None
+        usage = isinstance(exc, machines.MachineUsageError)
+        raise CliError(str(exc), EXIT_USAGE if usage else code) from None
 
 
 def _machine(state: Path, machine: str) -> machines.Machine:
@@ -217,7 +216,7 @@ def net(
             raise CliError(f"--link {link!r}: use up or down", EXIT_USAGE)
         if not link and loss is None and latency is None:
             raise CliError("nothing to change: give --link, --loss or --latency", EXIT_USAGE)
-        with _machine_errors(flag_is_usage=True):
+        with _machine_errors():
             if link:
                 machines.set_link(m, link == "up")
             if loss is not None:

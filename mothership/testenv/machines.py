@@ -81,6 +81,11 @@ class MachineError(RuntimeError):
     """A machine could not be created, found or changed; the message says what to do."""
 
 
+class MachineUsageError(MachineError):
+    """A value given for a machine is out of range: the caller's input was wrong, not the
+    machine (the CLI exits with its usage code)."""
+
+
 @dataclass
 class Machine:
     name: str
@@ -637,7 +642,7 @@ def set_link(machine: Machine, up: bool) -> None:
 def set_loss(machine: Machine, percent: float) -> None:
     """Drop this share of packets in each direction on the machine's link (0 clears)."""
     if not 0 <= percent <= 100:
-        raise MachineError(f"--loss {percent} is not a percentage in [0, 100]")
+        raise MachineUsageError(f"--loss {percent} is not a percentage in [0, 100]")
     ns = machine.netns
     for hook, flag in (("PREROUTING", "-i"), ("OUTPUT", "-o")):
         rules = _sh(
@@ -674,7 +679,7 @@ def set_latency(machine: Machine, millis: int, timeout: float = 10.0) -> None:
     machine stops it; its rules die with the network namespace.
     """
     if not 0 <= millis <= 10_000:
-        raise MachineError(f"--latency {millis}: give milliseconds in [0, 10000]")
+        raise MachineUsageError(f"--latency {millis}: give milliseconds in [0, 10000]")
     ns = machine.netns
     pid_file = machine.dir / "netdelay.pid"
     for hook, flag in (("PREROUTING", "-i"), ("POSTROUTING", "-o")):
