@@ -32,6 +32,8 @@ from tests.operator_proc import Operator
 
 REPO = Path(__file__).resolve().parents[2]
 Cluster = create_namespaced_resource("k0smotron.io", "v1beta1", "Cluster", "clusters")
+# Conditions are in v1beta2's status (v1beta1's is k0smotron's, without them).
+ClusterV2 = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
 IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
 VERSION = K0S_VERSION.replace("+", "-")
 API_PORT, KONNECTIVITY_PORT = 31643, 31632
@@ -75,15 +77,25 @@ def ns(kc: Client) -> Iterator[str]:
 
 
 def _condition(kc: Client, name: str, ns: str, kind: str) -> str:
-    status = kc.get(Cluster, name, namespace=ns).status or {}
+    status = kc.get(ClusterV2, name, namespace=ns).status or {}
     found = [c for c in status.get("conditions") or [] if c["type"] == kind]
     return found[0]["status"] if found else ""
 
 
 def _diagnose(kc: Client, ns: str, op: Operator) -> str:
     parts = []
+    for cluster in kc.list(ClusterV2, namespace=ns):
+        for c in (cluster.status or {}).get("conditions") or []:
+            parts.append(f"--- condition {c['type']}={c['status']} {c.get('message', '')}")
     for pod in kc.list(Pod, namespace=ns):
-        parts.append(f"--- pod {pod.metadata.name if pod.metadata else ''}: {pod.status}")
+        name = pod.metadata.name if pod.metadata else ""
+        for c in (pod.status.containerStatuses if pod.status else None) or []:
+            parts.append(f"--- {name}/{c.name}: ready={c.ready} restarts={c.restartCount}")
+            try:
+                lines = list(kc.log(name, namespace=ns, container=c.name, tail_lines=8))
+            except Exception as exc:  # diagnostics only: any failure is reported
+                lines = [f"(no log: {exc})"]
+            parts.append("".join(lines))
     parts.append("--- operator log\n" + op.log.read_text()[-3000:])
     return "\n".join(parts)
 
