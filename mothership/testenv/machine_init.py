@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -144,6 +145,19 @@ def _start_sshd(root: Path, authorized_key: str) -> subprocess.Popen[bytes] | No
     )
 
 
+def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+    """Ready means reachable: a caller that connects right after `create` must find sshd
+    listening (under load it once took longer than the create). Gives up quietly when sshd
+    exits or the time is up; its log says why."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            s.settimeout(1.0)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+
+
 def _stop_everything(grace: float = 5.0) -> None:
     """SIGTERM to every process of the machine, SIGKILL after a grace period."""
     own = os.getpid()
@@ -170,7 +184,9 @@ def main(argv: list[str]) -> int:
     os.environ.update({"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8"})
     _build_filesystem(root)
     _identity(meta["name"], meta["address"])
-    _start_sshd(root, meta.get("authorized_key", ""))
+    sshd = _start_sshd(root, meta.get("authorized_key", ""))
+    if sshd is not None:
+        _wait_listening(sshd, 22, timeout=20.0)
     (root / "ready").write_text(str(os.getpid()) + "\n")
 
     def _term(_signum: int, _frame: object) -> None:

@@ -401,6 +401,11 @@ def create(state_dir: Path, name: str, flavour: Flavour = "edge", timeout: float
     for tool in ("ip", "iptables", "nsenter", "unshare", "mount"):
         if not shutil.which(tool):
             raise MachineError(f"`{tool}` is not on PATH; run `bash scripts/setup-host`")
+    if not Path("/usr/sbin/sshd").exists():
+        raise MachineError(
+            "sshd (/usr/sbin/sshd) is missing: every machine runs one; run "
+            "`bash scripts/setup-host` (it installs openssh-server)"
+        )
     directory = machines_dir(state_dir) / name
     if (directory / MACHINE_FILE).exists():
         raise MachineError(

@@ -487,7 +487,14 @@ def release_pod_network(cfg: MothershipConfig, container: str, netns: str) -> No
         )
     if Path(netns).exists():
         _sh("umount", netns, check=False)
-        Path(netns).unlink(missing_ok=True)
+        try:
+            Path(netns).unlink(missing_ok=True)
+        except OSError:
+            # Still busy (mounted twice through propagation, or a process entering it):
+            # detach it lazily, so the kernel frees it once the last user is gone.
+            _sh("umount", "-l", netns, check=False)
+            with contextlib.suppress(OSError):
+                Path(netns).unlink(missing_ok=True)
 
 
 # Chains kubelet and kube-proxy create and `kube-proxy --cleanup` leaves behind. Any
