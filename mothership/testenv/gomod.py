@@ -41,9 +41,9 @@ def _parse_replace(body: str) -> Replace:
     )
 
 
-def parse_replaces(gomod: str) -> list[Replace]:
-    """All replace directives of a go.mod, single-line and block form."""
-    out: list[Replace] = []
+def _directive_entries(gomod: str, keyword: str) -> list[str]:
+    """The entries of one directive (`replace`, `require`), single-line and block form alike."""
+    out: list[str] = []
     in_block = False
     for raw in gomod.splitlines():
         line = _strip_comment(raw)
@@ -53,36 +53,28 @@ def parse_replaces(gomod: str) -> list[Replace]:
             if line == ")":
                 in_block = False
             else:
-                out.append(_parse_replace(line))
-        elif line.startswith("replace"):
-            rest = line[len("replace") :].strip()
+                out.append(line)
+        elif line.startswith(keyword):
+            rest = line[len(keyword) :].strip()
             if rest == "(":
                 in_block = True
             else:
-                out.append(_parse_replace(rest))
+                out.append(rest)
     return out
+
+
+def parse_replaces(gomod: str) -> list[Replace]:
+    """All replace directives of a go.mod."""
+    return [_parse_replace(entry) for entry in _directive_entries(gomod, "replace")]
 
 
 def parse_requires(gomod: str) -> list[tuple[str, str]]:
-    """All (module, version) requirements of a go.mod, single-line and block form."""
-    out: list[tuple[str, str]] = []
-    in_block = False
-    for raw in gomod.splitlines():
-        line = _strip_comment(raw)
-        if not line:
-            continue
-        if in_block:
-            if line == ")":
-                in_block = False
-            elif len(parts := line.split()) == 2:
-                out.append((parts[0], parts[1]))
-        elif line.startswith("require"):
-            rest = line[len("require") :].strip()
-            if rest == "(":
-                in_block = True
-            elif len(parts := rest.split()) == 2:
-                out.append((parts[0], parts[1]))
-    return out
+    """All (module, version) requirements of a go.mod."""
+    return [
+        (parts[0], parts[1])
+        for entry in _directive_entries(gomod, "require")
+        if len(parts := entry.split()) == 2
+    ]
 
 
 def bump_versions(
