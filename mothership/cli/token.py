@@ -47,7 +47,7 @@ CREATE_EPILOG = f"""[bold]Examples[/]
   [dim]# a one-hour token, straight into a k0s worker's token file[/]
   mothership token create demo --expiry 1h > /etc/k0s/join-token
 
-  [dim]# one command to run as root on a machine (kubernetes distribution)[/]
+  [dim]# one command to run as root on a machine (kubernetes or k0s distribution)[/]
   mothership token create demo --expiry 1h --join-command
 
   [dim]# ... for a site with its own mirrors, or with the node components installed[/]
@@ -86,9 +86,9 @@ def create(
     join_command: bool = typer.Option(
         False,
         "--join-command",
-        help="Print one command to run as root on the machine instead of the token "
-        "(kubernetes distribution): it checks the token, installs and starts kubelet and "
-        "containerd, and joins.",
+        help="Print one command to run as root on the machine instead of the token: it "
+        "checks the token, installs and starts the node components (kubelet and containerd; "
+        "for a k0s Cluster, `k0s worker`), and joins.",
     ),
     join_script: bool = typer.Option(
         False, "--join-script", help="Print the join script itself (what --join-command runs)."
@@ -225,12 +225,6 @@ def _join_flags(
 def _check_joinable(cluster: dict[str, Any], namespace: str) -> None:
     spec = cluster.get("spec") or {}
     name = cluster["metadata"]["name"]
-    if spec.get("distribution") != "kubernetes":
-        raise InvalidInput(
-            f"Cluster {namespace}/{name} runs distribution {spec.get('distribution') or 'k0s'}; "
-            "--join-command is for distribution kubernetes. k0s workers join with the token: "
-            "`k0s install worker --token-file FILE`"
-        )
     service = (spec.get("service") or {}).get("type") or "ClusterIP"
     if service == "ClusterIP":
         err.print(

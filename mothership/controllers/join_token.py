@@ -148,14 +148,18 @@ def join_options() -> node_join.JoinOptions:
 def _join_command(
     cluster: dict[str, Any], namespace: str, token: str, expires: datetime | None
 ) -> str:
-    """The one-line join for a kubernetes-distribution Cluster ("" for k0s: k0s joins itself)."""
-    if (cluster.get("spec") or {}).get("distribution") != "kubernetes":
-        return ""
+    """The one-line join for a worker of this Cluster (either distribution).
+
+    A k0s token is what k0smotron's users take from the Secret (`k0s install worker
+    --token-file`), so for k0s a version with no downloadable k0s release only leaves the
+    join command out; a kubernetes Cluster has no other way to join, so there it waits."""
     try:
         model = v1beta2.Cluster.model_validate(cluster)
         facts = node_join.join_facts(model, namespace, token, expires)
         return node_join.join_command(node_join.render_join_script(facts, join_options()))
     except (ValueError, ValidationError) as exc:
+        if (cluster.get("spec") or {}).get("distribution") != "kubernetes":
+            return ""
         raise NotYet("JoinCommandFailed", f"cannot render the join command: {exc}") from exc
 
 

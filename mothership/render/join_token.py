@@ -133,7 +133,7 @@ def token_secret(
     registry_mirror: str = "",
 ) -> dict[str, Any]:
     """The Secret named after the request, holding the join token under `token` and, for
-    the kubernetes distribution, the one-line join under `joinCommand`."""
+    a worker, the one-line join under `joinCommand`."""
     data = {"token": base64.b64encode(token.encode()).decode()}
     if join_command:
         data[JOIN_COMMAND_KEY] = base64.b64encode(join_command.encode()).decode()

@@ -1,4 +1,4 @@
-"""What a machine runs to join a `kubernetes`-distribution tenant as a worker: pure.
+"""What a machine runs to join a tenant as a worker: pure.
 
 One POSIX shell script, rendered from the cluster's facts and a join token, which needs
 only `sh`, `curl` or `wget`, `base64`, `gunzip`, `sha256sum`, `tar` and root:
@@ -6,14 +6,20 @@ only `sh`, `curl` or `wget`, `base64`, `gunzip`, `sha256sum`, `tar` and root:
 1. it checks the token before touching the machine: well-formed, for this cluster (its
    CA), not expired, and accepted by the API server (not revoked), each failure with a
    message that says which and what to do; nothing is installed when a check fails;
-2. it downloads the node components (kubelet, containerd and its shim, runc, the CNI
-   plugins) from their upstream release locations, or from a mirror laid out the same
-   way (`--download-url`), or uses those already installed (`--preinstalled`); every
-   download completes before anything is moved into place;
-3. it writes their configuration (cluster DNS and domain, the cluster CA, the bootstrap
-   kubeconfig from the token, node name, labels, taints, extra kubelet flags; containerd
-   with a registry mirror for air-gapped sites) and starts them as systemd units, or
-   under a small supervisor where systemd does not run;
+2. it downloads the node components from their upstream release locations, or from a
+   mirror laid out the same way (`--download-url`), or uses those already installed
+   (`--preinstalled`); every download completes before anything is moved into place.
+   `kubernetes` distribution: kubelet, containerd and its shim, runc, the CNI plugins.
+   `k0s` distribution: the k0s release of the Cluster's version and the CNI plugins (a
+   `custom` network provider needs them); a k0s built without its embedded binaries (Go
+   tag `noembedbins`, as this project builds it) also gets kubelet, containerd and runc;
+3. it writes the configuration and starts the components as systemd units, or under a
+   small supervisor where systemd does not run. `kubernetes`: cluster DNS and domain, the
+   cluster CA, the bootstrap kubeconfig from the token, node name, labels, taints, extra
+   kubelet flags, containerd with a registry mirror for air-gapped sites. `k0s`: the token
+   file and containerd drop-ins (the registry mirror) for `k0s worker`, which reads the
+   rest from the cluster's worker profile; node name, labels, taints and kubelet flags
+   become `k0s worker` flags;
 4. the kubelet joins through TLS bootstrapping (the tenant approves its CSR); the script
    waits until it has its client certificate.
 
@@ -36,7 +42,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
 
-from mothership.api.k0smotron.v1beta2 import DEFAULT_KUBERNETES_VERSION, Cluster
+from mothership.api.k0smotron.v1beta2 import (
+    DEFAULT_K0S_VERSION,
+    DEFAULT_KUBERNETES_VERSION,
+    Cluster,
+)
 from mothership.render import network
 from mothership.render.join_token import decode_join_token
 
@@ -57,7 +67,9 @@ UPSTREAM = {
     "runc": "https://github.com/opencontainers/runc/releases/download/v{runc}/runc.${{ARCH}}",
     "cni-plugins": "https://github.com/containernetworking/plugins/releases/download/"
     "v{cni_plugins}/cni-plugins-linux-${{ARCH}}-v{cni_plugins}.tgz",
+    "k0s": "https://github.com/k0sproject/k0s/releases/download/{k0s}/k0s-{k0s}-${{ARCH}}",
 }
+DISTRIBUTIONS = ("kubernetes", "k0s")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
@@ -76,6 +88,7 @@ class NodeVersions:
     containerd: str = DEFAULT_CONTAINERD_VERSION
     runc: str = DEFAULT_RUNC_VERSION
     cni_plugins: str = DEFAULT_CNI_PLUGINS_VERSION
+    k0s: str = ""  # a k0s release (v1.33.13+k0s.0), for the k0s distribution
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class JoinFacts:
     cluster_domain: str
     versions: NodeVersions
     expires: datetime | None = None
+    distribution: str = "kubernetes"
 
 
 @dataclass(frozen=True)
@@ -107,24 +121,37 @@ class JoinOptions:
 def join_facts(
     cluster: Cluster, namespace: str, token: str, expires: datetime | None = None
 ) -> JoinFacts:
-    """The facts of a kubernetes-distribution Cluster a join needs, from its spec and token."""
-    if cluster.spec.distribution != "kubernetes":
-        raise JoinError(
-            f"Cluster {namespace}/{cluster.metadata.get('name')} runs distribution "
-            f"{cluster.spec.distribution!r}; the one-command join is for distribution "
-            "kubernetes (k0s workers join with `k0s install worker --token-file`)"
-        )
+    """The facts of a Cluster a join needs, from its spec and token."""
     _, ca_pem, _ = token_parts(token)
     spec = cluster.spec
+    if spec.distribution == "k0s":
+        release = k0s_release(spec.version or DEFAULT_K0S_VERSION)
+        versions = NodeVersions(kubernetes=release.split("+", 1)[0], k0s=release)
+    else:
+        versions = NodeVersions(kubernetes=spec.version or DEFAULT_KUBERNETES_VERSION)
     return JoinFacts(
         cluster=f"{namespace}/{cluster.metadata.get('name')}",
         token=token,
         ca_pem=ca_pem,
         cluster_dns=network.service_ip(spec, network.DNS_SERVICE_INDEX),
         cluster_domain=network.cluster_domain(spec),
-        versions=NodeVersions(kubernetes=spec.version or DEFAULT_KUBERNETES_VERSION),
+        versions=versions,
         expires=expires,
+        distribution=spec.distribution,
     )
+
+
+def k0s_release(version: str) -> str:
+    """A Cluster's k0s version as k0s names its releases: v1.33.13-k0s.0 -> v1.33.13+k0s.0
+    (image tags cannot hold a `+`, so k0smotron's versions carry a `-`)."""
+    match = re.fullmatch(r"(v?\d+\.\d+\.\d+)[-+](k0s\.\d+)", version)
+    if match is None:
+        raise JoinError(
+            f"spec.version {version!r} is not a k0s version such as v1.33.13-k0s.0, so no k0s "
+            "release can be downloaded for it"
+        )
+    prefix = "" if match.group(1).startswith("v") else "v"
+    return f"{prefix}{match.group(1)}+{match.group(2)}"
 
 
 # What a download mirror and a registry mirror may be (also checked at install time, and by
@@ -195,8 +222,10 @@ def artifact_urls(versions: NodeVersions, download_url: str = "") -> dict[str, s
             containerd=versions.containerd,
             runc=versions.runc,
             cni_plugins=versions.cni_plugins,
+            k0s=versions.k0s,
         )
         for name, template in UPSTREAM.items()
+        if name != "k0s" or versions.k0s
     }
     if download_url:
         base = download_url.rstrip("/")
@@ -272,6 +301,10 @@ def _q(value: str) -> str:
 def render_join_script(facts: JoinFacts, options: JoinOptions) -> str:
     """The whole script. Deterministic: the same inputs give the same bytes."""
     validate_options(options)
+    if facts.distribution not in _BODIES:
+        raise JoinError(
+            f"distribution {facts.distribution!r} has no join; known: {', '.join(DISTRIBUTIONS)}"
+        )
     server, token_ca, _ = token_parts(facts.token)
     if not server.startswith("https://"):
         raise JoinError(f"the join token names {server!r}, not an https:// API server")
@@ -298,21 +331,26 @@ def render_join_script(facts: JoinFacts, options: JoinOptions) -> str:
         "NODE_LABELS": labels,
         "NODE_TAINTS": ",".join(options.taints),
         "KUBELET_EXTRA_ARGS": " ".join(options.kubelet_args),
-        "KUBELET_CONFIG": kubelet_config(facts),
-        "CONTAINERD_CONFIG": containerd_config(),
         "LEAVE": LEAVE_COMMAND,
         "LEAVE_SCRIPT": _LEAVE,
     }
+    if facts.distribution == "k0s":
+        values["K0S_URL"] = urls["k0s"]
+    else:
+        values["KUBELET_CONFIG"] = kubelet_config(facts)
+        values["CONTAINERD_CONFIG"] = containerd_config()
     del token_ca  # checked on the machine, against CA_SHA256, so a --token-file is checked too
     header = "\n".join(f"{k}={_q(v)}" for k, v in values.items())
     mirror_files = "\n".join(
         f"write_file /etc/containerd/certs.d/{r}/hosts.toml 0644 {_q(text)}"
         for r, text in hosts.items()
     )
-    body = _SCRIPT.replace("@MIRROR_FILES@", mirror_files if options.registry_mirror else ":")
+    body = _COMMON + _BODIES[facts.distribution].replace(
+        "@MIRROR_FILES@", mirror_files if options.registry_mirror else ":"
+    )
     return (
-        f"#!/bin/sh\n# Joins this machine to {facts.cluster} as a worker node (mothership).\n"
-        + (f"{header}\n{body}")
+        f"#!/bin/sh\n# Joins this machine to {facts.cluster} as a {facts.distribution} worker "
+        "node (mothership).\n" + (f"{header}\n{body}")
     )
 
 
@@ -326,5 +364,9 @@ def leave_script() -> str:
     return _LEAVE
 
 
-_SCRIPT = (files("mothership.render") / "node_join.sh").read_text()
+_COMMON = (files("mothership.render") / "node_join.sh").read_text()
+_BODIES = {
+    name: (files("mothership.render") / f"node_join_{name}.sh").read_text()
+    for name in DISTRIBUTIONS
+}
 _LEAVE = (files("mothership.render") / "node_leave.sh").read_text()

@@ -1,4 +1,6 @@
-# The body of the join script; render_join_script() prepends the values (see node_join.py).
+# The first part of every join script: arguments, the token's checks, helpers. The part of the
+# Cluster's distribution follows (node_join_kubernetes.sh, node_join_k0s.sh); render_join_script()
+# prepends the values (see node_join.py).
 set -eu
 STATE=/var/lib/mothership-node
 say() { echo "mothership-join: $*" >&2; }
@@ -71,7 +73,7 @@ api_check() {
 api_check
 say "token accepted by $SERVER ($CLUSTER)"
 
-# --- 2. the node components -----------------------------------------------------------------
+# --- helpers the distributions' parts use ----------------------------------------------------
 download() {  # URL FILE
   say "downloading $1"
   if [ "$FETCH" = curl ]; then
@@ -82,88 +84,73 @@ download() {  # URL FILE
 }
 url() { eval "printf '%s' \"$1\""; }  # fills in ${ARCH}
 BIN=/usr/local/bin
-if [ "$PREINSTALLED" = 1 ]; then
-  missing=""
-  for b in kubelet containerd containerd-shim-runc-v2 runc; do command -v "$b" >/dev/null 2>&1 || missing="$missing $b"; done
-  for p in bridge host-local loopback portmap; do [ -x "/opt/cni/bin/$p" ] || missing="$missing /opt/cni/bin/$p"; done
-  [ -z "$missing" ] || fail "--preinstalled, but these are missing:$missing"
-  KUBELET=$(command -v kubelet); CONTAINERD=$(command -v containerd); RUNC=$(command -v runc)
-else
-  download "$(url "$KUBELET_URL")" "$WORK/kubelet"
-  download "$(url "$CONTAINERD_URL")" "$WORK/containerd.tgz"
-  download "$(url "$RUNC_URL")" "$WORK/runc"
-  download "$(url "$CNI_URL")" "$WORK/cni.tgz"
-  mkdir -p "$WORK/containerd" "$WORK/cni"
-  tar -xzf "$WORK/containerd.tgz" -C "$WORK/containerd" || fail "the containerd archive is damaged"
-  tar -xzf "$WORK/cni.tgz" -C "$WORK/cni" || fail "the CNI plugins archive is damaged"
-  for f in "$WORK/containerd/bin/containerd" "$WORK/containerd/bin/containerd-shim-runc-v2" "$WORK/cni/bridge" "$WORK/cni/host-local" "$WORK/cni/loopback" "$WORK/cni/portmap"; do
-    [ -f "$f" ] || fail "$(basename "$f") is missing from the downloaded archive"
-  done
-  KUBELET=$BIN/kubelet; CONTAINERD=$BIN/containerd; RUNC=$BIN/runc
-fi
-
-# From here on the machine changes; every file written is recorded for the leave command.
-mkdir -p "$STATE"
-: > "$STATE/installed.tmp"
 record() { echo "$1" >> "$STATE/installed.tmp"; }
 install_bin() { mkdir -p "$(dirname "$2")"; cp "$1" "$2.mothership-new"; chmod 0755 "$2.mothership-new"; mv -f "$2.mothership-new" "$2"; record "$2"; }
 write_file() { mkdir -p "$(dirname "$1")"; printf '%s' "$3" > "$1"; chmod "$2" "$1"; record "$1"; }
-if [ "$PREINSTALLED" = 0 ]; then
-  install_bin "$WORK/kubelet" "$BIN/kubelet"
-  for b in containerd containerd-shim-runc-v2 ctr; do
-    [ -f "$WORK/containerd/bin/$b" ] && install_bin "$WORK/containerd/bin/$b" "$BIN/$b"
-  done
-  install_bin "$WORK/runc" "$BIN/runc"
-  for p in "$WORK"/cni/*; do install_bin "$p" "/opt/cni/bin/$(basename "$p")"; done
-fi
+begin_changes() {  # from here on the machine changes; every file written is recorded for $LEAVE
+  mkdir -p "$STATE"
+  : > "$STATE/installed.tmp"
+}
 
-# --- 3. configuration --------------------------------------------------------------------------
+# kubelet, containerd and its shim, runc (when $1 = 1) and the standard CNI plugins: all
+# downloaded before anything is moved into place.
+fetch_components() {
+  if [ "$1" = 1 ]; then
+    download "$(url "$KUBELET_URL")" "$WORK/kubelet"
+    download "$(url "$CONTAINERD_URL")" "$WORK/containerd.tgz"
+    download "$(url "$RUNC_URL")" "$WORK/runc"
+    mkdir -p "$WORK/containerd"
+    tar -xzf "$WORK/containerd.tgz" -C "$WORK/containerd" || fail "the containerd archive is damaged"
+    for f in containerd containerd-shim-runc-v2; do
+      [ -f "$WORK/containerd/bin/$f" ] || fail "$f is missing from the downloaded archive"
+    done
+  fi
+  download "$(url "$CNI_URL")" "$WORK/cni.tgz"
+  mkdir -p "$WORK/cni"
+  tar -xzf "$WORK/cni.tgz" -C "$WORK/cni" || fail "the CNI plugins archive is damaged"
+  for f in bridge host-local loopback portmap; do
+    [ -f "$WORK/cni/$f" ] || fail "$f is missing from the downloaded CNI plugins archive"
+  done
+}
+install_components() {  # what fetch_components $1 downloaded
+  if [ "$1" = 1 ]; then
+    install_bin "$WORK/kubelet" "$BIN/kubelet"
+    for b in containerd containerd-shim-runc-v2 ctr; do
+      [ -f "$WORK/containerd/bin/$b" ] && install_bin "$WORK/containerd/bin/$b" "$BIN/$b"
+    done
+    install_bin "$WORK/runc" "$BIN/runc"
+  fi
+  for p in "$WORK"/cni/*; do install_bin "$p" "/opt/cni/bin/$(basename "$p")"; done
+}
+missing_components() {  # the kubelet, containerd and runc (when $1 = 1) and CNI plugins not installed
+  missing=""
+  if [ "$1" = 1 ]; then
+    for b in kubelet containerd containerd-shim-runc-v2 runc; do command -v "$b" >/dev/null 2>&1 || missing="$missing $b"; done
+  fi
+  for p in bridge host-local loopback portmap; do [ -x "/opt/cni/bin/$p" ] || missing="$missing /opt/cni/bin/$p"; done
+  printf '%s' "$missing"
+}
+
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then INIT=systemd; else INIT=plain; fi
-if [ "$INIT" = systemd ]; then CGROUP_DRIVER=systemd; SYSTEMD_CGROUP=true; else CGROUP_DRIVER=cgroupfs; SYSTEMD_CGROUP=false; fi
 # Without CAP_SYS_RESOURCE (a container, a VM sandbox) the kubelet's oom_score_adj cannot be set.
 cap=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)
 if [ $(( 0x$cap >> 24 & 1 )) = 1 ]; then RESTRICT_OOM=false; else RESTRICT_OOM=true; fi
-RESOLV_CONF=/etc/resolv.conf
-[ -f /run/systemd/resolve/resolv.conf ] && RESOLV_CONF=/run/systemd/resolve/resolv.conf
-expand() { eval "cat <<MOTHERSHIP_EOF
-$1
-MOTHERSHIP_EOF"; }
-write_file /etc/kubernetes/pki/ca.crt 0644 "$(cat "$WORK/ca.crt")
-"
-write_file /etc/kubernetes/bootstrap-kubelet.conf 0600 "$(cat "$WORK/bootstrap.conf")
-"
-write_file /var/lib/kubelet/config.yaml 0644 "$(expand "$KUBELET_CONFIG")
-"
-write_file /etc/mothership-node/containerd.toml 0644 "$(expand "$CONTAINERD_CONFIG")
-"
-if [ -n "$REGISTRY_MIRROR" ]; then
-@MIRROR_FILES@
-fi
-mkdir -p /etc/cni/net.d /var/log/mothership-node
-record /etc/kubernetes/kubelet.conf
-record /var/lib/kubelet
-record /var/lib/containerd
-record /run/containerd
-record /etc/cni/net.d
-record /var/log/mothership-node
 
-KUBELET_ARGS="--config=/var/lib/kubelet/config.yaml --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf --cert-dir=/var/lib/kubelet/pki"
-[ -n "$NODE_NAME" ] && KUBELET_ARGS="$KUBELET_ARGS --hostname-override=$NODE_NAME"
-[ -n "$NODE_LABELS" ] && KUBELET_ARGS="$KUBELET_ARGS --node-labels=$NODE_LABELS"
-[ -n "$NODE_TAINTS" ] && KUBELET_ARGS="$KUBELET_ARGS --register-with-taints=$NODE_TAINTS"
-[ -n "$KUBELET_EXTRA_ARGS" ] && KUBELET_ARGS="$KUBELET_ARGS $KUBELET_EXTRA_ARGS"
-CONTAINERD_ARGS="--config /etc/mothership-node/containerd.toml"
-
-# --- 4. services ---------------------------------------------------------------------------------
-write_file "$LEAVE" 0755 "$LEAVE_SCRIPT"
-echo "$INIT" > "$STATE/init"
-if [ "$INIT" = systemd ]; then
-  unit() {  # NAME EXEC AFTER
-    write_file "/etc/systemd/system/mothership-$1.service" 0644 "[Unit]
-Description=mothership node: $1
-After=network-online.target $3
+# start_service NAME AFTER COMMAND...: a systemd unit where systemd runs, else a small
+# supervisor that restarts the command 2 s after it exits (the leave command stops it).
+start_service() {
+  name=$1; after=$2; shift 2
+  if [ "$INIT" = systemd ]; then
+    exec_line=""
+    for a in "$@"; do
+      case "$a" in *[[:space:]]*) a="\"$a\"" ;; esac
+      exec_line="$exec_line${exec_line:+ }$a"
+    done
+    write_file "/etc/systemd/system/mothership-$name.service" 0644 "[Unit]
+Description=mothership node: $name
+After=network-online.target $after
 [Service]
-ExecStart=$2
+ExecStart=$exec_line
 Restart=always
 RestartSec=2
 Delegate=yes
@@ -172,13 +159,11 @@ LimitNOFILE=1048576
 [Install]
 WantedBy=multi-user.target
 "
-  }
-  unit containerd "$CONTAINERD $CONTAINERD_ARGS" ""
-  unit kubelet "$KUBELET $KUBELET_ARGS" mothership-containerd.service
-  systemctl daemon-reload
-  systemctl enable --now mothership-containerd.service mothership-kubelet.service
-else
-  write_file "$BIN/mothership-node-service" 0755 '#!/bin/sh
+    systemctl daemon-reload
+    systemctl enable --now "mothership-$name.service"
+  else
+    if [ ! -x "$BIN/mothership-node-service" ]; then
+      write_file "$BIN/mothership-node-service" 0755 '#!/bin/sh
 # Keeps one node component running (restarts it 2 s after it exits); mothership-node-leave stops it.
 name=$1; shift
 echo $$ > /run/mothership-node/$name.pid
@@ -188,25 +173,11 @@ while :; do
   sleep 2
 done
 '
-  mkdir -p /run/mothership-node
-  start() { name=$1; shift; setsid "$BIN/mothership-node-service" "$name" "$@" > /dev/null 2>&1 < /dev/null & }
-  start containerd $CONTAINERD $CONTAINERD_ARGS
-  start kubelet $KUBELET $KUBELET_ARGS
-fi
-printf '%s\n' "$SERVER" > "$STATE/server"
-printf '%s\n' "${NODE_NAME:-$(hostname)}" > "$STATE/node"
-mv "$STATE/installed.tmp" "$STATE/installed"
-
-# --- 5. wait for the kubelet's client certificate ---------------------------------------------
-say "started containerd and kubelet ($INIT); waiting for the kubelet to join through TLS bootstrapping"
-i=0
-while [ ! -s /etc/kubernetes/kubelet.conf ]; do
-  i=$((i + 1))
-  if [ "$i" -gt 180 ]; then
-    say "the kubelet did not get a client certificate in 180 s; its log ends with:"
-    tail -n 20 /var/log/mothership-node/kubelet.log 2>/dev/null >&2 || journalctl -u mothership-kubelet -n 20 >&2 || true
-    fail "join incomplete; inspect the kubelet, or undo everything with $LEAVE"
+    fi
+    mkdir -p /run/mothership-node /var/log/mothership-node
+    setsid "$BIN/mothership-node-service" "$name" "$@" > /dev/null 2>&1 < /dev/null &
   fi
-  sleep 1
-done
-say "joined $CLUSTER as node ${NODE_NAME:-$(hostname)}; to leave: $LEAVE"
+}
+service_log() {  # NAME: the last lines of its log
+  tail -n 20 "/var/log/mothership-node/$1.log" 2>/dev/null >&2 || journalctl -u "mothership-$1" -n 20 >&2 || true
+}

@@ -8,38 +8,51 @@ STATE=/var/lib/mothership-node
 [ -f "$STATE/installed" ] || { echo "mothership-node-leave: this machine has not joined (no $STATE/installed)" >&2; exit 1; }
 say() { echo "mothership-node-leave: $*" >&2; }
 node=$(cat "$STATE/node" 2>/dev/null || hostname)
-stop_service() {  # NAME: its supervisor's process group, TERM then KILL
+init=$(cat "$STATE/init" 2>/dev/null || echo plain)
+if [ "$(cat "$STATE/distribution" 2>/dev/null)" = k0s ]; then
+  # k0s runs containerd and the kubelet itself, with its own socket and directories.
+  SERVICES="k0s-worker"; SOCKET=/run/k0s/containerd.sock; DIRS="/var/lib/k0s /run/k0s"
+else
+  SERVICES="kubelet containerd"; SOCKET=/run/containerd/containerd.sock; DIRS="/var/lib/kubelet /run/containerd /var/lib/containerd"
+fi
+stop_service() {  # NAME: its unit, or its supervisor's process group, TERM then KILL
+  if [ "$init" = systemd ]; then
+    systemctl disable --now "mothership-$1.service" >/dev/null 2>&1 || true
+    return 0
+  fi
   pid=$(cat "/run/mothership-node/$1.pid" 2>/dev/null) || return 0
   kill -TERM "-$pid" 2>/dev/null || return 0
   i=0
   while kill -0 "-$pid" 2>/dev/null && [ "$i" -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
   kill -KILL "-$pid" 2>/dev/null || true
 }
-if [ "$(cat "$STATE/init" 2>/dev/null)" = systemd ]; then
-  systemctl disable --now mothership-kubelet.service >/dev/null 2>&1 || true
-else
-  stop_service kubelet
-fi
+kill_pods() {  # every container of every pod: through containerd while it runs, else by cgroup
+  if command -v ctr >/dev/null 2>&1 && [ -S "$SOCKET" ]; then
+    for t in $(ctr -a "$SOCKET" -n k8s.io tasks ls -q 2>/dev/null); do ctr -a "$SOCKET" -n k8s.io tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true; done
+  fi
+  for cg in /sys/fs/cgroup/kubepods /sys/fs/cgroup/kubepods.slice /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/kubepods.slice; do
+    [ -d "$cg" ] || continue
+    if [ -f "$cg/cgroup.kill" ]; then echo 1 > "$cg/cgroup.kill" 2>/dev/null || true; continue; fi
+    find "$cg" -name cgroup.procs 2>/dev/null | while read -r procs; do
+      while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done < "$procs"
+    done
+  done
+}
+for s in $SERVICES; do
+  [ "$s" = containerd ] && { sleep 1; kill_pods; sleep 1; }
+  stop_service "$s"
+done
 sleep 1
-if command -v ctr >/dev/null 2>&1 && [ -S /run/containerd/containerd.sock ]; then
-  for t in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do ctr -n k8s.io tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true; done
-  sleep 1
-  for t in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do ctr -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true; done
-  for c in $(ctr -n k8s.io containers ls -q 2>/dev/null); do ctr -n k8s.io containers rm "$c" >/dev/null 2>&1 || true; done
-fi
-if [ "$(cat "$STATE/init" 2>/dev/null)" = systemd ]; then
-  systemctl disable --now mothership-containerd.service >/dev/null 2>&1 || true
-else
-  stop_service containerd
-fi
-sleep 1
-for pid in $(ps -eo pid=,args= 2>/dev/null | sed -n 's/^ *\([0-9]*\) .*containerd-shim-runc-v2 .*-address \/run\/containerd\/containerd.sock.*/\1/p'); do
+kill_pods
+for pid in $(ps -eo pid=,args= 2>/dev/null | grep "containerd-shim-runc-v2 .*-address $SOCKET" | grep -v grep | sed 's/^ *\([0-9]*\) .*/\1/'); do
   kill -KILL "$pid" 2>/dev/null || true
 done
-for m in $(sed -n 's/^[^ ]* \(\/var\/lib\/kubelet[^ ]*\|\/run\/containerd[^ ]*\|\/var\/lib\/containerd[^ ]*\|\/run\/netns[^ ]*\) .*/\1/p' /proc/mounts | sort -r); do
-  umount -l "$m" 2>/dev/null || true
+for d in $DIRS /run/netns; do
+  for m in $(awk -v d="$d" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
 done
-for link in cni0 flannel.1; do ip link del "$link" 2>/dev/null || true; done
+for link in cni0 flannel.1 kube-bridge; do ip link del "$link" 2>/dev/null || true; done
 while read -r path; do rm -rf "$path"; done < "$STATE/installed"
 [ -d /etc/systemd/system ] && systemctl daemon-reload >/dev/null 2>&1 || true
 rm -rf /run/mothership-node /etc/mothership-node /etc/containerd/certs.d "$STATE"

@@ -5,7 +5,10 @@ component at its upstream location's host and path below that base
 (`render/node_join.artifact_urls`), as a mirror of dl.k8s.io and GitHub releases at an
 air-gapped site would. It holds what this project builds from Go modules (`mothership
 tools install`): the kubelet of every tenant version, and containerd, runc and the CNI
-plugins at the versions `node_join` pins, packed the way upstream releases pack them.
+plugins at the versions `node_join` pins, packed the way upstream releases pack them; and
+for k0s workers the k0s binary (at GitHub's release path) with the kubelet of its
+Kubernetes version. That k0s is built without embedded binaries, so a k0s worker also
+takes containerd, runc and the kubelet from here.
 
 Archives are written once per set of inputs into the cache and linked into the served
 tree under the state dir, so a restart serves the same bytes.
@@ -24,7 +27,13 @@ from pathlib import Path
 from mothership.render.node_join import NodeVersions, artifact_urls
 from mothership.testenv import paths
 from mothership.testenv.config import REAL_HOST_IP, MothershipConfig
-from mothership.testenv.pins import KUBERNETES_VERSION, TENANT_VERSIONS, node_families
+from mothership.testenv.pins import (
+    K0S_KUBERNETES_VERSION,
+    K0S_VERSION,
+    KUBERNETES_VERSION,
+    TENANT_VERSIONS,
+    node_families,
+)
 
 PORT = 8880
 COMPONENT = "artifacts"
@@ -47,7 +56,15 @@ def served_dir(cfg: MothershipConfig) -> Path:
 def node_binary_dir(cfg: MothershipConfig, version: str) -> Path:
     """Where the kubelet and kube-proxy of a tenant version are: a worker's kubelet may not
     be newer than its API server, so each tenant version has its own."""
+    if version == K0S_KUBERNETES_VERSION:
+        return paths.k0s_bin_dir()
     return cfg.bin_dir if version == KUBERNETES_VERSION else paths.tenant_bin_dir(version)
+
+
+def k0s_path(version: str = K0S_VERSION, arch: str = ARCH) -> str:
+    """Where k0s publishes its binary for one release, below a download base (GitHub's
+    release layout, so a mirror of GitHub serves it at the same path)."""
+    return f"github.com/k0sproject/k0s/releases/download/{version}/k0s-{version}-{arch}"
 
 
 def versions() -> NodeVersions:
@@ -103,10 +120,11 @@ def files(cfg: MothershipConfig) -> dict[str, Path]:
         artifact_urls(NodeVersions(kubernetes=version))["kubelet"]
         .replace("${ARCH}", ARCH)
         .split("://", 1)[1]: node_binary_dir(cfg, version) / "kubelet"
-        for version in TENANT_VERSIONS
+        for version in (*TENANT_VERSIONS, K0S_KUBERNETES_VERSION)
     }
     return {
         **kubelets,
+        k0s_path(): paths.k0s_bin_dir() / "k0s",
         urls["containerd"]: _cached(Path(urls["containerd"]).name, containerd),
         urls["runc"]: _built("runc"),
         urls["cni-plugins"]: _cached(Path(urls["cni-plugins"]).name, cni),

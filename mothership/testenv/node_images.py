@@ -26,7 +26,7 @@ from mothership.api.k0smotron.v1beta2 import (
 from mothership.render import network_addons
 from mothership.testenv import paths, userland
 from mothership.testenv.images import Content, Symlink
-from mothership.testenv.pins import KUBERNETES_VERSION, TENANT_VERSIONS
+from mothership.testenv.pins import K0S_KUBERNETES_VERSION, KUBERNETES_VERSION, TENANT_VERSIONS
 
 PAUSE_IMAGE = f"{UPSTREAM_REGISTRY}/pause:3.10"
 KUBE_PROXY_IMAGE = f"{UPSTREAM_REGISTRY}/kube-proxy:{KUBERNETES_VERSION}"
@@ -113,6 +113,8 @@ def busybox_files() -> dict[str, Content]:
 
 
 def _node_bin_dir(bin_dir: Path, version: str) -> Path:
+    if version == K0S_KUBERNETES_VERSION:
+        return paths.k0s_bin_dir()
     return bin_dir if version == KUBERNETES_VERSION else paths.tenant_bin_dir(version)
 
 
@@ -136,7 +138,9 @@ def node_images(bin_dir: Path) -> list[NodeImage]:
                 },
                 ["/usr/local/bin/kube-proxy"],
             )
-            for version in TENANT_VERSIONS
+            # k0s workers run k0s's kube-proxy version (an air-gapped k0s config points
+            # spec.images.kubeproxy at registry.k8s.io/kube-proxy)
+            for version in (*TENANT_VERSIONS, K0S_KUBERNETES_VERSION)
         ),
         NodeImage(
             DEFAULT_KONNECTIVITY_AGENT_IMAGE,

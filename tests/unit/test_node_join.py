@@ -64,9 +64,44 @@ def test_facts_come_from_the_spec_and_the_token() -> None:
     assert f.ca_pem == CA.cert_pem and f.versions.kubernetes == "v1.35.4"
 
 
-def test_the_k0s_distribution_has_no_one_command_join() -> None:
-    with pytest.raises(node_join.JoinError, match="k0s install worker"):
-        node_join.join_facts(cluster(distribution="k0s"), "ns", token())
+def k0s_facts(version: str = "v1.33.13-k0s.0") -> node_join.JoinFacts:
+    return node_join.join_facts(cluster(distribution="k0s", version=version), "ns", token())
+
+
+def test_a_k0s_cluster_joins_with_the_k0s_release_of_its_version() -> None:
+    f = k0s_facts()
+    assert f.distribution == "k0s"
+    assert (f.versions.k0s, f.versions.kubernetes) == ("v1.33.13+k0s.0", "v1.33.13")
+    urls = node_join.artifact_urls(f.versions, "http://10.200.0.1:8880")
+    assert urls["k0s"] == (
+        "http://10.200.0.1:8880/github.com/k0sproject/k0s/releases/download/"
+        "v1.33.13+k0s.0/k0s-v1.33.13+k0s.0-${ARCH}"
+    )
+    assert urls["kubelet"].endswith("/release/v1.33.13/bin/linux/${ARCH}/kubelet")
+
+
+@pytest.mark.parametrize("version", ["v1.33.13", "1.33", "latest"])
+def test_a_version_that_names_no_k0s_release_is_refused(version: str) -> None:
+    with pytest.raises(node_join.JoinError, match="not a k0s version"):
+        k0s_facts(version)
+
+
+def test_the_k0s_join_runs_k0s_worker_with_the_options_as_its_flags() -> None:
+    options = node_join.JoinOptions(
+        download_url="http://10.200.0.1:8880",
+        registry_mirror="http://10.200.0.1:5000",
+        node_name="edge-1",
+        labels={"site": "edge-7"},
+        taints=("dedicated=edge:NoSchedule",),
+        kubelet_args=("--max-pods=50",),
+    )
+    script = node_join.render_join_script(k0s_facts(), options)
+    subprocess.run(["sh", "-n", "-c", script], check=True)
+    assert "K0S_URL='http://10.200.0.1:8880/github.com/k0sproject/k0s/releases/download/" in script
+    assert "start_service k0s-worker" in script and "KUBELET_CONFIG=" not in script
+    assert "/etc/k0s/containerd.d/mothership-registry-mirror.toml" in script
+    assert "write_file /etc/containerd/certs.d/quay.io/hosts.toml" in script
+    assert "NODE_LABELS=site=edge-7" in script and "--max-pods=50" in script
 
 
 def test_render_is_deterministic_and_carries_the_values() -> None:
