@@ -6,28 +6,48 @@ ones the operator renders for any k0smotron manifest; the only local choice is t
 setting --k0s-image-repository, which makes Clusters that keep the default image run the
 locally written `localhost/mothership/k0s` (quay.io cannot be reached here). The manifest
 itself is one a k0smotron user would write: no image in it.
+
+A k0s worker joins from an edge machine (behind NAT) with the one command `mothership token
+create --join-command` prints, as at an air-gapped site: k0s and its node components come
+from the local download mirror, images from the local registry mirror, and the Cluster's
+k0sConfig names the system images that registry holds (spec.images) and brings its own pod
+network (provider custom: the test applies flannel into the tenant as a user would).
 """
 
 from __future__ import annotations
 
 import base64
+import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from lightkube import Client
 from lightkube.codecs import load_all_yaml
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Pod, Secret
 
-from mothership.api.k0smotron.v1beta2 import DEFAULT_K0S_IMAGE
-from mothership.testenv import kube
+from mothership.api.k0smotron import v1beta2
+from mothership.api.k0smotron.v1beta2 import (
+    DEFAULT_COREDNS_IMAGE,
+    DEFAULT_K0S_IMAGE,
+    DEFAULT_KONNECTIVITY_AGENT_IMAGE,
+    UPSTREAM_REGISTRY,
+)
+from mothership.render import network_addons, node_join
+from mothership.render.facts import Facts
+from mothership.testenv import kube, machines
+from mothership.testenv.config import REAL_HOST_IP
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
-from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_VERSION
+from mothership.testenv.node_images import BUSYBOX_IMAGE, PAUSE_IMAGE
+from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_KUBERNETES_VERSION, K0S_VERSION
+from tests.nodes import node_ready
 from tests.operator_proc import Operator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +57,24 @@ ClusterV2 = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "cl
 IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
 VERSION = K0S_VERSION.replace("+", "-")
 API_PORT, KONNECTIVITY_PORT = 31643, 31632
+WORKER_API_PORT, WORKER_KONNECTIVITY_PORT = 31843, 31832
+JOIN_WITHIN = 300
+
+
+def _image(ref: str) -> dict[str, str]:
+    repository, tag = ref.rsplit(":", 1)
+    return {"image": repository, "version": tag}
+
+
+# What an air-gapped k0s site writes into its ClusterConfig: the system images by the names
+# its registry holds them under (here the local registry mirror's, at their true versions).
+AIR_GAPPED_IMAGES = {
+    "konnectivity": _image(DEFAULT_KONNECTIVITY_AGENT_IMAGE),
+    "metricsserver": _image(network_addons.METRICS_SERVER_IMAGE),
+    "kubeproxy": _image(f"{UPSTREAM_REGISTRY}/kube-proxy:{K0S_KUBERNETES_VERSION}"),
+    "coredns": _image(DEFAULT_COREDNS_IMAGE),
+    "pause": _image(PAUSE_IMAGE),
+}
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +179,138 @@ def test_a_k0smotron_cluster_runs_k0s_and_serves_its_api(
         [*kubectl, "get", "namespaces", "-o", "name"], capture_output=True, text=True, timeout=60
     )
     assert "namespace/kube-system" in namespaces.stdout, namespaces.stderr
+
+
+def _tenant_kubeconfig(kc: Client, name: str, ns: str, path: Path) -> Path:
+    secret = kc.get(Secret, f"{name}-kubeconfig", namespace=ns)
+    path.write_bytes(base64.b64decode((secret.data or {})["value"]))
+    return path
+
+
+def _run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    name = "k0s-workers"
+    kc.create(
+        Cluster(
+            metadata=ObjectMeta(name=name, namespace=ns),
+            spec={
+                "version": VERSION,
+                "replicas": 1,
+                "service": {
+                    "type": "NodePort",
+                    "apiPort": WORKER_API_PORT,
+                    "konnectivityPort": WORKER_KONNECTIVITY_PORT,
+                },
+                "k0sConfig": {
+                    "apiVersion": "k0s.k0sproject.io/v1beta1",
+                    "kind": "ClusterConfig",
+                    "spec": {"network": {"provider": "custom"}, "images": AIR_GAPPED_IMAGES},
+                },
+            },
+        )
+    )
+    try:
+        kube.wait_until(
+            "k0s Cluster Available", lambda: _condition(kc, name, ns, "Available") == "True", 300
+        )
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(kc, ns, operator)}") from exc
+    kubeconfig = _tenant_kubeconfig(kc, name, ns, tmp_path / "tenant.kubeconfig")
+    kubectl = [str(mothership_real.cfg.bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig)]
+    tenant = kube.client(kubeconfig)
+
+    # provider custom: the user brings the pod network; flannel, as mothership renders it.
+    model = v1beta2.Cluster.model_validate(kc.get(ClusterV2, name, namespace=ns).to_dict())
+    for obj in network_addons.flannel(model, Facts(external_address=REAL_HOST_IP)):
+        tenant.apply(load_all_yaml(yaml.safe_dump(obj))[0], field_manager="user", force=True)
+
+    state = mothership_real.cfg.state_dir
+    machine = machines.create(state, f"k0s-{uuid.uuid4().hex[:4]}", "edge")
+    try:
+        cli = _run(
+            "mothership", "token", "create", name, "--join-command", "--expiry", "1h",
+            "--kubeconfig", str(mothership_real.cfg.kubeconfig), "-n", ns,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        command = cli.stdout.strip()
+        assert "\n" not in command, f"the join command is not one line: {command[:300]}"
+        started = time.monotonic()
+        joined = machines.run(machine, ["sh", "-c", command], timeout=JOIN_WITHIN)
+        script_done = time.monotonic() - started
+        assert joined.returncode == 0, f"join failed:\n{joined.stderr[-3000:]}"
+        assert f"joined {ns}/{name} as node {machine.name}" in joined.stderr, joined.stderr
+        assert "noembedbins" in joined.stderr  # this k0s gets its node components beside it
+
+        def diagnose() -> str:
+            log = machines.run(
+                machine, ["tail", "-n", "30", "/var/log/mothership-node/k0s-worker.log"]
+            )
+            pods = _run(*kubectl, "get", "nodes,pods", "-A", "-o", "wide")
+            return f"{pods.stdout}{pods.stderr}\n--- k0s worker log\n{log.stdout[-4000:]}"
+
+        try:
+            kube.wait_until(
+                f"node {machine.name} Ready",
+                lambda: node_ready(tenant, machine.name),
+                JOIN_WITHIN,
+            )
+            print(
+                f"k0s worker: join script {script_done:.1f}s, "
+                f"node Ready {time.monotonic() - started:.1f}s after the join began"
+            )
+            # k0s's system pods run from the registry mirror, and a pod of the user's too.
+            for deployment in ("coredns", "metrics-server"):
+                kube.wait_until(
+                    f"{deployment} available",
+                    lambda d=deployment: _run(
+                        *kubectl, "-n", "kube-system", "rollout", "status",
+                        f"deployment/{d}", "--timeout=5s",
+                    ).returncode == 0,
+                    JOIN_WITHIN,
+                )  # fmt: skip
+            made = _run(
+                *kubectl, "run", "hello", f"--image={BUSYBOX_IMAGE}", "--restart=Never",
+                "--command", "--", "sh", "-c", "echo hello-from-a-k0s-worker; sleep 3600",
+            )  # fmt: skip
+            assert made.returncode == 0, made.stderr
+            kube.wait_until(
+                "pod hello Ready",
+                lambda: (
+                    _run(
+                        *kubectl, "wait", "--for=condition=Ready", "pod/hello", "--timeout=5s"
+                    ).returncode
+                    == 0
+                ),
+                JOIN_WITHIN,
+            )
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{diagnose()}") from exc
+
+        # The API server reaches the kubelet only through Konnectivity: logs and exec work,
+        # while the mothership cannot open a connection to the machine.
+        logs = _run(*kubectl, "logs", "hello")
+        assert "hello-from-a-k0s-worker" in logs.stdout, logs.stderr
+        dns = _run(
+            *kubectl, "exec", "hello", "--", "nslookup", "kubernetes.default.svc.cluster.local"
+        )
+        assert dns.returncode == 0 and "10.96.0.1" in dns.stdout, dns.stdout + dns.stderr
+        with socket.socket() as s:
+            s.settimeout(3)
+            assert s.connect_ex((machine.address, 10250)) != 0, "the machine's kubelet is reachable"
+
+        # Leaving stops k0s and its children and removes what the join wrote.
+        left = machines.run(machine, [node_join.LEAVE_COMMAND], timeout=120)
+        assert left.returncode == 0, left.stderr
+        procs = machines.run(machine, ["ps", "-eo", "args"]).stdout
+        for process in ("k0s worker", "kubelet", "containerd"):
+            assert process not in procs, f"{process!r} runs after leaving:\n{procs}"
+        files = machines.run(machine, ["sh", "-c", "ls -d /var/lib/k0s /etc/k0s /run/k0s 2>&1"])
+        assert files.stdout.count("No such file") == 3, files.stdout
+    finally:
+        machines.delete(state, machine.name)
+        assert machines.leftovers(machine) == [], machines.leftovers(machine)

@@ -46,6 +46,7 @@ from mothership.testenv import kube, machines
 from mothership.testenv.config import REAL_HOST_IP
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
+from tests.nodes import node_ready
 from tests.operator_proc import Operator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -202,15 +203,6 @@ def edge(mothership_real: LocalMothership) -> Iterator[list[machines.Machine]]:
         assert machines.leftovers(m) == [], f"machine {m.name} left {machines.leftovers(m)}"
 
 
-def _node_ready(client: Client, name: str) -> bool:
-    try:
-        node = client.get(Node, name)
-    except Exception:
-        return False
-    conds = (node.status.conditions if node.status else None) or []
-    return any(c.type == "Ready" and c.status == "True" for c in conds)
-
-
 def _deployment_available(client: Client, name: str) -> bool:
     dep = client.get(Deployment, name, namespace="kube-system")
     conds = (dep.status.conditions if dep.status else None) or []
@@ -246,7 +238,7 @@ def test_edge_machines_join_with_one_command_and_everything_works_through_the_tu
         assert f"joined {tenant.ns}/{tenant.name} as node {m.name}" in proc.stderr
     client = tenant.client()
     for m in edge:
-        tenant.wait(f"node {m.name} Ready", lambda m=m: _node_ready(client, m.name), JOIN_WITHIN)
+        tenant.wait(f"node {m.name} Ready", lambda m=m: node_ready(client, m.name), JOIN_WITHIN)
     print(f"two machines joined and Ready in {time.monotonic() - started:.1f}s")
 
     # The mothership cannot open a connection to either machine (kubelet, sshd).
@@ -478,7 +470,7 @@ def test_a_link_cut_for_60s_makes_the_node_not_ready_then_ready_with_no_restarts
 ) -> None:
     machine = edge[0]
     client = tenant.client()
-    assert _node_ready(client, machine.name)
+    assert node_ready(client, machine.name)
     before = _restarts(client, machine.name)
     assert before, "no pods on the machine to watch"
     cut = time.monotonic()
@@ -486,14 +478,14 @@ def test_a_link_cut_for_60s_makes_the_node_not_ready_then_ready_with_no_restarts
     try:
         tenant.wait(
             f"node {machine.name} NotReady with its link cut",
-            lambda: not _node_ready(client, machine.name),
+            lambda: not node_ready(client, machine.name),
             120,
         )
         kube.wait_until("60 s of cut link", lambda: time.monotonic() - cut >= 60, 90)
     finally:
         machines.set_link(machine, up=True)
     restored = time.monotonic()
-    tenant.wait(f"node {machine.name} Ready again", lambda: _node_ready(client, machine.name), 180)
+    tenant.wait(f"node {machine.name} Ready again", lambda: node_ready(client, machine.name), 180)
     pod = next(
         p
         for p in client.list(Pod, namespace="default", fields={"spec.nodeName": machine.name})
@@ -530,9 +522,7 @@ def test_a_machine_on_a_slow_lossy_link_joins_and_execs(
         assert proc.returncode == 0, proc.stderr[-3000:]
         print(f"join script over 200 ms RTT and 5 % loss: {time.monotonic() - started:.1f}s")
         client = tenant.client()
-        tenant.wait(
-            f"node {lossy.name} Ready", lambda: _node_ready(client, lossy.name), JOIN_WITHIN
-        )
+        tenant.wait(f"node {lossy.name} Ready", lambda: node_ready(client, lossy.name), JOIN_WITHIN)
         pod = _kube_proxy_pod(client, lossy.name)
         tenant.wait("exec over the lossy link", lambda: not _execs(tenant, pod, 1), 120)
         print(f"node Ready, exec works: {time.monotonic() - started:.1f}s after the join began")
@@ -546,7 +536,7 @@ def test_a_machine_on_a_slow_lossy_link_joins_and_execs(
 def test_a_machine_leaves_with_one_command(tenant: Tenant, edge: list[machines.Machine]) -> None:
     machine = edge[-1]
     client = tenant.client()
-    if not _node_ready(client, machine.name):
+    if not node_ready(client, machine.name):
         pytest.skip("the join test did not leave a joined machine")
     proc = machines.run(machine, ["mothership-node-leave"], timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -558,7 +548,7 @@ def test_a_machine_leaves_with_one_command(tenant: Tenant, edge: list[machines.M
     _nothing_installed(machine)
     tenant.wait(
         f"node {machine.name} NotReady after leaving",
-        lambda: not _node_ready(client, machine.name),
+        lambda: not node_ready(client, machine.name),
         120,
     )
     assert tenant.kubectl("delete", "node", machine.name).returncode == 0
@@ -619,9 +609,7 @@ def test_three_replicas_serve_every_exec_and_a_rolling_upgrade_keeps_the_worker(
         proc = _join(machine, ha.join_command("--expiry", "1h"))
         assert proc.returncode == 0, proc.stderr[-3000:]
         client = ha.client()
-        ha.wait(
-            f"node {machine.name} Ready", lambda: _node_ready(client, machine.name), JOIN_WITHIN
-        )
+        ha.wait(f"node {machine.name} Ready", lambda: node_ready(client, machine.name), JOIN_WITHIN)
         node = client.get(Node, machine.name)
         assert node.status and node.status.nodeInfo
         assert node.status.nodeInfo.kubeletVersion == PREVIOUS_KUBERNETES_VERSION
@@ -657,7 +645,7 @@ def test_three_replicas_serve_every_exec_and_a_rolling_upgrade_keeps_the_worker(
             lambda: _agent_server_connections(machine) == 3,
             180,
         )
-        assert _node_ready(client, machine.name)
+        assert node_ready(client, machine.name)
         ha.wait(
             "kube-proxy of the new version on the worker",
             lambda: "v1.35" in ha.kubectl(
