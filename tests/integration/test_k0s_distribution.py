@@ -30,7 +30,9 @@ from lightkube import Client
 from lightkube.codecs import load_all_yaml
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import DaemonSet, StatefulSet
 from lightkube.resources.core_v1 import Namespace, Pod, Secret
+from lightkube.types import PatchType
 
 from mothership.api.k0smotron import v1beta2
 from mothership.api.k0smotron.v1beta2 import (
@@ -302,6 +304,47 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
         with socket.socket() as s:
             s.settimeout(3)
             assert s.connect_ex((machine.address, 10250)) != 0, "the machine's kubelet is reachable"
+
+        # Scaled to 3 replicas by editing the manifest: every API server reaches the worker
+        # (each has its own konnectivity-server; the agent must connect to all of them).
+        kc.patch(Cluster, name, {"spec": {"replicas": 3}}, namespace=ns, patch_type=PatchType.MERGE)
+        try:
+            kube.wait_until(
+                "3 k0s controllers ready",
+                lambda: (
+                    (kc.get(StatefulSet, f"kmc-{name}", namespace=ns).status.readyReplicas or 0)  # type: ignore[union-attr]
+                    == 3
+                ),
+                JOIN_WITHIN,
+            )
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{_diagnose(kc, ns, operator)}") from exc
+
+        # k0s restarts its konnectivity agents when the controller count changes (the
+        # DaemonSet's K0S_CONTROLLER_COUNT): node traffic pauses for a few seconds per node
+        # while they roll. Once they run with 3 and one exec works, every one of 50 must.
+        def agents_rolled_out_for_three() -> bool:
+            ds = tenant.get(DaemonSet, "konnectivity-agent", namespace="kube-system")
+            env = ds.spec.template.spec.containers[0].env or []  # type: ignore[union-attr]
+            count = next((e.value for e in env if e.name == "K0S_CONTROLLER_COUNT"), None)
+            return (
+                count == "3"
+                and _run(
+                    *kubectl, "-n", "kube-system", "rollout", "status",
+                    "daemonset/konnectivity-agent", "--timeout=5s",
+                ).returncode == 0
+                and _run(*kubectl, "exec", "hello", "--", "true", timeout=60).returncode == 0
+            )  # fmt: skip
+
+        kube.wait_until(
+            "konnectivity agents rolled out for 3 servers", agents_rolled_out_for_three, JOIN_WITHIN
+        )
+        failures = []
+        for i in range(50):
+            run = _run(*kubectl, "exec", "hello", "--", "true", timeout=60)
+            if run.returncode != 0:
+                failures.append(f"exec {i}: {run.stderr.strip()[-200:]}")
+        assert failures == [], f"{len(failures)} of 50 execs failed with 3 replicas: {failures[:5]}"
 
         # Leaving stops k0s and its children and removes what the join wrote.
         left = machines.run(machine, [node_join.LEAVE_COMMAND], timeout=120)
