@@ -17,12 +17,14 @@ network (provider custom: the test applies flannel into the tenant as a user wou
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -31,7 +33,7 @@ from lightkube.codecs import load_all_yaml
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet, StatefulSet
-from lightkube.resources.core_v1 import Namespace, Pod, Secret
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
 from lightkube.types import PatchType
 
 from mothership.api.k0smotron import v1beta2
@@ -357,3 +359,80 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
     finally:
         machines.delete(state, machine.name)
         assert machines.leftovers(machine) == [], machines.leftovers(machine)
+
+
+def test_k0s_on_kine_with_postgres_from_a_secret_keeps_its_data_across_a_restart(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+    postgres_server: Any,
+) -> None:
+    """k0smotron's kineDataSourceSecretName: k0s runs kine against a real PostgreSQL; the
+    tenant's objects live there, so a replaced pod (emptyDir data dir) finds them again."""
+    name = "k0s-kine"
+    database = postgres_server.create_database(f"k0s_{ns.replace('-', '_')}")
+    kc.create(
+        Secret(
+            metadata=ObjectMeta(name="k0s-kine-db", namespace=ns),
+            stringData={"K0SMOTRON_KINE_DATASOURCE_URL": database.pod_url},
+        )
+    )
+    kc.create(
+        Cluster(
+            metadata=ObjectMeta(name=name, namespace=ns),
+            spec={
+                "version": VERSION,
+                "replicas": 1,
+                "kineDataSourceSecretName": "k0s-kine-db",
+                "service": {"type": "NodePort", "apiPort": 31943, "konnectivityPort": 31932},
+            },
+        )
+    )
+
+    def available() -> None:
+        try:
+            kube.wait_until(
+                "k0s Cluster on kine Available",
+                lambda: (
+                    _condition(kc, name, ns, "Available") == "True"
+                    and (kc.get(StatefulSet, f"kmc-{name}", namespace=ns).status.readyReplicas or 0)  # type: ignore[union-attr]
+                    == 1
+                ),
+                300,
+            )
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{_diagnose(kc, ns, operator)}") from exc
+
+    available()
+    sts = kc.get(StatefulSet, f"kmc-{name}", namespace=ns)
+    assert "postgres://" not in json.dumps(sts.to_dict()), "the URL stays in the Secret"
+    tenant = kube.client(_tenant_kubeconfig(kc, name, ns, tmp_path / "kine.kubeconfig"))
+    tenant.create(ConfigMap(metadata=ObjectMeta(name="kept", namespace="default"), data={"a": "1"}))
+    rows = postgres_server.sql(
+        "SELECT count(*) FROM kine WHERE name LIKE '%configmaps/default/kept'", database.name
+    )
+    assert int(rows.strip()) >= 1, f"the ConfigMap is not in PostgreSQL: {rows!r}"
+
+    old_uid = kc.get(Pod, f"kmc-{name}-0", namespace=ns).metadata.uid  # type: ignore[union-attr]
+    kc.delete(Pod, f"kmc-{name}-0", namespace=ns)
+    kube.wait_until(
+        "the deleted controller pod is replaced",
+        lambda: kc.get(Pod, f"kmc-{name}-0", namespace=ns).metadata.uid != old_uid,  # type: ignore[union-attr]
+        120,
+    )
+    available()
+    kube.wait_until(
+        "the tenant answers again and still has the ConfigMap",
+        lambda: _get_or_none(tenant, ConfigMap, "kept") is not None,
+        120,
+    )
+    assert tenant.get(ConfigMap, "kept", namespace="default").data == {"a": "1"}
+
+
+def _get_or_none(client: Client, kind: Any, name: str) -> Any:
+    try:
+        return client.get(kind, name, namespace="default")
+    except Exception:  # not found, or the API server is still starting
+        return None
