@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 from lightkube import Client
-from lightkube.codecs import load_all_yaml
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
@@ -25,8 +24,8 @@ from lightkube.types import PatchType
 from mothership.testenv import health, kube
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.ports import free_ports
+from tests.crds import apply_checked_in_crds
 
-REPO = Path(__file__).resolve().parents[2]
 Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
 
 
@@ -79,11 +78,7 @@ class Operator:
 
 @pytest.fixture(scope="module")
 def kc(mothership_kwok: LocalMothership) -> Client:
-    client = kube.client(mothership_kwok.cfg.kubeconfig)
-    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
-        for obj in load_all_yaml(path.read_text()):
-            client.apply(obj, field_manager="mothership-tests", force=True)
-    return client
+    return apply_checked_in_crds(kube.client(mothership_kwok.cfg.kubeconfig))
 
 
 @pytest.fixture(scope="module")

@@ -51,10 +51,10 @@ from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
 from mothership.testenv.node_images import BUSYBOX_IMAGE, PAUSE_IMAGE
 from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_KUBERNETES_VERSION, K0S_VERSION
+from tests.crds import apply_checked_in_crds
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
 
-REPO = Path(__file__).resolve().parents[2]
 Cluster = create_namespaced_resource("k0smotron.io", "v1beta1", "Cluster", "clusters")
 # Conditions are in v1beta2's status (v1beta1's is k0smotron's, without them).
 ClusterV2 = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
@@ -83,11 +83,7 @@ AIR_GAPPED_IMAGES = {
 
 @pytest.fixture(scope="module")
 def kc(mothership_real: LocalMothership) -> Client:
-    client = kube.client(mothership_real.cfg.kubeconfig)
-    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
-        for obj in load_all_yaml(path.read_text()):
-            client.apply(obj, field_manager="mothership-tests", force=True)
-    return client
+    return apply_checked_in_crds(kube.client(mothership_real.cfg.kubeconfig))
 
 
 @pytest.fixture(scope="module")

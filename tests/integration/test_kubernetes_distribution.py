@@ -31,7 +31,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from lightkube import Client, KubeConfig
-from lightkube.codecs import load_all_yaml
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
@@ -43,9 +42,9 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 from mothership.render.join_token import decode_join_token
 from mothership.testenv import kube
 from mothership.testenv.local import LocalMothership
+from tests.crds import apply_checked_in_crds
 from tests.operator_proc import Operator
 
-REPO = Path(__file__).resolve().parents[2]
 Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
 JTR = create_namespaced_resource("k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests")
 IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
@@ -57,11 +56,7 @@ AVAILABLE_WITHIN = 300
 
 @pytest.fixture(scope="module")
 def kc(mothership_real: LocalMothership) -> Client:
-    client = kube.client(mothership_real.cfg.kubeconfig)
-    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
-        for obj in load_all_yaml(path.read_text()):
-            client.apply(obj, field_manager="mothership-tests", force=True)
-    return client
+    return apply_checked_in_crds(kube.client(mothership_real.cfg.kubeconfig))
 
 
 @pytest.fixture(scope="module")

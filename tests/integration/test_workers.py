@@ -34,7 +34,6 @@ from typing import Any
 import pytest
 import yaml
 from lightkube import Client, KubeConfig
-from lightkube.codecs import load_all_yaml
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
@@ -46,10 +45,10 @@ from mothership.testenv import kube, machines
 from mothership.testenv.config import REAL_HOST_IP
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
+from tests.crds import apply_checked_in_crds
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
 
-REPO = Path(__file__).resolve().parents[2]
 Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
 JTR = create_namespaced_resource("k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests")
 IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
@@ -61,11 +60,7 @@ JOIN_WITHIN = 300
 
 @pytest.fixture(scope="module")
 def kc(mothership_real: LocalMothership) -> Client:
-    client = kube.client(mothership_real.cfg.kubeconfig)
-    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
-        for obj in load_all_yaml(path.read_text()):
-            client.apply(obj, field_manager="mothership-tests", force=True)
-    return client
+    return apply_checked_in_crds(kube.client(mothership_real.cfg.kubeconfig))
 
 
 @pytest.fixture(scope="module")
