@@ -1,8 +1,10 @@
 """`mothership bench join`: how long workers take to join, and to be reachable again.
 
-On the real-node local mothership, one NodePort-exposed kubernetes-distribution Cluster
-gets N edge machines (behind NAT), joined one after another with the one-line command of
-`mothership token create --join-command`, run in the machine as a user would. Each join is
+On the real-node local mothership, one NodePort-exposed Cluster (kubernetes distribution,
+or with `--distribution k0s` the k0s this host builds, configured as at an air-gapped site:
+see testenv/k0s_tenant.py) gets N edge machines (behind NAT), joined one after another
+with the one-line command of `mothership token create --join-command`, run in the machine
+as a user would. Each join is
 timed from the token request to the node Ready (the machine's own work in between: token
 checks, downloads from the local mirror, containerd and kubelet start, TLS bootstrapping,
 the pod network on the node). Then the first machine's link is cut for `cut_seconds` and
@@ -35,6 +37,7 @@ class Options:
     timeout: float = 600.0
     name: str = "default"
     state_dir: Path | None = None
+    distribution: str = "kubernetes"
 
 
 @dataclass
@@ -45,6 +48,7 @@ class JoinResult:
     not_ready_after_cut: float | None = None
     exec_after_restore: float | None = None
     mothership_started: bool = False
+    distribution: str = "kubernetes"
 
     @property
     def p50(self) -> float:
@@ -58,7 +62,7 @@ class JoinResult:
         return {**asdict(self), "p50": round(self.p50, 1), "max": round(self.max, 1)}
 
     def lines(self) -> list[str]:
-        out = [f"cluster Available in {self.cluster_available:.1f}s"]
+        out = [f"{self.distribution} cluster Available in {self.cluster_available:.1f}s"]
         for name, secs in self.joins.items():
             out.append(f"join {name}: token -> node Ready {secs:.1f}s")
         out.append(
@@ -87,12 +91,13 @@ def _run(ms: Any, opts: Options, report: Report) -> JoinResult:
     from lightkube.models.meta_v1 import ObjectMeta
     from lightkube.resources.core_v1 import Namespace, Secret
 
-    from mothership.testenv import kube, machines
+    from mothership.testenv import k0s_tenant, kube, machines
 
     cluster_kind = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
     kc = Client(config=admin_client_config(ms), field_manager="mothership-bench")
     check_operator(ms, kc)
-    result = JoinResult(cut_seconds=opts.cut_seconds)
+    result = JoinResult(cut_seconds=opts.cut_seconds, distribution=opts.distribution)
+    k0s = opts.distribution == "k0s"
     ns = f"bench-join-{uuid.uuid4().hex[:6]}"
     made: list[machines.Machine] = []
     kc.create(Namespace(metadata=ObjectMeta(name=ns)))
@@ -103,12 +108,20 @@ def _run(ms: Any, opts: Options, report: Report) -> JoinResult:
             cluster_kind(
                 metadata=ObjectMeta(name="bench", namespace=ns),
                 spec={
-                    "distribution": "kubernetes",
+                    "distribution": opts.distribution,
                     "service": {
                         "type": "NodePort",
                         "apiPort": API_PORT,
                         "konnectivityPort": KONNECTIVITY_PORT,
                     },
+                    **(
+                        {
+                            "version": k0s_tenant.K0S_CLUSTER_VERSION,
+                            "k0sConfig": k0s_tenant.air_gapped_k0s_config(),
+                        }
+                        if k0s
+                        else {}
+                    ),
                 },
             )
         )
@@ -122,12 +135,16 @@ def _run(ms: Any, opts: Options, report: Report) -> JoinResult:
             )
 
         kube.wait_until("Cluster Available", lambda: condition("Available"), opts.timeout)
-        kube.wait_until("tenant bootstrapped", lambda: condition("TenantBootstrapped"), 300)
+        if not k0s:  # k0s deploys its system components itself
+            kube.wait_until("tenant bootstrapped", lambda: condition("TenantBootstrapped"), 300)
         result.cluster_available = time.monotonic() - started
         secret = kc.get(Secret, "bench-kubeconfig", namespace=ns)
         kubeconfig = ms.cfg.state_dir / f"{ns}.kubeconfig"
         kubeconfig.write_bytes(base64.b64decode((secret.data or {})["value"]))
         tenant = _tenant(kubeconfig)
+        if k0s:  # provider custom: the pod network is the user's to apply
+            cluster = kc.get(cluster_kind, "bench", namespace=ns).to_dict()
+            k0s_tenant.apply_user_cni(tenant, cluster, cluster["status"]["externalAddress"])
         for i in range(opts.machines):
             machine = machines.create(ms.cfg.state_dir, f"bench-{uuid.uuid4().hex[:4]}-{i}")
             made.append(machine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -99,6 +100,11 @@ def provision_command(
         result.print_tables(out)
 
 
+class JoinDistribution(StrEnum):
+    kubernetes = "kubernetes"
+    k0s = "k0s"
+
+
 @app.command("join")
 def join_command(
     machines: int = typer.Option(3, "--machines", min=1, help="Edge machines that join."),
@@ -109,25 +115,33 @@ def join_command(
     output: Output = typer.Option(Output.table, "-o", "--output", help="table or json."),
     name: str = typer.Option("default", "--name", help="Which local mothership."),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Its state dir."),
+    distribution: JoinDistribution = typer.Option(
+        JoinDistribution.kubernetes,
+        "--distribution",
+        help="The Cluster's distribution; k0s runs the k0s this host builds, configured as "
+        "at an air-gapped site.",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
 ) -> None:
     """Time workers joining a Cluster with the one-line command, and a link cut.
 
     On the real-node local mothership (started if not running, stopped again at the
-    end): a NodePort kubernetes-distribution Cluster, N edge machines joining one after
+    end): a NodePort Cluster, N edge machines joining one after
     another (token request -> node Ready, p50/max), then the first machine's link cut
     and restored (time until kubectl exec works again). Everything is removed at the end.
 
     Examples:
       mothership bench join --machines 3
       mothership bench join --machines 2 --cut-seconds 0 -o json
+      mothership bench join --distribution k0s
     """
     from mothership.bench import join as bench_join
 
     err = Console(stderr=True)
     with friendly_errors(debug):
         result = bench_join.run(
-            bench_join.Options(machines, cut_seconds, timeout, name, state_dir), reporter(err)
+            bench_join.Options(machines, cut_seconds, timeout, name, state_dir, distribution.value),
+            reporter(err),
         )
     if output == Output.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))

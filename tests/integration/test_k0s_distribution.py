@@ -27,30 +27,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from lightkube import Client
-from lightkube.codecs import load_all_yaml
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet, StatefulSet
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
 from lightkube.types import PatchType
 
-from mothership.api.k0smotron import v1beta2
 from mothership.api.k0smotron.v1beta2 import (
-    DEFAULT_COREDNS_IMAGE,
     DEFAULT_K0S_IMAGE,
-    DEFAULT_KONNECTIVITY_AGENT_IMAGE,
-    UPSTREAM_REGISTRY,
 )
-from mothership.render import network_addons, node_join
-from mothership.render.facts import Facts
+from mothership.render import node_join
 from mothership.testenv import kube, machines
 from mothership.testenv.config import REAL_HOST_IP
+from mothership.testenv.k0s_tenant import air_gapped_k0s_config, apply_user_cni
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
-from mothership.testenv.node_images import BUSYBOX_IMAGE, PAUSE_IMAGE
-from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_KUBERNETES_VERSION, K0S_VERSION
+from mothership.testenv.node_images import BUSYBOX_IMAGE
+from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_VERSION
 from tests.crds import apply_checked_in_crds
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
@@ -63,22 +57,6 @@ VERSION = K0S_VERSION.replace("+", "-")
 API_PORT, KONNECTIVITY_PORT = 31643, 31632
 WORKER_API_PORT, WORKER_KONNECTIVITY_PORT = 31843, 31832
 JOIN_WITHIN = 300
-
-
-def _image(ref: str) -> dict[str, str]:
-    repository, tag = ref.rsplit(":", 1)
-    return {"image": repository, "version": tag}
-
-
-# What an air-gapped k0s site writes into its ClusterConfig: the system images by the names
-# its registry holds them under (here the local registry mirror's, at their true versions).
-AIR_GAPPED_IMAGES = {
-    "konnectivity": _image(DEFAULT_KONNECTIVITY_AGENT_IMAGE),
-    "metricsserver": _image(network_addons.METRICS_SERVER_IMAGE),
-    "kubeproxy": _image(f"{UPSTREAM_REGISTRY}/kube-proxy:{K0S_KUBERNETES_VERSION}"),
-    "coredns": _image(DEFAULT_COREDNS_IMAGE),
-    "pause": _image(PAUSE_IMAGE),
-}
 
 
 @pytest.fixture(scope="module")
@@ -206,11 +184,7 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
                     "apiPort": WORKER_API_PORT,
                     "konnectivityPort": WORKER_KONNECTIVITY_PORT,
                 },
-                "k0sConfig": {
-                    "apiVersion": "k0s.k0sproject.io/v1beta1",
-                    "kind": "ClusterConfig",
-                    "spec": {"network": {"provider": "custom"}, "images": AIR_GAPPED_IMAGES},
-                },
+                "k0sConfig": air_gapped_k0s_config(),
             },
         )
     )
@@ -224,10 +198,8 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
     kubectl = [str(mothership_real.cfg.bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig)]
     tenant = kube.client(kubeconfig)
 
-    # provider custom: the user brings the pod network; flannel, as mothership renders it.
-    model = v1beta2.Cluster.model_validate(kc.get(ClusterV2, name, namespace=ns).to_dict())
-    for obj in network_addons.flannel(model, Facts(external_address=REAL_HOST_IP)):
-        tenant.apply(load_all_yaml(yaml.safe_dump(obj))[0], field_manager="user", force=True)
+    # provider custom: the user brings the pod network (flannel, as mothership renders it).
+    apply_user_cni(tenant, kc.get(ClusterV2, name, namespace=ns).to_dict(), REAL_HOST_IP)
 
     state = mothership_real.cfg.state_dir
     machine = machines.create(state, f"k0s-{uuid.uuid4().hex[:4]}", "edge")
