@@ -116,30 +116,39 @@ def _diagnose(kc: Client, ns: str, op: Operator) -> str:
     return "\n".join(parts)
 
 
+def _create(kc: Client, name: str, ns: str, ports: tuple[int, int], **spec: Any) -> None:
+    """A one-replica k0smotron v1beta1 Cluster of the k0s this host builds, on NodePorts."""
+    service = {"type": "NodePort", "apiPort": ports[0], "konnectivityPort": ports[1]}
+    kc.create(
+        Cluster(
+            metadata=ObjectMeta(name=name, namespace=ns),
+            spec={"version": VERSION, "replicas": 1, "service": service, **spec},
+        )
+    )
+
+
+def _wait_ready(kc: Client, op: Operator, name: str, ns: str, replicas: int = 1) -> None:
+    """Available, with this many controller pods ready; the diagnosis when not in time."""
+    try:
+        kube.wait_until(
+            f"k0s Cluster {name} Available with {replicas} ready",
+            lambda: (
+                _condition(kc, name, ns, "Available") == "True"
+                and (kc.get(StatefulSet, f"kmc-{name}", namespace=ns).status.readyReplicas or 0)  # type: ignore[union-attr]
+                == replicas
+            ),
+            300,
+        )
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(kc, ns, op)}") from exc
+
+
 def test_a_k0smotron_cluster_runs_k0s_and_serves_its_api(
     mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
 ) -> None:
     name = "k0s-basic"
-    kc.create(
-        Cluster(
-            metadata=ObjectMeta(name=name, namespace=ns),
-            spec={
-                "version": VERSION,
-                "replicas": 1,
-                "service": {
-                    "type": "NodePort",
-                    "apiPort": API_PORT,
-                    "konnectivityPort": KONNECTIVITY_PORT,
-                },
-            },
-        )
-    )
-    try:
-        kube.wait_until(
-            "k0s Cluster Available", lambda: _condition(kc, name, ns, "Available") == "True", 300
-        )
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{_diagnose(kc, ns, operator)}") from exc
+    _create(kc, name, ns, (API_PORT, KONNECTIVITY_PORT))
+    _wait_ready(kc, operator, name, ns)
     stored = kc.get(Cluster, name, namespace=ns)
     assert stored.spec.get("image") in (None, DEFAULT_K0S_IMAGE), stored.spec  # spec untouched
     images = {c.image for p in kc.list(Pod, namespace=ns) for c in p.spec.containers}  # type: ignore[union-attr]
@@ -173,27 +182,14 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
     mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
 ) -> None:
     name = "k0s-workers"
-    kc.create(
-        Cluster(
-            metadata=ObjectMeta(name=name, namespace=ns),
-            spec={
-                "version": VERSION,
-                "replicas": 1,
-                "service": {
-                    "type": "NodePort",
-                    "apiPort": WORKER_API_PORT,
-                    "konnectivityPort": WORKER_KONNECTIVITY_PORT,
-                },
-                "k0sConfig": air_gapped_k0s_config(),
-            },
-        )
+    _create(
+        kc,
+        name,
+        ns,
+        (WORKER_API_PORT, WORKER_KONNECTIVITY_PORT),
+        k0sConfig=air_gapped_k0s_config(),
     )
-    try:
-        kube.wait_until(
-            "k0s Cluster Available", lambda: _condition(kc, name, ns, "Available") == "True", 300
-        )
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{_diagnose(kc, ns, operator)}") from exc
+    _wait_ready(kc, operator, name, ns)
     kubeconfig = _tenant_kubeconfig(kc, name, ns, tmp_path / "tenant.kubeconfig")
     kubectl = [str(mothership_real.cfg.bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig)]
     tenant = kube.client(kubeconfig)
@@ -278,17 +274,7 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
         # Scaled to 3 replicas by editing the manifest: every API server reaches the worker
         # (each has its own konnectivity-server; the agent must connect to all of them).
         kc.patch(Cluster, name, {"spec": {"replicas": 3}}, namespace=ns, patch_type=PatchType.MERGE)
-        try:
-            kube.wait_until(
-                "3 k0s controllers ready",
-                lambda: (
-                    (kc.get(StatefulSet, f"kmc-{name}", namespace=ns).status.readyReplicas or 0)  # type: ignore[union-attr]
-                    == 3
-                ),
-                JOIN_WITHIN,
-            )
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{_diagnose(kc, ns, operator)}") from exc
+        _wait_ready(kc, operator, name, ns, replicas=3)
 
         # k0s restarts its konnectivity agents when the controller count changes (the
         # DaemonSet's K0S_CONTROLLER_COUNT): node traffic pauses for a few seconds per node
@@ -347,33 +333,8 @@ def test_k0s_on_kine_with_postgres_from_a_secret_keeps_its_data_across_a_restart
             stringData={"K0SMOTRON_KINE_DATASOURCE_URL": database.pod_url},
         )
     )
-    kc.create(
-        Cluster(
-            metadata=ObjectMeta(name=name, namespace=ns),
-            spec={
-                "version": VERSION,
-                "replicas": 1,
-                "kineDataSourceSecretName": "k0s-kine-db",
-                "service": {"type": "NodePort", "apiPort": 31943, "konnectivityPort": 31932},
-            },
-        )
-    )
-
-    def available() -> None:
-        try:
-            kube.wait_until(
-                "k0s Cluster on kine Available",
-                lambda: (
-                    _condition(kc, name, ns, "Available") == "True"
-                    and (kc.get(StatefulSet, f"kmc-{name}", namespace=ns).status.readyReplicas or 0)  # type: ignore[union-attr]
-                    == 1
-                ),
-                300,
-            )
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{_diagnose(kc, ns, operator)}") from exc
-
-    available()
+    _create(kc, name, ns, (31943, 31932), kineDataSourceSecretName="k0s-kine-db")
+    _wait_ready(kc, operator, name, ns)
     sts = kc.get(StatefulSet, f"kmc-{name}", namespace=ns)
     assert "postgres://" not in json.dumps(sts.to_dict()), "the URL stays in the Secret"
     tenant = kube.client(_tenant_kubeconfig(kc, name, ns, tmp_path / "kine.kubeconfig"))
@@ -390,7 +351,7 @@ def test_k0s_on_kine_with_postgres_from_a_secret_keeps_its_data_across_a_restart
         lambda: kc.get(Pod, f"kmc-{name}-0", namespace=ns).metadata.uid != old_uid,  # type: ignore[union-attr]
         120,
     )
-    available()
+    _wait_ready(kc, operator, name, ns)
     kube.wait_until(
         "the tenant answers again and still has the ConfigMap",
         lambda: _get_or_none(tenant, ConfigMap, "kept") is not None,

@@ -27,6 +27,14 @@ from mothership.testenv import pins
 CA = new_ca("test-ca")
 OTHER_CA = new_ca("other-ca")
 SERVER = "https://10.200.0.1:30443"
+EVERY_OPTION = node_join.JoinOptions(
+    download_url="http://10.200.0.1:8880",
+    registry_mirror="http://10.200.0.1:5000",
+    node_name="edge-1",
+    labels={"site": "edge-7"},
+    taints=("dedicated=edge:NoSchedule",),
+    kubelet_args=("--max-pods=50",),
+)
 
 
 def token(ca_pem: bytes = CA.cert_pem, server: str = SERVER) -> str:
@@ -87,14 +95,7 @@ def test_a_version_that_names_no_k0s_release_is_refused(version: str) -> None:
 
 
 def test_the_k0s_join_runs_k0s_worker_with_the_options_as_its_flags() -> None:
-    options = node_join.JoinOptions(
-        download_url="http://10.200.0.1:8880",
-        registry_mirror="http://10.200.0.1:5000",
-        node_name="edge-1",
-        labels={"site": "edge-7"},
-        taints=("dedicated=edge:NoSchedule",),
-        kubelet_args=("--max-pods=50",),
-    )
+    options = EVERY_OPTION
     script = node_join.render_join_script(k0s_facts(), options)
     subprocess.run(["sh", "-n", "-c", script], check=True)
     assert "K0S_URL='http://10.200.0.1:8880/github.com/k0sproject/k0s/releases/download/" in script
@@ -105,14 +106,7 @@ def test_the_k0s_join_runs_k0s_worker_with_the_options_as_its_flags() -> None:
 
 
 def test_render_is_deterministic_and_carries_the_values() -> None:
-    options = node_join.JoinOptions(
-        download_url="http://10.200.0.1:8880",
-        registry_mirror="http://10.200.0.1:5000",
-        node_name="edge-1",
-        labels={"site": "edge-7"},
-        taints=("dedicated=edge:NoSchedule",),
-        kubelet_args=("--max-pods=50",),
-    )
+    options = EVERY_OPTION
     a = node_join.render_join_script(facts(), options)
     assert a == node_join.render_join_script(facts(), options)
     assert (
