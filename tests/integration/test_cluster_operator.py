@@ -260,6 +260,13 @@ def test_a_deleting_cluster_reports_the_deleting_condition(
         ),
         60,
     )
+    # The first reconcile's status is written before the deletion, so "the other conditions
+    # stay" has something to keep (a Cluster deleted before its first status has none).
+    kube.wait_until(
+        "the first status",
+        lambda: _condition(kc, "going", ns, "CertificatesAvailable") is not None,
+        60,
+    )
     finalizers = kc.get(Cluster, "going", namespace=ns).metadata.finalizers or []
     kc.patch(
         Cluster,

@@ -92,6 +92,21 @@ def ns(kc: Client) -> Iterator[str]:
     kc.delete(Namespace, name)
 
 
+@pytest.fixture(autouse=True)
+def clusters_removed_after_each_test(kc: Client, ns: str) -> Iterator[None]:
+    """Each test's control planes go before the next test starts its own: k0s controllers
+    and their etcd members left running would starve the next one on a 2-core host."""
+    yield
+    for cluster in kc.list(Cluster, namespace=ns):
+        if cluster.metadata and cluster.metadata.name:
+            kc.delete(Cluster, cluster.metadata.name, namespace=ns)
+    kube.wait_until(
+        "the test's control-plane pods are gone",
+        lambda: not list(kc.list(Pod, namespace=ns)),
+        300,
+    )
+
+
 def _condition(kc: Client, name: str, ns: str, kind: str) -> str:
     status = kc.get(ClusterV2, name, namespace=ns).status or {}
     found = [c for c in status.get("conditions") or [] if c["type"] == kind]
