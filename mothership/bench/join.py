@@ -190,8 +190,11 @@ def _tenant(kubeconfig: Path) -> Any:
 
 
 def _join_command(ms: Any, ns: str) -> str:
+    from mothership.testenv.machines import SHARED_DISK_JOIN_ARGS
+
     proc = subprocess.run(
         ["mothership", "token", "create", "bench", "--expiry", "1h", "--join-command",
+         *SHARED_DISK_JOIN_ARGS,
          "--kubeconfig", str(ms.cfg.kubeconfig), "-n", ns],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

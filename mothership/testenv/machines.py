@@ -44,6 +44,14 @@ from mothership.testenv.config import REAL_BRIDGE_CIDR, REAL_HOST_IP
 from mothership.testenv.config import SERVICE_CIDR as MOTHERSHIP_SERVICE_CIDR
 from mothership.testenv.netdelay import READY
 
+# A machine's filesystem is the host's disk, shared with everything else on a dev host
+# (build caches, test runs): a kubelet joined here with upstream's eviction thresholds
+# (imagefs.available<15%) would evict pods whenever that disk is busy. Joins into machines
+# pass these, as the local mothership's own kubelet sets them (testenv/realnode.py).
+SHARED_DISK_JOIN_ARGS = (
+    "--kubelet-arg=--eviction-hard=memory.available<100Mi,nodefs.available<1%,"
+    "imagefs.available<1%,nodefs.inodesFree<1%",
+)
 Flavour = Literal["edge", "reachable"]
 FLAVOURS: tuple[Flavour, ...] = ("edge", "reachable")
 

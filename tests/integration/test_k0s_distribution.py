@@ -217,6 +217,7 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
     try:
         cli = _run(
             "mothership", "token", "create", name, "--join-command", "--expiry", "1h",
+            *machines.SHARED_DISK_JOIN_ARGS,
             "--kubeconfig", str(mothership_real.cfg.kubeconfig), "-n", ns,
         )  # fmt: skip
         assert cli.returncode == 0, cli.stderr
@@ -292,23 +293,33 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
         _wait_ready(kc, operator, name, ns, replicas=3)
 
         # k0s restarts its konnectivity agents when the controller count changes (the
-        # DaemonSet's K0S_CONTROLLER_COUNT): node traffic pauses for a few seconds per node
-        # while they roll. Once they run with 3 and one exec works, every one of 50 must.
-        def agents_rolled_out_for_three() -> bool:
+        # DaemonSet's K0S_CONTROLLER_COUNT), and each agent then connects to the servers one
+        # by one through the Service: until it reaches all three, an API server without it
+        # answers "No agent available". So first wait until exec works through each API
+        # server on its own (its pod's address, the certificate checked for the Service's),
+        # then every one of 50 through the Service must.
+        def agents_on_every_server() -> bool:
             ds = tenant.get(DaemonSet, "konnectivity-agent", namespace="kube-system")
             env = ds.spec.template.spec.containers[0].env or []  # type: ignore[union-attr]
-            count = next((e.value for e in env if e.name == "K0S_CONTROLLER_COUNT"), None)
-            return (
-                count == "3"
-                and _run(
-                    *kubectl, "-n", "kube-system", "rollout", "status",
-                    "daemonset/konnectivity-agent", "--timeout=5s",
+            if next((e.value for e in env if e.name == "K0S_CONTROLLER_COUNT"), None) != "3":
+                return False
+            pods = kc.list(
+                Pod, namespace=ns, labels={"cluster": name, "component": "control-plane"}
+            )
+            ips = [p.status.podIP for p in pods if p.status and p.status.podIP]
+            if len(ips) != 3:
+                return False
+            return all(
+                _run(
+                    *kubectl, f"--server=https://{ip}:{WORKER_API_PORT}",
+                    f"--tls-server-name={REAL_HOST_IP}", "exec", "hello", "--", "true",
+                    timeout=60,
                 ).returncode == 0
-                and _run(*kubectl, "exec", "hello", "--", "true", timeout=60).returncode == 0
+                for ip in ips
             )  # fmt: skip
 
         kube.wait_until(
-            "konnectivity agents rolled out for 3 servers", agents_rolled_out_for_three, JOIN_WITHIN
+            "exec through each of the 3 API servers", agents_on_every_server, JOIN_WITHIN
         )
         failures = []
         for i in range(50):

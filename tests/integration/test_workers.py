@@ -152,7 +152,9 @@ class Tenant:
         )
 
     def join_command(self, *extra: str) -> str:
-        proc = self.mothership_cli("token", "create", self.name, "--join-command", *extra)
+        proc = self.mothership_cli(
+            "token", "create", self.name, "--join-command", *machines.SHARED_DISK_JOIN_ARGS, *extra
+        )
         assert proc.returncode == 0, proc.stderr
         lines = proc.stdout.splitlines()
         assert len(lines) == 1, f"the join command is not one line: {proc.stdout[:300]}"
