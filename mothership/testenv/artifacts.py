@@ -53,22 +53,8 @@ def served_dir(cfg: MothershipConfig) -> Path:
     return cfg.state_dir / "artifacts"
 
 
-def node_binary_dir(cfg: MothershipConfig, version: str) -> Path:
-    """Where the kubelet and kube-proxy of a tenant version are: a worker's kubelet may not
-    be newer than its API server, so each tenant version has its own."""
-    if version == K0S_KUBERNETES_VERSION:
-        return paths.k0s_bin_dir()
-    return cfg.bin_dir if version == KUBERNETES_VERSION else paths.tenant_bin_dir(version)
-
-
-def k0s_path(version: str = K0S_VERSION, arch: str = ARCH) -> str:
-    """Where k0s publishes its binary for one release, below a download base (GitHub's
-    release layout, so a mirror of GitHub serves it at the same path)."""
-    return f"github.com/k0sproject/k0s/releases/download/{version}/k0s-{version}-{arch}"
-
-
 def versions() -> NodeVersions:
-    return NodeVersions(kubernetes=KUBERNETES_VERSION)
+    return NodeVersions(kubernetes=KUBERNETES_VERSION, k0s=K0S_VERSION)
 
 
 def _built(name: str) -> Path:
@@ -119,12 +105,12 @@ def files(cfg: MothershipConfig) -> dict[str, Path]:
     kubelets = {
         artifact_urls(NodeVersions(kubernetes=version))["kubelet"]
         .replace("${ARCH}", ARCH)
-        .split("://", 1)[1]: node_binary_dir(cfg, version) / "kubelet"
+        .split("://", 1)[1]: paths.kubernetes_bin_dir(cfg.bin_dir, version) / "kubelet"
         for version in (*TENANT_VERSIONS, K0S_KUBERNETES_VERSION)
     }
     return {
         **kubelets,
-        k0s_path(): paths.k0s_bin_dir() / "k0s",
+        urls["k0s"]: paths.k0s_bin_dir() / "k0s",
         urls["containerd"]: _cached(Path(urls["containerd"]).name, containerd),
         urls["runc"]: _built("runc"),
         urls["cni-plugins"]: _cached(Path(urls["cni-plugins"]).name, cni),

@@ -112,12 +112,6 @@ def busybox_files() -> dict[str, Content]:
     return files
 
 
-def _node_bin_dir(bin_dir: Path, version: str) -> Path:
-    if version == K0S_KUBERNETES_VERSION:
-        return paths.k0s_bin_dir()
-    return bin_dir if version == KUBERNETES_VERSION else paths.tenant_bin_dir(version)
-
-
 def node_images(bin_dir: Path) -> list[NodeImage]:
     """Every image a joined worker may run, with what it holds."""
     from mothership.testenv.gobuild import build_env
@@ -133,7 +127,8 @@ def node_images(bin_dir: Path) -> list[NodeImage]:
             NodeImage(
                 f"{UPSTREAM_REGISTRY}/kube-proxy:{version}",
                 {
-                    "/usr/local/bin/kube-proxy": _node_bin_dir(bin_dir, version) / "kube-proxy",
+                    "/usr/local/bin/kube-proxy": paths.kubernetes_bin_dir(bin_dir, version)
+                    / "kube-proxy",
                     **netfilter,
                 },
                 ["/usr/local/bin/kube-proxy"],

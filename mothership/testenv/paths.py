@@ -104,6 +104,17 @@ def node_component(name: str) -> Path:
     raise KeyError(f"no pinned node component {name!r} (see node_families in testenv/pins.py)")
 
 
+def kubernetes_bin_dir(bin_dir: Path, version: str) -> Path:
+    """Where the kubelet and kube-proxy of one Kubernetes version are: the mothership's own
+    (``bin_dir``), a tenant version's, or those built beside k0s. A worker's kubelet may not
+    be newer than its API server, so each version served to workers has its own."""
+    from mothership.testenv.pins import K0S_KUBERNETES_VERSION
+
+    if version == K0S_KUBERNETES_VERSION:
+        return k0s_bin_dir()
+    return bin_dir if version == KUBERNETES_VERSION else tenant_bin_dir(version)
+
+
 def k0s_bin_dir() -> Path:
     """Where k0s and the Kubernetes binaries it runs are built: beside the mothership's
     binaries when MOTHERSHIP_BIN_DIR is set (in a subdir, their names clash), else a bin
