@@ -24,7 +24,7 @@ from mothership.cli.errors import (
     CliError,
     friendly_errors,
 )
-from mothership.testenv import machines
+from mothership.testenv import machines, node_host
 from mothership.testenv.local import default_state_dir
 
 app = typer.Typer(
@@ -89,6 +89,12 @@ def create(
       mothership dev machine create rack-1 --reachable
     """
     with friendly_errors(debug):
+        if machine == node_host.NODE_MACHINE:
+            raise CliError(
+                f"{machine!r} is the name of the machine a local mothership's own node runs in "
+                "when the host's network holds another one; pick another name",
+                EXIT_USAGE,
+            )
         with _machine_errors():
             m = machines.create(_state(name, state_dir), machine, "edge" if edge else "reachable")
         console.print(f"machine {m.name} ({m.flavour}) is running at {m.address}")
@@ -185,6 +191,12 @@ def delete(
         if ignore_not_found and not (machines.machines_dir(state) / machine).exists():
             return
         _machine(state, machine)
+        if machine == node_host.NODE_MACHINE:
+            raise CliError(
+                f"machine {machine!r} holds the real node of mothership {name!r}; it goes "
+                f"with `mothership dev down --name {name}`",
+                EXIT_USAGE,
+            )
         with _machine_errors():
             machines.delete(state, machine)
         console.print(f"machine {machine} deleted")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mothership.render.node_join import NodeVersions, artifact_urls
 from mothership.testenv import paths
-from mothership.testenv.config import REAL_HOST_IP, MothershipConfig
+from mothership.testenv.config import MothershipConfig
 from mothership.testenv.pins import (
     K0S_KUBERNETES_VERSION,
     K0S_VERSION,
@@ -45,8 +45,8 @@ class ArtifactsError(RuntimeError):
     """A component the mirror should hold is missing on this host."""
 
 
-def url() -> str:
-    return f"http://{REAL_HOST_IP}:{PORT}"
+def url(cfg: MothershipConfig) -> str:
+    return f"http://{cfg.node_ip}:{PORT}"
 
 
 def served_dir(cfg: MothershipConfig) -> Path:
@@ -131,6 +131,6 @@ def prepare(cfg: MothershipConfig) -> Path:
 def argv(cfg: MothershipConfig) -> list[str]:
     root = prepare(cfg)
     return [
-        sys.executable, "-m", "http.server", str(PORT), "--bind", REAL_HOST_IP,
+        sys.executable, "-m", "http.server", str(PORT), "--bind", cfg.node_ip,
         "--directory", str(root),
     ]  # fmt: skip

@@ -23,6 +23,12 @@ REAL_BRIDGE = "mship0"
 REAL_BRIDGE_CIDR = "10.200.0.0/24"
 REAL_HOST_IP = "10.200.0.1"
 SERVICE_CIDR = "10.96.0.0/16"
+# Every real node's pod range lies in here: the host's node has 10.200.0.0/24, a node
+# hosted in a machine 10.200.<machine index>.0/24 (see `node_in_machine`).
+POD_RANGES = "10.200.0.0/16"
+# Reachable machines' LAN (testenv/machines.py); a node hosted in one reaches the host at
+# its gateway, and its pods' traffic to the host comes from the machine's address there.
+REACHABLE_LAN_CIDR = "10.252.0.0/24"
 
 
 @dataclass
@@ -41,6 +47,16 @@ class MothershipConfig:
     # Run the mothership operator as a component (`mothership dev up` turns it on; test
     # fixtures and benchmarks run their own).
     operator: bool = False
+    # Where the real node runs. One node fits in the host's own network (kube-proxy's
+    # iptables chains are global to a network namespace); a second real-node mothership
+    # gets its node in a reachable machine (testenv/node_host.py): its components run in
+    # that machine's network namespace, named here, and the node's address is the
+    # machine's. Empty: the host's network, at REAL_HOST_IP.
+    node_machine: str = ""
+    node_netns: str = ""
+    node_ip: str = REAL_HOST_IP
+    # The host as the node's pods reach it (the SQL servers of the tests listen there).
+    host_ip: str = REAL_HOST_IP
 
     @property
     def api_host(self) -> str:
@@ -49,7 +65,17 @@ class MothershipConfig:
         With a real node, pods must reach the API (the `kubernetes` Service), and host
         loopback is not reachable from a pod, so the API listens on the project's bridge.
         """
-        return REAL_HOST_IP if self.nodes == "real" else "127.0.0.1"
+        return self.node_ip if self.nodes == "real" else "127.0.0.1"
+
+    @property
+    def pod_gateway(self) -> str:
+        """The bridge's address: first host of the pod range."""
+        return self.pod_cidr.split("/")[0].rsplit(".", 1)[0] + ".1"
+
+    @property
+    def cgroup_root(self) -> str:
+        """The cgroup (in every hierarchy) the node's pods live under; one per node."""
+        return f"mothership-{self.node_netns}" if self.node_netns else "mothership"
 
     @property
     def service_ip(self) -> str:

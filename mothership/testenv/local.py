@@ -7,6 +7,7 @@ pytest fixtures, so what the tests run is exactly what a user runs.
 from __future__ import annotations
 
 import fcntl
+import functools
 import shutil
 import ssl
 import subprocess
@@ -26,6 +27,8 @@ from mothership.testenv import (
     kwoknodes,
     localoperator,
     machines,
+    netns,
+    node_host,
     node_images,
     paths,
     provisioner,
@@ -37,6 +40,7 @@ from mothership.testenv.pkiset import NODE_NAME, ensure_pki, write_kubeconfigs
 from mothership.testenv.ports import free_ports, port_is_free
 from mothership.testenv.procs import (
     ComponentFailed,
+    Running,
     Supervisor,
     start_time,
     terminate,
@@ -86,6 +90,13 @@ def default_state_dir(name: str) -> Path:
 
 def _quiet(_: str) -> None:
     pass
+
+
+def _runs_from(state_dir: str) -> bool:
+    """Some component of the mothership in this state dir is running."""
+    if not state_dir or not Path(state_dir).exists():
+        return False
+    return any(r.alive() for r in Supervisor(Path(state_dir)).all())
 
 
 class LocalMothership:
@@ -141,7 +152,8 @@ class LocalMothership:
 
     @classmethod
     def running_real_node(cls, other_than: Path | None = None) -> LocalMothership | None:
-        """The mothership whose real node runs on this host now (one fits), if any."""
+        """The mothership whose real node runs in the host's own network now (one fits there;
+        others run theirs in machines, see node_host), if any."""
         try:
             owner = REAL_LOCK.read_text().strip()
         except OSError:
@@ -184,7 +196,7 @@ class LocalMothership:
         gobuild.install(report)
         if cfg.nodes == "real":
             realnode.check_host()
-        with self._real_node_lock():
+        with self._real_node_placed(report):
             try:
                 self._start(report, timeout)
             except BaseException:
@@ -204,7 +216,7 @@ class LocalMothership:
         self._choose_ports()
         cfg.save()
         if cfg.nodes == "real":
-            realnode.setup_network()
+            realnode.setup_network(cfg)
         ensure_pki(cfg)
         write_kubeconfigs(cfg)
         self._start_datastore(report, timeout)
@@ -231,13 +243,12 @@ class LocalMothership:
         )
         localoperator.prepare(cfg)
         report("starting the operator")
-        self.sup.start(localoperator.COMPONENT, localoperator.argv(cfg))
+        self._spawn(localoperator.COMPONENT, localoperator.argv(cfg))
         url = localoperator.health_url(cfg)
-        wait_for(
+        self._wait_for(
             "operator /healthz",
             lambda: health.http_ok(url),
             timeout=timeout,
-            supervisor=self.sup,
             component=localoperator.COMPONENT,
         )
 
@@ -245,15 +256,15 @@ class LocalMothership:
         cfg = self.cfg
         report(f"starting datastore ({cfg.datastore})")
         if cfg.datastore == "etcd":
-            self.sup.start("datastore", components.etcd(cfg))
+            self._spawn("datastore", components.etcd(cfg))
             url = f"http://127.0.0.1:{cfg.ports['etcd']}/health"
             probe: Callable[[], bool] = lambda: health.http_ok(url)  # noqa: E731
         else:
             (cfg.state_dir / "kine").mkdir(parents=True, exist_ok=True)
-            self.sup.start("datastore", components.kine(cfg))
+            self._spawn("datastore", components.kine(cfg))
             port = cfg.ports["etcd"]
             probe = lambda: health.tcp_open("127.0.0.1", port)  # noqa: E731
-        wait_for("datastore", probe, timeout=timeout, supervisor=self.sup, component="datastore")
+        self._wait_for("datastore", probe, timeout=timeout, component="datastore")
 
     def _admin_tls(self) -> ssl.SSLContext:
         p = self.cfg.pki_dir
@@ -261,40 +272,38 @@ class LocalMothership:
 
     def _start_apiserver(self, report: Report, timeout: float) -> None:
         report("starting kube-apiserver")
-        self.sup.start("kube-apiserver", components.apiserver(self.cfg))
+        self._spawn("kube-apiserver", components.apiserver(self.cfg))
         ctx = self._admin_tls()
         url = f"{self.cfg.api_url}/readyz"
-        wait_for(
+        self._wait_for(
             "kube-apiserver /readyz",
             lambda: health.http_ok(url, ctx),
             timeout=timeout,
-            supervisor=self.sup,
             component="kube-apiserver",
         )
 
     def _start_controllers(self, report: Report, timeout: float) -> None:
         cfg = self.cfg
         report("starting kube-controller-manager and kube-scheduler")
-        self.sup.start("kube-controller-manager", components.controller_manager(cfg))
-        self.sup.start("kube-scheduler", components.scheduler(cfg))
+        self._spawn("kube-controller-manager", components.controller_manager(cfg))
+        self._spawn("kube-scheduler", components.scheduler(cfg))
         for name, port in (
             ("kube-controller-manager", cfg.ports["controller-manager"]),
             ("kube-scheduler", cfg.ports["scheduler"]),
         ):
             url = f"https://127.0.0.1:{port}/healthz"
             ctx = health.tls_context(None)
-            wait_for(
+            self._wait_for(
                 f"{name} /healthz",
-                lambda url=url, ctx=ctx: health.http_ok(url, ctx),
+                functools.partial(health.http_ok, url, ctx),
                 timeout=timeout,
-                supervisor=self.sup,
                 component=name,
             )
 
     def _start_kwok(self, report: Report, timeout: float) -> None:
         cfg = self.cfg
         report(f"starting kwok with {cfg.kwok_nodes} simulated nodes")
-        self.sup.start("kwok", kwoknodes.kwok_argv(cfg))
+        self._spawn("kwok", kwoknodes.kwok_argv(cfg))
         kc = kube.client(cfg.kubeconfig)
         names = kwoknodes.ensure_nodes(kc, cfg)
         self._wait_nodes(kc, names, "kwok", timeout)
@@ -313,30 +322,28 @@ class LocalMothership:
     def _start_real_node(self, report: Report, timeout: float) -> None:
         cfg = self.cfg
         realnode.write_configs(cfg)
-        realnode.ensure_cgroup_root()
+        realnode.ensure_cgroup_root(cfg)
         report("starting containerd")
-        self.sup.start("containerd", realnode.containerd_argv(cfg))
+        self._spawn("containerd", realnode.containerd_argv(cfg))
         sock = realnode.containerd_socket(cfg)
-        wait_for(
+        self._wait_for(
             "containerd socket",
             lambda: sock.exists() and realnode.ctr(cfg, "version", check=False).returncode == 0,
             timeout=timeout,
-            supervisor=self.sup,
             component="containerd",
         )
         realnode.prepare_images(cfg, report)
         report("starting kubelet")
-        self.sup.start("kubelet", realnode.kubelet_argv(cfg))
+        self._spawn("kubelet", realnode.kubelet_argv(cfg))
         report("starting kube-proxy")
-        self.sup.start("kube-proxy", realnode.kube_proxy_argv(cfg))
+        self._spawn("kube-proxy", realnode.kube_proxy_argv(cfg))
         kc = kube.client(cfg.kubeconfig)
         self._wait_nodes(kc, [NODE_NAME], "kubelet", timeout)
         url = f"http://127.0.0.1:{cfg.ports['kube-proxy-healthz']}/healthz"
-        wait_for(
+        self._wait_for(
             "kube-proxy /healthz",
             lambda: health.http_ok(url),
             timeout=timeout,
-            supervisor=self.sup,
             component="kube-proxy",
         )
         self._start_storage_provisioner(report, timeout)
@@ -347,31 +354,29 @@ class LocalMothership:
     def _start_registry(self, report: Report, timeout: float) -> None:
         """The registry mirror workers pull from, holding every image a tenant node runs."""
         cfg = self.cfg
-        report(f"starting the registry mirror at {registry.url()}")
-        self.sup.start(registry.COMPONENT, registry.argv(cfg))
-        wait_for(
+        report(f"starting the registry mirror at {registry.url(cfg)}")
+        self._spawn(registry.COMPONENT, registry.argv(cfg))
+        self._wait_for(
             "registry /v2/",
-            registry.healthy,
+            lambda: registry.healthy(cfg),
             timeout=timeout,
-            supervisor=self.sup,
             component=registry.COMPONENT,
         )
         archives = [
             (img.name, realnode.ensure_archive(img.name, img.files, img.entrypoint, report))
             for img in node_images.node_images(cfg.bin_dir)
         ]
-        registry.push_all(archives, report)
+        registry.push_all(cfg, archives, report)
 
     def _start_artifacts(self, report: Report, timeout: float) -> None:
         """The download mirror for node components (kubelet, containerd, runc, CNI)."""
         cfg = self.cfg
-        report(f"starting the download mirror for node components at {artifacts.url()}")
-        self.sup.start(artifacts.COMPONENT, artifacts.argv(cfg))
-        wait_for(
+        report(f"starting the download mirror for node components at {artifacts.url(cfg)}")
+        self._spawn(artifacts.COMPONENT, artifacts.argv(cfg))
+        self._wait_for(
             "download mirror",
-            lambda: health.http_ok(f"{artifacts.url()}/"),
+            lambda: health.http_ok(f"{artifacts.url(cfg)}/"),
             timeout=timeout,
-            supervisor=self.sup,
             component=artifacts.COMPONENT,
         )
 
@@ -382,11 +387,11 @@ class LocalMothership:
         started = time.monotonic()
         upstreams = clusterdns.environment_upstreams()
         if upstreams is None:
-            upstreams = clusterdns.usable_upstreams()
+            upstreams = netns.call(cfg.node_netns, clusterdns.usable_upstreams)
         report(f"starting cluster DNS at {cfg.dns_ip} ({clusterdns.upstream_note(upstreams)})")
         clusterdns.apply(cfg, upstreams)
         deadline = time.monotonic() + timeout
-        while not clusterdns.answers(cfg):
+        while not netns.call(cfg.node_netns, lambda: clusterdns.answers(cfg)):
             self.sup.check("kubelet")
             if time.monotonic() > deadline:
                 raise ComponentFailed(
@@ -401,46 +406,69 @@ class LocalMothership:
         volumes = provisioner.volumes_dir(cfg.state_dir)
         report(f"starting storage-provisioner (volumes in {volumes})")
         argv = provisioner.argv(cfg.kubeconfig, volumes, NODE_NAME)
-        pid = self.sup.start("storage-provisioner", argv).pid
-        wait_for(
+        pid = self._spawn("storage-provisioner", argv).pid
+        self._wait_for(
             "storage-provisioner first pass",
             lambda: provisioner.healthy(volumes, pid),
             timeout=timeout,
-            supervisor=self.sup,
             component="storage-provisioner",
         )
 
     @contextmanager
-    def _real_node_lock(self) -> Iterator[None]:
-        """One real node per host: kube-proxy's iptables chains and the bridge are global."""
-        if self.cfg.nodes != "real":
+    def _real_node_placed(self, report: Report) -> Iterator[None]:
+        """Decide where the real node runs (testenv/node_host.py), for the whole start-up.
+
+        The host's network takes one real node (kube-proxy's iptables chains and the pod
+        bridge are global to a network namespace); REAL_LOCK names its owner. A mothership
+        finds it taken by another running one, or already runs in its machine: its node
+        goes to (stays in) a reachable machine of its own. Starts are serialized by the
+        lock, so two never pick the host at once.
+        """
+        cfg = self.cfg
+        if cfg.nodes != "real":
             yield
             return
-        fh = open(REAL_LOCK, "a+")  # noqa: SIM115 - held for the life of the check
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            raise ComponentFailed("another mothership is starting a real node") from None
-        try:
-            fh.seek(0)
-            owner = fh.read().strip()
-            if owner and owner != str(self.cfg.state_dir) and Path(owner).exists():
-                other = Supervisor(Path(owner))
-                if any(r.alive() for r in other.all()):
-                    raise ComponentFailed(
-                        f"a real-node mothership is already running from {owner}; only one "
-                        "real node fits on a host. Stop it with `mothership dev down` "
-                        "(or use --nodes kwok)"
+        with open(REAL_LOCK, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fh.seek(0)
+                owner = fh.read().strip()
+                taken = owner != str(cfg.state_dir) and _runs_from(owner)
+                if taken or (cfg.node_machine and self.running()):
+                    node_host.use_machine(cfg)
+                    report(
+                        f"the host's network holds the real node of {owner}: this node runs "
+                        f"in machine {cfg.node_machine!r} at {cfg.node_ip} (pods {cfg.pod_cidr})"
                     )
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(self.cfg.state_dir))
-            fh.flush()
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            fh.close()
+                else:
+                    node_host.use_host(cfg)
+                    fh.seek(0)
+                    fh.truncate()
+                    fh.write(str(cfg.state_dir))
+                    fh.flush()
+                cfg.save()
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _spawn(self, name: str, argv: list[str]) -> Running:
+        """Start a component in the node's network namespace (the host's unless the node
+        runs in a machine: then the whole mothership does, see node_host)."""
+        return self.sup.start(name, netns.argv(self.cfg.node_netns, argv))
+
+    def _wait_for(
+        self, what: str, probe: Callable[[], bool], *, timeout: float, component: str
+    ) -> None:
+        """wait_for, probing from the node's network namespace (loopback and Service IPs
+        there are the mothership's)."""
+        ns = self.cfg.node_netns
+        wait_for(
+            what,
+            lambda: netns.call(ns, probe),
+            timeout=timeout,
+            supervisor=self.sup,
+            component=component,
+        )
 
     # -- status ---------------------------------------------------------------------
 
@@ -463,8 +491,8 @@ class LocalMothership:
                 f"http://127.0.0.1:{cfg.ports['kube-proxy-healthz']}/healthz"
             ),
             "containerd": lambda: realnode.ctr(cfg, "version", check=False).returncode == 0,
-            registry.COMPONENT: registry.healthy,
-            artifacts.COMPONENT: lambda: health.http_ok(f"{artifacts.url()}/"),
+            registry.COMPONENT: lambda: registry.healthy(cfg),
+            artifacts.COMPONENT: lambda: health.http_ok(f"{artifacts.url(cfg)}/"),
             "storage-provisioner": lambda: provisioner.healthy(
                 provisioner.volumes_dir(cfg.state_dir)
             ),
@@ -483,7 +511,7 @@ class LocalMothership:
             detail = "not running"
             if alive:
                 try:
-                    healthy = probes[name]()
+                    healthy = netns.call(cfg.node_netns, probes[name])
                     detail = "healthy" if healthy else "unhealthy"
                 except Exception as exc:
                     detail = f"unhealthy: {exc}"
@@ -504,7 +532,7 @@ class LocalMothership:
         cfg = self.cfg
         stopped = []
         if delete_machines or purge:
-            for name in machines.delete_all(cfg.state_dir):
+            for name in machines.delete_all(cfg.state_dir, keep=(node_host.NODE_MACHINE,)):
                 report(f"deleted machine {name}")
         node_started = any(self.sup.get(n) for n in REAL_NODE)
         # First, while the API server is up: the operator unregisters its webhooks on exit.
@@ -540,10 +568,13 @@ class LocalMothership:
                 stopped.append(leftover.name)
         if node_started:
             realnode.unmount_under(cfg.state_dir)
-            realnode.remove_host_leftovers()
-            realnode.teardown_network()
+            realnode.remove_host_leftovers(cfg)
+            realnode.teardown_network(cfg)
             # Every pod is gone: IP leases of the last run must not fill the pool.
             shutil.rmtree(realnode.node_dir(cfg) / "cni" / "ipam", ignore_errors=True)
+        if cfg.node_machine:
+            node_host.release(cfg)
+            report(f"deleted the node's machine {cfg.node_machine}")
         if purge and cfg.state_dir.exists():
             realnode.unmount_under(cfg.state_dir)
             shutil.rmtree(cfg.state_dir)
@@ -553,11 +584,13 @@ class LocalMothership:
 
     def _reap_node_leftovers(self, report: Report) -> None:
         """Shims and container processes outlive containerd; they are ours, end them."""
-        for pid in sorted(realnode.shim_pids(self.cfg) | realnode.cgroup_pids()):
+        for pid in sorted(realnode.shim_pids(self.cfg) | realnode.cgroup_pids(self.cfg)):
             started = start_time(pid)
             if started is not None:
                 report(f"stopping leftover process {pid}")
                 terminate(pid, started, timeout=5.0)
+        if self.cfg.node_machine:
+            return  # its chains go with the machine's network namespace
         # kube-proxy leaves its iptables chains behind on exit; remove them.
         subprocess.run(
             [str(self.cfg.bin_dir / "kube-proxy"), "--cleanup"], capture_output=True, check=False

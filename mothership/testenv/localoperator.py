@@ -77,7 +77,7 @@ def node_mirrors(cfg: MothershipConfig) -> tuple[str, str]:
         return "", ""
     from mothership.testenv import artifacts, registry
 
-    return artifacts.url(), registry.url()
+    return artifacts.url(cfg), registry.url(cfg)
 
 
 def node_mirror_args(cfg: MothershipConfig) -> list[str]:

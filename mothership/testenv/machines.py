@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from mothership.testenv.config import REAL_BRIDGE_CIDR, REAL_HOST_IP
+from mothership.testenv.config import POD_RANGES, REACHABLE_LAN_CIDR, REAL_HOST_IP
 from mothership.testenv.config import SERVICE_CIDR as MOTHERSHIP_SERVICE_CIDR
 from mothership.testenv.netdelay import READY
 
@@ -68,7 +68,7 @@ class Lan:
 
 LANS: dict[str, Lan] = {
     "edge": Lan("mshedge0", "10.251.0.0/24", "10.251.0.1"),
-    "reachable": Lan("mshreach0", "10.252.0.0/24", "10.252.0.1"),
+    "reachable": Lan("mshreach0", REACHABLE_LAN_CIDR, "10.252.0.1"),
 }
 NETNS_PREFIX = "mshm"
 VETH_PREFIX = "mshv"
@@ -323,11 +323,12 @@ def _setup_host_network() -> None:
     # the registry and download mirrors), never at the mothership's pod or Service
     # addresses, which only its own node can route. Dropped before NAT (raw table): the
     # mothership's kube-proxy would otherwise turn a Service address into a local one.
+    # POD_RANGES holds the pods of every real node, the host's and those in machines.
     raw = []
     for lan in LANS.values():
         raw += [
             ["-s", lan.cidr, "-d", f"{REAL_HOST_IP}/32", "-j", "ACCEPT"],
-            ["-s", lan.cidr, "-d", REAL_BRIDGE_CIDR, "-j", "DROP"],
+            ["-s", lan.cidr, "-d", POD_RANGES, "-j", "DROP"],
             ["-s", lan.cidr, "-d", MOTHERSHIP_SERVICE_CIDR, "-j", "DROP"],
         ]
     _ensure_chain("raw", RAW_CHAIN, ("PREROUTING",), raw)
@@ -337,7 +338,17 @@ def _setup_host_network() -> None:
         "nat",
         NAT_CHAIN,
         ("POSTROUTING",),
-        [["-s", edge.cidr, "!", "-d", edge.cidr, "-j", "MASQUERADE"]],
+        [
+            ["-s", edge.cidr, "!", "-d", edge.cidr, "-j", "MASQUERADE"],
+            # Reachable machines keep their address towards the host, its LANs and pods;
+            # beyond the host (its resolvers, say) they leave through its address, as a
+            # VM's private address would (a real node in a machine forwards DNS there).
+            ["-s", reach.cidr, "-d", reach.cidr, "-j", "RETURN"],
+            ["-s", reach.cidr, "-d", edge.cidr, "-j", "RETURN"],
+            ["-s", reach.cidr, "-d", POD_RANGES, "-j", "RETURN"],
+            ["-s", reach.cidr, "-d", MOTHERSHIP_SERVICE_CIDR, "-j", "RETURN"],
+            ["-s", reach.cidr, "-j", "MASQUERADE"],
+        ],
     )
 
 
@@ -511,8 +522,8 @@ def delete(state_dir: Path, name: str, timeout: float = 30.0) -> None:
             _teardown_host_network()
 
 
-def delete_all(state_dir: Path) -> list[str]:
-    names = [m.name for m in list_machines(state_dir)]
+def delete_all(state_dir: Path, keep: Sequence[str] = ()) -> list[str]:
+    names = [m.name for m in list_machines(state_dir) if m.name not in keep]
     for name in names:
         delete(state_dir, name)
     return names

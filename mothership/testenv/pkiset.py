@@ -1,12 +1,18 @@
 """The local mothership's certificates, keys and kubeconfigs, as files in its state dir.
 
 Generated once: an existing file is never replaced, so restarting a mothership keeps its
-CA and every kubeconfig handed out stays valid.
+CA and every kubeconfig handed out stays valid. The one exception is a serving certificate
+that no longer names the node's address (a real node moved between the host's network and
+a machine, see node_host.py): it is issued again from the same CA.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from cryptography import x509
 
 from mothership import pki
 from mothership.testenv.config import MothershipConfig
@@ -45,15 +51,22 @@ def _load(stem: Path) -> pki.CertKey | None:
     return None
 
 
-def _ensure(stem: Path, make: object) -> pki.CertKey:
+def _ensure(stem: Path, make: Callable[[], pki.CertKey], ips: Sequence[str] = ()) -> pki.CertKey:
     existing = _load(stem)
-    if existing:
+    if existing and set(ips) <= _ip_sans(existing):
         return existing
-    assert callable(make)
-    made: pki.CertKey = make()
+    made = make()
     _write(stem.with_suffix(".crt"), made.cert_pem, 0o644)
     _write(stem.with_suffix(".key"), made.key_pem)
     return made
+
+
+def _ip_sans(cert: pki.CertKey) -> set[str]:
+    try:
+        sans = cert.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(ip) for ip in sans.value.get_values_for_type(x509.IPAddress)}
 
 
 def ensure_pki(cfg: MothershipConfig) -> None:
@@ -80,6 +93,7 @@ def ensure_pki(cfg: MothershipConfig) -> None:
             ip_addresses=sorted({"127.0.0.1", cfg.api_host, cfg.service_ip}),
             validity_days=3650,
         ),
+        ips=(cfg.api_host,),
     )
     _ensure(
         d / "kubelet-serving",
@@ -91,12 +105,13 @@ def ensure_pki(cfg: MothershipConfig) -> None:
             ip_addresses=sorted({"127.0.0.1", cfg.api_host}),
             validity_days=3650,
         ),
+        ips=(cfg.api_host,),
     )
     for stem, cn, orgs in CLIENTS:
         _ensure(
             d / stem,
-            lambda cn=cn, orgs=orgs: pki.issue_cert(
-                ca, cn, organizations=orgs, client=True, validity_days=3650
+            functools.partial(
+                pki.issue_cert, ca, cn, organizations=orgs, client=True, validity_days=3650
             ),
         )
     if not (d / "sa.key").exists():

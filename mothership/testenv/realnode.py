@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from mothership.testenv import clusterdns, images, paths, userland
-from mothership.testenv.config import REAL_BRIDGE, REAL_HOST_IP, MothershipConfig
+from mothership.testenv import clusterdns, images, netns, paths, userland
+from mothership.testenv.config import REAL_BRIDGE, MothershipConfig
 from mothership.testenv.pins import (
     K0S_IMAGE_REPO,
     K0S_VERSION,
@@ -33,7 +33,6 @@ from mothership.testenv.pins import (
 )
 from mothership.testenv.pkiset import NODE_NAME
 
-CGROUP_ROOT = "mothership"
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 CONTROL_PLANE_IMAGE = local_control_plane_image(KUBERNETES_VERSION)
@@ -97,46 +96,48 @@ def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, check=check)
 
 
-def setup_network() -> None:
-    """The bridge pods attach to; its address is also where the API server listens."""
-    if _sh("ip", "link", "show", REAL_BRIDGE, check=False).returncode != 0:
-        _sh("ip", "link", "add", REAL_BRIDGE, "type", "bridge")
-    addrs = _sh("ip", "-o", "-4", "addr", "show", REAL_BRIDGE).stdout
-    if f" {REAL_HOST_IP}/" not in addrs:
-        _sh("ip", "addr", "add", f"{REAL_HOST_IP}/24", "dev", REAL_BRIDGE)
-    _sh("ip", "link", "set", REAL_BRIDGE, "up")
-    Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
+def setup_network(cfg: MothershipConfig) -> None:
+    """The bridge pods attach to, in the node's network namespace. On the host its address
+    is also the node's, where the API server listens; in a machine, the node's address is
+    the machine's (testenv/node_host.py)."""
+    ns = cfg.node_netns
+    if _sh(*netns.ip_argv(ns, "link", "show", REAL_BRIDGE), check=False).returncode != 0:
+        _sh(*netns.ip_argv(ns, "link", "add", REAL_BRIDGE, "type", "bridge"))
+    addrs = _sh(*netns.ip_argv(ns, "-o", "-4", "addr", "show", REAL_BRIDGE)).stdout
+    prefix = cfg.pod_cidr.split("/")[1]
+    if f" {cfg.pod_gateway}/" not in addrs:
+        _sh(*netns.ip_argv(ns, "addr", "add", f"{cfg.pod_gateway}/{prefix}", "dev", REAL_BRIDGE))
+    _sh(*netns.ip_argv(ns, "link", "set", REAL_BRIDGE, "up"))
     if not Path("/proc/sys/net/bridge").exists():
         _sh("modprobe", "br_netfilter", check=False)
-    nf = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
-    if nf.exists():
-        nf.write_text("1")
+    for key in ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"):
+        _sh(*netns.argv(ns, ["sysctl", "-qw", f"{key}=1"]), check=False)
 
 
-def teardown_network() -> None:
-    _sh("ip", "link", "del", REAL_BRIDGE, check=False)
+def teardown_network(cfg: MothershipConfig) -> None:
+    _sh(*netns.ip_argv(cfg.node_netns, "link", "del", REAL_BRIDGE), check=False)
 
 
-def _cgroup_dirs() -> list[Path]:
+def cgroup_dirs(cfg: MothershipConfig) -> list[Path]:
     base = Path("/sys/fs/cgroup")
     if (base / "cgroup.controllers").exists():  # cgroup v2: one hierarchy
-        return [base / CGROUP_ROOT]
+        return [base / cfg.cgroup_root]
     return [
-        base / sub / CGROUP_ROOT
+        base / sub / cfg.cgroup_root
         for sub in sorted(os.listdir(base))
         if (base / sub).is_dir() and not (base / sub).is_symlink()
     ]
 
 
-def ensure_cgroup_root() -> None:
+def ensure_cgroup_root(cfg: MothershipConfig) -> None:
     """kubelet refuses a cgroup root that does not exist in every hierarchy."""
-    for d in _cgroup_dirs():
+    for d in cgroup_dirs(cfg):
         d.mkdir(exist_ok=True)
 
 
-def cgroup_pids() -> set[int]:
+def cgroup_pids(cfg: MothershipConfig) -> set[int]:
     pids: set[int] = set()
-    for d in _cgroup_dirs():
+    for d in cgroup_dirs(cfg):
         if d.exists():
             for procs in d.rglob("cgroup.procs"):
                 try:
@@ -195,7 +196,7 @@ def cni_config(cfg: MothershipConfig) -> str:
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": cfg.pod_cidr, "gateway": REAL_HOST_IP}]],
+                    "ranges": [[{"subnet": cfg.pod_cidr, "gateway": cfg.pod_gateway}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
                     "dataDir": str(node_dir(cfg) / "cni" / "ipam"),
                 },
@@ -211,7 +212,7 @@ def kubelet_config(cfg: MothershipConfig) -> str:
     conf = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
-        "address": REAL_HOST_IP,
+        "address": cfg.node_ip,
         "port": cfg.ports["kubelet"],
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
@@ -225,7 +226,10 @@ def kubelet_config(cfg: MothershipConfig) -> str:
         "tlsCertFile": str(p / "kubelet-serving.crt"),
         "tlsPrivateKeyFile": str(p / "kubelet-serving.key"),
         "cgroupDriver": "cgroupfs",
-        "cgroupRoot": f"/{CGROUP_ROOT}",
+        "cgroupRoot": f"/{cfg.cgroup_root}",
+        # Each node its own (not /var/log/pods): a kubelet removes the log directories of
+        # pods it does not know, which would be another local node's.
+        "podLogsDir": str(node_dir(cfg) / "pod-logs"),
         # This host runs cgroup v1; recent kubelets refuse it unless told otherwise.
         "failCgroupV1": False,
         "failSwapOn": False,
@@ -259,7 +263,7 @@ def kube_proxy_config(cfg: MothershipConfig) -> str:
         "mode": "iptables",
         "clusterCIDR": cfg.pod_cidr,
         "hostnameOverride": NODE_NAME,
-        "bindAddress": REAL_HOST_IP,
+        "bindAddress": cfg.node_ip,
         "metricsBindAddress": f"127.0.0.1:{cfg.ports['kube-proxy-metrics']}",
         "healthzBindAddress": f"127.0.0.1:{cfg.ports['kube-proxy-healthz']}",
         # 0 leaves the host's conntrack sysctls as they are.
@@ -276,7 +280,7 @@ def kube_proxy_config(cfg: MothershipConfig) -> str:
 
 def write_configs(cfg: MothershipConfig) -> None:
     d = node_dir(cfg)
-    for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "kube-proxy"):
+    for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "kube-proxy", "pod-logs"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (d / "containerd" / "config.toml").write_text(containerd_config(cfg))
     (d / "cni" / "net.d" / "10-mothership.conflist").write_text(cni_config(cfg))
@@ -297,7 +301,7 @@ def kubelet_argv(cfg: MothershipConfig) -> list[str]:
         f"--root-dir={d / 'kubelet' / 'root'}",
         f"--cert-dir={d / 'kubelet' / 'pki'}",
         f"--hostname-override={NODE_NAME}",
-        f"--node-ip={REAL_HOST_IP}",
+        f"--node-ip={cfg.node_ip}",
         "--v=1",
     ]
 
@@ -444,9 +448,9 @@ def kill_all_tasks(cfg: MothershipConfig, timeout: float = 30.0) -> None:
                 break
             time.sleep(0.2)
     for container in ctr(cfg, "containers", "ls", "-q", check=False).stdout.split():
-        netns = _sandbox_netns(cfg, container)
-        if netns:
-            release_pod_network(cfg, container, netns)
+        pod_netns = _sandbox_netns(cfg, container)
+        if pod_netns:
+            release_pod_network(cfg, container, pod_netns)
         ctr(cfg, "containers", "rm", container, check=False)
 
 
@@ -466,12 +470,12 @@ def _sandbox_netns(cfg: MothershipConfig, container: str) -> str | None:
     return None
 
 
-def release_pod_network(cfg: MothershipConfig, container: str, netns: str) -> None:
+def release_pod_network(cfg: MothershipConfig, container: str, pod_netns: str) -> None:
     conf = json.loads(cni_config(cfg))
     for plugin in reversed(conf["plugins"]):
         netconf = {"cniVersion": conf["cniVersion"], "name": conf["name"], **plugin}
         subprocess.run(
-            [str(Path(cni_bin_dir(), plugin["type"]))],
+            netns.argv(cfg.node_netns, [str(Path(cni_bin_dir(), plugin["type"]))]),
             input=json.dumps(netconf),
             capture_output=True,
             text=True,
@@ -479,22 +483,22 @@ def release_pod_network(cfg: MothershipConfig, container: str, netns: str) -> No
             env={
                 "CNI_COMMAND": "DEL",
                 "CNI_CONTAINERID": container,
-                "CNI_NETNS": netns,
+                "CNI_NETNS": pod_netns,
                 "CNI_IFNAME": "eth0",
                 "CNI_PATH": cni_bin_dir(),
                 "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             },
         )
-    if Path(netns).exists():
-        _sh("umount", netns, check=False)
+    if Path(pod_netns).exists():
+        _sh("umount", pod_netns, check=False)
         try:
-            Path(netns).unlink(missing_ok=True)
+            Path(pod_netns).unlink(missing_ok=True)
         except OSError:
             # Still busy (mounted twice through propagation, or a process entering it):
             # detach it lazily, so the kernel frees it once the last user is gone.
-            _sh("umount", "-l", netns, check=False)
+            _sh("umount", "-l", pod_netns, check=False)
             with contextlib.suppress(OSError):
-                Path(netns).unlink(missing_ok=True)
+                Path(pod_netns).unlink(missing_ok=True)
 
 
 # Chains kubelet and kube-proxy create and `kube-proxy --cleanup` leaves behind. Any
@@ -506,10 +510,13 @@ LEFTOVER_CHAINS = {
 }
 
 
-def remove_host_leftovers() -> None:
-    """What the kubelet and kube-proxy leave on the host: a few chains, empty cgroups."""
+def remove_host_leftovers(cfg: MothershipConfig) -> None:
+    """What the kubelet and kube-proxy leave on the host: a few chains, empty cgroups.
+
+    A node in a machine leaves its chains in the machine's network namespace, which goes
+    with the machine."""
     for tool in ("iptables", "ip6tables"):
-        if not shutil.which(tool):
+        if cfg.node_netns or not shutil.which(tool):
             continue
         for table, chains in LEFTOVER_CHAINS.items():
             for chain in chains:
@@ -521,7 +528,7 @@ def remove_host_leftovers() -> None:
                         pass
                 _sh(tool, "-t", table, "-F", chain, check=False)
                 _sh(tool, "-t", table, "-X", chain, check=False)
-    for root in _cgroup_dirs():
+    for root in cgroup_dirs(cfg):
         if not root.exists():
             continue
         subdirs = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))

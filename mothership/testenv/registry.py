@@ -2,8 +2,8 @@
 
 Machines have no internet registry, as at an air-gapped site; their containerd is told to
 use this registry as a mirror of registry.k8s.io, docker.io, quay.io and ghcr.io (the
-join command's `--registry-mirror`). It listens on the real node's bridge address, which
-every machine reaches through its LAN's gateway, and keeps its storage in the state dir.
+join command's `--registry-mirror`). It listens on the real node's address, which every
+machine reaches through its LAN's gateway, and keeps its storage in the state dir.
 
 Images are written as OCI archives (images.py) and pushed here over the registry HTTP
 API (blobs first, then the manifest under its tag), skipping what the registry already
@@ -23,7 +23,7 @@ import httpx
 import yaml
 
 from mothership.testenv import paths
-from mothership.testenv.config import REAL_HOST_IP, MothershipConfig
+from mothership.testenv.config import MothershipConfig
 
 PORT = 5000
 COMPONENT = "registry"
@@ -35,12 +35,12 @@ class RegistryError(RuntimeError):
     """The registry refused or failed a push; the message names the image and the answer."""
 
 
-def address() -> str:
-    return f"{REAL_HOST_IP}:{PORT}"
+def address(cfg: MothershipConfig) -> str:
+    return f"{cfg.node_ip}:{PORT}"
 
 
-def url() -> str:
-    return f"http://{address()}"
+def url(cfg: MothershipConfig) -> str:
+    return f"http://{address(cfg)}"
 
 
 def storage_dir(cfg: MothershipConfig) -> Path:
@@ -55,7 +55,7 @@ def config(cfg: MothershipConfig) -> str:
             "filesystem": {"rootdirectory": str(storage_dir(cfg))},
             "delete": {"enabled": True},
         },
-        "http": {"addr": address()},
+        "http": {"addr": address(cfg)},
         "health": {"storagedriver": {"enabled": False}},
     }
     return yaml.safe_dump(conf, sort_keys=False)
@@ -68,9 +68,9 @@ def argv(cfg: MothershipConfig) -> list[str]:
     return [str(paths.addon("registry")), "serve", str(path)]
 
 
-def healthy(timeout: float = 2.0) -> bool:
+def healthy(cfg: MothershipConfig, timeout: float = 2.0) -> bool:
     try:
-        return httpx.get(f"{url()}/v2/", timeout=timeout).status_code == 200
+        return httpx.get(f"{url(cfg)}/v2/", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -157,28 +157,19 @@ def _blob_path(digest: str) -> str:
 def _check(resp: httpx.Response, name: str, what: str) -> None:
     if resp.status_code >= 300:
         raise RegistryError(
-            f"pushing {name}: the registry at {url()} refused to {what} "
+            f"pushing {name}: the registry at {resp.request.url.host}:{PORT} refused to {what} "
             f"(HTTP {resp.status_code}: {resp.text[:300]})"
         )
 
 
-def push_all(images: list[tuple[str, Path]], report: Callable[[str], None]) -> int:
+def push_all(
+    cfg: MothershipConfig, images: list[tuple[str, Path]], report: Callable[[str], None]
+) -> int:
     """Push (name, archive) pairs; returns how many were new to the registry."""
     pushed = 0
-    with httpx.Client(base_url=url(), timeout=120.0) as client:
+    with httpx.Client(base_url=url(cfg), timeout=120.0) as client:
         for name, archive in images:
             if push_archive(archive, name, client):
                 report(f"pushed {name} to the registry mirror")
                 pushed += 1
     return pushed
-
-
-def has_image(name: str) -> bool:
-    repo, tag = repository_and_tag(name)
-    try:
-        resp = httpx.head(
-            f"{url()}/v2/{repo}/manifests/{tag}", headers={"Accept": MEDIA_MANIFEST}, timeout=5
-        )
-    except httpx.HTTPError:
-        return False
-    return resp.status_code == 200

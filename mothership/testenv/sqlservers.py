@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mothership.testenv.config import REAL_BRIDGE_CIDR, REAL_HOST_IP
+from mothership.testenv.config import REACHABLE_LAN_CIDR, REAL_BRIDGE_CIDR, REAL_HOST_IP
 from mothership.testenv.ports import free_ports
 from mothership.testenv.procs import ComponentFailed, log_tail
 
@@ -170,8 +170,9 @@ class SqlServer:
         make = postgres_url if self.kind == "postgres" else mysql_url
         return make(self.user, self.password, host, self.port, db)
 
-    def create_database(self, name: str) -> TenantDatabase:
-        """Create (if absent) one tenant's database; returns its kine URLs."""
+    def create_database(self, name: str, pod_host: str = REAL_HOST_IP) -> TenantDatabase:
+        """Create (if absent) one tenant's database; returns its kine URLs, the pods' at
+        `pod_host` (a local mothership's `host_ip`: the host as its node's pods reach it)."""
         check_database_name(name)
         if self.kind == "postgres":
             exists = self.sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip()
@@ -179,7 +180,7 @@ class SqlServer:
                 self.sql(f'CREATE DATABASE "{name}"')
         else:
             self.sql(f"CREATE DATABASE IF NOT EXISTS `{name}`")
-        return TenantDatabase(name, self.url(name), self.url(name, REAL_HOST_IP))
+        return TenantDatabase(name, self.url(name), self.url(name, pod_host))
 
     def drop_database(self, name: str) -> None:
         check_database_name(name)
@@ -337,11 +338,13 @@ def start_postgres(
     pwfile.unlink()
     if init.returncode != 0:
         raise ComponentFailed(f"initdb failed: {init.stdout}{init.stderr}")
-    # Password logins from loopback and from pods on the real node's bridge, nothing else.
+    # Password logins from loopback and from pods of a real node (the host's, or one in a
+    # machine, whose pods come from the machine's address), nothing else.
     (base / "data" / "pg_hba.conf").write_text(
         "local all all trust\n"
         f"host all all {LOOPBACK}/32 scram-sha-256\n"
         f"host all all {REAL_BRIDGE_CIDR} scram-sha-256\n"
+        f"host all all {REACHABLE_LAN_CIDR} scram-sha-256\n"
     )
     port = free_ports(["postgres"])["postgres"]
     server = SqlServer("postgres", base, port, user, password, log=log)
@@ -445,9 +448,9 @@ def start_mariadb(
             start_new_session=True,
         )
     server._wait_ready("SELECT 1", timeout)
-    # Password logins from loopback and from pods on the real node's bridge, nothing else.
-    pod_hosts = REAL_BRIDGE_CIDR.rsplit(".", 1)[0] + ".%"
-    for host in (LOOPBACK, pod_hosts):
+    # Password logins from loopback and from pods of a real node, nothing else (as above).
+    pod_hosts = [cidr.rsplit(".", 1)[0] + ".%" for cidr in (REAL_BRIDGE_CIDR, REACHABLE_LAN_CIDR)]
+    for host in (LOOPBACK, *pod_hosts):
         server.sql(
             f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{password}'; "
             f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'{host}'"

@@ -329,8 +329,8 @@ def test_local_mothership_with_a_real_node_defaults_to_its_mirrors(tmp_path: Pat
     real, kwok = local("real"), local("kwok")
     mirrors = install._local_node_mirrors(Settings(), real, None, None)
     assert (mirrors.node_download_url, mirrors.node_registry_mirror) == (
-        artifacts.url(),
-        registry.url(),
+        artifacts.url(real.cfg),
+        registry.url(real.cfg),
     )
     assert install._local_node_mirrors(Settings(), kwok, None, None) == Settings()
     # Flags given win, '' too (it stands for upstream / no mirror).
