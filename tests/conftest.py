@@ -12,9 +12,7 @@ Real SQL servers for kine-backed tenants, also started once per session on deman
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,27 +55,11 @@ def mothership_kwok(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalM
 
 @pytest.fixture(scope="session")
 def mothership_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMothership]:
-    with _real_node_borrowed():
-        yield from _mothership(tmp_path_factory.mktemp("real"), "real")
-
-
-@contextmanager
-def _real_node_borrowed() -> Iterator[None]:
-    """One real node fits on a host. When the user's local mothership holds it (README's
-    command 1, then command 2), the tests pause it, keeping its data, PKI and machines, and
-    start it again when they are done."""
-    other = LocalMothership.running_real_node()
-    if other is None:
-        yield
-        return
-    name = other.cfg.name
-    print(f"\npausing the local mothership {name!r} for the real-node tests", file=sys.__stderr__)
-    other.down(delete_machines=False)
-    try:
-        yield
-    finally:
-        print(f"\nstarting the local mothership {name!r} again", file=sys.__stderr__)
-        other.up(timeout=240)
+    """The tests' real-node mothership. When the user's local mothership holds the host's
+    network (README's command 1, then command 2), this one runs beside it with its node in
+    a machine (mothership/testenv/node_host.py); tests reach it only through its config
+    (addresses, network namespace), so they pass either way."""
+    yield from _mothership(tmp_path_factory.mktemp("real"), "real")
 
 
 def _sql_server(kind: sqlservers.Kind) -> Iterator[sqlservers.SqlServer]:

@@ -1,4 +1,8 @@
-"""`mothership operator run` on the host as a test process, for real-node integration tests."""
+"""`mothership operator run` on the host as a test process, for real-node integration tests.
+
+It runs in the network namespace of the mothership's node (the host's, or its machine's, see
+mothership/testenv/node_host.py): the API server calls its webhooks on loopback, and it
+reaches ClusterIP tenants through that node's Service rules."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from mothership.testenv import health, kube
+from mothership.testenv import health, kube, netns
 from mothership.testenv.ports import free_ports
 
 
@@ -21,10 +25,12 @@ class Operator:
         etcd_image: str,
         extra_args: tuple[str, ...] = (),
         identity: str = "kubernetes-distribution-test",
+        node_netns: str = "",
     ) -> None:
         self.kubeconfig, self.log = kubeconfig, log
         self.image_template, self.etcd_image = image_template, etcd_image
         self.extra_args, self.identity = extra_args, identity
+        self.node_netns = node_netns
         self.proc: subprocess.Popen[bytes] | None = None
         self.ports = free_ports(["metrics", "health", "webhook"])
 
@@ -45,15 +51,19 @@ class Operator:
             *self.extra_args,
         ]  # fmt: skip
         fh = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            netns.argv(self.node_netns, argv), stdout=fh, stderr=subprocess.STDOUT
+        )
         kube.wait_until("operator healthz", self._healthy, 60)
 
     def _healthy(self) -> bool:
         assert self.proc and self.proc.poll() is None, self.log.read_text()[-3000:]
-        return health.http_ok(f"http://127.0.0.1:{self.ports['health']}/healthz")
+        url = f"http://127.0.0.1:{self.ports['health']}/healthz"
+        return netns.call(self.node_netns, lambda: health.http_ok(url))
 
     def metric(self, name: str) -> float:
-        _, text = health.http_get(f"http://127.0.0.1:{self.ports['metrics']}/metrics")
+        url = f"http://127.0.0.1:{self.ports['metrics']}/metrics"
+        _, text = netns.call(self.node_netns, lambda: health.http_get(url))
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()

@@ -136,6 +136,11 @@ def status(
             table.add_row(r.name, str(r.pid or "-"), f"[{colour}]{r.detail}[/]")
         console.print(table)
         console.print(f"api: {ms.cfg.api_url}  kubeconfig: {ms.cfg.kubeconfig}")
+        if ms.cfg.nodes == "real" and ms.cfg.node_machine:
+            console.print(
+                f"node: in machine {ms.cfg.node_machine} ({ms.cfg.node_ip}), pods "
+                f"{ms.cfg.pod_cidr}, Services {ms.cfg.service_cidr}"
+            )
     if not all(r.healthy for r in rows):
         raise typer.Exit(EXIT_FAILED)
 

@@ -26,6 +26,11 @@ SERVICE_CIDR = "10.96.0.0/16"
 # Every real node's pod range lies in here: the host's node has 10.200.0.0/24, a node
 # hosted in a machine 10.200.<machine index>.0/24 (see `node_in_machine`).
 POD_RANGES = "10.200.0.0/16"
+# A mothership whose node runs in a machine from its first start gets a Service range of
+# its own in here, routed from the host through its machine, so the host reaches its
+# ClusterIPs as it reaches the host node's. SERVICE_RANGES holds every mothership's.
+MACHINE_SERVICE_RANGES = "10.97.0.0/16"
+SERVICE_RANGES = "10.96.0.0/15"
 # Reachable machines' LAN (testenv/machines.py); a node hosted in one reaches the host at
 # its gateway, and its pods' traffic to the host comes from the machine's address there.
 REACHABLE_LAN_CIDR = "10.252.0.0/24"

@@ -151,22 +151,6 @@ class LocalMothership:
         return cls(cfg)
 
     @classmethod
-    def running_real_node(cls, other_than: Path | None = None) -> LocalMothership | None:
-        """The mothership whose real node runs in the host's own network now (one fits there;
-        others run theirs in machines, see node_host), if any."""
-        try:
-            owner = REAL_LOCK.read_text().strip()
-        except OSError:
-            return None
-        if not owner or (other_than is not None and Path(owner) == other_than):
-            return None
-        try:
-            ms = cls(MothershipConfig.load(Path(owner)))
-        except (FileNotFoundError, ValueError, TypeError):
-            return None
-        return ms if ms.cfg.nodes == "real" and ms.running() else None
-
-    @classmethod
     def load(cls, name: str = "default", state_dir: Path | None = None) -> LocalMothership:
         return cls(MothershipConfig.load(state_dir or default_state_dir(name)))
 
@@ -216,6 +200,7 @@ class LocalMothership:
         self._choose_ports()
         cfg.save()
         if cfg.nodes == "real":
+            realnode.raise_host_limits()
             realnode.setup_network(cfg)
         ensure_pki(cfg)
         write_kubeconfigs(cfg)

@@ -40,8 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from mothership.testenv.config import POD_RANGES, REACHABLE_LAN_CIDR, REAL_HOST_IP
-from mothership.testenv.config import SERVICE_CIDR as MOTHERSHIP_SERVICE_CIDR
+from mothership.testenv.config import POD_RANGES, REACHABLE_LAN_CIDR, REAL_HOST_IP, SERVICE_RANGES
 from mothership.testenv.netdelay import READY
 
 # A machine's filesystem is the host's disk, shared with everything else on a dev host
@@ -323,13 +322,14 @@ def _setup_host_network() -> None:
     # the registry and download mirrors), never at the mothership's pod or Service
     # addresses, which only its own node can route. Dropped before NAT (raw table): the
     # mothership's kube-proxy would otherwise turn a Service address into a local one.
-    # POD_RANGES holds the pods of every real node, the host's and those in machines.
+    # POD_RANGES and SERVICE_RANGES hold those of every real node, the host's and those in
+    # machines.
     raw = []
     for lan in LANS.values():
         raw += [
             ["-s", lan.cidr, "-d", f"{REAL_HOST_IP}/32", "-j", "ACCEPT"],
             ["-s", lan.cidr, "-d", POD_RANGES, "-j", "DROP"],
-            ["-s", lan.cidr, "-d", MOTHERSHIP_SERVICE_CIDR, "-j", "DROP"],
+            ["-s", lan.cidr, "-d", SERVICE_RANGES, "-j", "DROP"],
         ]
     _ensure_chain("raw", RAW_CHAIN, ("PREROUTING",), raw)
     _ensure_chain("filter", FILTER_CHAIN, ("FORWARD", "OUTPUT"), forward)
@@ -346,7 +346,7 @@ def _setup_host_network() -> None:
             ["-s", reach.cidr, "-d", reach.cidr, "-j", "RETURN"],
             ["-s", reach.cidr, "-d", edge.cidr, "-j", "RETURN"],
             ["-s", reach.cidr, "-d", POD_RANGES, "-j", "RETURN"],
-            ["-s", reach.cidr, "-d", MOTHERSHIP_SERVICE_CIDR, "-j", "RETURN"],
+            ["-s", reach.cidr, "-d", SERVICE_RANGES, "-j", "RETURN"],
             ["-s", reach.cidr, "-j", "MASQUERADE"],
         ],
     )

@@ -9,17 +9,29 @@ of that mothership run in the machine's network namespace (testenv/netns.py; mou
 processes stay the host's). The node's address, where the API server, NodePorts and the
 registry and download mirrors listen, is the machine's address on the reachable LAN; its
 pods get `10.200.<machine index>.0/24`, routed from the host through the machine so the
-host reaches them as it reaches the host node's pods. Edge machines reach such a node at
-its address like any other, and never its pods (machines.py drops POD_RANGES).
+host reaches them as it reaches the host node's pods. A mothership whose very first start
+is in a machine also gets a Service range of its own (a free /24 of MACHINE_SERVICE_RANGES),
+routed the same way, so the host reaches its ClusterIPs too; one that started on the host
+keeps `10.96.0.0/16` for life (its Services hold addresses from it), and when it later runs
+in a machine, its ClusterIPs are reachable only inside that machine. Edge machines reach
+such a node at its address like any other, never its pods or Services (machines.py drops
+POD_RANGES and SERVICE_RANGES).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import subprocess
 
 from mothership.testenv import machines
-from mothership.testenv.config import REAL_BRIDGE_CIDR, REAL_HOST_IP, MothershipConfig
+from mothership.testenv.config import (
+    MACHINE_SERVICE_RANGES,
+    REAL_BRIDGE_CIDR,
+    REAL_HOST_IP,
+    SERVICE_CIDR,
+    MothershipConfig,
+)
 
 NODE_MACHINE = "mothership-node"
 
@@ -41,7 +53,10 @@ def use_machine(cfg: MothershipConfig, timeout: float = 30.0) -> machines.Machin
     cfg.node_ip = machine.address
     cfg.host_ip = machine.lan.gateway
     cfg.pod_cidr = f"10.200.{machine.index}.0/24"
-    _route(cfg, machine)
+    if not (cfg.pki_dir / "apiserver.crt").exists():  # never started: no Service exists yet
+        cfg.service_cidr = _free_service_range()
+    for cidr in _routed(cfg):
+        _route(cidr, machine)
     return machine
 
 
@@ -50,7 +65,8 @@ def release(cfg: MothershipConfig) -> None:
     with every rule and interface the node made in it, goes with the machine)."""
     if not cfg.node_machine:
         return
-    subprocess.run(["ip", "route", "del", cfg.pod_cidr], capture_output=True, check=False)
+    for cidr in _routed(cfg):
+        subprocess.run(["ip", "route", "del", cidr], capture_output=True, check=False)
     with contextlib.suppress(machines.MachineError):
         machines.delete(cfg.state_dir, cfg.node_machine)
 
@@ -66,9 +82,41 @@ def _running_machine(cfg: MothershipConfig) -> machines.Machine | None:
     return None
 
 
-def _route(cfg: MothershipConfig, machine: machines.Machine) -> None:
+def _routed(cfg: MothershipConfig) -> list[str]:
+    """What the host routes through the node's machine: its pods, and its Services when
+    they have a range of their own."""
+    return [cfg.pod_cidr] + ([cfg.service_cidr] if cfg.service_cidr != SERVICE_CIDR else [])
+
+
+def _free_service_range() -> str:
+    """The first /24 of MACHINE_SERVICE_RANGES the host routes nowhere yet."""
+    for net in ipaddress.ip_network(MACHINE_SERVICE_RANGES).subnets(new_prefix=24):
+        if not _route_of(str(net)):
+            return str(net)
+    raise machines.MachineError(
+        f"every Service range in {MACHINE_SERVICE_RANGES} is routed to a node; stop a "
+        "mothership first (`mothership dev down --name NAME`)"
+    )
+
+
+def _route_of(cidr: str) -> str:
+    shown = subprocess.run(
+        ["ip", "route", "show", cidr], capture_output=True, text=True, check=False
+    )
+    return shown.stdout.strip()
+
+
+def _route(cidr: str, machine: machines.Machine) -> None:
+    """Route `cidr` to the machine; refused if it leads to another mothership's node (a
+    stopped mothership's saved range, taken meanwhile by one started fresh)."""
+    current = _route_of(cidr)
+    if current and f"via {machine.address} " not in f"{current} ":
+        raise machines.MachineError(
+            f"{cidr} is routed to another local mothership's node ({current}); stop that "
+            "mothership first (`mothership dev down --name NAME`)"
+        )
     subprocess.run(
-        ["ip", "route", "replace", cfg.pod_cidr, "via", machine.address, "dev", machine.lan.bridge],
+        ["ip", "route", "replace", cidr, "via", machine.address, "dev", machine.lan.bridge],
         capture_output=True,
         text=True,
         check=True,

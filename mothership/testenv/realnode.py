@@ -114,6 +114,20 @@ def setup_network(cfg: MothershipConfig) -> None:
         _sh(*netns.argv(ns, ["sysctl", "-qw", f"{key}=1"]), check=False)
 
 
+# Every kubelet, containerd and kube-proxy holds inotify instances, and they count per user
+# across the host: the kernel's default of 128 runs out with a few real nodes and joined
+# machines ("too many open files" from a worker's kube-proxy). Raised, never lowered.
+HOST_LIMITS = {"fs.inotify.max_user_instances": 8192, "fs.inotify.max_user_watches": 524288}
+
+
+def raise_host_limits() -> None:
+    for key, wanted in HOST_LIMITS.items():
+        path = Path("/proc/sys", *key.split("."))
+        with contextlib.suppress(OSError, ValueError):
+            if int(path.read_text()) < wanted:
+                path.write_text(str(wanted))
+
+
 def teardown_network(cfg: MothershipConfig) -> None:
     _sh(*netns.ip_argv(cfg.node_netns, "link", "del", REAL_BRIDGE), check=False)
 

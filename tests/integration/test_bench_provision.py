@@ -2,11 +2,10 @@
 
 The state root is a temporary directory with no mothership in it, so the command starts
 the local mothership `default` itself (with the real node and its operator), as it does
-for a user who has none running, and must stop it again. Needs root and containerd, and
-no other real node running on the host: no lock wrapper, the bench takes its real-node
-bench lock itself (here in the temporary state root), and starting the real node takes
-the host's lock (/run/mothership-real-node.lock) and refuses while another local
-mothership's real node runs:
+for a user who has none running, and must stop it again. Needs root and containerd; no
+lock wrapper: the bench takes its bench lock itself (here in the temporary state root),
+and its real node runs beside any other local mothership's (in a machine when the host's
+network is taken):
 
     python -m pytest tests/integration/test_bench_provision.py
 """

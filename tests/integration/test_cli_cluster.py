@@ -7,8 +7,8 @@ root is a temporary directory, so the user's own mothership is never touched).
 
 Most tests use kwok nodes: the k0s control-plane pods become Ready there, so everything up
 to the tenant API can be checked in seconds; a tenant API that answers needs the real
-node (the last test, marked realnode: its `dev up` takes the host's real-node lock itself
-and refuses while another local mothership's real node runs).
+node (the last test, marked realnode: its `dev up` runs the node beside any other local
+mothership's, in a machine when the host's network is taken).
 """
 
 from __future__ import annotations
@@ -492,9 +492,8 @@ def short_tmp() -> Iterator[Path]:
 def test_quickstart_on_the_real_node(short_tmp: Path) -> None:
     """README command 1, then `cluster create demo --wait` and `cluster kubeconfig demo`.
 
-    Needs root and containerd, and no other real node on the host: `dev up` takes the
-    host's real-node lock (/run/mothership-real-node.lock) and refuses while another local
-    mothership's real node runs.
+    Needs root and containerd; another local mothership's real node may run (this one's
+    then runs in a machine, with a Service range the host routes to it).
     """
     tmp_path = short_tmp
     env = _start(tmp_path)

@@ -9,9 +9,9 @@ the printer columns; leadership handed over when the leader pod is killed (and t
 leader reconciles); `mothership uninstall` refusing while Clusters exist and leaving
 nothing behind with --force.
 
-No lock wrapper is needed: the session fixture (tests/conftest.py) pauses a local
-mothership holding the host's one real node and starts it again afterwards, and starting
-the real node takes the host's lock (/run/mothership-real-node.lock). Run it as it is:
+No lock wrapper is needed: the session fixture (tests/conftest.py) starts its real node
+beside any other local mothership's (in a machine when the host's network is taken).
+Run it as it is:
 python -m pytest <this file>
 """
 

@@ -39,7 +39,6 @@ from mothership.api.k0smotron.v1beta2 import (
 )
 from mothership.render import node_join
 from mothership.testenv import kube, machines
-from mothership.testenv.config import REAL_HOST_IP
 from mothership.testenv.k0s_tenant import air_gapped_k0s_config, apply_user_cni
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
@@ -78,6 +77,7 @@ def operator(
             *node_mirror_args(mothership_real.cfg),
         ),
         identity="k0s-test",
+        node_netns=mothership_real.cfg.node_netns,
     )
     op.start()
     yield op
@@ -210,7 +210,9 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
     tenant = kube.client(kubeconfig)
 
     # provider custom: the user brings the pod network (flannel, as mothership renders it).
-    apply_user_cni(tenant, kc.get(ClusterV2, name, namespace=ns).to_dict(), REAL_HOST_IP)
+    apply_user_cni(
+        tenant, kc.get(ClusterV2, name, namespace=ns).to_dict(), mothership_real.cfg.node_ip
+    )
 
     state = mothership_real.cfg.state_dir
     machine = machines.create(state, f"k0s-{uuid.uuid4().hex[:4]}", "edge")
@@ -312,7 +314,8 @@ def test_a_k0s_worker_joins_from_an_edge_machine_with_one_command(
             return all(
                 _run(
                     *kubectl, f"--server=https://{ip}:{WORKER_API_PORT}",
-                    f"--tls-server-name={REAL_HOST_IP}", "exec", "hello", "--", "true",
+                    f"--tls-server-name={mothership_real.cfg.node_ip}",
+                    "exec", "hello", "--", "true",
                     timeout=60,
                 ).returncode == 0
                 for ip in ips
@@ -352,7 +355,9 @@ def test_k0s_on_kine_with_postgres_from_a_secret_keeps_its_data_across_a_restart
     """k0smotron's kineDataSourceSecretName: k0s runs kine against a real PostgreSQL; the
     tenant's objects live there, so a replaced pod (emptyDir data dir) finds them again."""
     name = "k0s-kine"
-    database = postgres_server.create_database(f"k0s_{ns.replace('-', '_')}")
+    database = postgres_server.create_database(
+        f"k0s_{ns.replace('-', '_')}", mothership_real.cfg.host_ip
+    )
     kc.create(
         Secret(
             metadata=ObjectMeta(name="k0s-kine-db", namespace=ns),

@@ -4,9 +4,8 @@ Runs on the real-node local mothership (containerd + kubelet + kube-proxy): the 
 runs on the host with the local image template, the control plane pods run the locally
 built upstream binaries, and everything is checked through the tenant API the way a user
 or a joining node would use it. No lock wrapper is needed: the session fixture
-(tests/conftest.py) pauses a local mothership holding the host's one real node and starts
-it again afterwards, and starting the real node takes the host's lock
-(/run/mothership-real-node.lock):
+(tests/conftest.py) starts its real node beside any other local mothership's (in a machine
+when the host's network is taken):
 
     python -m pytest tests/integration/test_kubernetes_distribution.py
 """
@@ -68,6 +67,7 @@ def operator(
         tmp_path_factory.mktemp("op") / "operator.log",
         IMAGE_TEMPLATE,
         ETCD_IMAGE,
+        node_netns=mothership_real.cfg.node_netns,
     )
     op.start()
     yield op
@@ -410,7 +410,7 @@ def test_three_replicas_on_postgres_survive_losing_one(
     postgres_server: Any,
 ) -> None:
     ms = mothership_real
-    database = postgres_server.create_database(f"ha_{ns.replace('-', '_')}")
+    database = postgres_server.create_database(f"ha_{ns.replace('-', '_')}", ms.cfg.host_ip)
     kc.create(
         Secret(
             metadata=ObjectMeta(name="ha-db", namespace=ns),
@@ -478,7 +478,9 @@ def test_one_replica_on_mariadb_from_an_inline_url(
     tmp_path: Path,
     mariadb_server: Any,
 ) -> None:
-    database = mariadb_server.create_database(f"one_{ns.replace('-', '_')}")
+    database = mariadb_server.create_database(
+        f"one_{ns.replace('-', '_')}", mothership_real.cfg.host_ip
+    )
     applied = time.monotonic()
     kc.create(
         _cluster("maria", ns, storage={"type": "kine", "kine": {"dataSourceURL": database.pod_url}})
@@ -518,7 +520,7 @@ def test_upgrade_rolls_one_replica_at_a_time_while_the_api_answers(
     from mothership.testenv.pins import KUBERNETES_VERSION, PREVIOUS_KUBERNETES_VERSION
 
     ms = mothership_real
-    database = postgres_server.create_database(f"up_{ns.replace('-', '_')}")
+    database = postgres_server.create_database(f"up_{ns.replace('-', '_')}", ms.cfg.host_ip)
     kc.create(
         _cluster(
             "up",

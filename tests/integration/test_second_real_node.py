@@ -1,9 +1,11 @@
 """Two real-node motherships side by side on one host: the second one's node in a machine.
 
-The session's real-node mothership holds the host's network (tests/conftest.py). A second
-one, started by the same code as `mothership dev up --name ...`, finds the host's real node
-taken and runs its node, and with it all its components, in a reachable machine of its own
-(mothership/testenv/node_host.py). The test uses it as a user would: a NodePort Cluster made
+The session's real-node mothership holds the host's network (tests/conftest.py), or runs in
+a machine itself when the user's local mothership holds it. A second one, started by the
+same code as `mothership dev up --name ...`, finds the host's real node taken and runs its
+node, and with it all its components, in a reachable machine of its own
+(mothership/testenv/node_host.py), with a Service range of its own that the host routes to
+it. The test uses it as a user would: a NodePort Cluster made
 with the CLI, an edge machine of the second mothership joining with the printed one-line
 command, a pod on the worker reached through Konnectivity. The first mothership keeps
 serving throughout, and stopping the second leaves nothing behind: no process, machine,
@@ -21,10 +23,10 @@ import os
 import subprocess
 
 import pytest
-from lightkube.resources.core_v1 import Node
+from lightkube.resources.core_v1 import Namespace, Node
 
 from mothership.testenv import clusterdns, kube, machines, netns, node_host, realnode
-from mothership.testenv.config import REACHABLE_LAN_CIDR
+from mothership.testenv.config import MACHINE_SERVICE_RANGES, REACHABLE_LAN_CIDR
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.pkiset import NODE_NAME
 from tests.leftovers import processes_mentioning
@@ -62,7 +64,6 @@ def test_a_second_real_node_mothership_runs_in_a_machine_beside_the_first(
     mothership_real: LocalMothership, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     first = mothership_real
-    assert not first.cfg.node_machine, "the session's mothership should hold the host's network"
     # A short state dir: containerd's socket path must stay under 104 bytes.
     tmp_path = tmp_path_factory.mktemp("second")
     second = LocalMothership.configure(
@@ -79,9 +80,12 @@ def test_a_second_real_node_mothership_runs_in_a_machine_beside_the_first(
         assert ipaddress.ip_address(cfg.node_ip) in ipaddress.ip_network(REACHABLE_LAN_CIDR)
         assert cfg.node_ip == node_machine.address and cfg.pod_cidr != first.cfg.pod_cidr
         assert _internal_ip(second) == cfg.node_ip and _internal_ip(first) == first.cfg.node_ip
-        # Both nodes' cluster DNS answer on the same Service IP, each in its own network.
-        assert cfg.dns_ip == first.cfg.dns_ip
+        # Started fresh in a machine: Services of its own range, which the host reaches too.
+        own = ipaddress.ip_network(cfg.service_cidr)
+        assert own.subnet_of(ipaddress.ip_network(MACHINE_SERVICE_RANGES))
+        assert own != ipaddress.ip_network(first.cfg.service_cidr)
         assert netns.call(cfg.node_netns, lambda: clusterdns.answers(cfg))
+        assert clusterdns.answers(cfg), f"the host does not reach {cfg.dns_ip} of the second"
         _first_still_serves(first)
 
         # As a user: a NodePort Cluster and an edge machine joining it with the printed line.
@@ -90,6 +94,12 @@ def test_a_second_real_node_mothership_runs_in_a_machine_beside_the_first(
             "--service-type", "NodePort", "--api-port", "31443",
             "--konnectivity-port", "31132", "--wait",
         )  # fmt: skip
+        # A ClusterIP Cluster (the default) answers the host through the routed range.
+        _cli(second, "cluster", "create", "inside", "--distribution", "kubernetes", "--wait")
+        inside = tmp_path / "inside.kubeconfig"
+        inside.write_text(_cli(second, "cluster", "kubeconfig", "inside"))
+        server = kube.client(inside).list(Namespace)
+        assert "kube-system" in {n.metadata.name for n in server if n.metadata}
         edge = machines.create(cfg.state_dir, "edge-1", "edge")
         join = _cli(second, "token", "create", "edge", "--expiry", "1h", "--join-command").strip()
         assert "\n" not in join and f"http://{cfg.node_ip}:" in _decoded(join), join[:200]

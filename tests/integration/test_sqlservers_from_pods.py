@@ -18,7 +18,7 @@ def test_kine_in_a_pod_stores_into_the_sql_server(
     mothership_real: LocalMothership, sql_server: sqlservers.SqlServer
 ) -> None:
     kc = kube.client(mothership_real.cfg.kubeconfig)
-    db = sql_server.create_database(f"from_pod_{sql_server.kind}")
+    db = sql_server.create_database(f"from_pod_{sql_server.kind}", mothership_real.cfg.host_ip)
     name = f"kine-{sql_server.kind}"
     image = pins.local_control_plane_image(pins.KUBERNETES_VERSION)
     key = "/registry/configmaps/default/from-pod"

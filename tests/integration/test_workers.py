@@ -9,9 +9,8 @@ download mirror, as at an air-gapped site. The API server reaches the kubelets o
 through the Konnectivity tunnel: the test asserts that the mothership cannot open a
 connection to either machine.
 
-No lock wrapper is needed: the session fixture (tests/conftest.py) pauses a local
-mothership holding the host's one real node and starts it again afterwards, and starting
-the real node takes the host's lock (/run/mothership-real-node.lock):
+No lock wrapper is needed: the session fixture (tests/conftest.py) starts its real node
+beside any other local mothership's (in a machine when the host's network is taken):
 
     python -m pytest tests/integration/test_workers.py
 """
@@ -42,7 +41,6 @@ from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
 from mothership.render import node_join
 from mothership.render.tenant_addons import AGENT_HEALTH_PORT
 from mothership.testenv import kube, machines
-from mothership.testenv.config import REAL_HOST_IP
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
 from tests.crds import apply_checked_in_crds
@@ -74,6 +72,7 @@ def operator(
         IMAGE_TEMPLATE.format(version=VERSION),
         extra_args=tuple(node_mirror_args(mothership_real.cfg)),
         identity="workers-test",
+        node_netns=mothership_real.cfg.node_netns,
     )
     op.start()
     yield op
@@ -506,7 +505,7 @@ def test_a_machine_on_a_slow_lossy_link_joins_and_execs(
     state = mothership_real.cfg.state_dir
     lossy = machines.create(state, f"lossy-{uuid.uuid4().hex[:4]}", "edge")
     connect_ms = (
-        f"s=$(date +%s%N); exec 3<>/dev/tcp/{REAL_HOST_IP}/{API_PORT}; "
+        f"s=$(date +%s%N); exec 3<>/dev/tcp/{mothership_real.cfg.node_ip}/{API_PORT}; "
         "echo $(( ($(date +%s%N) - s) / 1000000 ))"
     )
     try:
@@ -593,7 +592,7 @@ def test_three_replicas_serve_every_exec_and_a_rolling_upgrade_keeps_the_worker(
 
     from mothership.testenv.pins import KUBERNETES_VERSION, PREVIOUS_KUBERNETES_VERSION
 
-    db = postgres_server.create_database(f"ha_{uuid.uuid4().hex[:6]}")
+    db = postgres_server.create_database(f"ha_{uuid.uuid4().hex[:6]}", mothership_real.cfg.host_ip)
     ha = Tenant(mothership_real, kc, operator, ns, tmp_path, name="ha", ports=(31444, 31133))
     ha.create(
         replicas=3,
