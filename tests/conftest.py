@@ -20,7 +20,7 @@ import pytest
 from mothership.testenv import sqlservers
 from mothership.testenv.config import NodeMode
 from mothership.testenv.local import LocalMothership
-from tests.leftovers import processes_mentioning
+from tests.leftovers import drop_node_images, processes_mentioning
 
 MARKERS = {"mothership_kwok": "kwok", "mothership_real": "realnode"}
 
@@ -41,6 +41,7 @@ def _mothership(tmp: Path, nodes: NodeMode, **kw: object) -> Iterator[LocalMothe
         ms.down()
         left = processes_mentioning(tmp)
         assert not left, f"processes left behind by `down`: {left}"
+        drop_node_images(tmp)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+
+from mothership.testenv import realnode
+from mothership.testenv.config import MothershipConfig
 
 
 def processes_mentioning(state_dir: Path) -> list[str]:
@@ -22,3 +26,13 @@ def processes_mentioning(state_dir: Path) -> list[str]:
             text = cmdline.replace(b"\0", b" ").decode(errors="replace")
             found.append(f"{entry.name}: {text}")
     return found
+
+
+def drop_node_images(state_dir: Path) -> None:
+    """A stopped test mothership's unpacked images (gigabytes per real node): pytest keeps
+    the last sessions' temporary dirs, and a full disk makes kubelets evict. Logs stay."""
+    try:
+        cfg = MothershipConfig.load(state_dir)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(realnode.node_dir(cfg) / "containerd", ignore_errors=True)

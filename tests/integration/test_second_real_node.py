@@ -29,7 +29,7 @@ from mothership.testenv import clusterdns, kube, machines, netns, node_host, rea
 from mothership.testenv.config import MACHINE_SERVICE_RANGES, REACHABLE_LAN_CIDR
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.pkiset import NODE_NAME
-from tests.leftovers import processes_mentioning
+from tests.leftovers import drop_node_images, processes_mentioning
 from tests.nodes import node_ready
 
 BUSYBOX = "docker.io/library/busybox:1.35.0"
@@ -101,7 +101,10 @@ def test_a_second_real_node_mothership_runs_in_a_machine_beside_the_first(
         server = kube.client(inside).list(Namespace)
         assert "kube-system" in {n.metadata.name for n in server if n.metadata}
         edge = machines.create(cfg.state_dir, "edge-1", "edge")
-        join = _cli(second, "token", "create", "edge", "--expiry", "1h", "--join-command").strip()
+        join = _cli(
+            second, "token", "create", "edge", "--expiry", "1h", "--join-command",
+            *machines.SHARED_DISK_JOIN_ARGS,
+        ).strip()  # fmt: skip
         assert "\n" not in join and f"http://{cfg.node_ip}:" in _decoded(join), join[:200]
         machines.run(edge, ["sh", "-c", join], timeout=300, check=True)
         kubeconfig.write_text(_cli(second, "cluster", "kubeconfig", "edge"))
@@ -119,7 +122,7 @@ def test_a_second_real_node_mothership_runs_in_a_machine_beside_the_first(
         made = run("run", "hello", f"--image={BUSYBOX}", "--restart=Never", "--command", "--",
                    "sleep", "3600")  # fmt: skip
         assert made.returncode == 0, made.stderr
-        ready = run("wait", "--for=condition=Ready", "pod/hello", "--timeout=120s")
+        ready = run("wait", "--for=condition=Ready", "pod/hello", "--timeout=100s")
         assert ready.returncode == 0, ready.stderr + run("describe", "pod", "hello").stdout
         said_hi = run("exec", "hello", "--", "echo", "hi from edge-1")
         assert said_hi.stdout.strip() == "hi from edge-1", said_hi.stderr
@@ -129,6 +132,7 @@ def test_a_second_real_node_mothership_runs_in_a_machine_beside_the_first(
 
     left = processes_mentioning(cfg.state_dir)
     assert not left, f"processes left behind by `down`: {left}"
+    drop_node_images(cfg.state_dir)
     assert machines.leftovers(node_machine) == [], "the node's machine left traces"
     assert machines.list_machines(cfg.state_dir) == []
     route = subprocess.run(["ip", "route", "show", cfg.pod_cidr], capture_output=True, text=True)
