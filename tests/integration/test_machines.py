@@ -147,6 +147,9 @@ def test_bad_names_and_duplicates_are_refused(state: Path) -> None:
     again = cli(state, "create", "dup")
     assert again.returncode == 1 and "exists already" in again.stderr
     assert cli(state, "delete", "dup").returncode == 0
+    # The name of the machine a second real-node mothership's own node runs in is kept for it.
+    reserved = cli(state, "create", "mothership-node")
+    assert reserved.returncode == 2 and "own node runs in" in reserved.stderr
 
 
 def test_dev_down_deletes_the_machines_of_its_mothership(tmp_path: Path) -> None:
