@@ -24,7 +24,7 @@ REAL_BRIDGE_CIDR = "10.200.0.0/24"
 REAL_HOST_IP = "10.200.0.1"
 SERVICE_CIDR = "10.96.0.0/16"
 # Every real node's pod range lies in here: the host's node has 10.200.0.0/24, a node
-# hosted in a machine 10.200.<machine index>.0/24 (see `node_in_machine`).
+# hosted in a machine 10.200.<machine index>.0/24 (see testenv/node_host.py).
 POD_RANGES = "10.200.0.0/16"
 # A mothership whose node runs in a machine from its first start gets a Service range of
 # its own in here, routed from the host through its machine, so the host reaches its

@@ -421,9 +421,14 @@ class LocalMothership:
                 taken = owner != str(cfg.state_dir) and _runs_from(owner)
                 if taken or (cfg.node_machine and self.running()):
                     node_host.use_machine(cfg)
+                    why = (
+                        f"the host's network holds the real node of {owner}"
+                        if taken
+                        else "it is running there"
+                    )
                     report(
-                        f"the host's network holds the real node of {owner}: this node runs "
-                        f"in machine {cfg.node_machine!r} at {cfg.node_ip} (pods {cfg.pod_cidr})"
+                        f"{why}: this node runs in machine {cfg.node_machine!r} at "
+                        f"{cfg.node_ip} (pods {cfg.pod_cidr})"
                     )
                 else:
                     node_host.use_host(cfg)
