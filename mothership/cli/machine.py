@@ -78,6 +78,13 @@ def create(
         help="edge: behind NAT, it reaches out but nothing can connect to it (default); "
         "reachable: an address the mothership can reach (SSH).",
     ),
+    systemd: bool = typer.Option(
+        False,
+        "--systemd",
+        help="Boot systemd as the machine's init, as on a real server: a join then "
+        "installs its components as systemd units (default: a light init, the join "
+        "supervises them itself).",
+    ),
     name: str = NameOpt,
     state_dir: Path | None = StateOpt,
     debug: bool = DebugOpt,
@@ -87,6 +94,7 @@ def create(
     Examples:
       mothership dev machine create edge-1
       mothership dev machine create rack-1 --reachable
+      mothership dev machine create server-1 --systemd
     """
     with friendly_errors(debug):
         if machine == node_host.NODE_MACHINE:
@@ -96,8 +104,14 @@ def create(
                 EXIT_USAGE,
             )
         with _machine_errors():
-            m = machines.create(_state(name, state_dir), machine, "edge" if edge else "reachable")
-        console.print(f"machine {m.name} ({m.flavour}) is running at {m.address}")
+            m = machines.create(
+                _state(name, state_dir),
+                machine,
+                "edge" if edge else "reachable",
+                init="systemd" if systemd else "plain",
+            )
+        init = ", systemd" if m.init == "systemd" else ""
+        console.print(f"machine {m.name} ({m.flavour}{init}) is running at {m.address}")
         console.print(f"run commands in it: mothership dev machine exec {m.name} -- sh")
 
 
@@ -108,7 +122,7 @@ def list_(
     output: Output = typer.Option(Output.table, "-o", "--output"),
     debug: bool = DebugOpt,
 ) -> None:
-    """List the machines: name, flavour, address, state.
+    """List the machines: name, flavour, address, state, init.
 
     Examples:
       mothership dev machine list
@@ -119,9 +133,9 @@ def list_(
     if output == Output.json:
         print(json.dumps([m.to_json() for m in found], indent=2))
         return
-    table = Table("name", "flavour", "address", "state")
+    table = Table("name", "flavour", "address", "state", "init")
     for m in found:
-        table.add_row(m.name, m.flavour, m.address, m.state)
+        table.add_row(m.name, m.flavour, m.address, m.state, m.init)
     console.print(table)
 
 

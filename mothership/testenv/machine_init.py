@@ -31,6 +31,36 @@ PRIVATE_DIRS = ("/var/lib", "/var/log")
 TMPFS = ("/run", "/tmp")
 HOST_ONLY_TREES = ("/root/", "/home/", "/tmp/", "/var/lib/", "/run/", "/var/run/")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SSHD = Path("/usr/sbin/sshd")
+SYSTEMD = Path("/lib/systemd/systemd")
+UNITS = Path("/etc/systemd/system")
+# Units a systemd machine must not run: they would change the host's kernel (sysctls,
+# binfmt, modules, swap, the clock), manage its devices (udev), remount its disks, or
+# wait for a console. The host's own enabled services are masked as well (see
+# `_prepare_systemd`): a machine is a fresh server, not a second copy of this host.
+SYSTEMD_MASKED = (
+    "systemd-udevd.service",
+    "systemd-udev-trigger.service",
+    "systemd-udev-settle.service",
+    "systemd-udevd-control.socket",
+    "systemd-udevd-kernel.socket",
+    "systemd-sysctl.service",
+    "systemd-binfmt.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "systemd-modules-load.service",
+    "systemd-remount-fs.service",
+    "systemd-timesyncd.service",
+    "swap.target",
+    "getty.target",
+    "console-getty.service",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-kernel-config.mount",
+    "sys-fs-fuse-connections.mount",
+    "dev-hugepages.mount",
+    "dev-mqueue.mount",
+)
+MACHINE_SSHD_UNIT = "mothership-machine-sshd.service"
 
 
 def _mount(*args: str) -> None:
@@ -116,11 +146,11 @@ def _identity(name: str, address: str) -> None:
     Path("/etc/machine-id").write_text(os.urandom(16).hex() + "\n")
 
 
-def _start_sshd(root: Path, authorized_key: str) -> subprocess.Popen[bytes] | None:
-    """sshd with host keys of the machine's own and one authorized key (root, key only)."""
-    sshd = Path("/usr/sbin/sshd")
-    if not sshd.exists():
-        return None
+def _configure_sshd(authorized_key: str) -> bool:
+    """Host keys of the machine's own and one authorized key (root, key only); False when
+    sshd is not installed."""
+    if not SSHD.exists():
+        return False
     ssh_dir = Path("/etc/ssh")
     for old in ssh_dir.glob("ssh_host_*"):
         old.unlink()  # the host's keys: a machine is a host of its own
@@ -134,15 +164,59 @@ def _start_sshd(root: Path, authorized_key: str) -> subprocess.Popen[bytes] | No
         "KbdInteractiveAuthentication no\nUsePAM no\n"
         "AuthorizedKeysFile /etc/ssh/authorized_keys/%u\n"
     )
+    return True
+
+
+def _start_sshd(root: Path, authorized_key: str) -> subprocess.Popen[bytes] | None:
+    if not _configure_sshd(authorized_key):
+        return None
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     log = open(root / "sshd.log", "ab")  # noqa: SIM115 - kept open for the daemon's life
     return subprocess.Popen(
-        [str(sshd), "-D", "-e", "-f", "/etc/ssh/sshd_config"],
+        [str(SSHD), "-D", "-e", "-f", "/etc/ssh/sshd_config"],
         stdout=log,
         stderr=log,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def _prepare_systemd(authorized_key: str) -> None:
+    """Turn the machine's /etc (an overlay of the host's) into that of a fresh server for
+    systemd: no file systems to mount, the host's enabled services and the units above
+    masked, and the machine's sshd as a unit of its own."""
+    Path("/etc/fstab").write_text("# a mothership machine mounts nothing at boot\n")
+    masked = set(SYSTEMD_MASKED)
+    for wants in UNITS.glob("*.wants"):
+        masked.update(u.name for u in wants.iterdir() if u.suffix in (".service", ".timer"))
+    for unit in sorted(masked):
+        target = UNITS / unit
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.symlink_to("/dev/null")
+    if _configure_sshd(authorized_key):
+        # Started means listening: `create` returns when the boot is over and callers
+        # connect at once.
+        (UNITS / MACHINE_SSHD_UNIT).write_text(
+            "[Unit]\nDescription=sshd of this mothership machine (key authentication only)\n"
+            "[Service]\nRuntimeDirectory=sshd\n"
+            f"ExecStart={SSHD} -D -e -f /etc/ssh/sshd_config\n"
+            "ExecStartPost=/bin/sh -c 'for i in $(seq 200); do "
+            "ss -Hltn sport = :22 | grep -q . && exit 0; sleep 0.1; done; exit 1'\n"
+            "[Install]\nWantedBy=multi-user.target\n"
+        )
+        wants = UNITS / "multi-user.target.wants"
+        wants.mkdir(exist_ok=True)
+        (wants / MACHINE_SSHD_UNIT).symlink_to(UNITS / MACHINE_SSHD_UNIT)
+
+
+def _boot_systemd(root: Path, marker: str) -> None:
+    """Hand PID 1 to systemd (never returns). `container` tells systemd it runs in a
+    container; `marker` (the machine's dir) is ignored by systemd and lets the host tell
+    this PID from a reused one."""
+    (root / "ready").write_text(str(os.getpid()) + "\n")
+    env = {**os.environ, "container": "mothership-machine"}
+    os.execve(str(SYSTEMD), [str(SYSTEMD), "--system", "--unit=multi-user.target", marker], env)
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) -> None:
@@ -184,6 +258,9 @@ def main(argv: list[str]) -> int:
     os.environ.update({"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8"})
     _build_filesystem(root)
     _identity(meta["name"], meta["address"])
+    if meta.get("init") == "systemd":
+        _prepare_systemd(meta.get("authorized_key", ""))
+        _boot_systemd(root, argv[1])
     sshd = _start_sshd(root, meta.get("authorized_key", ""))
     if sshd is not None:
         _wait_listening(sshd, 22, timeout=20.0)

@@ -53,6 +53,15 @@ SHARED_DISK_JOIN_ARGS = (
 )
 Flavour = Literal["edge", "reachable"]
 FLAVOURS: tuple[Flavour, ...] = ("edge", "reachable")
+# What PID 1 of a machine is: `plain` (machine_init.py, the default: quick, light) or
+# `systemd`, the host's systemd booted as the machine's init, as on a real server, so that
+# the join's unit files, `systemctl` and journald run for real.
+Init = Literal["plain", "systemd"]
+INITS: tuple[Init, ...] = ("plain", "systemd")
+SYSTEMD = Path("/lib/systemd/systemd")
+# systemd's poweroff request; in a container (which it sees from $container) it exits after
+# stopping its units, and the kernel ends the rest of the PID namespace with it.
+SYSTEMD_POWEROFF = signal.SIGRTMIN + 4
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class Machine:
     address: str
     dir: Path
     authorized_key: str = ""
+    init: Init = "plain"
     pid: int | None = None  # PID 1 of the machine, as the host sees it
     holder_pid: int | None = None  # `unshare`, its parent
 
@@ -133,6 +143,7 @@ class Machine:
             "flavour": self.flavour,
             "address": self.address,
             "state": self.state,
+            "init": self.init,
             "netns": self.netns,
             "pid": self.pid,
         }
@@ -166,7 +177,10 @@ def _is_machine_init(pid: int, directory: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return str(INIT_SCRIPT).encode() in cmdline and str(directory).encode() in cmdline
+    # machine_init.py passes the machine's dir on to systemd as a marker (PID 1 ignores
+    # arguments it does not know), so a reused PID is never taken for the machine.
+    started_by_us = str(INIT_SCRIPT).encode() in cmdline or cmdline[0] == str(SYSTEMD).encode()
+    return started_by_us and str(directory).encode() in cmdline
 
 
 def machines_dir(state_dir: Path) -> Path:
@@ -410,11 +424,25 @@ def list_machines(state_dir: Path) -> list[Machine]:
     return [Machine.load(d) for d in sorted(root.iterdir()) if (d / MACHINE_FILE).exists()]
 
 
-def create(state_dir: Path, name: str, flavour: Flavour = "edge", timeout: float = 30.0) -> Machine:
-    """A new running machine; refused if the name is taken."""
+def create(
+    state_dir: Path,
+    name: str,
+    flavour: Flavour = "edge",
+    timeout: float = 30.0,
+    init: Init = "plain",
+) -> Machine:
+    """A new running machine; refused if the name is taken. With init="systemd" it returns
+    once systemd has finished booting (`systemctl is-system-running --wait`)."""
     validate_name(name)
     if flavour not in FLAVOURS:
         raise MachineError(f"flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")
+    if init not in INITS:
+        raise MachineUsageError(f"init {init!r} is not one of {', '.join(INITS)}")
+    if init == "systemd" and not SYSTEMD.exists():
+        raise MachineError(
+            f"a systemd machine boots the host's systemd, and {SYSTEMD} is missing; "
+            "install the `systemd` package or create the machine without --systemd"
+        )
     if os.geteuid() != 0:
         raise MachineError("machines need root (network namespaces, mounts, cgroups)")
     for tool in ("ip", "iptables", "nsenter", "unshare", "mount"):
@@ -445,6 +473,7 @@ def create(state_dir: Path, name: str, flavour: Flavour = "edge", timeout: float
             address=LANS[flavour].address(index),
             dir=directory,
             authorized_key=key.with_suffix(".pub").read_text().strip(),
+            init=init,
         )
         directory.mkdir(parents=True, exist_ok=True)
         machine.save()
@@ -457,10 +486,41 @@ def create(state_dir: Path, name: str, flavour: Flavour = "edge", timeout: float
             raise
     try:
         _start_init(machine, timeout)
+        if init == "systemd":
+            _wait_booted(machine, timeout)
     except BaseException:
         delete(state_dir, name)
         raise
     return machine
+
+
+def _wait_booted(machine: Machine, timeout: float) -> None:
+    """systemd's boot is over: `running`, or `degraded` when a unit failed (a machine is
+    usable then too, as a server is; the failed units are named in the error otherwise)."""
+    deadline = time.monotonic() + timeout
+    state = "not started"
+    while time.monotonic() < deadline:
+        # Until systemd has opened its socket, systemctl answers nothing: ask again.
+        try:
+            proc = run(
+                machine,
+                ["systemctl", "is-system-running", "--wait"],
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
+        except subprocess.TimeoutExpired:
+            state = "still booting"
+            break
+        state = proc.stdout.strip() or state
+        if state in ("running", "degraded") or not machine.running():
+            break
+        time.sleep(0.1)
+    if state not in ("running", "degraded"):
+        failed = run(machine, ["systemctl", "--failed", "--no-legend", "--plain"], timeout=10)
+        raise MachineError(
+            f"systemd in machine {machine.name!r} did not finish booting ({state}); "
+            f"failed units: {failed.stdout.strip() or 'none'}; its console: "
+            f"{(machine.dir / 'init.log').read_text(errors='replace')[-1500:].strip()}"
+        )
 
 
 def _create_netns(machine: Machine) -> None:
@@ -532,8 +592,9 @@ def delete_all(state_dir: Path, keep: Sequence[str] = ()) -> list[str]:
 def _stop(machine: Machine, timeout: float) -> None:
     if machine.running():
         assert machine.pid is not None
+        stop = SYSTEMD_POWEROFF if machine.init == "systemd" else signal.SIGTERM
         with contextlib.suppress(ProcessLookupError):
-            os.kill(machine.pid, signal.SIGTERM)
+            os.kill(machine.pid, stop)
     deadline = time.monotonic() + timeout
     while machine.running() and time.monotonic() < deadline:
         time.sleep(0.05)

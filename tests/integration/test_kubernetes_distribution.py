@@ -41,6 +41,7 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 from mothership.render.join_token import decode_join_token
 from mothership.testenv import kube
 from mothership.testenv.local import LocalMothership
+from mothership.testenv.realnode import node_dir
 from tests.crds import apply_checked_in_crds
 from tests.operator_proc import Operator
 
@@ -110,7 +111,25 @@ def _diagnose(ms: LocalMothership, ns: str, op: Operator | None = None) -> str:
         parts.append(f"--- logs {pod}\n{logs.stdout[-5000:]}{logs.stderr[-500:]}")
     if op is not None:
         parts.append("--- operator log\n" + op.log.read_text()[-4000:])
+    parts.append(_node_facts(ms))
     return "\n".join(parts)
+
+
+def _node_facts(ms: LocalMothership) -> str:
+    """The node's side of a pod that does not come back: addresses the pod network has
+    handed out, and what the kubelet complained about last."""
+    ipam = node_dir(ms.cfg) / "cni" / "ipam"
+    leases = [p for p in ipam.rglob("*") if p.is_file() and p.name[0].isdigit()]
+    kubelet = ms.sup.log_path("kubelet")
+    complaints = [
+        line
+        for line in (kubelet.read_text(errors="replace").splitlines() if kubelet.exists() else [])
+        if line.startswith(("E", "W"))
+    ]
+    return (
+        f"--- node: {len(leases)} pod addresses leased in {ipam}\n"
+        "--- kubelet errors and warnings (last 40)\n" + "\n".join(complaints[-40:])
+    )
 
 
 def _condition(kc: Client, name: str, ns: str, kind: str) -> dict[str, Any]:
@@ -450,15 +469,18 @@ def test_three_replicas_on_postgres_survive_losing_one(
     )
     with Poller(kubeconfig) as poller:
         kc.delete(Pod, "kmc-ha-1", namespace=ns)
-        kube.wait_until(
-            "the deleted replica is back and ready",
-            lambda: (
-                (kc.get(StatefulSet, "kmc-ha", namespace=ns).status.readyReplicas or 0) == 3
-                and _exists(kc, Pod, "kmc-ha-1", ns)
-                and kc.get(Pod, "kmc-ha-1", namespace=ns).metadata.deletionTimestamp is None
-            ),
-            180,
-        )
+        try:
+            kube.wait_until(
+                "the deleted replica is back and ready",
+                lambda: (
+                    (kc.get(StatefulSet, "kmc-ha", namespace=ns).status.readyReplicas or 0) == 3
+                    and _exists(kc, Pod, "kmc-ha-1", ns)
+                    and kc.get(Pod, "kmc-ha-1", namespace=ns).metadata.deletionTimestamp is None
+                ),
+                180,
+            )
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
     print(
         f"one of 3 replicas deleted: {len(poller.failures)} of {poller.requests} requests "
         f"failed, over {poller.window:.1f} s"

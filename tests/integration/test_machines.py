@@ -160,3 +160,44 @@ def test_dev_down_deletes_the_machines_of_its_mothership(tmp_path: Path) -> None
     assert machines.list_machines(ms.cfg.state_dir) == []
     for m in made:
         assert machines.leftovers(m) == []
+
+
+def test_a_systemd_machine_boots_its_own_systemd_without_touching_the_host(state: Path) -> None:
+    host_inotify = Path("/proc/sys/fs/inotify/max_user_instances").read_text()
+    made = cli(state, "create", "srv-x", "--reachable", "--systemd")
+    assert made.returncode == 0, made.stderr
+    assert "(reachable, systemd)" in made.stdout
+    listed = json.loads(cli(state, "list", "-o", "json").stdout)
+    assert [(m["name"], m["init"], m["state"]) for m in listed] == [("srv-x", "systemd", "running")]
+    # systemd is PID 1 of the machine, its boot is over, nothing failed, and the machine's
+    # sshd is one of its units (listening when `create` returned).
+    comm = cli(state, "exec", "srv-x", "--", "cat", "/proc/1/comm")
+    assert comm.stdout.strip() == "systemd"
+    running = cli(state, "exec", "srv-x", "--", "systemctl", "is-system-running")
+    assert running.stdout.strip() == "running", cli(
+        state, "exec", "srv-x", "--", "systemctl", "--failed"
+    ).stdout
+    machine = machines.find(state, "srv-x")
+    assert connect(machine.address, 22) == "open"
+    # The host's own services are not started a second time in the machine.
+    services = cli(
+        state, "exec", "srv-x", "--", "systemctl", "list-units", "--type=service", "--state=active"
+    ).stdout
+    for host_service in ("postgresql", "mariadb", "containerd", "ssh.service"):
+        assert host_service not in services, services
+    # A unit started in the machine is systemd's, in the machine's cgroup subtree.
+    unit = cli(state, "exec", "srv-x", "--", "systemd-run", "--unit=probe", "--", "sleep", "300")
+    assert unit.returncode == 0, unit.stderr
+    pid = cli(
+        state, "exec", "srv-x", "--", "systemctl", "show", "-p", "MainPID", "--value", "probe"
+    )
+    inside = int(pid.stdout.strip())
+    assert inside > 1
+    cgroup = cli(state, "exec", "srv-x", "--", "cat", f"/proc/{inside}/cgroup").stdout
+    assert (
+        ":name=systemd:/system.slice/probe.service" in cgroup or "::/system.slice/probe" in cgroup
+    )
+    assert Path("/proc/sys/fs/inotify/max_user_instances").read_text() == host_inotify
+    # Deleting powers systemd off and leaves nothing behind.
+    assert cli(state, "delete", "srv-x").returncode == 0
+    assert machines.leftovers(machine) == []

@@ -550,6 +550,79 @@ def test_a_machine_leaves_with_one_command(tenant: Tenant, edge: list[machines.M
     assert tenant.kubectl("delete", "node", machine.name).returncode == 0
 
 
+def _unit(machine: machines.Machine, unit: str, prop: str) -> str:
+    out = machines.run(machine, ["systemctl", "show", "-p", prop, "--value", unit], timeout=30)
+    return out.stdout.strip()
+
+
+def test_a_systemd_machine_joins_as_units_that_systemd_restarts_and_leaves_clean(
+    tenant: Tenant, mothership_real: LocalMothership
+) -> None:
+    """The join on a server whose init is systemd: containerd and the kubelet become enabled
+    units with the systemd cgroup driver, a killed kubelet is restarted by systemd alone, and
+    the leave command disables and removes the units."""
+    state = mothership_real.cfg.state_dir
+    booted = time.monotonic()
+    machine = machines.create(state, f"sysd-{uuid.uuid4().hex[:4]}", "edge", init="systemd")
+    print(f"systemd machine booted in {time.monotonic() - booted:.1f}s")
+    try:
+        started = time.monotonic()
+        proc = _join(machine, tenant.join_command("--expiry", "1h"))
+        assert proc.returncode == 0, f"join failed:\n{proc.stderr[-3000:]}"
+        assert "started containerd and kubelet (systemd)" in proc.stderr, proc.stderr[-2000:]
+        client = tenant.client()
+        tenant.wait(
+            f"node {machine.name} Ready", lambda: node_ready(client, machine.name), JOIN_WITHIN
+        )
+        print(f"systemd machine joined and Ready in {time.monotonic() - started:.1f}s")
+        for unit in ("mothership-containerd.service", "mothership-kubelet.service"):
+            assert _unit(machine, unit, "ActiveState") == "active"
+            assert _unit(machine, unit, "UnitFileState") == "enabled"
+        # The kubelet asked systemd for its pods' cgroups (the systemd cgroup driver).
+        slices = machines.run(machine, ["systemctl", "list-units", "--type=slice", "--plain"])
+        assert "kubepods.slice" in slices.stdout, slices.stdout
+        pod = _kube_proxy_pod(client, machine.name)
+        tenant.wait("exec into the node's kube-proxy", lambda: not _execs(tenant, pod, 1), 120)
+
+        # A killed kubelet comes back by systemd's Restart= alone, and the node stays joined.
+        first = _unit(machine, "mothership-kubelet.service", "MainPID")
+        machines.run(machine, ["systemctl", "kill", "-s", "KILL", "mothership-kubelet"], check=True)
+        tenant.wait(
+            "systemd restarting the killed kubelet",
+            lambda: (
+                _unit(machine, "mothership-kubelet.service", "MainPID") not in ("0", first)
+                and _unit(machine, "mothership-kubelet.service", "ActiveState") == "active"
+            ),
+            60,
+        )
+        restarts = _unit(machine, "mothership-kubelet.service", "NRestarts")
+        assert int(restarts) >= 1, restarts
+        tenant.wait("exec after the kubelet's restart", lambda: not _execs(tenant, pod, 1), 120)
+
+        proc = machines.run(machine, ["mothership-node-leave"], timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        units = machines.run(
+            machine,
+            [
+                "systemctl",
+                "list-unit-files",
+                "--no-legend",
+                "mothership-kubelet*",
+                "mothership-containerd*",
+            ],
+        )
+        assert units.stdout.strip() == "", f"units left after leaving: {units.stdout}"
+        left = machines.run(
+            machine, ["sh", "-c", "ps -eo comm= | grep -E 'kubelet|containerd' || true"]
+        )
+        assert left.stdout.strip() == "", f"still running after leave: {left.stdout}"
+        _nothing_installed(machine)
+    finally:
+        machines.delete(state, machine.name)
+        tenant.kubectl("delete", "node", machine.name)
+    assert machines.leftovers(machine) == [], machines.leftovers(machine)
+
+
 def _agent_server_connections(machine: machines.Machine) -> int:
     """Tunnels the machine's Konnectivity agent holds, one per control-plane replica."""
     url = f"http://127.0.0.1:{AGENT_HEALTH_PORT}/metrics"  # the admin port only redirects here
