@@ -61,6 +61,14 @@ def up(
         "it off when the operator runs in the cluster).",
         show_default=False,
     ),
+    capi: bool | None = typer.Option(
+        None,
+        "--capi/--no-capi",
+        help="Also run Cluster API's core controller manager (its CRDs and webhooks applied, "
+        "certificates from the mothership's CA; log in <state-dir>/logs/cluster-api.log). "
+        "Default: off for a new mothership, else as last chosen.",
+        show_default=False,
+    ),
     debug: bool = DebugOpt,
 ) -> None:
     """Build the binaries if needed and start a local mothership; idempotent.
@@ -69,6 +77,7 @@ def up(
       mothership dev up && mothership cluster create demo --wait
       mothership dev up --nodes kwok --kwok-nodes 10
       mothership dev up --name scale --nodes kwok --datastore kine --no-operator
+      mothership dev up --capi
     """
     with friendly_errors(debug):
         ms = LocalMothership.configure(
@@ -78,6 +87,7 @@ def up(
             nodes=nodes.value,
             kwok_nodes=kwok_nodes,
             operator=operator,
+            capi=capi,
         )
         ms.up(reporter(console), timeout=timeout)
         console.print(f"kubeconfig: {ms.cfg.kubeconfig}")

@@ -26,8 +26,9 @@ def install(
 
     Also builds the tenant control-plane binaries of the previous pinned Kubernetes
     version (the one tenants upgrade from) and CoreDNS (the real-node mothership's
-    cluster DNS, only the plugins it uses), and containerd, runc and the CNI plugins that
-    the local mirror serves to joining workers, into sibling dirs. Build times are kept and
+    cluster DNS, only the plugins it uses), containerd, runc and the CNI plugins that
+    the local mirror serves to joining workers, k0s, and Cluster API's controller manager
+    and clusterctl, into sibling dirs. Build times are kept and
     shown by `mothership tools list`. Idempotent: binaries
     already in the cache are kept. The first run takes a while
     (tens of minutes on 2 cores); later runs return at once.
@@ -58,6 +59,10 @@ def install(
                 f"{family.name} {family.version} (for joining workers): "
                 f"{paths.node_bin_dir(family)}"
             )
+        console.print(f"k0s {pins.K0S_VERSION} (k0s distribution): {paths.k0s_bin_dir()}")
+        console.print(
+            f"Cluster API {pins.CAPI_VERSION} (`dev up --capi`, clusterctl): {paths.capi_bin_dir()}"
+        )
 
 
 @app.command("list")

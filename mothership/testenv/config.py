@@ -52,6 +52,8 @@ class MothershipConfig:
     # Run the mothership operator as a component (`mothership dev up` turns it on; test
     # fixtures and benchmarks run their own).
     operator: bool = False
+    # Run Cluster API's core controller manager beside it (`mothership dev up --capi`).
+    capi: bool = False
     # Where the real node runs. One node fits in the host's own network (kube-proxy's
     # iptables chains are global to a network namespace); a second real-node mothership
     # gets its node in a reachable machine (testenv/node_host.py): its components run in

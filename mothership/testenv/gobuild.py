@@ -25,6 +25,7 @@ from mothership.testenv.pins import (
     Binary,
     Family,
     addon_families,
+    capi_family,
     families,
     k0s_families,
     node_families,
@@ -204,6 +205,7 @@ def plan() -> list[tuple[Path, Family]]:
     out += [(paths.addon_bin_dir(f), f) for f in addon_families()]
     out += [(paths.node_bin_dir(f), f) for f in node_families()]
     out += [(paths.k0s_bin_dir(), f) for f in k0s_families()]
+    out.append((paths.capi_bin_dir(), capi_family()))
     return out
 
 

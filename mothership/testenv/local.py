@@ -25,12 +25,14 @@ from mothership.testenv import (
     health,
     kube,
     kwoknodes,
+    localcapi,
     localoperator,
     machines,
     netns,
     node_host,
     node_images,
     paths,
+    pins,
     provisioner,
     realnode,
     registry,
@@ -117,6 +119,7 @@ class LocalMothership:
         kwok_nodes: int = 3,
         apiserver_args: list[str] | None = None,
         operator: bool | None = False,
+        capi: bool | None = None,
     ) -> LocalMothership:
         """A mothership with these settings; an existing state dir keeps its data and PKI.
 
@@ -147,6 +150,8 @@ class LocalMothership:
         # None keeps the saved choice (on for a new mothership): `mothership install` turns
         # the host operator off for good when an in-cluster one replaces it.
         cfg.operator = (fresh or cfg.operator) if operator is None else operator
+        # None keeps the saved choice (off for a new mothership).
+        cfg.capi = cfg.capi if capi is None else capi
         cfg.bin_dir = paths.bin_dir()
         return cls(cfg)
 
@@ -164,6 +169,8 @@ class LocalMothership:
             names += REAL_NODE
         if self.cfg.operator:
             names.append(localoperator.COMPONENT)
+        if self.cfg.capi:
+            names.append(localcapi.COMPONENT)
         return names
 
     def running(self) -> list[str]:
@@ -215,7 +222,39 @@ class LocalMothership:
             self._start_operator(report, timeout)
         elif self.sup.stop(localoperator.COMPONENT):
             report("stopped the operator (--no-operator)")
+        if cfg.capi:
+            self._start_capi(report, timeout)
+        elif self._stop_capi():
+            report("stopped Cluster API (--no-capi)")
         report(f"mothership {cfg.name!r} is up: {cfg.api_url}")
+
+    def _start_capi(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        localcapi.check_installed()
+        localcapi.prepare(cfg)
+        report(f"applying Cluster API {pins.CAPI_VERSION} CRDs and webhooks")
+        crds = localcapi.register(cfg)
+        kube.wait_until(
+            "Cluster API CRDs established",
+            lambda: localoperator.crds_established(cfg.kubeconfig, crds),
+            timeout,
+        )
+        report("starting the Cluster API controller manager")
+        self._spawn(localcapi.COMPONENT, localcapi.argv(cfg))
+        url = localcapi.health_url(cfg)
+        self._wait_for(
+            "Cluster API /readyz",
+            lambda: health.http_ok(url),
+            timeout=timeout,
+            component=localcapi.COMPONENT,
+        )
+
+    def _stop_capi(self) -> bool:
+        """Stop the manager and, while the API server answers, remove its webhooks."""
+        stopped = self.sup.stop(localcapi.COMPONENT, timeout=30.0)
+        if stopped:
+            localcapi.unregister(self.cfg)
+        return stopped
 
     def _start_operator(self, report: Report, timeout: float) -> None:
         cfg = self.cfg
@@ -488,6 +527,7 @@ class LocalMothership:
             ),
             "kwok": lambda: health.tcp_open("127.0.0.1", cfg.ports["kwok"]),
             localoperator.COMPONENT: lambda: health.http_ok(localoperator.health_url(cfg)),
+            localcapi.COMPONENT: lambda: health.http_ok(localcapi.health_url(cfg)),
             "datastore": (
                 (lambda: health.http_ok(f"http://127.0.0.1:{cfg.ports['etcd']}/health"))
                 if cfg.datastore == "etcd"
@@ -528,6 +568,8 @@ class LocalMothership:
         # First, while the API server is up: the operator unregisters its webhooks on exit.
         if self.sup.stop(localoperator.COMPONENT, timeout=30.0):
             stopped.append(localoperator.COMPONENT)
+        if self._stop_capi():
+            stopped.append(localcapi.COMPONENT)
         for name in (
             artifacts.COMPONENT,
             registry.COMPONENT,

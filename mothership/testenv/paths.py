@@ -14,6 +14,7 @@ from mothership.testenv.pins import (
     Family,
     addon_families,
     addon_version_set,
+    capi_version_set,
     k0s_version_set,
     node_families,
     node_version_set,
@@ -140,3 +141,11 @@ def state_root() -> Path:
         return Path(value).expanduser()
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "mothership"
+
+
+def capi_bin_dir() -> Path:
+    """Where Cluster API's manager and clusterctl are built: beside the mothership's
+    binaries when MOTHERSHIP_BIN_DIR is set, else a bin dir of its own."""
+    if value := os.environ.get(BIN_ENV):
+        return Path(value).expanduser()
+    return cache_root() / "bin" / capi_version_set()

@@ -53,6 +53,11 @@ Why these versions:
   components it finds on PATH), with cgo (its backup code links SQLite) linked
   statically. The components beside it are Kubernetes v1.33.13, so the version it reports
   is v1.33.13+k0s.0.
+* Cluster API v1.13.6 (core controller manager and clusterctl; `mothership dev up --capi`):
+  the newest patch of the newest minor, newer than the release k0smotron builds against;
+  its Kubernetes libraries are v0.35.4 and controller-runtime v0.23.3, as pinned above,
+  and every dependency is served at the version its go.mod asks for. In a bin dir of its
+  own, so Cluster API pins never rebuild Kubernetes.
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ K0S_MODULE_VERSION = "v1.33.9-0.20260218131128-cd041608f44a"
 K0S_KUBERNETES_VERSION = "v1.33.13"
 K0S_VERSION = f"{K0S_KUBERNETES_VERSION}+k0s.0"
 K0S_IMAGE_REPO = "localhost/mothership/k0s"
+CAPI_VERSION = "v1.13.6"
+CAPI_MODULE = "sigs.k8s.io/cluster-api"
 # upstream's cni-plugins-linux tarball, by directory under plugins/
 CNI_PLUGINS = {
     "main": ("bridge", "dummy", "host-device", "ipvlan", "loopback", "macvlan", "ptp", "tap",
@@ -505,3 +512,23 @@ def k0s_families() -> tuple[Family, ...]:
 def k0s_version_set() -> str:
     """Name of the k0s bin dir: its own build inputs only."""
     return f"k0s-{K0S_VERSION.replace('+', '-')}-{_build_inputs(k0s_families())}"
+
+
+def capi_family() -> Family:
+    """Cluster API's core controller manager and clusterctl, from one wrapper module."""
+    return Family(
+        name="cluster-api",
+        module=CAPI_MODULE,
+        version=CAPI_VERSION,
+        binaries=(
+            # The manager has no version flag: its usage names the webhook port it serves.
+            Binary("capi-manager", CAPI_MODULE, ("--help",), "webhook-port"),
+            Binary("clusterctl", f"{CAPI_MODULE}/cmd/clusterctl", ("version",), CAPI_VERSION),
+        ),
+        ldflags=(f"-X {CAPI_MODULE}/version.gitVersion={CAPI_VERSION}",),
+    )
+
+
+def capi_version_set() -> str:
+    """Name of the Cluster API bin dir: its own build inputs only."""
+    return f"capi-{CAPI_VERSION}-{_build_inputs((capi_family(),))}"
