@@ -1,8 +1,9 @@
 """Local motherships for the test session, built by the same code as `mothership dev up`.
 
-Three flavours, each started at most once per session and only when a test asks:
+Four flavours, each started at most once per session and only when a test asks:
 `mothership_api` (etcd + apiserver + controller-manager + scheduler), `mothership_kwok`
-(plus simulated nodes) and `mothership_real` (plus containerd, kubelet and kube-proxy).
+(plus simulated nodes), `mothership_real` (plus containerd, kubelet and kube-proxy) and
+`mothership_capi` (API only, plus Cluster API's controller manager).
 Tests that use the last two are marked `kwok` / `realnode` automatically, so
 `pytest -m "not realnode"` skips the ones that need root and containerd.
 
@@ -32,8 +33,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(getattr(pytest.mark, marker))
 
 
-def _mothership(tmp: Path, nodes: NodeMode, **kw: object) -> Iterator[LocalMothership]:
-    ms = LocalMothership.configure(f"test-{nodes}", state_dir=tmp, nodes=nodes, **kw)  # type: ignore[arg-type]
+def _mothership(
+    tmp: Path, nodes: NodeMode, name: str = "", **kw: object
+) -> Iterator[LocalMothership]:
+    name = name or f"test-{nodes}"
+    ms = LocalMothership.configure(name, state_dir=tmp, nodes=nodes, **kw)  # type: ignore[arg-type]
     ms.up(timeout=240)
     try:
         yield ms
@@ -61,6 +65,13 @@ def mothership_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalM
     a machine (mothership/testenv/node_host.py); tests reach it only through its config
     (addresses, network namespace), so they pass either way."""
     yield from _mothership(tmp_path_factory.mktemp("real"), "real")
+
+
+@pytest.fixture(scope="session")
+def mothership_capi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMothership]:
+    """An API-only mothership running real Cluster API (`mothership dev up --nodes none
+    --capi`): the manager, its CRDs with conversion, its webhooks."""
+    yield from _mothership(tmp_path_factory.mktemp("capi"), "none", "test-capi", capi=True)
 
 
 def _sql_server(kind: sqlservers.Kind) -> Iterator[sqlservers.SqlServer]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,6 @@ from lightkube.resources.core_v1 import Namespace
 from mothership.testenv import kube, localcapi, localoperator, paths
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.pins import CAPI_VERSION
-from tests.leftovers import processes_mentioning
 
 CapiCluster = create_namespaced_resource("cluster.x-k8s.io", "v1beta2", "Cluster", "clusters")
 EXAMPLE_GROUP = "controlplane.example.com"
@@ -70,15 +68,8 @@ EXAMPLE_CONTROL_PLANE_CRD = {
 
 
 @pytest.fixture(scope="module")
-def ms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMothership]:
-    tmp = tmp_path_factory.mktemp("capi")
-    m = LocalMothership.configure("test-capi", state_dir=tmp, nodes="none", capi=True)
-    m.up(timeout=240)
-    try:
-        yield m
-    finally:
-        m.down()
-        assert not processes_mentioning(tmp), processes_mentioning(tmp)
+def ms(mothership_capi: LocalMothership) -> LocalMothership:
+    return mothership_capi
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +197,7 @@ def test_up_without_capi_removes_the_webhooks_and_keeps_the_objects(
     ms: LocalMothership, kc: Client, ns: str
 ) -> None:
     again = LocalMothership.configure(
-        "test-capi", state_dir=ms.cfg.state_dir, nodes="none", capi=False
+        ms.cfg.name, state_dir=ms.cfg.state_dir, nodes="none", capi=False
     )
     said: list[str] = []
     again.up(said.append, timeout=240)
