@@ -55,7 +55,13 @@ def provision_command(
         help="kine: SQLite on a pvc; etcd: managed etcd; postgres/mysql: kine on a private "
         "SQL server the bench starts (one database per Cluster).",
     ),
-    concurrency: int = typer.Option(5, "--concurrency", min=1, help="Applies in flight."),
+    concurrency: int = typer.Option(
+        5,
+        "--concurrency",
+        min=1,
+        help="Clusters provisioning at once: the next is applied when one is Available "
+        "(1: one after another, each on a quiet machine).",
+    ),
     keep: bool = typer.Option(
         False, "--keep", help="Leave the Clusters (and a mothership the bench started) running."
     ),

@@ -113,7 +113,7 @@ async def _check_and_apply(
             "tenant %s/%s bootstrapped (%d objects, %s)",
             *key,
             len(objects),
-            "after data store loss" if present is None else "updated",
+            "new, or its data store was lost" if present is None else "updated",
         )
         return _done(len(objects))
     except ApiError as exc:

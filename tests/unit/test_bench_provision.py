@@ -25,14 +25,15 @@ from mothership.errors import InvalidInput
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def test_kine_clusters_keep_sqlite_on_a_claim_deleted_with_them() -> None:
+def test_kine_clusters_keep_sqlite_on_a_claim_as_the_cli_makes_it() -> None:
     obj = cluster_manifest("bench-1", "ns", Storage.kine, "abc123")
     cluster = v1beta2.Cluster.model_validate(obj)
     assert cluster.spec.distribution == "kubernetes"
     assert cluster.spec.storage.type == "kine"
     assert cluster.spec.storage.kine.data_source_url is None  # SQLite on the data volume
     assert cluster.spec.persistence.type == "pvc"
-    assert cluster.spec.persistence.auto_delete_pvcs is True
+    # As `cluster create` leaves it: the bench's clean-up deletes the claims with the namespace.
+    assert cluster.spec.persistence.auto_delete_pvcs is False
     claim = obj["spec"]["persistence"]["persistentVolumeClaim"]["spec"]
     assert claim["resources"]["requests"]["storage"] == "1Gi"
     assert obj["metadata"] == {
@@ -42,10 +43,10 @@ def test_kine_clusters_keep_sqlite_on_a_claim_deleted_with_them() -> None:
     }
 
 
-def test_etcd_clusters_delete_their_etcd_claims() -> None:
+def test_etcd_clusters_are_the_clis_managed_etcd() -> None:
     cluster = v1beta2.Cluster.model_validate(cluster_manifest("b", "ns", Storage.etcd, "r"))
     assert cluster.spec.storage.type == "etcd"
-    assert cluster.spec.storage.etcd.auto_delete_pvcs is True
+    assert cluster.spec.storage.etcd.auto_delete_pvcs is False
     assert cluster.spec.persistence.type == "emptyDir"
 
 
