@@ -234,19 +234,13 @@ class LocalMothership:
         localcapi.prepare(cfg)
         report(f"applying Cluster API {pins.CAPI_VERSION} CRDs and webhooks")
         crds = localcapi.register(cfg)
-        kube.wait_until(
-            "Cluster API CRDs established",
-            lambda: localoperator.crds_established(cfg.kubeconfig, crds),
+        self._start_beside_crds(
+            localcapi.COMPONENT,
+            crds,
+            localcapi.argv(cfg),
+            localcapi.health_url(cfg),
+            report,
             timeout,
-        )
-        report("starting the Cluster API controller manager")
-        self._spawn(localcapi.COMPONENT, localcapi.argv(cfg))
-        url = localcapi.health_url(cfg)
-        self._wait_for(
-            "Cluster API /readyz",
-            lambda: health.http_ok(url),
-            timeout=timeout,
-            component=localcapi.COMPONENT,
         )
 
     def _stop_capi(self) -> bool:
@@ -260,20 +254,40 @@ class LocalMothership:
         cfg = self.cfg
         report("applying the k0smotron.io CRDs")
         crds = localoperator.apply_crds(cfg.kubeconfig)
+        localoperator.prepare(cfg)
+        self._start_beside_crds(
+            localoperator.COMPONENT,
+            crds,
+            localoperator.argv(cfg),
+            localoperator.health_url(cfg),
+            report,
+            timeout,
+        )
+
+    def _start_beside_crds(
+        self,
+        component: str,
+        crds: list[str],
+        argv: list[str],
+        health_url: str,
+        report: Report,
+        timeout: float,
+    ) -> None:
+        """Start a controller once the CRDs it watches are established, and wait until its
+        health endpoint answers (the operator, Cluster API)."""
+        cfg = self.cfg
         kube.wait_until(
-            "CRDs established",
+            f"CRDs of {component} established",
             lambda: localoperator.crds_established(cfg.kubeconfig, crds),
             timeout,
         )
-        localoperator.prepare(cfg)
-        report("starting the operator")
-        self._spawn(localoperator.COMPONENT, localoperator.argv(cfg))
-        url = localoperator.health_url(cfg)
+        report(f"starting {component}")
+        self._spawn(component, argv)
         self._wait_for(
-            "operator /healthz",
-            lambda: health.http_ok(url),
+            f"{component} {health_url.rsplit('/', 1)[-1]}",
+            lambda: health.http_ok(health_url),
             timeout=timeout,
-            component=localoperator.COMPONENT,
+            component=component,
         )
 
     def _start_datastore(self, report: Report, timeout: float) -> None:
