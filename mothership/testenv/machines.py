@@ -499,7 +499,15 @@ def _wait_booted(machine: Machine, timeout: float) -> None:
     usable then too, as a server is; the failed units are named in the error otherwise)."""
     deadline = time.monotonic() + timeout
     state = "not started"
+    assert machine.pid is not None
     while time.monotonic() < deadline:
+        # machine_init.py says ready just before it becomes systemd: while the exec is under
+        # way, the PID's command line is neither (read as "not running"), so wait it out.
+        if not _is_machine_init(machine.pid, machine.dir):
+            if not Path(f"/proc/{machine.pid}").exists():
+                break
+            time.sleep(0.05)
+            continue
         # Until systemd has opened its socket, systemctl answers nothing: ask again.
         try:
             proc = run(
@@ -510,6 +518,8 @@ def _wait_booted(machine: Machine, timeout: float) -> None:
         except subprocess.TimeoutExpired:
             state = "still booting"
             break
+        except MachineError:  # the exec's window again
+            continue
         state = proc.stdout.strip() or state
         if state in ("running", "degraded") or not machine.running():
             break
