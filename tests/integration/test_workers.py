@@ -43,6 +43,7 @@ from mothership.render.tenant_addons import AGENT_HEALTH_PORT
 from mothership.testenv import kube, machines
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
+from mothership.testenv.ports import free_ports
 from tests.crds import apply_checked_in_crds
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
@@ -358,9 +359,7 @@ def _web_manifest() -> str:
 
 
 def _port_forward_works(tenant: Tenant, pod: str) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_ports(["port-forward"])["port-forward"]
     proc = subprocess.Popen(
         [
             str(tenant.ms.cfg.bin_dir / "kubectl"),
