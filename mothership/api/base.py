@@ -48,6 +48,9 @@ class CRDInfo:
     # ".status.selector"); None means no scale subresource.
     scale: tuple[str, str, str] | None = None
     printer_columns: tuple[PrinterColumn, ...] = ()
+    # Labels on the CRD object itself: Cluster API finds a provider's contract version
+    # ("cluster.x-k8s.io/v1beta2": "v1beta2") and its provider name there.
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

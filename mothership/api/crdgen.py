@@ -796,7 +796,10 @@ def crd(
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{info.plural}.{info.group}"},
+        "metadata": {
+            "name": f"{info.plural}.{info.group}",
+            **({"labels": dict(info.labels)} if info.labels else {}),
+        },
         "spec": {
             "group": info.group,
             "names": names_block,

@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 from lightkube import AsyncClient, KubeConfig
 
-from mothership.controllers import children, cluster, join_token, runtime
+from mothership.controllers import children, cluster, controlplane, join_token, runtime
 from mothership.controllers.apply import Applier
 from mothership.render.names import FIELD_MANAGER
 from mothership.webhooks.runtime import WebhookConfig, WebhookService
@@ -76,6 +76,7 @@ KOPF_EVENTS = KopfEvents()
 
 @kopf.on.event(cluster.GROUP, cluster.VERSION, cluster.PLURAL)
 @kopf.on.event(join_token.GROUP, join_token.VERSION, join_token.PLURAL)
+@kopf.on.event(controlplane.GROUP, controlplane.VERSION, controlplane.PLURAL)
 def capture_event_queue(**_: Any) -> None:
     KOPF_EVENTS.capture()
 
@@ -255,6 +256,8 @@ async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
         try:
             if kind == "cluster":
                 await cluster.reconcile(obj)
+            elif kind == "controlplane":
+                await controlplane.reconcile(obj)
             else:
                 await join_token.reconcile(obj)
         except ApiError as exc:
@@ -265,11 +268,23 @@ async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
         finally:
             sem.release()
 
-    for kind, resource in (("cluster", cluster.ClusterResource), ("jtr", join_token.JTRResource)):
+    kinds = (
+        ("cluster", cluster.ClusterResource),
+        ("jtr", join_token.JTRResource),
+        ("controlplane", controlplane.ControlPlaneResource),
+    )
+    for kind, resource in kinds:
         running: list[asyncio.Task[None]] = []
         for namespace in namespaces or ("*",):
-            async for item in rt.client.list(resource, namespace=namespace, chunk_size=RESYNC_PAGE):
-                await sem.acquire()
-                running.append(asyncio.create_task(one(kind, item.to_dict())))
-                running = [t for t in running if not t.done()]
+            items = rt.client.list(resource, namespace=namespace, chunk_size=RESYNC_PAGE)
+            try:
+                async for item in items:
+                    await sem.acquire()
+                    running.append(asyncio.create_task(one(kind, item.to_dict())))
+                    running = [t for t in running if not t.done()]
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
+                # The kind's CRD is not installed (Cluster API kinds are optional).
+                log.debug("resync: no %s served here", kind)
         await asyncio.gather(*running)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
+from mothership.api.controlplane.v1beta2 import CONTROL_PLANE_CRD
+from mothership.api.controlplane.v1beta2 import GROUP as CONTROLPLANE_GROUP
 from mothership.api.crdgen import all_crds
 from mothership.install.templating import Context, Doc, Obj, Plain
 from mothership.render.facts import IMAGE_REPOSITORY_PATTERN
@@ -300,6 +302,7 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str], names: Any 
 
 
 READ = ["get", "list", "watch"]
+CONTROL_PLANES = CONTROL_PLANE_CRD.plural
 # Server-side apply is a PATCH, and a PATCH that creates needs `create` as well.
 APPLY = ["get", "list", "watch", "create", "patch"]
 
@@ -344,6 +347,14 @@ def tenants_role(ctx: Context) -> Obj:
         _rule(["k0smotron.io"], [f"{k}/status" for k in kinds], ["get", "patch", "update"]),
         # Children carry ownerReferences with blockOwnerDeletion.
         _rule(["k0smotron.io"], [f"{k}/finalizers" for k in kinds], ["update"]),
+        # A K0smotronControlPlane is served by a k0smotron.io Cluster the operator applies
+        # (create) and removes with it (delete).
+        _rule(["k0smotron.io"], ["clusters"], ["create", "delete"]),
+        _rule([CONTROLPLANE_GROUP], [CONTROL_PLANES], [*READ, "patch", "update"]),
+        _rule([CONTROLPLANE_GROUP], [f"{CONTROL_PLANES}/status"], ["get", "patch", "update"]),
+        _rule([CONTROLPLANE_GROUP], [f"{CONTROL_PLANES}/finalizers"], ["update"]),
+        # Cluster API's Cluster: the owner it reads, the endpoint it is told.
+        _rule(["cluster.x-k8s.io"], ["clusters"], [*READ, "patch"]),
         # Children, all written by server-side apply (PKI Secrets by create-if-absent).
         # delete: a grown volume claim template means recreating the StatefulSet
         # (orphaning its pods), since the template is immutable.

@@ -26,6 +26,7 @@ from lightkube.resources.admissionregistration_v1 import (
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.types import PatchType
 
+from mothership.api.controlplane.v1beta2 import CONTROL_PLANE_CRD, TEMPLATE_CRD
 from mothership.api.k0smotron.v1beta2 import CLUSTER_CRD, GROUP, JOIN_TOKEN_REQUEST_CRD
 from mothership.webhooks.server import PATHS
 
@@ -35,7 +36,10 @@ FIELD_MANAGER = "mothership"
 CA_FIELD_MANAGER = "mothership-ca-bundle"
 TIMEOUT_SECONDS = 10
 VERSIONS = ["v1beta2", "v1beta1"]
-CRD_NAMES = tuple(f"{crd.plural}.{crd.group}" for crd in (CLUSTER_CRD, JOIN_TOKEN_REQUEST_CRD))
+CRD_NAMES = tuple(
+    f"{crd.plural}.{crd.group}"
+    for crd in (CLUSTER_CRD, JOIN_TOKEN_REQUEST_CRD, CONTROL_PLANE_CRD, TEMPLATE_CRD)
+)
 
 Obj = dict[str, Any]
 
@@ -69,6 +73,8 @@ async def register(
     await _apply(client, ValidatingWebhookConfiguration, validating)
     conversion = conversion_spec(url_base=url_base, service=service, ca_pem=ca_pem)
     for name in CRD_NAMES:
+        if await _get_or_none(client, CustomResourceDefinition, name) is None:
+            continue  # not installed (an apply would try to create a CRD of one field)
         await _apply(client, CustomResourceDefinition, _crd_conversion_patch(name, conversion))
 
 

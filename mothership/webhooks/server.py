@@ -10,8 +10,8 @@ Endpoints:
   other Clusters, on the final object; warnings go back to the client. ``/validate-cluster``
   also judges ``clusters/scale``, which ``kubectl scale`` uses and which never passes
   through the Cluster's own admission.
-- ``/convert``: ConversionReview for both kinds, through
-  :func:`mothership.api.k0smotron.convert.convert`.
+- ``/convert``: ConversionReview for every kind with two versions, through
+  :func:`mothership.api.conversion.convert`.
 - ``/healthz``: for probes.
 
 Objects arrive in whichever version the client used (the webhooks are registered for
@@ -33,7 +33,8 @@ from aiohttp import web
 from lightkube import AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
 
-from mothership.api.k0smotron.convert import V1BETA2, convert
+from mothership.api.conversion import convert
+from mothership.api.k0smotron.convert import V1BETA2
 from mothership.api.k0smotron.v1beta2 import CLUSTER_CRD
 from mothership.webhooks import defaults, validate
 from mothership.webhooks.tls import CERT_FILE, KEY_FILE, WebhookTLS, webhook_tls

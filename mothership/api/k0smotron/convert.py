@@ -397,3 +397,11 @@ _MAPPERS: dict[str, tuple[Mapper, Mapper]] = {
     "Cluster": (_cluster_to_v2, _cluster_to_v1),
     "JoinTokenRequest": (_jtr_to_v2, _jtr_to_v1),
 }
+
+
+# --- shared with the Cluster API control plane, whose spec is a Cluster spec -------------------
+
+translate = _translate
+map_object = _map_object
+cluster_spec_to_v2 = _cluster_spec_to_v2
+cluster_spec_to_v1 = _cluster_spec_to_v1
