@@ -412,16 +412,21 @@ async def ensure_kubeconfig(
     server = f"https://{address}:{api_port(body)}"
     observed = owned.get(("Secret", names.kubeconfig_secret(name)))
     rt = runtime()
+    extra = (body.get("spec") or {}).get("kubeconfigSecretMetadata") or {}
+    wanted_metadata = kubeconfig_secret.metadata_digest(
+        extra.get("labels"), extra.get("annotations")
+    )
     # Our last write is in `owned` even before the watch delivers it (the registry takes
     # the write's answer), so a second reconcile does not mint a second client cert.
     if (
         observed is not None
         and not observed.drifted
-        and not kubeconfig_secret.needs_rotation(dict(observed.annotations), server)
+        and not kubeconfig_secret.needs_rotation(
+            dict(observed.annotations), server, metadata=wanted_metadata
+        )
     ):
         return True
     ca = await read_cert_key(name, "ca", namespace)
-    extra = (body.get("spec") or {}).get("kubeconfigSecretMetadata") or {}
     secret = kubeconfig_secret.kubeconfig_secret(
         name,
         namespace,

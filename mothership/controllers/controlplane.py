@@ -59,6 +59,19 @@ async def on_hosted_cluster_event(body: kopf.Body, **_: Any) -> None:
                 await reconcile(cp.to_dict())
 
 
+@kopf.on.event("cluster.x-k8s.io", "v1beta2", "clusters")
+async def on_capi_cluster_event(type: str, body: kopf.Body, **_: Any) -> None:
+    """Cluster API's Cluster changed (adopted its control plane, paused, unpaused)."""
+    ref = (body.get("spec") or {}).get("controlPlaneRef") or {}
+    if type == "DELETED" or ref.get("apiGroup") != GROUP or ref.get("kind") != KIND:
+        return
+    cp = await get_or_none(
+        runtime().client, ControlPlaneResource, ref["name"], body["metadata"]["namespace"]
+    )
+    if cp is not None:
+        await reconcile(cp.to_dict())
+
+
 async def reconcile(body: dict[str, Any]) -> None:
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])

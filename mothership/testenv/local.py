@@ -228,6 +228,19 @@ class LocalMothership:
             report("stopped Cluster API (--no-capi)")
         report(f"mothership {cfg.name!r} is up: {cfg.api_url}")
 
+    def start_capi(self, report: Report = _quiet, timeout: float = 180.0) -> None:
+        """Run Cluster API beside this running mothership and remember it (`dev up --capi`
+        on one that is up, without touching the rest)."""
+        self.cfg.capi = True
+        self.cfg.save()
+        self._start_capi(report, timeout)
+
+    def stop_capi(self) -> bool:
+        """Stop Cluster API and remember it; its CRDs and objects stay."""
+        self.cfg.capi = False
+        self.cfg.save()
+        return self._stop_capi()
+
     def _start_capi(self, report: Report, timeout: float) -> None:
         cfg = self.cfg
         localcapi.check_installed()

@@ -43,9 +43,13 @@ def test_kubeconfig_secret_is_signed_by_the_cluster_ca() -> None:
     assert config["current-context"] == "demo-admin@demo"
     client_crt = base64.b64decode(config["users"][0]["user"]["client-certificate-data"])
     assert pki.cert_signed_by(client_crt, ca.cert_pem)
-    assert not kubeconfig_secret.needs_rotation(
-        secret["metadata"]["annotations"], "https://10.0.0.5:30443"
-    )
+    annotations = secret["metadata"]["annotations"]
+    asked = kubeconfig_secret.metadata_digest({"team": "a"}, None)
+    assert not kubeconfig_secret.needs_rotation(annotations, "https://10.0.0.5:30443", None, asked)
+    # Other extra metadata asked for (or none any more): written again.
+    other = kubeconfig_secret.metadata_digest({"team": "b"}, None)
+    assert kubeconfig_secret.needs_rotation(annotations, "https://10.0.0.5:30443", None, other)
+    assert kubeconfig_secret.needs_rotation(annotations, "https://10.0.0.5:30443")
 
 
 def test_kubeconfig_rotation_rules() -> None:
@@ -63,6 +67,8 @@ def test_kubeconfig_rotation_rules() -> None:
     assert kubeconfig_secret.needs_rotation(
         {**ann, kubeconfig_secret.NOT_AFTER_ANNOTATION: later}, "https://b:1"
     )
+    # A Secret from before extra metadata was tracked, none asked for: left alone.
+    assert kubeconfig_secret.metadata_digest(None, {}) == ""
 
 
 def test_stamp_hash_is_stable_and_ignores_itself() -> None:

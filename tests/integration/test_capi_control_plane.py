@@ -1,0 +1,299 @@
+"""K0smotronControlPlane under real Cluster API, on the real-node mothership.
+
+A Cluster API `Cluster` whose controlPlaneRef names a K0smotronControlPlane (kubernetes
+distribution, kine): Cluster API adopts the control plane, the operator runs it as a
+k0smotron.io Cluster named after the Cluster, reports the contract's status and sets the
+endpoint; Cluster API's own cluster cache connects through the `<cluster>-kubeconfig` Secret
+(RemoteConnectionProbe), `clusterctl get kubeconfig` and `describe` work, pausing stops the
+writes, and deleting the Cluster removes everything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import Client
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import StatefulSet
+from lightkube.resources.core_v1 import Namespace, Secret
+from lightkube.types import PatchType
+
+from mothership.api.controlplane.v1beta2 import FINALIZER
+from mothership.testenv import kube, localcapi, netns, paths
+from mothership.testenv.local import LocalMothership
+from tests.crds import apply_checked_in_crds
+from tests.operator_proc import Operator
+
+IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
+VERSION = "v1.35.4"
+CP_GROUP = "controlplane.cluster.x-k8s.io"
+CapiCluster = create_namespaced_resource("cluster.x-k8s.io", "v1beta2", "Cluster", "clusters")
+ControlPlane = create_namespaced_resource(
+    CP_GROUP, "v1beta2", "K0smotronControlPlane", "k0smotroncontrolplanes"
+)
+HostedCluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
+
+
+@pytest.fixture(scope="module")
+def ms(mothership_real: LocalMothership) -> Iterator[LocalMothership]:
+    mothership_real.start_capi(timeout=240)
+    yield mothership_real
+    mothership_real.stop_capi()
+
+
+@pytest.fixture(scope="module")
+def kc(ms: LocalMothership) -> Client:
+    return apply_checked_in_crds(kube.client(ms.cfg.kubeconfig))
+
+
+@pytest.fixture(scope="module")
+def operator(
+    ms: LocalMothership, kc: Client, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    op = Operator(
+        ms.cfg.kubeconfig,
+        tmp_path_factory.mktemp("op") / "operator.log",
+        IMAGE_TEMPLATE,
+        IMAGE_TEMPLATE.format(version=VERSION),
+        identity="capi-control-plane-test",
+        node_netns=ms.cfg.node_netns,
+    )
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def ns(kc: Client) -> Iterator[str]:
+    name = f"cp-{uuid.uuid4().hex[:6]}"
+    kc.create(Namespace(metadata={"name": name}))
+    yield name
+    kc.delete(Namespace, name)
+
+
+def _run(ms: LocalMothership, argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """A command in the node's network namespace, where Service addresses route."""
+    return subprocess.run(
+        netns.argv(ms.cfg.node_netns, argv),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={"PATH": f"{ms.cfg.bin_dir}:/usr/bin:/bin", "HOME": str(ms.cfg.state_dir),
+             "CLUSTERCTL_DISABLE_VERSIONCHECK": "true"},
+    )  # fmt: skip
+
+
+def _kubectl(ms: LocalMothership, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return _run(ms, ["kubectl", "--kubeconfig", str(ms.cfg.kubeconfig), *args], stdin)
+
+
+def _clusterctl(ms: LocalMothership, *args: str) -> subprocess.CompletedProcess[str]:
+    clusterctl = str(paths.capi_bin_dir() / "clusterctl")
+    return _run(ms, [clusterctl, *args, "--kubeconfig", str(ms.cfg.kubeconfig)])
+
+
+def _manifests(ns: str) -> str:
+    return yaml.safe_dump_all(
+        [
+            {
+                "apiVersion": "cluster.x-k8s.io/v1beta2",
+                "kind": "Cluster",
+                "metadata": {"name": "hosted", "namespace": ns},
+                "spec": {
+                    "controlPlaneRef": {
+                        "apiGroup": CP_GROUP,
+                        "kind": "K0smotronControlPlane",
+                        "name": "hosted-cp",
+                    }
+                },
+            },
+            {
+                "apiVersion": f"{CP_GROUP}/v1beta2",
+                "kind": "K0smotronControlPlane",
+                "metadata": {"name": "hosted-cp", "namespace": ns},
+                "spec": {
+                    "distribution": "kubernetes",
+                    "version": VERSION,
+                    "replicas": 1,
+                    "service": {"type": "ClusterIP"},
+                    "storage": {"type": "kine"},
+                },
+            },
+        ]
+    )
+
+
+def _diagnose(ms: LocalMothership, ns: str, op: Operator) -> str:
+    parts = [
+        _kubectl(
+            ms,
+            "-n",
+            ns,
+            "get",
+            "clusters.cluster.x-k8s.io,k0smotroncontrolplanes,"
+            "clusters.k0smotron.io,sts,pods,svc,secrets",
+            "-o",
+            "wide",
+        ).stdout,
+        _kubectl(
+            ms, "-n", ns, "get", "k0smotroncontrolplanes,clusters.cluster.x-k8s.io", "-o", "yaml"
+        ).stdout[-6000:],
+        "--- operator log\n" + op.log.read_text()[-4000:],
+        "--- cluster-api log\n"
+        + (ms.cfg.state_dir / "logs" / f"{localcapi.COMPONENT}.log").read_text()[-3000:],
+    ]
+    return "\n".join(parts)
+
+
+def _wait(
+    ms: LocalMothership, ns: str, op: Operator, what: str, check: Any, timeout: float
+) -> None:
+    try:
+        kube.wait_until(what, check, timeout)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(ms, ns, op)}") from exc
+
+
+def _status(kc: Client, resource: Any, name: str, ns: str) -> dict[str, Any]:
+    return dict(kc.get(resource, name, namespace=ns).get("status") or {})
+
+
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
+
+
+def _gone(kc: Client, resource: Any, name: str, ns: str) -> bool:
+    try:
+        kc.get(resource, name, namespace=ns)
+    except ApiError as exc:
+        return exc.status.code == 404
+    return False
+
+
+def test_a_capi_cluster_gets_a_hosted_control_plane_and_loses_it_on_delete(
+    ms: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    applied = _kubectl(ms, "apply", "-f", "-", stdin=_manifests(ns))
+    assert applied.returncode == 0, applied.stderr
+
+    def initialized() -> bool:
+        init = _status(kc, ControlPlane, "hosted-cp", ns).get("initialization") or {}
+        return bool(init.get("controlPlaneInitialized"))
+
+    _wait(ms, ns, operator, "controlPlaneInitialized on the control plane", initialized, 300)
+
+    # Cluster API adopted the control plane; the operator made one hosted Cluster for it.
+    cp = kc.get(ControlPlane, "hosted-cp", namespace=ns)
+    assert FINALIZER in (cp.metadata.finalizers or [])
+    assert [r.kind for r in cp.metadata.ownerReferences or []] == ["Cluster"]
+    hosted = kc.get(HostedCluster, "hosted", namespace=ns)
+    assert hosted.metadata.labels["cluster.x-k8s.io/cluster-name"] == "hosted"
+    (owner,) = hosted.metadata.ownerReferences
+    assert (owner.kind, owner.name, owner.controller) == (
+        "K0smotronControlPlane",
+        "hosted-cp",
+        True,
+    )
+    status = _status(kc, ControlPlane, "hosted-cp", ns)
+    assert status["externalManagedControlPlane"] is True
+    assert (status["replicas"], status["readyReplicas"], status["availableReplicas"]) == (1, 1, 1)
+    assert status["version"] == VERSION
+    assert status["selector"] == hosted["status"]["selector"]
+    assert _condition(status, "Available")["status"] == "True"
+
+    # Cluster API's side: the endpoint, the initialized control plane, and its own connection
+    # to the tenant through the kubeconfig Secret.
+    capi = kc.get(CapiCluster, "hosted", namespace=ns)
+    endpoint = capi["spec"]["controlPlaneEndpoint"]
+    assert endpoint == {"host": hosted["status"]["externalAddress"], "port": 30443}
+
+    def capi_sees_it() -> bool:
+        st = _status(kc, CapiCluster, "hosted", ns)
+        return (
+            bool((st.get("initialization") or {}).get("controlPlaneInitialized"))
+            and _condition(st, "ControlPlaneAvailable").get("status") == "True"
+            and _condition(st, "RemoteConnectionProbe").get("status") == "True"
+        )
+
+    _wait(ms, ns, operator, "Cluster API: control plane available and reachable", capi_sees_it, 180)
+
+    fetched = _clusterctl(ms, "get", "kubeconfig", "hosted", "-n", ns)
+    assert fetched.returncode == 0, fetched.stderr
+    kubeconfig = tmp_path / "hosted.kubeconfig"
+    kubeconfig.write_text(fetched.stdout)
+    got = _run(ms, ["kubectl", "--kubeconfig", str(kubeconfig), "get", "ns", "kube-system"])
+    assert got.returncode == 0, got.stderr
+    described = _clusterctl(ms, "describe", "cluster", "hosted", "-n", ns)
+    assert described.returncode == 0, described.stderr
+    assert "K0smotronControlPlane/hosted-cp" in described.stdout, described.stdout
+
+    # Read through the older contract: the API server asks the operator's conversion webhook.
+    old = _kubectl(ms, "get", f"k0smotroncontrolplanes.v1beta1.{CP_GROUP}", "hosted-cp",
+                   "-n", ns, "-o", "json")  # fmt: skip
+    assert old.returncode == 0, old.stderr
+    old_status = json.loads(old.stdout)["status"]
+    assert old_status["ready"] is True and old_status["initialized"] is True
+    assert old_status["unavailableReplicas"] == 0
+
+    # Paused: the control plane's change waits; unpaused, it is applied.
+    paused = _kubectl(ms, "-n", ns, "annotate", "clusters.cluster.x-k8s.io", "hosted",
+                      "cluster.x-k8s.io/paused=true")  # fmt: skip
+    assert paused.returncode == 0, paused.stderr
+
+    def paused_condition() -> bool:
+        status = _status(kc, ControlPlane, "hosted-cp", ns)
+        return _condition(status, "Paused").get("status") == "True"
+
+    _wait(ms, ns, operator, "Paused=True", paused_condition, 60)
+    labels = {"kubeconfigSecretMetadata": {"labels": {"team": "blue"}}}
+    changed = kc.patch(
+        ControlPlane, "hosted-cp", {"spec": labels}, namespace=ns, patch_type=PatchType.MERGE
+    )
+    generation = changed.metadata.generation
+
+    def observed() -> bool:
+        return _status(kc, ControlPlane, "hosted-cp", ns).get("observedGeneration") == generation
+
+    _wait(ms, ns, operator, "the paused control plane observed its new generation", observed, 60)
+    assert "kubeconfigSecretMetadata" not in kc.get(HostedCluster, "hosted", namespace=ns)["spec"]
+    unpaused = _kubectl(ms, "-n", ns, "annotate", "clusters.cluster.x-k8s.io", "hosted",
+                        "cluster.x-k8s.io/paused-")  # fmt: skip
+    assert unpaused.returncode == 0, unpaused.stderr
+
+    def labelled() -> bool:
+        hosted_spec = kc.get(HostedCluster, "hosted", namespace=ns)["spec"]
+        secret = kc.get(Secret, "hosted-kubeconfig", namespace=ns)
+        return "kubeconfigSecretMetadata" in hosted_spec and (
+            (secret.metadata.labels or {}).get("team") == "blue"
+        )
+
+    _wait(ms, ns, operator, "the change applied once unpaused", labelled, 60)
+
+    # Deleting the Cluster API Cluster takes the control plane and all it made.
+    deleted = _kubectl(ms, "-n", ns, "delete", "clusters.cluster.x-k8s.io", "hosted",
+                       "--wait=false")  # fmt: skip
+    assert deleted.returncode == 0, deleted.stderr
+
+    def all_gone() -> bool:
+        return all(
+            _gone(kc, res, name, ns)
+            for res, name in (
+                (CapiCluster, "hosted"),
+                (ControlPlane, "hosted-cp"),
+                (HostedCluster, "hosted"),
+                (StatefulSet, "kmc-hosted"),
+                (Secret, "hosted-kubeconfig"),
+                (Secret, "hosted-ca"),
+            )
+        )
+
+    _wait(ms, ns, operator, "everything gone after the Cluster's deletion", all_gone, 180)
