@@ -124,7 +124,12 @@ def _create(kc: Client, res: type[GenericNamespacedResource], name: str, **body:
 
 
 def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -> None:
-    assert sorted(crd_names) == [f"clusters.{GROUP}", f"jointokenrequests.{GROUP}"]
+    assert sorted(crd_names) == [
+        f"clusters.{GROUP}",
+        f"jointokenrequests.{GROUP}",
+        "k0smotroncontrolplanes.controlplane.cluster.x-k8s.io",
+        "k0smotroncontrolplanetemplates.controlplane.cluster.x-k8s.io",
+    ]
     for name in crd_names:
         conditions = _conditions(kc, name)
         assert conditions.get("Established") == "True"
@@ -132,6 +137,11 @@ def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -
         assert "NonStructuralSchema" not in conditions, conditions
         served = kc.get(CustomResourceDefinition, name).spec.versions
         assert [(v.name, v.storage) for v in served] == [("v1beta2", True), ("v1beta1", False)]
+        if "cluster.x-k8s.io" in name:
+            # Cluster API finds the version serving each of its contracts in these labels.
+            labels = kc.get(CustomResourceDefinition, name).metadata.labels
+            assert labels["cluster.x-k8s.io/v1beta2"] == "v1beta2"
+            assert labels["cluster.x-k8s.io/v1beta1"] == "v1beta1"
 
 
 def test_v1beta2_cluster_gets_the_model_defaults(kc: Client, crd_names: list[str]) -> None:

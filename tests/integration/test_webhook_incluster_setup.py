@@ -201,12 +201,12 @@ def test_ca_bundle_only_and_manifest_reapply_keeps_it(
     before, after, ca = asyncio.run(scenario())
     assert (before, after) == (False, True)
     bundle = base64.b64encode(ca).decode()
-    assert _bundles(kc) == [bundle] * 6
+    assert _bundles(kc) == [bundle] * (4 + len(registration.CRD_NAMES))
     assert _owners_of_ca_bundle(kc) == {registration.CA_FIELD_MANAGER}
 
     # kubectl re-applies the manifest (an upgrade, a GitOps sync): no conflict, bundle kept.
     _apply_manifest_part(kc, namespace)
-    assert _bundles(kc) == [bundle] * 6
+    assert _bundles(kc) == [bundle] * (4 + len(registration.CRD_NAMES))
 
     # Someone removes a bundle by hand: the next refresh puts it back.
     kc.patch(
@@ -215,11 +215,11 @@ def test_ca_bundle_only_and_manifest_reapply_keeps_it(
         [{"op": "remove", "path": "/webhooks/0/clientConfig/caBundle"}],
         patch_type=PatchType.JSON,
     )
-    assert _bundles(kc).count(bundle) == 5
+    assert _bundles(kc).count(bundle) == 3 + len(registration.CRD_NAMES)
 
     async def refresh_once() -> None:
         service = await _start(kubeconfig, config)
         await service.stop()
 
     asyncio.run(refresh_once())
-    assert _bundles(kc) == [bundle] * 6
+    assert _bundles(kc) == [bundle] * (4 + len(registration.CRD_NAMES))
