@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mothership.api import controlplane, k0smotron
+from mothership.api import bootstrap, controlplane, k0smotron
+from mothership.api.bootstrap.v1beta2 import GROUP as BOOTSTRAP_GROUP
 from mothership.api.controlplane.v1beta2 import GROUP as CONTROLPLANE_GROUP
 from mothership.api.k0smotron.v1beta2 import GROUP as K0SMOTRON_GROUP
 
@@ -17,6 +18,7 @@ Obj = dict[str, Any]
 _BY_GROUP = {
     K0SMOTRON_GROUP: k0smotron.convert,
     CONTROLPLANE_GROUP: controlplane.convert,
+    BOOTSTRAP_GROUP: bootstrap.convert,
 }
 
 

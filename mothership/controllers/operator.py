@@ -18,7 +18,14 @@ from typing import Any
 import kopf
 from lightkube import AsyncClient, KubeConfig
 
-from mothership.controllers import children, cluster, controlplane, join_token, runtime
+from mothership.controllers import (
+    children,
+    cluster,
+    controlplane,
+    join_token,
+    runtime,
+    worker_bootstrap,
+)
 from mothership.controllers.apply import Applier
 from mothership.render.names import FIELD_MANAGER
 from mothership.webhooks.runtime import WebhookConfig, WebhookService
@@ -77,6 +84,7 @@ KOPF_EVENTS = KopfEvents()
 @kopf.on.event(cluster.GROUP, cluster.VERSION, cluster.PLURAL)
 @kopf.on.event(join_token.GROUP, join_token.VERSION, join_token.PLURAL)
 @kopf.on.event(controlplane.GROUP, controlplane.VERSION, controlplane.PLURAL)
+@kopf.on.event(worker_bootstrap.GROUP, worker_bootstrap.VERSION, worker_bootstrap.PLURAL)
 def capture_event_queue(**_: Any) -> None:
     KOPF_EVENTS.capture()
 
@@ -258,6 +266,8 @@ async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
                 await cluster.reconcile(obj)
             elif kind == "controlplane":
                 await controlplane.reconcile(obj)
+            elif kind == "bootstrap":
+                await worker_bootstrap.reconcile(obj)
             else:
                 await join_token.reconcile(obj)
         except ApiError as exc:
@@ -272,6 +282,7 @@ async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
         ("cluster", cluster.ClusterResource),
         ("jtr", join_token.JTRResource),
         ("controlplane", controlplane.ControlPlaneResource),
+        ("bootstrap", worker_bootstrap.ConfigResource),
     )
     for kind, resource in kinds:
         running: list[asyncio.Task[None]] = []

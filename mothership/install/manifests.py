@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
+from mothership.api.bootstrap.v1beta2 import GROUP as BOOTSTRAP_GROUP
+from mothership.api.bootstrap.v1beta2 import WORKER_CONFIG_CRD
 from mothership.api.controlplane.v1beta2 import CONTROL_PLANE_CRD
 from mothership.api.controlplane.v1beta2 import GROUP as CONTROLPLANE_GROUP
 from mothership.api.crdgen import all_crds
@@ -303,6 +305,7 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str], names: Any 
 
 READ = ["get", "list", "watch"]
 CONTROL_PLANES = CONTROL_PLANE_CRD.plural
+WORKER_CONFIGS = WORKER_CONFIG_CRD.plural
 # Server-side apply is a PATCH, and a PATCH that creates needs `create` as well.
 APPLY = ["get", "list", "watch", "create", "patch"]
 
@@ -353,6 +356,10 @@ def tenants_role(ctx: Context) -> Obj:
         _rule([CONTROLPLANE_GROUP], [CONTROL_PLANES], [*READ, "patch", "update"]),
         _rule([CONTROLPLANE_GROUP], [f"{CONTROL_PLANES}/status"], ["get", "patch", "update"]),
         _rule([CONTROLPLANE_GROUP], [f"{CONTROL_PLANES}/finalizers"], ["update"]),
+        # A K0sWorkerConfig: its status, a JoinTokenRequest per Machine, files from ConfigMaps.
+        _rule([BOOTSTRAP_GROUP], [WORKER_CONFIGS], [*READ, "patch"]),
+        _rule([BOOTSTRAP_GROUP], [f"{WORKER_CONFIGS}/status"], ["get", "patch", "update"]),
+        _rule(["k0smotron.io"], ["jointokenrequests"], ["create"]),
         # Cluster API's Cluster: the owner it reads, the endpoint it is told.
         _rule(["cluster.x-k8s.io"], ["clusters"], [*READ, "patch"]),
         # Children, all written by server-side apply (PKI Secrets by create-if-absent).

@@ -26,6 +26,8 @@ from lightkube.resources.admissionregistration_v1 import (
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.types import PatchType
 
+from mothership.api.bootstrap.v1beta2 import TEMPLATE_CRD as WORKER_TEMPLATE_CRD
+from mothership.api.bootstrap.v1beta2 import WORKER_CONFIG_CRD
 from mothership.api.controlplane.v1beta2 import CONTROL_PLANE_CRD, TEMPLATE_CRD
 from mothership.api.k0smotron.v1beta2 import CLUSTER_CRD, GROUP, JOIN_TOKEN_REQUEST_CRD
 from mothership.webhooks.server import PATHS
@@ -38,7 +40,14 @@ TIMEOUT_SECONDS = 10
 VERSIONS = ["v1beta2", "v1beta1"]
 CRD_NAMES = tuple(
     f"{crd.plural}.{crd.group}"
-    for crd in (CLUSTER_CRD, JOIN_TOKEN_REQUEST_CRD, CONTROL_PLANE_CRD, TEMPLATE_CRD)
+    for crd in (
+        CLUSTER_CRD,
+        JOIN_TOKEN_REQUEST_CRD,
+        CONTROL_PLANE_CRD,
+        TEMPLATE_CRD,
+        WORKER_CONFIG_CRD,
+        WORKER_TEMPLATE_CRD,
+    )
 )
 
 Obj = dict[str, Any]

@@ -127,6 +127,8 @@ def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -
     assert sorted(crd_names) == [
         f"clusters.{GROUP}",
         f"jointokenrequests.{GROUP}",
+        "k0sworkerconfigs.bootstrap.cluster.x-k8s.io",
+        "k0sworkerconfigtemplates.bootstrap.cluster.x-k8s.io",
         "k0smotroncontrolplanes.controlplane.cluster.x-k8s.io",
         "k0smotroncontrolplanetemplates.controlplane.cluster.x-k8s.io",
     ]
