@@ -1,17 +1,22 @@
-"""K0smotronControlPlane under real Cluster API, on the real-node mothership.
+"""K0smotronControlPlane and K0sWorkerConfig under real Cluster API, on the real-node
+mothership.
 
 A Cluster API `Cluster` whose controlPlaneRef names a K0smotronControlPlane (kubernetes
 distribution, kine): Cluster API adopts the control plane, the operator runs it as a
 k0smotron.io Cluster named after the Cluster, reports the contract's status and sets the
 endpoint; Cluster API's own cluster cache connects through the `<cluster>-kubeconfig` Secret
 (RemoteConnectionProbe), `clusterctl get kubeconfig` and `describe` work, pausing stops the
-writes, and deleting the Cluster removes everything.
+writes, and deleting the Cluster removes everything. A Machine with a K0sWorkerConfig gets
+bootstrap data that, run on an edge machine as the SSH provider will run it, joins a Node
+named after the Machine; deleting the Machine revokes its token.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,17 +24,21 @@ from typing import Any
 
 import pytest
 import yaml
-from lightkube import Client
+from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import StatefulSet
-from lightkube.resources.core_v1 import Namespace, Secret
+from lightkube.resources.core_v1 import Namespace, Node, Secret
 from lightkube.types import PatchType
 
+from mothership.api.bootstrap.v1beta2 import SUCCESS_SENTINEL
 from mothership.api.controlplane.v1beta2 import FINALIZER
-from mothership.testenv import kube, localcapi, netns, paths
+from mothership.render import worker_bootstrap
+from mothership.testenv import kube, localcapi, machines, netns, paths
 from mothership.testenv.local import LocalMothership
+from mothership.testenv.localoperator import node_mirror_args
 from tests.crds import apply_checked_in_crds
+from tests.nodes import node_ready
 from tests.operator_proc import Operator
 
 IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
@@ -40,6 +49,31 @@ ControlPlane = create_namespaced_resource(
     CP_GROUP, "v1beta2", "K0smotronControlPlane", "k0smotroncontrolplanes"
 )
 HostedCluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
+Machine = create_namespaced_resource("cluster.x-k8s.io", "v1beta2", "Machine", "machines")
+WorkerConfig = create_namespaced_resource(
+    "bootstrap.cluster.x-k8s.io", "v1beta2", "K0sWorkerConfig", "k0sworkerconfigs"
+)
+JTR = create_namespaced_resource("k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests")
+# An infrastructure kind standing in for a provider (the SSH one comes later): Cluster API
+# finds the contract version of a Machine's infrastructureRef on its CRD, as for any provider.
+INFRA_GROUP = "infrastructure.example.com"
+INFRA_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {
+        "name": f"examplemachines.{INFRA_GROUP}",
+        "labels": {"cluster.x-k8s.io/v1beta2": "v1alpha1"},
+    },
+    "spec": {
+        "group": INFRA_GROUP,
+        "scope": "Namespaced",
+        "names": {"kind": "ExampleMachine", "plural": "examplemachines",
+                  "singular": "examplemachine"},
+        "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": {
+                          "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +97,7 @@ def operator(
         tmp_path_factory.mktemp("op") / "operator.log",
         IMAGE_TEMPLATE,
         IMAGE_TEMPLATE.format(version=VERSION),
+        extra_args=tuple(node_mirror_args(ms.cfg)),
         identity="capi-control-plane-test",
         node_netns=ms.cfg.node_netns,
     )
@@ -101,30 +136,30 @@ def _clusterctl(ms: LocalMothership, *args: str) -> subprocess.CompletedProcess[
     return _run(ms, [clusterctl, *args, "--kubeconfig", str(ms.cfg.kubeconfig)])
 
 
-def _manifests(ns: str) -> str:
+def _manifests(ns: str, name: str = "hosted", service: dict[str, Any] | None = None) -> str:
     return yaml.safe_dump_all(
         [
             {
                 "apiVersion": "cluster.x-k8s.io/v1beta2",
                 "kind": "Cluster",
-                "metadata": {"name": "hosted", "namespace": ns},
+                "metadata": {"name": name, "namespace": ns},
                 "spec": {
                     "controlPlaneRef": {
                         "apiGroup": CP_GROUP,
                         "kind": "K0smotronControlPlane",
-                        "name": "hosted-cp",
+                        "name": f"{name}-cp",
                     }
                 },
             },
             {
                 "apiVersion": f"{CP_GROUP}/v1beta2",
                 "kind": "K0smotronControlPlane",
-                "metadata": {"name": "hosted-cp", "namespace": ns},
+                "metadata": {"name": f"{name}-cp", "namespace": ns},
                 "spec": {
                     "distribution": "kubernetes",
                     "version": VERSION,
                     "replicas": 1,
-                    "service": {"type": "ClusterIP"},
+                    "service": service or {"type": "ClusterIP"},
                     "storage": {"type": "kine"},
                 },
             },
@@ -297,3 +332,119 @@ def test_a_capi_cluster_gets_a_hosted_control_plane_and_loses_it_on_delete(
         )
 
     _wait(ms, ns, operator, "everything gone after the Cluster's deletion", all_gone, 180)
+
+
+def _machine_manifests(ns: str, cluster: str, name: str) -> str:
+    return yaml.safe_dump_all(
+        [
+            {"apiVersion": f"{INFRA_GROUP}/v1alpha1", "kind": "ExampleMachine",
+             "metadata": {"name": name, "namespace": ns}, "spec": {}},
+            {"apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "K0sWorkerConfig",
+             "metadata": {"name": name, "namespace": ns},
+             "spec": {
+                 # A machine shares the host's disk: upstream's eviction thresholds would
+                 # evict pods whenever the disk is busy (machines.SHARED_DISK_JOIN_ARGS).
+                 "args": ["--labels=pool=capi",
+                          "--kubelet-extra-args=--eviction-hard=memory.available<100Mi,"
+                          "nodefs.available<1%,imagefs.available<1%,nodefs.inodesFree<1%"],
+                 "preK0sCommands": ["echo pre > /root/pre-ran"],
+                 "files": [{"path": "/etc/mothership-test/hello", "content": "hi\n"}],
+             }},
+            {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+             "metadata": {"name": name, "namespace": ns},
+             "spec": {
+                 "clusterName": cluster,
+                 "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io",
+                                             "kind": "K0sWorkerConfig", "name": name}},
+                 "infrastructureRef": {"apiGroup": INFRA_GROUP, "kind": "ExampleMachine",
+                                       "name": name},
+             }},
+        ]
+    )  # fmt: skip
+
+
+def test_a_machine_joins_from_its_bootstrap_data_and_its_token_goes_with_it(
+    ms: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    crd = _kubectl(ms, "apply", "-f", "-", stdin=yaml.safe_dump(INFRA_CRD))
+    assert crd.returncode == 0, crd.stderr
+    service = {"type": "NodePort", "apiPort": 31643, "konnectivityPort": 31232}
+    applied = _kubectl(ms, "apply", "-f", "-", stdin=_manifests(ns, "wk", service))
+    assert applied.returncode == 0, applied.stderr
+
+    def initialized() -> bool:
+        init = _status(kc, CapiCluster, "wk", ns).get("initialization") or {}
+        return bool(init.get("controlPlaneInitialized"))
+
+    _wait(ms, ns, operator, "Cluster API: control plane of wk initialized", initialized, 300)
+
+    started = time.monotonic()
+    machine_yaml = _machine_manifests(ns, "wk", "wk-m1")
+    applied = _kubectl(ms, "apply", "-f", "-", stdin=machine_yaml)
+    assert applied.returncode == 0, applied.stderr
+
+    def handed_over() -> bool:
+        spec = kc.get(Machine, "wk-m1", namespace=ns)["spec"]
+        return (spec.get("bootstrap") or {}).get("dataSecretName") == "wk-m1"
+
+    _wait(ms, ns, operator, "Cluster API took the bootstrap data", handed_over, 120)
+    print(f"\nMachine -> bootstrap data in Cluster API: {time.monotonic() - started:.1f} s")
+    config = kc.get(WorkerConfig, "wk-m1", namespace=ns)
+    assert config["status"]["initialization"] == {"dataSecretCreated": True}
+    assert config.metadata.ownerReferences[0].kind == "Machine"
+    secret = kc.get(Secret, "wk-m1", namespace=ns)
+    assert secret.type == "cluster.x-k8s.io/secret"
+    assert base64.b64decode(secret.data["format"]) == b"cloud-config"
+    data = base64.b64decode(secret.data["value"]).decode()
+
+    # The tenant, as its admin sees it.
+    kubeconfig = tmp_path / "wk.kubeconfig"
+    kubeconfig.write_bytes(
+        base64.b64decode(kc.get(Secret, "wk-kubeconfig", namespace=ns).data["value"])
+    )
+    tenant = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="tests")
+    token_id = kc.get(JTR, "wk-m1-token", namespace=ns)["status"]["tokenID"]
+    assert _exists_in(tenant, Secret, f"bootstrap-token-{token_id}", "kube-system")
+
+    state = ms.cfg.state_dir
+    edge = machines.create(state, f"capi-{uuid.uuid4().hex[:4]}", "edge")
+    try:
+        ran = machines.run(edge, ["sh", "-c", worker_bootstrap.to_shell(data)], timeout=300)
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        _wait(ms, ns, operator, "Node wk-m1 Ready", lambda: node_ready(tenant, "wk-m1"), 180)
+        print(f"Machine -> Node Ready: {time.monotonic() - started:.1f} s")
+        node = tenant.get(Node, "wk-m1")
+        assert node.metadata.labels["pool"] == "capi"
+        for path, content in (("/etc/mothership-test/hello", "hi\n"), ("/root/pre-ran", "pre\n")):
+            assert machines.run(edge, ["cat", path]).stdout == content
+        assert machines.run(edge, ["test", "-f", SUCCESS_SENTINEL]).returncode == 0
+
+        # The Machine goes: Cluster API deletes its config, the token request goes with it,
+        # and the token is revoked in the tenant.
+        deleted = _kubectl(ms, "-n", ns, "delete", "machines.cluster.x-k8s.io", "wk-m1",
+                           "--wait=false")  # fmt: skip
+        assert deleted.returncode == 0, deleted.stderr
+
+        def revoked() -> bool:
+            return (
+                _gone(kc, WorkerConfig, "wk-m1", ns)
+                and _gone(kc, JTR, "wk-m1-token", ns)
+                and not _exists_in(tenant, Secret, f"bootstrap-token-{token_id}", "kube-system")
+            )
+
+        _wait(ms, ns, operator, "the Machine's token revoked", revoked, 120)
+        left = machines.run(edge, ["mothership-node-leave"], timeout=120)
+        assert left.returncode == 0, left.stderr
+    finally:
+        machines.delete(state, edge.name)
+    assert machines.leftovers(edge) == []
+
+
+def _exists_in(client: Client, resource: Any, name: str, namespace: str) -> bool:
+    try:
+        client.get(resource, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise
+    return True

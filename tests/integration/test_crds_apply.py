@@ -124,14 +124,16 @@ def _create(kc: Client, res: type[GenericNamespacedResource], name: str, **body:
 
 
 def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -> None:
-    assert sorted(crd_names) == [
-        f"clusters.{GROUP}",
-        f"jointokenrequests.{GROUP}",
-        "k0sworkerconfigs.bootstrap.cluster.x-k8s.io",
-        "k0sworkerconfigtemplates.bootstrap.cluster.x-k8s.io",
-        "k0smotroncontrolplanes.controlplane.cluster.x-k8s.io",
-        "k0smotroncontrolplanetemplates.controlplane.cluster.x-k8s.io",
-    ]
+    assert sorted(crd_names) == sorted(
+        [
+            f"clusters.{GROUP}",
+            f"jointokenrequests.{GROUP}",
+            "k0sworkerconfigs.bootstrap.cluster.x-k8s.io",
+            "k0sworkerconfigtemplates.bootstrap.cluster.x-k8s.io",
+            "k0smotroncontrolplanes.controlplane.cluster.x-k8s.io",
+            "k0smotroncontrolplanetemplates.controlplane.cluster.x-k8s.io",
+        ]
+    )
     for name in crd_names:
         conditions = _conditions(kc, name)
         assert conditions.get("Established") == "True"
