@@ -23,6 +23,7 @@ from mothership.controllers import (
     cluster,
     controlplane,
     join_token,
+    remote_machine,
     runtime,
     worker_bootstrap,
 )
@@ -85,6 +86,7 @@ KOPF_EVENTS = KopfEvents()
 @kopf.on.event(join_token.GROUP, join_token.VERSION, join_token.PLURAL)
 @kopf.on.event(controlplane.GROUP, controlplane.VERSION, controlplane.PLURAL)
 @kopf.on.event(worker_bootstrap.GROUP, worker_bootstrap.VERSION, worker_bootstrap.PLURAL)
+@kopf.on.event(remote_machine.GROUP, remote_machine.VERSION, remote_machine.PLURAL)
 def capture_event_queue(**_: Any) -> None:
     KOPF_EVENTS.capture()
 
@@ -268,6 +270,8 @@ async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
                 await controlplane.reconcile(obj)
             elif kind == "bootstrap":
                 await worker_bootstrap.reconcile(obj)
+            elif kind == "remotemachine":
+                await remote_machine.reconcile(obj)
             else:
                 await join_token.reconcile(obj)
         except ApiError as exc:
@@ -283,6 +287,7 @@ async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
         ("jtr", join_token.JTRResource),
         ("controlplane", controlplane.ControlPlaneResource),
         ("bootstrap", worker_bootstrap.ConfigResource),
+        ("remotemachine", remote_machine.RemoteMachineResource),
     )
     for kind, resource in kinds:
         running: list[asyncio.Task[None]] = []

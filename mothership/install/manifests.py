@@ -26,6 +26,7 @@ from mothership.api.bootstrap.v1beta2 import WORKER_CONFIG_CRD
 from mothership.api.controlplane.v1beta2 import CONTROL_PLANE_CRD
 from mothership.api.controlplane.v1beta2 import GROUP as CONTROLPLANE_GROUP
 from mothership.api.crdgen import all_crds
+from mothership.api.infrastructure.v1beta2 import GROUP as INFRA_GROUP
 from mothership.install.templating import Context, Doc, Obj, Plain
 from mothership.render.facts import IMAGE_REPOSITORY_PATTERN
 from mothership.render.node_join import DOWNLOAD_URL_PATTERN, REGISTRY_MIRROR_PATTERN
@@ -360,6 +361,15 @@ def tenants_role(ctx: Context) -> Obj:
         _rule([BOOTSTRAP_GROUP], [WORKER_CONFIGS], [*READ, "patch"]),
         _rule([BOOTSTRAP_GROUP], [f"{WORKER_CONFIGS}/status"], ["get", "patch", "update"]),
         _rule(["k0smotron.io"], ["jointokenrequests"], ["create"]),
+        # Existing machines over SSH: provisioned, reserved from pools, reported ready.
+        _rule([INFRA_GROUP], ["remotemachines", "remoteclusters"], [*READ, "patch"]),
+        _rule([INFRA_GROUP], ["pooledremotemachines"], READ),
+        _rule(
+            [INFRA_GROUP],
+            ["remotemachines/status", "remoteclusters/status", "pooledremotemachines/status"],
+            ["get", "patch", "update"],
+        ),
+        _rule(["cluster.x-k8s.io"], ["machines"], READ),
         # Cluster API's Cluster: the owner it reads, the endpoint it is told.
         _rule(["cluster.x-k8s.io"], ["clusters"], [*READ, "patch"]),
         # Children, all written by server-side apply (PKI Secrets by create-if-absent).
