@@ -785,7 +785,7 @@ def crd(
         names_block["categories"] = list(info.categories)
 
     conversion: dict[str, Any] = {"strategy": "None"}
-    if conversion_webhook is not None:
+    if conversion_webhook is not None and len(ordered) > 1:  # one version: nothing to convert
         conversion = {
             "strategy": "Webhook",
             "webhook": {

@@ -24,6 +24,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.types import CascadeType, PatchType
 
 from mothership.api.controlplane.v1beta2 import FINALIZER, GROUP
+from mothership.api.infrastructure.v1beta2 import GROUP as INFRA_GROUP
 from mothership.controllers import controlplane_status, events, metrics
 from mothership.controllers.apply import get_or_none, stamp
 from mothership.controllers.cluster import ClusterResource
@@ -36,6 +37,9 @@ VERSION, PLURAL, KIND = "v1beta2", "k0smotroncontrolplanes", "K0smotronControlPl
 ControlPlaneResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
 CapiClusterResource = create_namespaced_resource(
     "cluster.x-k8s.io", "v1beta2", "Cluster", "clusters"
+)
+RemoteClusterResource = create_namespaced_resource(
+    INFRA_GROUP, "v1beta2", "RemoteCluster", "remoteclusters"
 )
 MERGE = PatchType.MERGE
 
@@ -159,12 +163,16 @@ async def _set_endpoint(capi_cluster: dict[str, Any], endpoint: tuple[str, int] 
     if have.get("host") == host and int(have.get("port") or 0) == port:
         return
     meta = capi_cluster["metadata"]
+    patch = {"spec": {"controlPlaneEndpoint": {"host": host, "port": port}}}
+    infra = (capi_cluster.get("spec") or {}).get("infrastructureRef") or {}
+    if infra.get("kind") == "RemoteCluster" and infra.get("apiGroup") == INFRA_GROUP:
+        # The infrastructure cluster says the same, as Cluster API expects of it.
+        await runtime().client.patch(
+            RemoteClusterResource, infra["name"], patch, namespace=meta["namespace"],
+            patch_type=MERGE,
+        )  # fmt: skip
     await runtime().client.patch(
-        CapiClusterResource,
-        meta["name"],
-        {"spec": {"controlPlaneEndpoint": {"host": host, "port": port}}},
-        namespace=meta["namespace"],
-        patch_type=MERGE,
+        CapiClusterResource, meta["name"], patch, namespace=meta["namespace"], patch_type=MERGE
     )
     metrics.WRITES.labels(kind="CapiCluster").inc()
 

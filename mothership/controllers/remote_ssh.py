@@ -8,12 +8,15 @@ next attempt.
 
 from __future__ import annotations
 
+import logging
 import shlex
 from dataclasses import dataclass
 
 import asyncssh
 
 CONNECT_TIMEOUT = 15.0
+# asyncssh logs every connection and command at INFO: the operator's log is for its own steps.
+logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
 class SSHError(Exception):

@@ -123,6 +123,15 @@ def _create(kc: Client, res: type[GenericNamespacedResource], name: str, **body:
     return kc.create(res(metadata={"name": name, "namespace": NAMESPACE}, **body))
 
 
+INFRA_PLURALS = (
+    "pooledremotemachines",
+    "remoteclusters",
+    "remoteclustertemplates",
+    "remotemachines",
+    "remotemachinetemplates",
+)
+
+
 def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -> None:
     assert sorted(crd_names) == sorted(
         [
@@ -132,6 +141,7 @@ def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -
             "k0sworkerconfigtemplates.bootstrap.cluster.x-k8s.io",
             "k0smotroncontrolplanes.controlplane.cluster.x-k8s.io",
             "k0smotroncontrolplanetemplates.controlplane.cluster.x-k8s.io",
+            *(f"{p}.infrastructure.cluster.x-k8s.io" for p in INFRA_PLURALS),
         ]
     )
     for name in crd_names:
@@ -140,6 +150,9 @@ def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -
         assert conditions.get("NamesAccepted") == "True"
         assert "NonStructuralSchema" not in conditions, conditions
         served = kc.get(CustomResourceDefinition, name).spec.versions
+        if "infrastructure" in name:  # only v1beta2 so far
+            assert [(v.name, v.storage) for v in served] == [("v1beta2", True)]
+            continue
         assert [(v.name, v.storage) for v in served] == [("v1beta2", True), ("v1beta1", False)]
         if "cluster.x-k8s.io" in name:
             # Cluster API finds the version serving each of its contracts in these labels.

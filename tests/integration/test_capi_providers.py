@@ -136,9 +136,19 @@ def _clusterctl(ms: LocalMothership, *args: str) -> subprocess.CompletedProcess[
     return _run(ms, [clusterctl, *args, "--kubeconfig", str(ms.cfg.kubeconfig)])
 
 
-def _manifests(ns: str, name: str = "hosted", service: dict[str, Any] | None = None) -> str:
+def _manifests(
+    ns: str, name: str = "hosted", service: dict[str, Any] | None = None, infra: bool = False
+) -> str:
+    remote_cluster = {
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
+        "kind": "RemoteCluster",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {},
+    }
+    infra_ref = {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "RemoteCluster"}
     return yaml.safe_dump_all(
         [
+            *([remote_cluster] if infra else []),
             {
                 "apiVersion": "cluster.x-k8s.io/v1beta2",
                 "kind": "Cluster",
@@ -148,7 +158,8 @@ def _manifests(ns: str, name: str = "hosted", service: dict[str, Any] | None = N
                         "apiGroup": CP_GROUP,
                         "kind": "K0smotronControlPlane",
                         "name": f"{name}-cp",
-                    }
+                    },
+                    **({"infrastructureRef": {**infra_ref, "name": name}} if infra else {}),
                 },
             },
             {
@@ -448,3 +459,213 @@ def _exists_in(client: Client, resource: Any, name: str, namespace: str) -> bool
             return False
         raise
     return True
+
+
+# --- a MachineDeployment of RemoteMachines from a pool of existing machines over SSH ------------
+
+
+def _pool_manifests(ns: str, cluster: str, pool: list[machines.Machine], key: str) -> str:
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "ssh-key", "namespace": ns},
+            "stringData": {"value": key},
+        },
+        {
+            "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
+            "kind": "RemoteMachineTemplate",
+            "metadata": {"name": "md", "namespace": ns},
+            "spec": {"template": {"spec": {"pool": "lab"}}},
+        },
+        {
+            "apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2",
+            "kind": "K0sWorkerConfigTemplate",
+            "metadata": {"name": "md", "namespace": ns},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "args": [
+                            "--labels=pool=lab",
+                            "--kubelet-extra-args=--eviction-hard=memory.available<100Mi,"
+                            "nodefs.available<1%,imagefs.available<1%,nodefs.inodesFree<1%",
+                        ]
+                    }
+                }
+            },
+        },
+        {
+            "apiVersion": "cluster.x-k8s.io/v1beta2",
+            "kind": "MachineDeployment",
+            "metadata": {"name": "md", "namespace": ns},
+            "spec": {
+                "clusterName": cluster,
+                "replicas": 0,
+                "selector": {"matchLabels": {"md": "md"}},
+                "template": {
+                    "metadata": {"labels": {"md": "md"}},
+                    "spec": {
+                        "clusterName": cluster,
+                        "bootstrap": {
+                            "configRef": {
+                                "apiGroup": "bootstrap.cluster.x-k8s.io",
+                                "kind": "K0sWorkerConfigTemplate",
+                                "name": "md",
+                            }
+                        },
+                        "infrastructureRef": {
+                            "apiGroup": "infrastructure.cluster.x-k8s.io",
+                            "kind": "RemoteMachineTemplate",
+                            "name": "md",
+                        },
+                    },
+                },
+            },
+        },
+    ]
+    for m in pool:
+        docs.append(
+            {
+                "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
+                "kind": "PooledRemoteMachine",
+                "metadata": {"name": m.name, "namespace": ns},
+                "spec": {
+                    "pool": "lab",
+                    "machine": {
+                        "address": m.address,
+                        "port": 22,
+                        "user": "root",
+                        "sshKeyRef": {"name": "ssh-key"},
+                    },
+                },
+            }
+        )
+    return yaml.safe_dump_all(docs)  # fmt: skip
+
+
+MachineDeployment = create_namespaced_resource(
+    "cluster.x-k8s.io", "v1beta2", "MachineDeployment", "machinedeployments"
+)
+RemoteCluster = create_namespaced_resource(
+    "infrastructure.cluster.x-k8s.io", "v1beta2", "RemoteCluster", "remoteclusters"
+)
+RemoteMachine = create_namespaced_resource(
+    "infrastructure.cluster.x-k8s.io", "v1beta2", "RemoteMachine", "remotemachines"
+)
+Pooled = create_namespaced_resource(
+    "infrastructure.cluster.x-k8s.io", "v1beta2", "PooledRemoteMachine", "pooledremotemachines"
+)
+
+
+def test_a_machine_deployment_scales_over_a_pool_of_machines_reached_by_ssh(
+    ms: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    service = {"type": "NodePort", "apiPort": 31743, "konnectivityPort": 31332}
+    applied = _kubectl(ms, "apply", "-f", "-", stdin=_manifests(ns, "pl", service, infra=True))
+    assert applied.returncode == 0, applied.stderr
+    state = ms.cfg.state_dir
+    pool = [machines.create(state, f"pool-{uuid.uuid4().hex[:4]}", "reachable") for _ in range(3)]
+    try:
+        key = machines.ssh_key(state).read_text()
+        applied = _kubectl(ms, "apply", "-f", "-", stdin=_pool_manifests(ns, "pl", pool, key))
+        assert applied.returncode == 0, applied.stderr
+
+        def initialized() -> bool:
+            init = _status(kc, CapiCluster, "pl", ns).get("initialization") or {}
+            return bool(init.get("controlPlaneInitialized"))
+
+        _wait(ms, ns, operator, "control plane of pl initialized", initialized, 300)
+        kubeconfig = tmp_path / "pl.kubeconfig"
+        kubeconfig.write_bytes(
+            base64.b64decode(kc.get(Secret, "pl-kubeconfig", namespace=ns).data["value"])
+        )
+        tenant = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="tests")
+
+        def ready_nodes() -> set[str]:
+            try:
+                nodes = tenant.list(Node, labels={"pool": "lab"})
+                return {
+                    n.metadata.name
+                    for n in nodes
+                    if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
+                }
+            except Exception:
+                return set()
+
+        def machines_linked() -> set[str]:
+            out = set()
+            for m in kc.list(Machine, namespace=ns, labels={"md": "md"}):
+                if (m.get("status") or {}).get("nodeRef") and not m.metadata.deletionTimestamp:
+                    out.add(m.metadata.name)
+            return out
+
+        def reserved() -> int:
+            return sum(
+                bool((p.get("status") or {}).get("reserved")) for p in kc.list(Pooled, namespace=ns)
+            )
+
+        def count(resource: Any, done: Any) -> int:
+            return sum(
+                1
+                for o in kc.list(resource, namespace=ns)
+                if not o.metadata.deletionTimestamp and done(o.get("status") or {})
+            )
+
+        def with_data(st: dict[str, Any]) -> bool:
+            return bool((st.get("initialization") or {}).get("dataSecretCreated"))
+
+        def provisioned(st: dict[str, Any]) -> bool:
+            return bool((st.get("initialization") or {}).get("provisioned"))
+
+        for replicas in (2, 3, 1):
+            started = time.monotonic()
+            scaled = kc.patch(
+                MachineDeployment, "md", {"spec": {"replicas": replicas}},
+                namespace=ns, patch_type=PatchType.MERGE,
+            )  # fmt: skip
+            assert scaled["spec"]["replicas"] == replicas
+            if replicas > 1:  # where the time goes on the way up
+                for what, resource, done in (
+                    ("bootstrap data", WorkerConfig, with_data),
+                    ("provisioned over SSH", RemoteMachine, provisioned),
+                ):
+                    _wait(ms, ns, operator, f"{replicas} with {what}",
+                          lambda r=resource, d=done, n=replicas: count(r, d) >= n, 400)  # fmt: skip
+                    print(f"\n  -> {replicas}: {what} after {time.monotonic() - started:.1f} s")
+
+            def settled(n: int = replicas) -> bool:
+                linked, ready = machines_linked(), ready_nodes()
+                return len(linked) == n and linked == ready and reserved() == n
+
+            _wait(ms, ns, operator, f"{replicas} Machines with Ready Nodes", settled, 400)
+            print(f"\nMachineDeployment -> {replicas}: {time.monotonic() - started:.1f} s")
+
+        # Two machines went back to the pool, cleaned: nothing of the node runs there.
+        free = [p.metadata.name for p in kc.list(Pooled, namespace=ns)
+                if not (p.get("status") or {}).get("reserved")]  # fmt: skip
+        assert len(free) == 2
+        for m in pool:
+            if m.name in free:
+                probe = (
+                    "pgrep -x kubelet || pgrep -x containerd || "
+                    f"test -e /var/lib/mothership-node || test -e {SUCCESS_SENTINEL}"
+                )
+                left = machines.run(m, ["sh", "-c", probe])
+                assert left.returncode != 0, f"{m.name} not cleaned: {left.stdout}"
+        remote = kc.get(RemoteCluster, "pl", namespace=ns)
+        assert remote["status"]["initialization"] == {"provisioned": True}
+        assert remote["spec"]["controlPlaneEndpoint"]["port"] == 31743
+
+        def healthy() -> bool:
+            st = _status(kc, CapiCluster, "pl", ns)
+            return _condition(st, "Available").get("status") == "True"
+
+        _wait(ms, ns, operator, "the Cluster API Cluster Available", healthy, 120)
+        described = _clusterctl(ms, "describe", "cluster", "pl", "-n", ns)
+        assert described.returncode == 0, described.stderr
+        print(described.stdout)
+    finally:
+        _kubectl(ms, "-n", ns, "delete", "clusters.cluster.x-k8s.io", "pl", "--wait=true",
+                 "--timeout=180s")  # fmt: skip
+        for m in pool:
+            machines.delete(state, m.name)
