@@ -12,8 +12,6 @@ import logging
 import shlex
 from dataclasses import dataclass
 
-import asyncssh
-
 CONNECT_TIMEOUT = 15.0
 # asyncssh logs every connection and command at INFO: the operator's log is for its own steps.
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
@@ -43,6 +41,8 @@ async def run(
     target: Target, command: str, stdin: str = "", timeout: float = 600.0
 ) -> tuple[int, str]:
     """(exit status, combined output tail) of `command` run by the remote shell."""
+    import asyncssh  # only operators that provision machines pay for it (memory, start-up)
+
     try:
         key = asyncssh.import_private_key(target.key_pem)
     except (asyncssh.KeyImportError, ValueError) as exc:
