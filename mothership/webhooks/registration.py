@@ -29,6 +29,7 @@ from lightkube.types import PatchType
 from mothership.api.bootstrap.v1beta2 import TEMPLATE_CRD as WORKER_TEMPLATE_CRD
 from mothership.api.bootstrap.v1beta2 import WORKER_CONFIG_CRD
 from mothership.api.controlplane.v1beta2 import CONTROL_PLANE_CRD, TEMPLATE_CRD
+from mothership.api.infrastructure.v1beta2 import GROUP as INFRA_GROUP
 from mothership.api.k0smotron.v1beta2 import CLUSTER_CRD, GROUP, JOIN_TOKEN_REQUEST_CRD
 from mothership.webhooks.server import PATHS
 
@@ -196,6 +197,26 @@ def webhook_configurations(
             ["jointokenrequests"],
             client_config(PATHS["validate_jtr"]),
         ),
+        # Cluster API providers' kinds: one endpoint, the kind decides the rules.
+        _webhook(
+            "k0smotroncontrolplanes.validate",
+            ["k0smotroncontrolplanes"],
+            client_config(PATHS["validate_capi"]),
+            group=CONTROL_PLANE_CRD.group,
+        ),
+        _webhook(
+            "k0sworkerconfigs.validate",
+            ["k0sworkerconfigs"],
+            client_config(PATHS["validate_capi"]),
+            group=WORKER_CONFIG_CRD.group,
+        ),
+        _webhook(
+            "remotemachines.validate",
+            ["remotemachines"],
+            client_config(PATHS["validate_capi"]),
+            group=INFRA_GROUP,
+            versions=["v1beta2"],
+        ),
     ]
     for hook in mutating:
         # Our defaults never undo another webhook's change, so a second pass adds nothing.
@@ -245,14 +266,20 @@ def _bundle(ca_pem: bytes | str) -> str:
     return base64.b64encode(pem).decode()
 
 
-def _webhook(name: str, resources: list[str], client_config: Obj) -> Obj:
+def _webhook(
+    name: str,
+    resources: list[str],
+    client_config: Obj,
+    group: str = GROUP,
+    versions: list[str] = VERSIONS,
+) -> Obj:
     return {
         "name": f"{name}.mothership.{GROUP}",
         "clientConfig": client_config,
         "rules": [
             {
-                "apiGroups": [GROUP],
-                "apiVersions": VERSIONS,
+                "apiGroups": [group],
+                "apiVersions": versions,
                 "operations": ["CREATE", "UPDATE"],
                 "resources": resources,
                 "scope": "Namespaced",

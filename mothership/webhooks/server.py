@@ -36,7 +36,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from mothership.api.conversion import convert
 from mothership.api.k0smotron.convert import V1BETA2
 from mothership.api.k0smotron.v1beta2 import CLUSTER_CRD
-from mothership.webhooks import defaults, validate
+from mothership.webhooks import defaults, validate, validate_capi
 from mothership.webhooks.tls import CERT_FILE, KEY_FILE, WebhookTLS, webhook_tls
 
 __all__ = [
@@ -60,6 +60,7 @@ PATHS = {
     "validate_cluster": "/validate-cluster",
     "mutate_jtr": "/mutate-jtr",
     "validate_jtr": "/validate-jtr",
+    "validate_capi": "/validate-capi",
     "convert": "/convert",
 }
 
@@ -143,6 +144,7 @@ def make_app(list_clusters: ListClusters) -> web.Application:
     app.router.add_post(PATHS["validate_cluster"], handlers.validate_cluster)
     app.router.add_post(PATHS["mutate_jtr"], handlers.mutate_jtr)
     app.router.add_post(PATHS["validate_jtr"], handlers.validate_jtr)
+    app.router.add_post(PATHS["validate_capi"], handlers.validate_capi)
     app.router.add_post(PATHS["convert"], handlers.convert)
     app.router.add_get("/healthz", handlers.healthz)
     return app
@@ -175,6 +177,10 @@ class _Handlers:
 
     async def validate_jtr(self, request: web.Request) -> web.Response:
         return await self._admit(request, "JoinTokenRequest", self._validate)
+
+    async def validate_capi(self, request: web.Request) -> web.Response:
+        """The Cluster API providers' kinds, one endpoint (the kind is in the request)."""
+        return await self._admit(request, "", self._validate_capi)
 
     async def convert(self, request: web.Request) -> web.Response:
         review = await _read_json(request)
@@ -260,6 +266,25 @@ class _Handlers:
             response["warnings"] = [str(w) for w in result.warnings]
         return response
 
+    async def _validate_capi(self, req: Obj, _: str) -> Obj:
+        kind = (req.get("kind") or {}).get("kind")
+        if kind not in validate_capi.KINDS:
+            return {"allowed": True}
+        obj, old = _objects(req, kind)
+        if obj is None:
+            return {"allowed": True}
+        try:
+            others = await self._others() if kind == "K0smotronControlPlane" else []
+            result = validate_capi.validate(obj, old, others)
+        except ValueError as exc:
+            raise _Denied(str(exc)) from exc
+        if result.errors:
+            raise _Denied(_message(result.errors), 422, result.errors)
+        response: Obj = {"allowed": True}
+        if result.warnings:
+            response["warnings"] = [str(w) for w in result.warnings]
+        return response
+
     async def _validate_scale(self, req: Obj) -> Obj:
         new, old = req.get("object"), req.get("oldObject")
         if req.get("operation") != "UPDATE":
@@ -336,6 +361,7 @@ def _subject(req: Obj, kind: str) -> Obj:
     """``details`` naming the object under review; a scale request names its Cluster."""
     resource = req.get("resource")
     resource = resource if isinstance(resource, dict) else {}
+    kind = kind or str((req.get("kind") or {}).get("kind") or "")
     subject = {"group": resource.get("group"), "kind": kind, "name": req.get("name")}
     return {key: value for key, value in subject.items() if value}
 

@@ -99,7 +99,9 @@ def validate(obj: Obj, old: Obj | None = None, others: Iterable[Obj] = ()) -> Re
     raise ValueError(f"no validation rules for kind {kind!r}")
 
 
-def validate_cluster(obj: Obj, old: Obj | None = None, others: Iterable[Obj] = ()) -> Result:
+def validate_cluster(
+    obj: Obj, old: Obj | None = None, others: Iterable[Obj] = (), *, check_names: bool = True
+) -> Result:
     """Validate a Cluster (v1beta1 or v1beta2) against every rule."""
     new, prev, paths = _prepare(obj, old)
     if _exempt(new, prev):
@@ -107,7 +109,7 @@ def validate_cluster(obj: Obj, old: Obj | None = None, others: Iterable[Obj] = (
     check = _Check(paths)
     spec = _spec(new)
     old_spec = _spec(prev) if prev is not None else None
-    if prev is None:  # a name cannot change, so an UPDATE has nothing to fix
+    if prev is None and check_names:  # a name cannot change: an UPDATE has nothing to fix
         _generated_names(check, new)
     if spec.get("distribution") == "kubernetes":
         _kubernetes_version(check, spec, old_spec)

@@ -154,6 +154,12 @@ def _apply_manifest_part(kc: Client, namespace: str) -> None:
             kc.apply(from_dict(obj), field_manager="kubectl")
 
 
+def _expected_bundles() -> int:
+    """One per webhook of both configurations and one per CRD with conversion."""
+    configs = registration.webhook_configurations(url_base="https://x", ca_pem=None)
+    return sum(len(c["webhooks"]) for c in configs) + len(registration.CRD_NAMES)
+
+
 def _bundles(kc: Client) -> list[str | None]:
     out: list[str | None] = []
     for kind in KINDS:
@@ -201,12 +207,12 @@ def test_ca_bundle_only_and_manifest_reapply_keeps_it(
     before, after, ca = asyncio.run(scenario())
     assert (before, after) == (False, True)
     bundle = base64.b64encode(ca).decode()
-    assert _bundles(kc) == [bundle] * (4 + len(registration.CRD_NAMES))
+    assert _bundles(kc) == [bundle] * _expected_bundles()
     assert _owners_of_ca_bundle(kc) == {registration.CA_FIELD_MANAGER}
 
     # kubectl re-applies the manifest (an upgrade, a GitOps sync): no conflict, bundle kept.
     _apply_manifest_part(kc, namespace)
-    assert _bundles(kc) == [bundle] * (4 + len(registration.CRD_NAMES))
+    assert _bundles(kc) == [bundle] * _expected_bundles()
 
     # Someone removes a bundle by hand: the next refresh puts it back.
     kc.patch(
@@ -215,11 +221,11 @@ def test_ca_bundle_only_and_manifest_reapply_keeps_it(
         [{"op": "remove", "path": "/webhooks/0/clientConfig/caBundle"}],
         patch_type=PatchType.JSON,
     )
-    assert _bundles(kc).count(bundle) == 3 + len(registration.CRD_NAMES)
+    assert _bundles(kc).count(bundle) == _expected_bundles() - 1
 
     async def refresh_once() -> None:
         service = await _start(kubeconfig, config)
         await service.stop()
 
     asyncio.run(refresh_once())
-    assert _bundles(kc) == [bundle] * (4 + len(registration.CRD_NAMES))
+    assert _bundles(kc) == [bundle] * _expected_bundles()

@@ -466,3 +466,40 @@ def test_join_token_request_bad_role_is_refused(
     )
     request["spec"]["role"] = "worker"
     _accepted(kubectl.apply(request))
+
+
+def test_cluster_api_kinds_are_refused_with_the_field_and_the_fix(
+    webhooks: WebhookThread, kubectl: Kubectl, namespaces: tuple[str, str]
+) -> None:
+    machine: dict[str, Any] = {
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
+        "kind": "RemoteMachine",
+        "metadata": {"name": _unique("rm"), "namespace": namespaces[0]},
+        "spec": {"port": 22},
+    }
+    _refused(kubectl.apply(machine), "spec.address: give the machine's address, or spec.pool")
+    machine["spec"] = {"pool": "lab"}
+    _accepted(kubectl.apply(machine))
+
+    control_plane: dict[str, Any] = {
+        "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1",
+        "kind": "K0smotronControlPlane",
+        "metadata": {"name": _unique("cp"), "namespace": namespaces[0]},
+        "spec": {"version": "1.33", "kineDataSourceURL": "postgres://db",
+                 "kineDataSourceSecretName": "s"},
+    }  # fmt: skip
+    out = kubectl.apply(control_plane)
+    _refused(out, "spec.kineDataSourceSecretName: cannot be combined with spec.kineDataSourceURL")
+    assert "spec.version" in out.stderr, out.stderr
+
+    config: dict[str, Any] = {
+        "apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2",
+        "kind": "K0sWorkerConfig",
+        "metadata": {"name": _unique("wc"), "namespace": namespaces[0]},
+        "spec": {"args": ["--enable-cloud-provider"]},
+    }
+    _refused(kubectl.apply(config), "spec.args[0]: '--enable-cloud-provider' is not a worker flag")
+    config["spec"] = {"provisioner": {"type": "ignition"}}
+    accepted = kubectl.apply(config)
+    _accepted(accepted)
+    assert "UnsupportedFormat" in accepted.stderr  # kubectl prints admission warnings

@@ -370,11 +370,14 @@ def test_crd_assembles_names_versions_and_subresources() -> None:
 
 def test_crd_with_conversion_webhook() -> None:
     client_config = {"service": {"namespace": "ms", "name": "webhook"}, "caBundle": "Q0E="}
-    doc = crdgen.crd([GadgetV1], conversion_webhook=client_config)
+    doc = crdgen.crd([GadgetV1, GadgetV1beta1], conversion_webhook=client_config)
     assert doc["spec"]["conversion"] == {
         "strategy": "Webhook",
         "webhook": {"clientConfig": client_config, "conversionReviewVersions": ["v1"]},
     }
+    # One version has nothing to convert: the API server refuses a webhook for it.
+    single = crdgen.crd([GadgetV1], conversion_webhook=client_config)
+    assert single["spec"]["conversion"] == {"strategy": "None"}
 
 
 def test_crd_refuses_inconsistent_versions() -> None:

@@ -863,12 +863,21 @@ def test_registration_by_url() -> None:
         "https://127.0.0.1:9443/mutate-jtr",
         "https://127.0.0.1:9443/validate-cluster",
         "https://127.0.0.1:9443/validate-jtr",
+        *["https://127.0.0.1:9443/validate-capi"] * 3,
+    ]
+    groups = [h["rules"][0]["apiGroups"] for h in validating["webhooks"]]
+    assert groups[2:] == [
+        ["controlplane.cluster.x-k8s.io"],
+        ["bootstrap.cluster.x-k8s.io"],
+        ["infrastructure.cluster.x-k8s.io"],
     ]
     for hook in (*mutating["webhooks"], *validating["webhooks"]):
         assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
         assert hook["matchPolicy"] == "Equivalent" and hook["timeoutSeconds"] == 10
         assert hook["admissionReviewVersions"] == ["v1"]
-        assert hook["rules"][0]["apiVersions"] == ["v1beta2", "v1beta1"]
+        infra = hook["rules"][0]["apiGroups"] == ["infrastructure.cluster.x-k8s.io"]
+        served = ["v1beta2"] if infra else ["v1beta2", "v1beta1"]
+        assert hook["rules"][0]["apiVersions"] == served
         assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
         assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca
 
