@@ -9,14 +9,16 @@ annotation, as for the other groups.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from typing import Any
 
 from mothership.api.bootstrap.v1beta1 import API_VERSION as V1BETA1
 from mothership.api.bootstrap.v1beta2 import API_VERSION as V1BETA2
-from mothership.api.bootstrap.v1beta2 import GROUP
-from mothership.api.k0smotron.convert import map_object, translate
+from mothership.api.k0smotron.convert import (
+    Mappers,
+    convert_two_versions,
+    map_object,
+    template_mapper,
+)
 
 Obj = dict[str, Any]
 VERSIONS = (V1BETA1, V1BETA2)
@@ -26,21 +28,7 @@ _MOVED = ("ignition", "customUserDataRef")  # top level in v1beta1, under provis
 
 def convert(obj: Obj, to_version: str) -> Obj:
     """``obj`` as ``to_version`` (full apiVersion or just ``v1beta1``/``v1beta2``)."""
-    target = to_version if "/" in to_version else f"{GROUP}/{to_version}"
-    if target not in VERSIONS:
-        raise ValueError(f"cannot convert to unknown apiVersion {to_version!r}")
-    source = obj.get("apiVersion")
-    if source not in VERSIONS:
-        raise ValueError(f"cannot convert from unknown apiVersion {source!r}")
-    kind = obj.get("kind")
-    if kind not in _MAPPERS:
-        raise ValueError(f"cannot convert unknown kind {kind!r} ({source})")
-    if source == target:
-        return copy.deepcopy(obj)
-    up, down = _MAPPERS[kind]
-    if target == V1BETA2:
-        return translate(copy.deepcopy(obj), forward=up, backward=down)
-    return translate(copy.deepcopy(obj), forward=down, backward=up)
+    return convert_two_versions(obj, to_version, VERSIONS, _MAPPERS)
 
 
 def spec_to_v2(spec: Obj) -> Obj:
@@ -87,23 +75,13 @@ def status_to_v1(status: Obj) -> Obj:
     return out
 
 
-def _template(api_version: str, spec_mapper: Callable[[Obj], Obj]) -> Callable[[Obj], Obj]:
-    def template_spec(spec: Obj) -> Obj:
-        out = dict(spec)
-        template = spec.get("template")
-        if isinstance(template, dict):
-            out["template"] = dict(template)
-            if isinstance(template.get("spec"), dict):
-                out["template"]["spec"] = spec_mapper(template["spec"])
-        return out
-
-    return lambda obj: map_object(obj, api_version, template_spec, dict)
-
-
-_MAPPERS: dict[str, tuple[Callable[[Obj], Obj], Callable[[Obj], Obj]]] = {
+_MAPPERS: Mappers = {
     "K0sWorkerConfig": (
         lambda obj: map_object(obj, V1BETA2, spec_to_v2, status_to_v2),
         lambda obj: map_object(obj, V1BETA1, spec_to_v1, status_to_v1),
     ),
-    "K0sWorkerConfigTemplate": (_template(V1BETA2, spec_to_v2), _template(V1BETA1, spec_to_v1)),
+    "K0sWorkerConfigTemplate": (
+        template_mapper(V1BETA2, spec_to_v2),
+        template_mapper(V1BETA1, spec_to_v1),
+    ),
 }

@@ -10,18 +10,17 @@ and v1beta2 control-plane contracts: ``initialized`` is ``initialization
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from typing import Any
 
 from mothership.api.controlplane.v1beta1 import API_VERSION as V1BETA1
 from mothership.api.controlplane.v1beta2 import API_VERSION as V1BETA2
-from mothership.api.controlplane.v1beta2 import GROUP
 from mothership.api.k0smotron.convert import (
+    Mappers,
     cluster_spec_to_v1,
     cluster_spec_to_v2,
+    convert_two_versions,
     map_object,
-    translate,
+    template_mapper,
 )
 
 Obj = dict[str, Any]
@@ -31,21 +30,7 @@ KINDS = ("K0smotronControlPlane", "K0smotronControlPlaneTemplate")
 
 def convert(obj: Obj, to_version: str) -> Obj:
     """``obj`` as ``to_version`` (full apiVersion or just ``v1beta1``/``v1beta2``)."""
-    target = to_version if "/" in to_version else f"{GROUP}/{to_version}"
-    if target not in VERSIONS:
-        raise ValueError(f"cannot convert to unknown apiVersion {to_version!r}")
-    source = obj.get("apiVersion")
-    if source not in VERSIONS:
-        raise ValueError(f"cannot convert from unknown apiVersion {source!r}")
-    kind = obj.get("kind")
-    if kind not in KINDS:
-        raise ValueError(f"cannot convert unknown kind {kind!r} ({source})")
-    if source == target:
-        return copy.deepcopy(obj)
-    up, down = _MAPPERS[kind]
-    if target == V1BETA2:
-        return translate(copy.deepcopy(obj), forward=up, backward=down)
-    return translate(copy.deepcopy(obj), forward=down, backward=up)
+    return convert_two_versions(obj, to_version, VERSIONS, _MAPPERS)
 
 
 def _control_plane_to_v2(obj: Obj) -> Obj:
@@ -56,24 +41,11 @@ def _control_plane_to_v1(obj: Obj) -> Obj:
     return map_object(obj, V1BETA1, cluster_spec_to_v1, status_to_v1)
 
 
-def _template_mapper(api_version: str, spec_mapper: Callable[[Obj], Obj]) -> Callable[[Obj], Obj]:
-    def template_spec(spec: Obj) -> Obj:
-        out = dict(spec)
-        template = spec.get("template")
-        if isinstance(template, dict):
-            out["template"] = dict(template)
-            if isinstance(template.get("spec"), dict):
-                out["template"]["spec"] = spec_mapper(template["spec"])
-        return out
-
-    return lambda obj: map_object(obj, api_version, template_spec, dict)
-
-
-_MAPPERS: dict[str, tuple[Callable[[Obj], Obj], Callable[[Obj], Obj]]] = {
+_MAPPERS: Mappers = {
     "K0smotronControlPlane": (_control_plane_to_v2, _control_plane_to_v1),
     "K0smotronControlPlaneTemplate": (
-        _template_mapper(V1BETA2, cluster_spec_to_v2),
-        _template_mapper(V1BETA1, cluster_spec_to_v1),
+        template_mapper(V1BETA2, cluster_spec_to_v2),
+        template_mapper(V1BETA1, cluster_spec_to_v1),
     ),
 }
 

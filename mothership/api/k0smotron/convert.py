@@ -405,3 +405,45 @@ translate = _translate
 map_object = _map_object
 cluster_spec_to_v2 = _cluster_spec_to_v2
 cluster_spec_to_v1 = _cluster_spec_to_v1
+
+Mappers = dict[str, tuple[Mapper, Mapper]]
+"""kind -> (to the newer version, to the older one)."""
+
+
+def convert_two_versions(
+    obj: Obj, to_version: str, versions: tuple[str, str], mappers: Mappers
+) -> Obj:
+    """``obj`` as ``to_version`` for a group serving two versions, ``versions`` = (older,
+    newer) full apiVersions; each direction runs through the lossless envelope."""
+    newer = versions[1]
+    group = newer.rpartition("/")[0]
+    target = to_version if "/" in to_version else f"{group}/{to_version}"
+    if target not in versions:
+        raise ValueError(f"cannot convert to unknown apiVersion {to_version!r}")
+    source = obj.get("apiVersion")
+    if source not in versions:
+        raise ValueError(f"cannot convert from unknown apiVersion {source!r}")
+    kind = obj.get("kind")
+    if kind not in mappers:
+        raise ValueError(f"cannot convert unknown kind {kind!r} ({source})")
+    if source == target:
+        return copy.deepcopy(obj)
+    up, down = mappers[kind]
+    if target == newer:
+        return _translate(copy.deepcopy(obj), forward=up, backward=down)
+    return _translate(copy.deepcopy(obj), forward=down, backward=up)
+
+
+def template_mapper(api_version: str, spec_mapper: Mapper) -> Mapper:
+    """A mapper for a `<Kind>Template`: `spec.template.spec` is mapped as the kind's spec."""
+
+    def template_spec(spec: Obj) -> Obj:
+        out = dict(spec)
+        template = spec.get("template")
+        if isinstance(template, dict):
+            out["template"] = dict(template)
+            if isinstance(template.get("spec"), dict):
+                out["template"]["spec"] = spec_mapper(template["spec"])
+        return out
+
+    return lambda obj: _map_object(obj, api_version, template_spec, dict)
