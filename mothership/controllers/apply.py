@@ -180,3 +180,12 @@ async def get_or_none(client: AsyncClient, resource: Any, name: str, namespace: 
         if exc.status.code == 404:
             return None
         raise
+
+
+def owner_name(obj: dict[str, Any], kind: str, group: str) -> str | None:
+    """Name of the owner of this kind in this API group (any version), if there is one:
+    how a Cluster API object finds its Cluster or Machine, and a child its provider object."""
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == kind and str(ref.get("apiVersion", "")).startswith(f"{group}/"):
+            return str(ref["name"])
+    return None

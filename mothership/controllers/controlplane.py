@@ -26,7 +26,7 @@ from lightkube.types import CascadeType, PatchType
 from mothership.api.controlplane.v1beta2 import FINALIZER, GROUP
 from mothership.api.infrastructure.v1beta2 import GROUP as INFRA_GROUP
 from mothership.controllers import controlplane_status, events, metrics
-from mothership.controllers.apply import get_or_none, stamp
+from mothership.controllers.apply import get_or_none, owner_name, stamp
 from mothership.controllers.cluster import ClusterResource
 from mothership.controllers.runtime import runtime
 from mothership.render.names import FIELD_MANAGER, HASH_ANNOTATION
@@ -53,14 +53,13 @@ async def on_control_plane_event(type: str, body: kopf.Body, **_: Any) -> None:
 @kopf.on.event("k0smotron.io", "v1beta2", "clusters")
 async def on_hosted_cluster_event(body: kopf.Body, **_: Any) -> None:
     """A hosted Cluster changed (status, deletion): its control plane reports it."""
-    meta = body["metadata"]
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
-            cp = await get_or_none(
-                runtime().client, ControlPlaneResource, ref["name"], meta["namespace"]
-            )
-            if cp is not None:
-                await reconcile(cp.to_dict())
+    owner = owner_name(dict(body), KIND, GROUP)
+    if owner is not None:
+        cp = await get_or_none(
+            runtime().client, ControlPlaneResource, owner, body["metadata"]["namespace"]
+        )
+        if cp is not None:
+            await reconcile(cp.to_dict())
 
 
 @kopf.on.event("cluster.x-k8s.io", "v1beta2", "clusters")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mothership.api.controlplane.v1beta2 import CONDITION_AVAILABLE
+from mothership.controllers.apply import owner_name
 from mothership.controllers.conditions import Condition, merge
 from mothership.render.names import CAPI_CLUSTER_NAME_LABEL
 
@@ -21,12 +22,7 @@ CONDITION_HOSTED = "HostedClusterReady"
 
 def owner_cluster(cp: Obj) -> str | None:
     """Name of the Cluster API Cluster that owns the control plane (set by Cluster API)."""
-    for ref in cp["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == "Cluster" and str(ref.get("apiVersion", "")).startswith(
-            "cluster.x-k8s.io/"
-        ):
-            return str(ref["name"])
-    return None
+    return owner_name(cp, "Cluster", "cluster.x-k8s.io")
 
 
 def paused(cp: Obj, capi_cluster: Obj) -> bool:

@@ -31,7 +31,7 @@ from mothership.api.infrastructure.v1beta2 import (
     MACHINE_FINALIZER,
 )
 from mothership.controllers import events, metrics, remote_ssh, tenant
-from mothership.controllers.apply import get_or_none
+from mothership.controllers.apply import get_or_none, owner_name
 from mothership.controllers.conditions import Condition, merge
 from mothership.controllers.runtime import runtime
 from mothership.render import worker_bootstrap
@@ -137,15 +137,6 @@ async def reconcile(body: dict[str, Any]) -> None:
                 raise
 
 
-def _owner_machine(body: dict[str, Any]) -> str | None:
-    for ref in body["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == "Machine" and str(ref.get("apiVersion", "")).startswith(
-            "cluster.x-k8s.io/"
-        ):
-            return str(ref["name"])
-    return None
-
-
 def _provisioned(body: dict[str, Any]) -> bool:
     return bool(((body.get("status") or {}).get("initialization") or {}).get("provisioned"))
 
@@ -159,7 +150,7 @@ async def _reconcile(body: dict[str, Any]) -> None:
                                                         MACHINE_FINALIZER],
                                          "resourceVersion": meta["resourceVersion"]}})  # fmt: skip
         return  # the write's event brings us back
-    machine_name = _owner_machine(body)
+    machine_name = owner_name(body, "Machine", "cluster.x-k8s.io")
     if machine_name is None:
         raise NotYet("WaitingForMachine", "waiting for Cluster API to set the owning Machine")
     machine = await get_or_none(rt.client, MachineResource, machine_name, ns)

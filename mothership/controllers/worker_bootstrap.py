@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from mothership.api.bootstrap.v1beta2 import CONDITION_DATA_SECRET, GROUP, K0sWorkerConfig
 from mothership.api.k0smotron import v1beta2 as k0smotron
 from mothership.controllers import events, metrics
-from mothership.controllers.apply import get_or_none
+from mothership.controllers.apply import get_or_none, owner_name
 from mothership.controllers.cluster import ClusterResource
 from mothership.controllers.conditions import Condition, merge
 from mothership.controllers.controlplane import CapiClusterResource
@@ -63,14 +63,13 @@ async def on_config_event(type: str, body: kopf.Body, **_: Any) -> None:
 @kopf.on.event("k0smotron.io", "v1beta2", "jointokenrequests")
 async def on_token_event(body: kopf.Body, **_: Any) -> None:
     """The per-Machine token request changed (its Secret was written): go on."""
-    meta = body["metadata"]
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
-            config = await get_or_none(
-                runtime().client, ConfigResource, ref["name"], meta["namespace"]
-            )
-            if config is not None:
-                await reconcile(config.to_dict())
+    owner = owner_name(dict(body), KIND, GROUP)
+    if owner is not None:
+        config = await get_or_none(
+            runtime().client, ConfigResource, owner, body["metadata"]["namespace"]
+        )
+        if config is not None:
+            await reconcile(config.to_dict())
 
 
 @kopf.on.event("cluster.x-k8s.io", "v1beta2", "clusters")
@@ -101,15 +100,6 @@ def _created(body: dict[str, Any]) -> bool:
     return bool((status.get("initialization") or {}).get("dataSecretCreated"))
 
 
-def _owner_machine(body: dict[str, Any]) -> str | None:
-    for ref in body["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == "Machine" and str(ref.get("apiVersion", "")).startswith(
-            "cluster.x-k8s.io/"
-        ):
-            return str(ref["name"])
-    return None
-
-
 async def reconcile(body: dict[str, Any]) -> None:
     meta = body["metadata"]
     if meta.get("deletionTimestamp") or _created(body):
@@ -136,7 +126,7 @@ async def _reconcile(body: dict[str, Any]) -> str:
         config = K0sWorkerConfig.model_validate(body)
     except ValidationError as exc:
         raise NotYet("InvalidSpec", str(exc)[:500]) from exc
-    machine = _owner_machine(body)
+    machine = owner_name(body, "Machine", "cluster.x-k8s.io")
     if machine is None:
         raise NotYet("WaitingForMachine", "waiting for Cluster API to set the owning Machine")
     cluster = (meta.get("labels") or {}).get(CAPI_CLUSTER_NAME_LABEL)
