@@ -5,7 +5,7 @@ agent, CoreDNS, flannel, metrics-server, the pause image) through a registry mir
 air-gapped site does. Here each image is written from the binaries this project builds
 plus, where a component shells out to netfilter tools (kube-proxy, flannel), Debian's
 iptables-nft and conntrack with the shared libraries they load. A small busybox image is
-there for tests and demos.
+there for tests and demos, and a small admission webhook (testenv/webhook_demo.py).
 
 The names are the upstream ones on purpose: a worker's containerd asks its mirror for
 `kube-proxy:v1.35.4` exactly as it would ask registry.k8s.io, so nothing in the tenant
@@ -24,7 +24,7 @@ from mothership.api.k0smotron.v1beta2 import (
     UPSTREAM_REGISTRY,
 )
 from mothership.render import network_addons
-from mothership.testenv import paths, userland
+from mothership.testenv import paths, userland, webhook_demo
 from mothership.testenv.images import Content, Symlink
 from mothership.testenv.pins import K0S_KUBERNETES_VERSION, KUBERNETES_VERSION, TENANT_VERSIONS
 
@@ -119,6 +119,7 @@ def node_images(bin_dir: Path) -> list[NodeImage]:
 
     env = build_env()
     pause = build_pause(paths.build_root() / "pause", env)
+    webhook = webhook_demo.build(paths.build_root() / "webhook-demo", env)
     shell = userland.files(paths.build_root() / "userland", env)
     netfilter = netfilter_userland()
     return [
@@ -159,4 +160,5 @@ def node_images(bin_dir: Path) -> list[NodeImage]:
             ["/metrics-server"],
         ),
         NodeImage(BUSYBOX_IMAGE, busybox_files(), ["/bin/sh"]),
+        NodeImage(webhook_demo.IMAGE, {webhook_demo.BINARY: webhook}, [webhook_demo.BINARY]),
     ]

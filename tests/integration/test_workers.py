@@ -38,9 +38,10 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
 
+from mothership.pki.certs import CertKey, issue_cert, new_ca
 from mothership.render import node_join
 from mothership.render.tenant_addons import AGENT_HEALTH_PORT
-from mothership.testenv import kube, machines
+from mothership.testenv import kube, machines, webhook_demo
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
 from mothership.testenv.ports import free_ports
@@ -143,6 +144,17 @@ class Tenant:
             timeout=timeout,
         )
 
+    def kubectl_apply(self, manifest: str, verb: str = "apply") -> subprocess.CompletedProcess[str]:
+        """`kubectl apply` (or `create`) of a YAML stream."""
+        kubectl = [str(self.ms.cfg.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig)]
+        return subprocess.run(
+            [*kubectl, verb, "-f", "-"],
+            input=manifest,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def mothership_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["mothership", *args, "--kubeconfig", str(self.ms.cfg.kubeconfig), "-n", self.ns],
@@ -200,8 +212,8 @@ def edge(mothership_real: LocalMothership) -> Iterator[list[machines.Machine]]:
         assert machines.leftovers(m) == [], f"machine {m.name} left {machines.leftovers(m)}"
 
 
-def _deployment_available(client: Client, name: str) -> bool:
-    dep = client.get(Deployment, name, namespace="kube-system")
+def _deployment_available(client: Client, name: str, namespace: str = "kube-system") -> bool:
+    dep = client.get(Deployment, name, namespace=namespace)
     conds = (dep.status.conditions if dep.status else None) or []
     return any(c.type == "Available" and c.status == "True" for c in conds)
 
@@ -244,21 +256,7 @@ def test_edge_machines_join_with_one_command_and_everything_works_through_the_tu
             assert _connect(m.address, port) != "open", f"{m.address}:{port} is reachable"
 
     # A 2-replica Deployment spread over both machines, behind a Service.
-    manifest = _web_manifest()
-    proc = subprocess.run(
-        [
-            str(tenant.ms.cfg.bin_dir / "kubectl"),
-            "--kubeconfig",
-            str(tenant.kubeconfig),
-            "apply",
-            "-f",
-            "-",
-        ],
-        input=manifest,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = tenant.kubectl_apply(_web_manifest())
     assert proc.returncode == 0, proc.stderr
 
     def spread() -> bool:
@@ -310,6 +308,9 @@ def test_edge_machines_join_with_one_command_and_everything_works_through_the_tu
     )
     top = tenant.kubectl("top", "nodes").stdout
     assert all(m.name in top for m in edge), top
+    # An admission webhook served by a pod on a worker: the API server calls it only
+    # through the tunnel, on every create it matches (failurePolicy Fail).
+    _webhook_on_a_worker_admits_and_denies(tenant, {m.name for m in edge})
 
 
 def _web_manifest() -> str:
@@ -356,6 +357,125 @@ def _web_manifest() -> str:
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080, "targetPort": 8080}]},
     }
     return yaml.safe_dump_all([deployment, service])
+
+
+def _webhook_manifests(ca_pem: bytes, serving: CertKey) -> str:
+    name, labels = "webhook-demo", {"app": "webhook-demo"}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "default"},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(serving.cert_pem).decode(),
+            "tls.key": base64.b64encode(serving.key_pem).decode(),
+        },
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": name,
+                            "image": webhook_demo.IMAGE,
+                            "ports": [{"containerPort": webhook_demo.PORT}],
+                            "volumeMounts": [{"name": "tls", "mountPath": "/tls"}],
+                            "readinessProbe": {
+                                "httpGet": {
+                                    "path": "/healthz",
+                                    "port": webhook_demo.PORT,
+                                    "scheme": "HTTPS",
+                                },
+                                "periodSeconds": 2,
+                            },
+                        }
+                    ],
+                    "volumes": [{"name": "tls", "secret": {"secretName": name}}],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": labels, "ports": [{"port": 443, "targetPort": webhook_demo.PORT}]},
+    }
+    config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": "configmaps.webhook-demo.example.com",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 10,
+                # Only objects that ask for it: the cluster's own ConfigMaps never wait on it.
+                "objectSelector": {"matchLabels": {"webhook-demo": "on"}},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["configmaps"],
+                    }
+                ],
+                "clientConfig": {
+                    "service": {"name": name, "namespace": "default", "path": webhook_demo.PATH},
+                    "caBundle": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
+    }
+    return yaml.safe_dump_all([secret, deployment, service, config])
+
+
+def _webhook_on_a_worker_admits_and_denies(tenant: Tenant, workers: set[str]) -> None:
+    ca = new_ca("webhook-demo-ca")
+    serving = issue_cert(ca, "webhook-demo", dns_names=["webhook-demo.default.svc"], server=True)
+    applied = tenant.kubectl_apply(_webhook_manifests(ca.cert_pem, serving))
+    assert applied.returncode == 0, applied.stderr
+    tenant.wait(
+        "webhook-demo Available",
+        lambda: _deployment_available(tenant.client(), "webhook-demo", "default"),
+        120,
+    )
+    pods = list(tenant.client().list(Pod, namespace="default", labels={"app": "webhook-demo"}))
+    on = {p.spec.nodeName for p in pods if p.spec}
+    assert on and on <= workers, f"webhook-demo runs on {on}, not on a worker"
+
+    def create(name: str, *labels: str) -> subprocess.CompletedProcess[str]:
+        return tenant.kubectl_apply(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {
+                        "name": name,
+                        "namespace": "default",
+                        "labels": dict(label.split("=", 1) for label in labels),
+                    },
+                }
+            ),
+            "create",
+        )
+
+    allowed = create("webhook-allowed", "webhook-demo=on")
+    assert allowed.returncode == 0, f"an object the webhook allows was refused: {allowed.stderr}"
+    denied = create("webhook-denied", "webhook-demo=on", f"{webhook_demo.DENY_LABEL}=not-here")
+    assert denied.returncode != 0, "the webhook's deny label was admitted"
+    pod_names = {p.metadata.name for p in pods if p.metadata}
+    assert "denied by webhook-demo on " in denied.stderr, denied.stderr
+    assert any(f"on {p}: not-here" in denied.stderr for p in pod_names), denied.stderr
 
 
 def _port_forward_works(tenant: Tenant, pod: str) -> None:
