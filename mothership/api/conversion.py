@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mothership.api import bootstrap, controlplane, k0smotron
+from mothership.api import bootstrap, controlplane, infrastructure, k0smotron
 from mothership.api.bootstrap.v1beta2 import GROUP as BOOTSTRAP_GROUP
 from mothership.api.controlplane.v1beta2 import GROUP as CONTROLPLANE_GROUP
+from mothership.api.infrastructure.v1beta2 import GROUP as INFRASTRUCTURE_GROUP
 from mothership.api.k0smotron.v1beta2 import GROUP as K0SMOTRON_GROUP
 
 Obj = dict[str, Any]
@@ -19,6 +20,7 @@ _BY_GROUP = {
     K0SMOTRON_GROUP: k0smotron.convert,
     CONTROLPLANE_GROUP: controlplane.convert,
     BOOTSTRAP_GROUP: bootstrap.convert,
+    INFRASTRUCTURE_GROUP: infrastructure.convert,
 }
 
 

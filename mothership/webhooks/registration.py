@@ -29,6 +29,7 @@ from lightkube.types import PatchType
 from mothership.api.bootstrap.v1beta2 import TEMPLATE_CRD as WORKER_TEMPLATE_CRD
 from mothership.api.bootstrap.v1beta2 import WORKER_CONFIG_CRD
 from mothership.api.controlplane.v1beta2 import CONTROL_PLANE_CRD, TEMPLATE_CRD
+from mothership.api.infrastructure import v1beta2 as infrastructure
 from mothership.api.infrastructure.v1beta2 import GROUP as INFRA_GROUP
 from mothership.api.k0smotron.v1beta2 import CLUSTER_CRD, GROUP, JOIN_TOKEN_REQUEST_CRD
 from mothership.webhooks.server import PATHS
@@ -48,6 +49,11 @@ CRD_NAMES = tuple(
         TEMPLATE_CRD,
         WORKER_CONFIG_CRD,
         WORKER_TEMPLATE_CRD,
+        infrastructure.RemoteCluster.CRD,
+        infrastructure.RemoteClusterTemplate.CRD,
+        infrastructure.RemoteMachine.CRD,
+        infrastructure.RemoteMachineTemplate.CRD,
+        infrastructure.PooledRemoteMachine.CRD,
     )
 )
 
@@ -215,7 +221,7 @@ def webhook_configurations(
             ["remotemachines"],
             client_config(PATHS["validate_capi"]),
             group=INFRA_GROUP,
-            versions=["v1beta2"],
+            versions=VERSIONS,
         ),
     ]
     for hook in mutating:

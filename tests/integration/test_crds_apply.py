@@ -150,9 +150,6 @@ def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -
         assert conditions.get("NamesAccepted") == "True"
         assert "NonStructuralSchema" not in conditions, conditions
         served = kc.get(CustomResourceDefinition, name).spec.versions
-        if "infrastructure" in name:  # only v1beta2 so far
-            assert [(v.name, v.storage) for v in served] == [("v1beta2", True)]
-            continue
         assert [(v.name, v.storage) for v in served] == [("v1beta2", True), ("v1beta1", False)]
         if "cluster.x-k8s.io" in name:
             # Cluster API finds the version serving each of its contracts in these labels.

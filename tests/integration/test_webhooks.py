@@ -503,3 +503,35 @@ def test_cluster_api_kinds_are_refused_with_the_field_and_the_fix(
     accepted = kubectl.apply(config)
     _accepted(accepted)
     assert "UnsupportedFormat" in accepted.stderr  # kubectl prints admission warnings
+
+
+EXAMPLES = Path(__file__).parent / "data" / "k0smotron-capi-examples.yaml"
+
+
+def test_k0smotrons_documented_cluster_api_examples_are_accepted_as_written(
+    webhooks: WebhookThread, kubectl: Kubectl, namespaces: tuple[str, str]
+) -> None:
+    docs = [d for d in yaml.safe_load_all(EXAMPLES.read_text()) if d]
+    assert len(docs) >= 12
+    ns = namespaces[0]
+    for doc in docs:
+        doc["metadata"]["name"] = _unique(doc["metadata"]["name"])
+        result = kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
+        _accepted(result)
+        errors = [line for line in result.stderr.splitlines() if "deprecated" not in line]
+        assert not errors, f"{doc['kind']} {doc['metadata']['name']}: {result.stderr}"
+    # The v1beta1 spellings land in their v1beta2 places, and read back as written.
+    clean_up = next(d for d in docs if d["spec"] and "customCleanUpCommands" in d["spec"])
+    name = clean_up["metadata"]["name"]
+    stored = kubectl.get_json("remotemachines.v1beta2.infrastructure.cluster.x-k8s.io", name, ns)
+    assert stored["spec"]["cleanUpCommands"] == clean_up["spec"]["customCleanUpCommands"]
+    assert "customCleanUpCommands" not in stored["spec"]
+    as_v1 = kubectl.get_json("remotemachines.v1beta1.infrastructure.cluster.x-k8s.io", name, ns)
+    assert as_v1["spec"]["customCleanUpCommands"] == clean_up["spec"]["customCleanUpCommands"]
+    pooled = next(d for d in docs if d["kind"] == "PooledRemoteMachine")
+    got = kubectl.get_json(
+        "pooledremotemachines.v1beta2.infrastructure.cluster.x-k8s.io",
+        pooled["metadata"]["name"],
+        ns,
+    )
+    assert got["spec"]["machine"]["address"] == pooled["spec"]["machine"]["address"]

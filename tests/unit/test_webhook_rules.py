@@ -875,9 +875,7 @@ def test_registration_by_url() -> None:
         assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
         assert hook["matchPolicy"] == "Equivalent" and hook["timeoutSeconds"] == 10
         assert hook["admissionReviewVersions"] == ["v1"]
-        infra = hook["rules"][0]["apiGroups"] == ["infrastructure.cluster.x-k8s.io"]
-        served = ["v1beta2"] if infra else ["v1beta2", "v1beta1"]
-        assert hook["rules"][0]["apiVersions"] == served
+        assert hook["rules"][0]["apiVersions"] == ["v1beta2", "v1beta1"]
         assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
         assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca
 

@@ -3,9 +3,11 @@
 RemoteMachines are servers that exist already and are reached over SSH; PooledRemoteMachines
 are such servers waiting in a named pool for a RemoteMachine (of a MachineDeployment) to
 reserve them; a RemoteCluster is the infrastructure of a Cluster whose control plane is
-hosted. Only v1beta2 (Cluster API contract v1beta2) is served so far.
+hosted. v1beta2 is the storage version (Cluster API contract v1beta2); v1beta1, the version
+k0smotron's documentation writes, is still served.
 """
 
-from mothership.api.infrastructure import v1beta2
+from mothership.api.infrastructure import v1beta1, v1beta2
+from mothership.api.infrastructure.convert import convert
 
-__all__ = ["v1beta2"]
+__all__ = ["convert", "v1beta1", "v1beta2"]

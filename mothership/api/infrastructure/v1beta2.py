@@ -1,5 +1,5 @@
 """infrastructure.cluster.x-k8s.io/v1beta2: RemoteCluster, RemoteMachine, their templates,
-and PooledRemoteMachine.
+and PooledRemoteMachine (the storage version; v1beta1 is served too, see v1beta1.py).
 
 Kinds, field names and defaults follow k0smotron so its manifests apply unchanged;
 k0smotron's `provisionJob` (provisioning from a Kubernetes Job) is accepted but not used:
@@ -24,6 +24,8 @@ DEFAULT_WORKING_DIR = "/etc/k0smotron"
 CONDITION_BOOTSTRAP_EXEC = "BootstrapExecSucceeded"
 
 PROVIDER_LABELS = (
+    # Cluster API reads which of our versions serves each contract version from these.
+    ("cluster.x-k8s.io/v1beta1", "v1beta1"),
     ("cluster.x-k8s.io/v1beta2", "v1beta2"),
     ("cluster.x-k8s.io/provider", "infrastructure-k0smotron"),
 )
