@@ -154,3 +154,50 @@ def join_command(
     else:
         for line in result.lines():
             print(line)
+
+
+def _replica_steps(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: give replica counts like 2,3,1") from None
+
+
+@app.command("capi")
+def capi_command(
+    machines: int = typer.Option(3, "--machines", min=1, help="Reachable machines in the pool."),
+    steps: str = typer.Option(
+        "2,3,1", "--steps", help="Replica counts the MachineDeployment is scaled to, in order."
+    ),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds for each step."),
+    output: Output = typer.Option(Output.table, "-o", "--output", help="table or json."),
+    name: str = typer.Option("default", "--name", help="Which local mothership."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Its state dir."),
+    debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
+) -> None:
+    """Time a Cluster API MachineDeployment of machines reached over SSH.
+
+    On the real-node local mothership with real Cluster API (each started if not running,
+    stopped again at the end): a Cluster with a hosted K0smotronControlPlane, a pool of
+    reachable machines and a MachineDeployment scaled through --steps. Prints, for every
+    Node a scale-up brings, the time from the replicas change to the Node Ready (p50/max),
+    and per step the time until Machines, Nodes and the pool agree. Everything is removed
+    at the end.
+
+    Examples:
+      mothership bench capi
+      mothership bench capi --machines 4 --steps 4,1 -o json
+    """
+    from mothership.bench import capi as bench_capi
+
+    err = Console(stderr=True)
+    with friendly_errors(debug):
+        result = bench_capi.run(
+            bench_capi.Options(machines, _replica_steps(steps), timeout, name, state_dir),
+            reporter(err),
+        )
+    if output == Output.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        for line in result.lines():
+            print(line)

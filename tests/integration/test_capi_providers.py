@@ -34,7 +34,7 @@ from lightkube.types import PatchType
 from mothership.api.bootstrap.v1beta2 import SUCCESS_SENTINEL
 from mothership.api.controlplane.v1beta2 import FINALIZER
 from mothership.render import worker_bootstrap
-from mothership.testenv import kube, localcapi, machines, netns, paths
+from mothership.testenv import capi_pool, kube, localcapi, machines, netns, paths
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
 from tests.crds import apply_checked_in_crds
@@ -136,48 +136,6 @@ def _clusterctl(ms: LocalMothership, *args: str) -> subprocess.CompletedProcess[
     return _run(ms, [clusterctl, *args, "--kubeconfig", str(ms.cfg.kubeconfig)])
 
 
-def _manifests(
-    ns: str, name: str = "hosted", service: dict[str, Any] | None = None, infra: bool = False
-) -> str:
-    remote_cluster = {
-        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
-        "kind": "RemoteCluster",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {},
-    }
-    infra_ref = {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "RemoteCluster"}
-    return yaml.safe_dump_all(
-        [
-            *([remote_cluster] if infra else []),
-            {
-                "apiVersion": "cluster.x-k8s.io/v1beta2",
-                "kind": "Cluster",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {
-                    "controlPlaneRef": {
-                        "apiGroup": CP_GROUP,
-                        "kind": "K0smotronControlPlane",
-                        "name": f"{name}-cp",
-                    },
-                    **({"infrastructureRef": {**infra_ref, "name": name}} if infra else {}),
-                },
-            },
-            {
-                "apiVersion": f"{CP_GROUP}/v1beta2",
-                "kind": "K0smotronControlPlane",
-                "metadata": {"name": f"{name}-cp", "namespace": ns},
-                "spec": {
-                    "distribution": "kubernetes",
-                    "version": VERSION,
-                    "replicas": 1,
-                    "service": service or {"type": "ClusterIP"},
-                    "storage": {"type": "kine"},
-                },
-            },
-        ]
-    )
-
-
 def _diagnose(ms: LocalMothership, ns: str, op: Operator) -> str:
     parts = [
         _kubectl(
@@ -228,7 +186,7 @@ def _gone(kc: Client, resource: Any, name: str, ns: str) -> bool:
 def test_a_capi_cluster_gets_a_hosted_control_plane_and_loses_it_on_delete(
     ms: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
 ) -> None:
-    applied = _kubectl(ms, "apply", "-f", "-", stdin=_manifests(ns))
+    applied = _kubectl(ms, "apply", "-f", "-", stdin=capi_pool.hosted_cluster(ns, "hosted"))
     assert applied.returncode == 0, applied.stderr
 
     def initialized() -> bool:
@@ -380,7 +338,7 @@ def test_a_machine_joins_from_its_bootstrap_data_and_its_token_goes_with_it(
     crd = _kubectl(ms, "apply", "-f", "-", stdin=yaml.safe_dump(INFRA_CRD))
     assert crd.returncode == 0, crd.stderr
     service = {"type": "NodePort", "apiPort": 31643, "konnectivityPort": 31232}
-    applied = _kubectl(ms, "apply", "-f", "-", stdin=_manifests(ns, "wk", service))
+    applied = _kubectl(ms, "apply", "-f", "-", stdin=capi_pool.hosted_cluster(ns, "wk", service))
     assert applied.returncode == 0, applied.stderr
 
     def initialized() -> bool:
@@ -464,85 +422,6 @@ def _exists_in(client: Client, resource: Any, name: str, namespace: str) -> bool
 # --- a MachineDeployment of RemoteMachines from a pool of existing machines over SSH ------------
 
 
-def _pool_manifests(ns: str, cluster: str, pool: list[machines.Machine], key: str) -> str:
-    docs: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "ssh-key", "namespace": ns},
-            "stringData": {"value": key},
-        },
-        {
-            "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
-            "kind": "RemoteMachineTemplate",
-            "metadata": {"name": "md", "namespace": ns},
-            "spec": {"template": {"spec": {"pool": "lab"}}},
-        },
-        {
-            "apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2",
-            "kind": "K0sWorkerConfigTemplate",
-            "metadata": {"name": "md", "namespace": ns},
-            "spec": {
-                "template": {
-                    "spec": {
-                        "args": [
-                            "--labels=pool=lab",
-                            "--kubelet-extra-args=--eviction-hard=memory.available<100Mi,"
-                            "nodefs.available<1%,imagefs.available<1%,nodefs.inodesFree<1%",
-                        ]
-                    }
-                }
-            },
-        },
-        {
-            "apiVersion": "cluster.x-k8s.io/v1beta2",
-            "kind": "MachineDeployment",
-            "metadata": {"name": "md", "namespace": ns},
-            "spec": {
-                "clusterName": cluster,
-                "replicas": 0,
-                "selector": {"matchLabels": {"md": "md"}},
-                "template": {
-                    "metadata": {"labels": {"md": "md"}},
-                    "spec": {
-                        "clusterName": cluster,
-                        "bootstrap": {
-                            "configRef": {
-                                "apiGroup": "bootstrap.cluster.x-k8s.io",
-                                "kind": "K0sWorkerConfigTemplate",
-                                "name": "md",
-                            }
-                        },
-                        "infrastructureRef": {
-                            "apiGroup": "infrastructure.cluster.x-k8s.io",
-                            "kind": "RemoteMachineTemplate",
-                            "name": "md",
-                        },
-                    },
-                },
-            },
-        },
-    ]
-    for m in pool:
-        docs.append(
-            {
-                "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
-                "kind": "PooledRemoteMachine",
-                "metadata": {"name": m.name, "namespace": ns},
-                "spec": {
-                    "pool": "lab",
-                    "machine": {
-                        "address": m.address,
-                        "port": 22,
-                        "user": "root",
-                        "sshKeyRef": {"name": "ssh-key"},
-                    },
-                },
-            }
-        )
-    return yaml.safe_dump_all(docs)  # fmt: skip
-
-
 MachineDeployment = create_namespaced_resource(
     "cluster.x-k8s.io", "v1beta2", "MachineDeployment", "machinedeployments"
 )
@@ -561,13 +440,21 @@ def test_a_machine_deployment_scales_over_a_pool_of_machines_reached_by_ssh(
     ms: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
 ) -> None:
     service = {"type": "NodePort", "apiPort": 31743, "konnectivityPort": 31332}
-    applied = _kubectl(ms, "apply", "-f", "-", stdin=_manifests(ns, "pl", service, infra=True))
+    applied = _kubectl(
+        ms, "apply", "-f", "-", stdin=capi_pool.hosted_cluster(ns, "pl", service, infra=True)
+    )
     assert applied.returncode == 0, applied.stderr
     state = ms.cfg.state_dir
     pool = [machines.create(state, f"pool-{uuid.uuid4().hex[:4]}", "reachable") for _ in range(3)]
     try:
         key = machines.ssh_key(state).read_text()
-        applied = _kubectl(ms, "apply", "-f", "-", stdin=_pool_manifests(ns, "pl", pool, key))
+        applied = _kubectl(
+            ms,
+            "apply",
+            "-f",
+            "-",
+            stdin=capi_pool.machine_pool(ns, "pl", [(m.name, m.address) for m in pool], key),
+        )
         assert applied.returncode == 0, applied.stderr
 
         def initialized() -> bool:
