@@ -5,17 +5,23 @@ A RemoteMachine owned by a Machine waits for the Machine's bootstrap data, takes
 connection from its spec or reserves a free PooledRemoteMachine of its pool, runs the
 bootstrap (render/worker_bootstrap.to_shell of the cloud-config) on the machine, and checks
 Cluster API's success sentinel there. A machine whose sentinel exists is never bootstrapped
-again: an operator restart or a connection cut mid-way re-checks, it does not re-run a
-finished join. Then the providerID (`remote-machine://address:port`) goes on the
-RemoteMachine and on the tenant's Node of the same name, which is how Cluster API links the
-Machine to its Node. When the Machine goes, the clean-up commands (default: the join's own
-`mothership-node-leave`) run and a pooled machine is returned to its pool.
+again, and the bootstrap runs detached on the machine (remote_ssh.py): an operator restart or
+a connection cut mid-way follows the run already going instead of starting another. An
+unreachable machine is retried with a growing delay. Then the providerID
+(`remote-machine://address:port`) goes on the RemoteMachine and on the tenant's Node of the
+same name, which is how Cluster API links the Machine to its Node. When the Machine goes, the
+clean-up commands (default: the join's own `mothership-node-leave`) run and a pooled machine
+is returned to its pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import shlex
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -27,6 +33,7 @@ from lightkube.types import PatchType
 from mothership.api.bootstrap.v1beta2 import SUCCESS_SENTINEL
 from mothership.api.infrastructure.v1beta2 import (
     CONDITION_BOOTSTRAP_EXEC,
+    DEFAULT_WORKING_DIR,
     GROUP,
     MACHINE_FINALIZER,
 )
@@ -106,28 +113,98 @@ async def on_remote_cluster_event(type: str, body: kopf.Body, **_: Any) -> None:
 # -- reconcile -------------------------------------------------------------------------------
 
 
-async def reconcile(body: dict[str, Any]) -> None:
+# An unreachable machine is retried sooner than the resync at first, then ever more rarely
+# (per RemoteMachine and generation: an edit, say a corrected address, retries at once).
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 5.0, 300.0
+
+
+@dataclass
+class _Backoff:
+    failures: int
+    generation: int | None
+    due: float  # monotonic; other triggers wait for the scheduled retry until then
+    handle: asyncio.TimerHandle
+
+
+_BACKOFF: dict[tuple[str, str], _Backoff] = {}
+_RETRIES: set[asyncio.Task[None]] = set()
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before the next attempt after `failures` failures in a row."""
+    return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** max(0, failures - 1)))
+
+
+def _back_off(key: tuple[str, str], generation: int | None) -> float:
+    held = _BACKOFF.pop(key, None)
+    if held:
+        held.handle.cancel()
+    failures = held.failures + 1 if held and held.generation == generation else 1
+    delay = retry_delay(failures)
+    loop = asyncio.get_running_loop()
+
+    def retry() -> None:
+        task = loop.create_task(_retry(key))
+        _RETRIES.add(task)
+        task.add_done_callback(_RETRIES.discard)
+
+    handle = loop.call_later(delay, retry)
+    _BACKOFF[key] = _Backoff(failures, generation, time.monotonic() + delay, handle)
+    return delay
+
+
+def _forget(key: tuple[str, str]) -> None:
+    held = _BACKOFF.pop(key, None)
+    if held:
+        held.handle.cancel()
+
+
+def _waiting_out(key: tuple[str, str], generation: int | None) -> bool:
+    held = _BACKOFF.get(key)
+    return bool(held and held.generation == generation and time.monotonic() < held.due)
+
+
+async def _retry(key: tuple[str, str]) -> None:
+    rt = runtime()
+    try:
+        obj = await get_or_none(rt.client, RemoteMachineResource, key[1], key[0])
+        if obj is not None:
+            await reconcile(obj.to_dict(), retry=True)
+    except Exception:
+        log.exception("retry of RemoteMachine %s/%s failed", *key)
+
+
+async def reconcile(body: dict[str, Any], retry: bool = False) -> None:
     rt = runtime()
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
+    key = (ns, name)
     async with rt.lock(("remotemachine", ns, name)):  # type: ignore[arg-type]
         # Another trigger may have provisioned it while this one waited for the lock.
         fresh = await get_or_none(rt.client, RemoteMachineResource, name, ns)
         if fresh is None:
+            _forget(key)
             return
         body = fresh.to_dict()
+        generation = body["metadata"].get("generation")
+        if not retry and _waiting_out(key, generation):
+            return  # the scheduled retry comes; the machine was unreachable moments ago
         try:
             if body["metadata"].get("deletionTimestamp"):
                 await finalize(body)
             else:
                 await _reconcile(body)
+            _forget(key)
             metrics.RECONCILES.labels(kind=KIND, result="ok").inc()
         except remote_ssh.SSHError as exc:
-            # Unreachable or refused: said on the object and as an event; resync retries.
-            events.warn(body, reason="MachineUnreachable", message=str(exc))
-            await _write_status(body, Condition("Ready", False, "MachineUnreachable", str(exc)))
+            # Unreachable or refused: said on the object and as an event, retried with backoff.
+            delay = _back_off(key, generation)
+            message = f"{exc}; retrying in {delay:.0f}s"
+            events.warn(body, reason="MachineUnreachable", message=message)
+            await _write_status(body, Condition("Ready", False, "MachineUnreachable", message))
             metrics.RECONCILES.labels(kind=KIND, result="waiting").inc()
         except NotYet as exc:
+            _forget(key)
             if exc.warn:
                 events.warn(body, reason=exc.reason, message=str(exc))
             await _write_status(body, Condition("Ready", False, exc.reason, str(exc)))
@@ -175,10 +252,9 @@ async def _reconcile(body: dict[str, Any]) -> None:
         if secret is None or "value" not in (secret.data or {}):
             raise NotYet("WaitingForBootstrapData", f"Secret {data_secret} has no value yet")
         script = worker_bootstrap.to_shell(base64.b64decode(secret.data["value"]).decode())
-        status, output = await remote_ssh.run_script(
-            target, script, as_file=bool(conn.get("commandsAsScript")),
-            working_dir=str(conn.get("workingDir") or "/etc/k0smotron"),
-        )  # fmt: skip
+        status, output = await remote_ssh.bootstrap(
+            target, script, working_dir=_working_dir(conn), run_id=meta["uid"]
+        )
         if status != 0 or not await remote_ssh.exists(target, SUCCESS_SENTINEL):
             raise NotYet(
                 "BootstrapFailed",
@@ -205,6 +281,10 @@ async def _reconcile(body: dict[str, Any]) -> None:
     }
     await _patch_status(body, new)
     await _link_node(body, machine_obj, machine_name)
+
+
+def _working_dir(conn: dict[str, Any]) -> str:
+    return str(conn.get("workingDir") or DEFAULT_WORKING_DIR)
 
 
 async def _connection(body: dict[str, Any]) -> dict[str, Any]:
@@ -303,7 +383,8 @@ async def finalize(body: dict[str, Any]) -> None:
         conn = await _connection(body)
         target = await _target(meta["namespace"], conn)
         commands = conn.get("cleanUpCommands") or [DEFAULT_CLEAN_UP]
-        script = "set -e\n" + "\n".join(commands) + f"\nrm -f {SUCCESS_SENTINEL}\n"
+        run_files = shlex.quote(remote_ssh.run_files(_working_dir(conn), meta["uid"]))
+        script = "set -e\n" + "\n".join(commands) + f"\nrm -f {SUCCESS_SENTINEL} {run_files}.*\n"
         status, output = await remote_ssh.run(target, "sh -s", stdin=script, timeout=300)
         if status != 0:
             raise NotYet("CleanUpFailed", f"clean-up on {target} exited {status}: {output[-600:]}",

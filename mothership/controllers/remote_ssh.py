@@ -3,7 +3,13 @@
 Host keys are not checked: the machine is named by the user in a RemoteMachine, as with
 k0smotron, and the connection carries only the bootstrap (whose token expires). Every call
 opens its own connection: provisioning is rare, and a cut connection must not poison the
-next attempt.
+next attempt. Keepalives notice a dead link within about half a minute instead of the
+bootstrap's whole deadline.
+
+The bootstrap itself runs detached from the connection (its own session, files under the
+working directory named per RemoteMachine): an operator killed mid-way, or a link cut, ends
+the connection but not the bootstrap, and the next attempt follows the run already going
+instead of starting a second one on the same machine (k0smotron bootstraps twice there).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import shlex
 from dataclasses import dataclass
 
 CONNECT_TIMEOUT = 15.0
+KEEPALIVE_SECONDS, KEEPALIVE_MISSES = 10.0, 3
 # asyncssh logs every connection and command at INFO: the operator's log is for its own steps.
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
@@ -55,6 +62,8 @@ async def run(
             client_keys=[key],
             known_hosts=None,
             connect_timeout=CONNECT_TIMEOUT,
+            keepalive_interval=KEEPALIVE_SECONDS,
+            keepalive_count_max=KEEPALIVE_MISSES,
         ) as conn:
             result = await conn.run(
                 _sudo(target, command), input=stdin or None, timeout=timeout, check=False
@@ -76,17 +85,61 @@ async def exists(target: Target, path: str) -> bool:
     return status == 0
 
 
-async def run_script(
-    target: Target, script: str, *, as_file: bool, working_dir: str, timeout: float = 900.0
+# Starts the bootstrap in a session of its own unless this RemoteMachine's run is already
+# going or has ended; prints `started`, `running` or `finished <status>`. A finished run's
+# status is handed over once and forgotten, so the attempt after a failure runs it again.
+_START = r"""
+run="$1"
+mkdir -p "$(dirname "$run")"
+if [ -e "$run.exit" ]; then
+  echo "finished $(cat "$run.exit")"; tail -c 1500 "$run.log" 2>/dev/null
+  rm -f "$run.exit" "$run.pid"; exit 0
+fi
+if [ -e "$run.pid" ] && kill -0 "$(cat "$run.pid")" 2>/dev/null; then echo running; exit 0; fi
+cat > "$run.sh" && chmod 0700 "$run.sh"
+detach=nohup; command -v setsid >/dev/null 2>&1 && detach=setsid
+$detach sh -c 'sh "$1.sh" > "$1.log" 2>&1; echo $? > "$1.exit.tmp"; mv "$1.exit.tmp" "$1.exit"' \
+  _ "$run" < /dev/null > /dev/null 2>&1 &
+echo $! > "$run.pid"
+echo started
+"""
+
+# Waits for the run to end; exits with its status (after its output's tail) and forgets it.
+_FOLLOW = r"""
+run="$1"
+while [ ! -e "$run.exit" ]; do
+  if ! { [ -e "$run.pid" ] && kill -0 "$(cat "$run.pid")" 2>/dev/null; }; then
+    [ -e "$run.exit" ] && break
+    echo "the bootstrap stopped without an exit status (machine restarted?)"
+    rm -f "$run.pid"; exit 254
+  fi
+  sleep 1
+done
+status=$(cat "$run.exit")
+tail -c 1500 "$run.log" 2>/dev/null
+rm -f "$run.exit" "$run.pid"
+exit "$status"
+"""
+
+
+def run_files(working_dir: str, run_id: str) -> str:
+    """The common prefix of one RemoteMachine's bootstrap files on the machine."""
+    return f"{working_dir.rstrip('/')}/bootstrap-{run_id}"
+
+
+async def bootstrap(
+    target: Target, script: str, *, working_dir: str, run_id: str, timeout: float = 900.0
 ) -> tuple[int, str]:
-    """Run a shell script: uploaded into `working_dir` first (commandsAsScript), or streamed
-    to `sh -s` on the machine."""
-    if not as_file:
-        return await run(target, "sh -s", stdin=script, timeout=timeout)
-    path = f"{working_dir.rstrip('/')}/bootstrap.sh"
-    quoted = shlex.quote(path)
-    upload = f"mkdir -p {shlex.quote(working_dir)} && cat > {quoted} && chmod 0700 {quoted}"
-    status, output = await run(target, upload, stdin=script, timeout=120)
-    if status != 0:
-        return status, output
-    return await run(target, f"sh {shlex.quote(path)}", timeout=timeout)
+    """(exit status, output tail) of the bootstrap: started detached, or the run already
+    going followed to its end. A connection lost meanwhile raises SSHError and leaves the
+    run going; the next call follows it."""
+    prefix = shlex.quote(run_files(working_dir, run_id))
+    status, said = await run(target, f"sh -c {shlex.quote(_START)} _ {prefix}", stdin=script)
+    first, _, rest = said.partition("\n")
+    if status != 0 or not first.startswith(("started", "running", "finished")):
+        return status or 1, f"could not start the bootstrap: {said}"
+    if first.startswith("finished"):
+        # It ended since the caller looked for the sentinel: the caller looks again.
+        code = first.split()[-1]
+        return (int(code) if code.isdigit() else 1), rest
+    return await run(target, f"sh -c {shlex.quote(_FOLLOW)} _ {prefix}", timeout=timeout)

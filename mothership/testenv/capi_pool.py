@@ -39,6 +39,8 @@ def hosted_cluster(
     *,
     infra: bool = False,
     version: str = KUBERNETES_VERSION,
+    replicas: int = 1,
+    storage: dict[str, Any] | None = None,
 ) -> str:
     """A Cluster API Cluster whose control plane is a K0smotronControlPlane, optionally with
     a RemoteCluster as its infrastructure."""
@@ -69,17 +71,28 @@ def hosted_cluster(
         "spec": {
             "distribution": "kubernetes",
             "version": version,
-            "replicas": 1,
+            "replicas": replicas,
             "service": service or {"type": "ClusterIP"},
-            "storage": {"type": "kine"},
+            "storage": storage or {"type": "kine"},
         },
     }
     return yaml.safe_dump_all([*([remote_cluster] if infra else []), cluster, control_plane])
 
 
-def machine_pool(ns: str, cluster: str, addresses: Sequence[tuple[str, str]], key: str) -> str:
-    """The SSH key Secret, the templates, a 0-replica MachineDeployment and one
-    PooledRemoteMachine per (name, address)."""
+def machine_pool(
+    ns: str,
+    cluster: str,
+    addresses: Sequence[tuple[str, str]],
+    key: str,
+    pre_commands: Sequence[str] = (),
+) -> str:
+    """The SSH key Secret, the templates (the workers' `preK0sCommands` from
+    `pre_commands`), a 0-replica MachineDeployment and one PooledRemoteMachine per
+    (name, address)."""
+    worker_spec: dict[str, Any] = {
+        "args": [f"--labels={'='.join(NODE_LABEL)}", SHARED_DISK_KUBELET_ARGS],
+        **({"preK0sCommands": list(pre_commands)} if pre_commands else {}),
+    }
     docs: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -97,11 +110,7 @@ def machine_pool(ns: str, cluster: str, addresses: Sequence[tuple[str, str]], ke
             "apiVersion": f"{BOOTSTRAP_GROUP}/v1beta2",
             "kind": "K0sWorkerConfigTemplate",
             "metadata": {"name": MACHINE_DEPLOYMENT, "namespace": ns},
-            "spec": {
-                "template": {
-                    "spec": {"args": [f"--labels={'='.join(NODE_LABEL)}", SHARED_DISK_KUBELET_ARGS]}
-                }
-            },
+            "spec": {"template": {"spec": worker_spec}},
         },
         {
             "apiVersion": "cluster.x-k8s.io/v1beta2",

@@ -40,6 +40,7 @@ from mothership.testenv.localoperator import node_mirror_args
 from tests.crds import apply_checked_in_crds
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
+from tests.poller import Poller
 
 IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
 VERSION = "v1.35.4"
@@ -556,3 +557,161 @@ def test_a_machine_deployment_scales_over_a_pool_of_machines_reached_by_ssh(
                  "--timeout=180s")  # fmt: skip
         for m in pool:
             machines.delete(state, m.name)
+
+
+def test_a_cut_link_and_an_operator_killed_mid_bootstrap_still_bootstrap_the_machine_once(
+    ms: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    """k0smotron bootstraps a machine twice when provisioning is interrupted; here the
+    bootstrap runs detached on the machine and the next attempt follows it."""
+    service = {"type": "NodePort", "apiPort": 31943, "konnectivityPort": 31532}
+    applied = _kubectl(
+        ms, "apply", "-f", "-", stdin=capi_pool.hosted_cluster(ns, "rs", service, infra=True)
+    )
+    assert applied.returncode == 0, applied.stderr
+    state = ms.cfg.state_dir
+    machine = machines.create(state, f"once-{uuid.uuid4().hex[:4]}", "reachable")
+    # The bootstrap counts its runs, then holds until the test lets it go on.
+    runs, gate = "/var/lib/bootstrap-runs", "/run/bootstrap-go"
+    hold = [f"echo run >> {runs}", f"while [ ! -e {gate} ]; do sleep 1; done"]
+    try:
+        key = machines.ssh_key(state).read_text()
+        pool = capi_pool.machine_pool(ns, "rs", [(machine.name, machine.address)], key, hold)
+        applied = _kubectl(ms, "apply", "-f", "-", stdin=pool)
+        assert applied.returncode == 0, applied.stderr
+
+        def initialized() -> bool:
+            init = _status(kc, CapiCluster, "rs", ns).get("initialization") or {}
+            return bool(init.get("controlPlaneInitialized"))
+
+        _wait(ms, ns, operator, "control plane of rs initialized", initialized, 300)
+        kc.patch(MachineDeployment, capi_pool.MACHINE_DEPLOYMENT, {"spec": {"replicas": 1}},
+                 namespace=ns, patch_type=PatchType.MERGE)  # fmt: skip
+
+        def bootstrap_began() -> bool:
+            return machines.run(machine, ["test", "-e", runs]).returncode == 0
+
+        _wait(ms, ns, operator, "the bootstrap began on the machine", bootstrap_began, 300)
+
+        # The link goes down mid-bootstrap: keepalives notice, the operator says so, naming
+        # the address, and backs off.
+        machines.set_link(machine, False)
+
+        def unreachable() -> dict[str, Any]:
+            for rm in kc.list(RemoteMachine, namespace=ns):
+                ready = _condition(rm.get("status") or {}, "Ready")
+                if ready.get("reason") == "MachineUnreachable":
+                    return ready
+            return {}
+
+        _wait(ms, ns, operator, "RemoteMachine reported unreachable", lambda: bool(unreachable()),
+              120)  # fmt: skip
+        message = unreachable()["message"]
+        assert machine.address in message and "retrying in" in message, message
+
+        # ... and the operator is killed while the machine is cut off.
+        assert operator.proc is not None
+        operator.proc.kill()
+        operator.proc.wait(30)
+        machines.set_link(machine, True)
+        operator.start()
+        machines.run(machine, ["touch", gate])
+
+        def joined() -> bool:
+            linked = [
+                m for m in kc.list(Machine, namespace=ns) if (m.get("status") or {}).get("nodeRef")
+            ]
+            return len(linked) == 1
+
+        _wait(ms, ns, operator, "the Machine linked to its Node", joined, 400)
+        counted = machines.run(machine, ["cat", runs]).stdout
+        assert counted == "run\n", f"the bootstrap ran {counted.count('run')} times"
+
+        # A restarted operator leaves the bootstrapped machine alone.
+        operator.stop()
+        operator.start()
+
+        def reconciled() -> bool:
+            return (
+                operator.metric('mothership_reconciles_total{kind="RemoteMachine",result="ok"') > 0
+            )
+
+        _wait(ms, ns, operator, "the RemoteMachine reconciled after the restart", reconciled, 60)
+        assert machines.run(machine, ["cat", runs]).stdout == "run\n"
+    finally:
+        _kubectl(ms, "-n", ns, "delete", "clusters.cluster.x-k8s.io", "rs", "--wait=true",
+                 "--timeout=180s")  # fmt: skip
+        machines.delete(state, machine.name)
+
+
+def test_a_version_bump_on_the_control_plane_rolls_three_replicas_while_the_api_answers(
+    ms: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+    postgres_server: Any,
+) -> None:
+    from mothership.testenv.pins import KUBERNETES_VERSION, PREVIOUS_KUBERNETES_VERSION
+
+    db = postgres_server.create_database(f"cp_{uuid.uuid4().hex[:6]}", ms.cfg.host_ip)
+    manifest = capi_pool.hosted_cluster(
+        ns,
+        "up",
+        {"type": "NodePort", "apiPort": 32043, "konnectivityPort": 31632},
+        version=PREVIOUS_KUBERNETES_VERSION,
+        replicas=3,
+        storage={"type": "kine", "kine": {"dataSourceURL": db.pod_url}},
+    )
+    applied = _kubectl(ms, "apply", "-f", "-", stdin=manifest)
+    assert applied.returncode == 0, applied.stderr
+    try:
+
+        def serving(version: str) -> bool:
+            st = _status(kc, ControlPlane, "up-cp", ns)
+            return (
+                st.get("version") == version
+                and st.get("readyReplicas") == 3
+                and st.get("upToDateReplicas") == 3
+            )
+
+        _wait(ms, ns, operator, "3 replicas of the old version", lambda: serving(
+            PREVIOUS_KUBERNETES_VERSION), 420)  # fmt: skip
+        kubeconfig = tmp_path / "up.kubeconfig"
+        kubeconfig.write_bytes(
+            base64.b64decode(kc.get(Secret, "up-kubeconfig", namespace=ns).data["value"])
+        )
+        before = kc.get(StatefulSet, "kmc-up", namespace=ns).status.updateRevision
+        lowest_ready = 3
+
+        def rolled() -> bool:
+            nonlocal lowest_ready
+            status = kc.get(StatefulSet, "kmc-up", namespace=ns).status
+            lowest_ready = min(lowest_ready, status.readyReplicas or 0)
+            return bool(
+                status.updateRevision != before
+                and status.currentRevision == status.updateRevision
+                and status.updatedReplicas == 3
+                and status.readyReplicas == 3
+            )
+
+        started = time.monotonic()
+        with Poller(kubeconfig) as poller:
+            kc.patch(ControlPlane, "up-cp", {"spec": {"version": KUBERNETES_VERSION}},
+                     namespace=ns, patch_type=PatchType.MERGE)  # fmt: skip
+            _wait(ms, ns, operator, "all three replicas on the new version", rolled, 420)
+            _wait(ms, ns, operator, "the control plane reports the new version",
+                  lambda: serving(KUBERNETES_VERSION), 60)  # fmt: skip
+        print(
+            f"\nK0smotronControlPlane {PREVIOUS_KUBERNETES_VERSION} -> {KUBERNETES_VERSION}: "
+            f"rolled in {time.monotonic() - started:.1f} s; {len(poller.failures)} of "
+            f"{poller.requests} requests failed over {poller.window:.1f} s; never fewer than "
+            f"{lowest_ready} ready"
+        )
+        assert lowest_ready >= 2, "the rollout took more than one replica down at a time"
+        assert len(poller.failures) <= 0.05 * poller.requests, poller.failures
+        hosted = kc.get(HostedCluster, "up", namespace=ns)
+        assert hosted["spec"]["version"] == KUBERNETES_VERSION
+    finally:
+        _kubectl(ms, "-n", ns, "delete", "clusters.cluster.x-k8s.io", "up", "--wait=true",
+                 "--timeout=180s")  # fmt: skip

@@ -44,6 +44,7 @@ from mothership.testenv.local import LocalMothership
 from mothership.testenv.realnode import node_dir
 from tests.crds import apply_checked_in_crds
 from tests.operator_proc import Operator
+from tests.poller import Poller, answers
 
 Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
 JTR = create_namespaced_resource("k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests")
@@ -160,14 +161,6 @@ def _tenant_kubeconfig(kc: Client, name: str, ns: str, path: Path) -> Path:
 
 def _tenant_client(path: Path) -> Client:
     return Client(config=KubeConfig.from_file(str(path)), field_manager="mothership-tests")
-
-
-def _answers(client: Client) -> bool:
-    try:
-        client.get(Namespace, "kube-system")
-        return True
-    except Exception:
-        return False
 
 
 def _exists(client: Client, res: Any, name: str, namespace: str | None = None) -> bool:
@@ -346,7 +339,7 @@ def test_kine_sqlite_cluster_serves_bootstraps_joins_and_keeps_its_data(
     )
     restarted = time.monotonic()
     try:
-        kube.wait_until("tenant API answers again", lambda: _answers(tenant), 180)
+        kube.wait_until("tenant API answers again", lambda: answers(tenant), 180)
     except Exception as exc:
         raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
     print(f"pod deleted -> tenant API answers in {time.monotonic() - restarted:.1f} s")
@@ -386,38 +379,6 @@ def test_restarting_the_operator_does_not_roll_the_control_plane(
     assert after.spec.template == before.spec.template
     assert kc.get(Secret, "steady-kubernetes-certs", namespace=ns).metadata.resourceVersion == certs
     assert kc.get(Pod, "kmc-steady-0", namespace=ns).metadata.uid == pod_uid
-
-
-class Poller:
-    """A client asking the tenant API every 100 ms on a thread; counts what failed and when."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        import threading
-
-        self.client = Client(config=KubeConfig.from_file(str(kubeconfig)), timeout=2)
-        self.failures: list[float] = []
-        self.requests = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.requests += 1
-            if not _answers(self.client):
-                self.failures.append(time.monotonic())
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> Poller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    @property
-    def window(self) -> float:
-        return self.failures[-1] - self.failures[0] if self.failures else 0.0
 
 
 def test_three_replicas_on_postgres_survive_losing_one(
@@ -529,7 +490,7 @@ def test_embedded_nats_serves(
     assert tenant.get(ConfigMap, "in-nats", namespace="default").data == {"x": "y"}
 
 
-def test_upgrade_rolls_one_replica_at_a_time_while_the_api_answers(
+def test_upgrade_rolls_one_replica_at_a_time_while_the_apianswers(
     mothership_real: LocalMothership,
     kc: Client,
     operator: Operator,
@@ -680,7 +641,7 @@ def test_managed_etcd_serves_and_keeps_its_data_when_every_pod_goes(
         kc.delete(Pod, name, namespace=ns)
     try:
         kube.wait_until("both pods replaced", lambda: _replaced(kc, ns, uids), 120)
-        kube.wait_until("tenant API answers again", lambda: _answers(tenant), 180)
+        kube.wait_until("tenant API answers again", lambda: answers(tenant), 180)
     except Exception as exc:
         raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
     print(f"every pod deleted -> tenant API answers in {time.monotonic() - deleted:.1f} s")

@@ -143,13 +143,13 @@ class ConnectionSpec(KubeModel):
     commands_as_script: bool = Field(
         default=False,
         alias="commandsAsScript",
-        description="Upload the bootstrap as a script into workingDir and run it, instead of "
-        "streaming it to the remote shell.",
+        description="Accepted for k0smotron manifests; the bootstrap is always uploaded into "
+        "workingDir as a script and run detached from the connection.",
     )
     working_dir: str = Field(
         default=DEFAULT_WORKING_DIR,
         alias="workingDir",
-        description="Directory on the machine for uploaded files.",
+        description="Directory on the machine for the bootstrap script, its output and status.",
     )
     clean_up_commands: list[str] | None = Field(
         default=None,
