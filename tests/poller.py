@@ -1,5 +1,10 @@
 """A client asking a tenant's API every 100 ms on a thread, for tests that roll or break its
-control plane and count what failed meanwhile."""
+control plane and count what failed meanwhile.
+
+A terminating API server answers requests on connections it still holds with 429 and
+Retry-After ("apiserver is shutting down"); client-go, so kubectl and every controller,
+retries those. The poller does too (after a second, a few times), and counts such a
+request as retried, not failed: a failure is what a Kubernetes client would see."""
 
 from __future__ import annotations
 
@@ -8,15 +13,31 @@ import time
 from pathlib import Path
 
 from lightkube import Client, KubeConfig
+from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Namespace
 
 
 def answers(client: Client) -> bool:
-    try:
-        client.get(Namespace, "kube-system")
-        return True
-    except Exception:
-        return False
+    return _error(client) is None
+
+
+RETRIES_AFTER_429 = 5
+
+
+def _error(client: Client, retried: list[int] | None = None) -> str | None:
+    for attempt in range(RETRIES_AFTER_429 + 1):
+        try:
+            client.get(Namespace, "kube-system")
+            return None
+        except ApiError as exc:
+            if exc.status.code != 429 or attempt == RETRIES_AFTER_429:
+                return f"ApiError {exc.status.code}: {exc}"[:300]
+            if retried is not None:
+                retried.append(attempt)
+            time.sleep(1.0)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"[:300]
+    return None
 
 
 class Poller:
@@ -25,6 +46,8 @@ class Poller:
     def __init__(self, kubeconfig: Path) -> None:
         self.client = Client(config=KubeConfig.from_file(str(kubeconfig)), timeout=2)
         self.failures: list[float] = []
+        self.errors: list[str] = []  # what each failure said, for the test's message
+        self.retried: list[int] = []  # one entry per retry after a 429
         self.requests = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -32,8 +55,10 @@ class Poller:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.requests += 1
-            if not answers(self.client):
+            error = _error(self.client, self.retried)
+            if error is not None:
                 self.failures.append(time.monotonic())
+                self.errors.append(error)
             self._stop.wait(0.1)
 
     def __enter__(self) -> Poller:

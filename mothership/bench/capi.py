@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mothership.bench.join import namespace_gone
 from mothership.bench.provision import admin_client_config, check_operator, realnode_mothership
 from mothership.errors import UserError
 
@@ -290,15 +291,4 @@ def _run(ms: Any, opts: Options, report: Report) -> CapiResult:
             machines.delete(ms.cfg.state_dir, machine.name)
         kc.delete(Namespace, ns)
         kubeconfig.unlink(missing_ok=True)
-        kube.wait_until(f"namespace {ns} deleted", lambda: _gone(kc, ns), opts.timeout)
-
-
-def _gone(kc: Any, ns: str) -> bool:
-    from lightkube.core.exceptions import ApiError
-    from lightkube.resources.core_v1 import Namespace
-
-    try:
-        kc.get(Namespace, ns)
-    except ApiError as exc:
-        return exc.status.code == 404
-    return False
+        kube.wait_until(f"namespace {ns} deleted", lambda: namespace_gone(kc, ns), opts.timeout)

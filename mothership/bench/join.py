@@ -169,10 +169,10 @@ def _run(ms: Any, opts: Options, report: Report) -> JoinResult:
         (ms.cfg.state_dir / f"{ns}.kubeconfig").unlink(missing_ok=True)
         # Gone before the bench ends (and perhaps stops the mothership): a Cluster left
         # behind would hold its node ports against the next run.
-        kube.wait_until(f"namespace {ns} deleted", lambda: _gone(kc, ns), opts.timeout)
+        kube.wait_until(f"namespace {ns} deleted", lambda: namespace_gone(kc, ns), opts.timeout)
 
 
-def _gone(kc: Any, ns: str) -> bool:
+def namespace_gone(kc: Any, ns: str) -> bool:
     from lightkube.core.exceptions import ApiError
     from lightkube.resources.core_v1 import Namespace
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -149,11 +150,7 @@ def join_command(
             bench_join.Options(machines, cut_seconds, timeout, name, state_dir, distribution.value),
             reporter(err),
         )
-    if output == Output.json:
-        print(json.dumps(result.as_dict(), indent=2, default=str))
-    else:
-        for line in result.lines():
-            print(line)
+    _print(result, output)
 
 
 def _replica_steps(value: str) -> tuple[int, ...]:
@@ -196,6 +193,11 @@ def capi_command(
             bench_capi.Options(machines, _replica_steps(steps), timeout, name, state_dir),
             reporter(err),
         )
+    _print(result, output)
+
+
+def _print(result: Any, output: Output) -> None:
+    """A bench result as JSON, or its lines of figures."""
     if output == Output.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))
     else:

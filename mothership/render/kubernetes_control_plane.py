@@ -52,6 +52,10 @@ NATS_KEY = "nats.conf"
 CONFIG_VOLUME = "kubernetes-config"
 UDS_VOLUME = "konnectivity-uds"
 KINE_ADDRESS = f"127.0.0.1:{ETCD_CLIENT_PORT}"
+# How long a terminating API server keeps answering (see apiserver_flags); kine, its
+# storage in the same pod, stays this much longer so those answers can still read and write.
+SHUTDOWN_DELAY_SECONDS = 3
+KINE_OUTLIVES_APISERVER_SECONDS = 2
 KINE_SQLITE_FILE = f"{DATA_DIR}/kine.db"
 # kine's own SQLite defaults (WAL, a long busy timeout, immediate transactions).
 KINE_SQLITE_PARAMS = (
@@ -215,6 +219,10 @@ def apiserver_flags(cluster: Cluster, facts: Facts) -> list[str]:
         f"--service-account-key-file={PKI_DIR}/sa.pub",
         f"--service-account-signing-key-file={PKI_DIR}/sa.key",
         f"--service-cluster-ip-range={network.service_cidr(spec)}",
+        # On SIGTERM keep answering (with /readyz failing) while the pod's endpoint leaves
+        # the Service everywhere: a rolling upgrade or a drained replica then refuses no
+        # request that kube-proxy still sends its way.
+        f"--shutdown-delay-duration={SHUTDOWN_DELAY_SECONDS}s",
         f"--tls-cert-file={PKI_DIR}/{APISERVER_CERT}.crt",
         f"--tls-private-key-file={PKI_DIR}/{APISERVER_CERT}.key",
     ]
@@ -538,6 +546,11 @@ def _kine_container(cluster: Cluster, facts: Facts) -> dict[str, Any] | None:
         )
     mounts = [_mount(statefulset.data_volume_name(cluster), DATA_DIR, read_only=False)]
     ports: list[dict[str, Any]] = []
+    # Every container of a terminating pod gets SIGTERM at once; kine's is held back (the
+    # kubelet's own sleep, no shell needed in the image) until the API server has stopped.
+    lifecycle = {
+        "preStop": {"sleep": {"seconds": SHUTDOWN_DELAY_SECONDS + KINE_OUTLIVES_APISERVER_SECONDS}}
+    }
     if spec.storage.type == "nats":
         env.append(_field_env("POD_NAME", "metadata.name"))
         env.append(
@@ -571,6 +584,7 @@ def _kine_container(cluster: Cluster, facts: Facts) -> dict[str, Any] | None:
         ]
         ports.append(statefulset.container_port("nats-cluster", configmaps.NATS_CLUSTER_PORT))
     container = _container("kine", image_and_command(spec, facts, "kine"), args, mounts)
+    container["lifecycle"] = lifecycle
     if env:
         container["env"] = env
     if ports:
