@@ -1,10 +1,11 @@
 """A client asking a tenant's API every 100 ms on a thread, for tests that roll or break its
 control plane and count what failed meanwhile.
 
-A terminating API server answers requests on connections it still holds with 429 and
-Retry-After ("apiserver is shutting down"); client-go, so kubectl and every controller,
-retries those. The poller does too (after a second, a few times), and counts such a
-request as retried, not failed: a failure is what a Kubernetes client would see."""
+A terminating API server answers requests on connections it still holds with 503 (or 429)
+and a Retry-After header ("apiserver is shutting down"); client-go, so kubectl and every
+controller, retries an answer with Retry-After. The poller does too (after a second, a few
+times) and counts such a request as retried, not failed: a failure is what a Kubernetes
+client would see."""
 
 from __future__ import annotations
 
@@ -21,16 +22,24 @@ def answers(client: Client) -> bool:
     return _error(client) is None
 
 
-RETRIES_AFTER_429 = 5
+RETRIES_AFTER_RETRY_AFTER = 5
+
+
+def _says_retry_after(exc: ApiError) -> bool:
+    """429 or 5xx with a Retry-After header: what client-go waits out and retries."""
+    code = exc.status.code or 0
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    return (code == 429 or code >= 500) and "retry-after" in {k.lower() for k in headers}
 
 
 def _error(client: Client, retried: list[int] | None = None) -> str | None:
-    for attempt in range(RETRIES_AFTER_429 + 1):
+    for attempt in range(RETRIES_AFTER_RETRY_AFTER + 1):
         try:
             client.get(Namespace, "kube-system")
             return None
         except ApiError as exc:
-            if exc.status.code != 429 or attempt == RETRIES_AFTER_429:
+            if not _says_retry_after(exc) or attempt == RETRIES_AFTER_RETRY_AFTER:
                 return f"ApiError {exc.status.code}: {exc}"[:300]
             if retried is not None:
                 retried.append(attempt)
@@ -47,7 +56,7 @@ class Poller:
         self.client = Client(config=KubeConfig.from_file(str(kubeconfig)), timeout=2)
         self.failures: list[float] = []
         self.errors: list[str] = []  # what each failure said, for the test's message
-        self.retried: list[int] = []  # one entry per retry after a 429
+        self.retried: list[int] = []  # one entry per retry after a Retry-After answer
         self.requests = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -706,7 +706,7 @@ def test_a_version_bump_on_the_control_plane_rolls_three_replicas_while_the_api_
             f"\nK0smotronControlPlane {PREVIOUS_KUBERNETES_VERSION} -> {KUBERNETES_VERSION}: "
             f"rolled in {time.monotonic() - started:.1f} s; {len(poller.failures)} of "
             f"{poller.requests} requests failed over {poller.window:.1f} s; never fewer than "
-            f"{lowest_ready} ready; {len(poller.retried)} retried after 429 (shutting down)"
+            f"{lowest_ready} ready; {len(poller.retried)} retried after Retry-After (shutting down)"
         )
         assert lowest_ready >= 2, "the rollout took more than one replica down at a time"
         assert poller.failures == [], poller.errors
