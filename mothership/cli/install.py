@@ -83,6 +83,20 @@ def install(
         "(quay.io/k0sproject/k0s), tag unchanged. Default: that one; on the local mothership "
         "its own k0s build. '' forces the default.",
     ),
+    monitoring_prometheus_image: str | None = typer.Option(
+        None,
+        "--monitoring-prometheus-image",
+        help="Prometheus sidecar image of Clusters with monitoring enabled that keep the "
+        "default. Default: that one; on the local mothership with a real node its own "
+        "Prometheus build. '' forces the default.",
+    ),
+    monitoring_proxy_image: str | None = typer.Option(
+        None,
+        "--monitoring-proxy-image",
+        help="nginx sidecar image of Clusters with monitoring enabled that keep the default. "
+        "Default: that one; on the local mothership with a real node Debian's nginx. '' "
+        "forces the default.",
+    ),
     node_download_url: str | None = typer.Option(
         None,
         "--node-download-url",
@@ -138,6 +152,8 @@ def install(
             kubernetes_image_template=kubernetes_image_template or "",
             default_etcd_image=default_etcd_image or "",
             k0s_image_repository=k0s_image_repository or "",
+            monitoring_prometheus_image=monitoring_prometheus_image or "",
+            monitoring_proxy_image=monitoring_proxy_image or "",
             node_download_url=node_download_url or "",
             node_registry_mirror=node_registry_mirror or "",
         ).check()
@@ -157,6 +173,9 @@ def install(
                 settings, kubernetes_image_template, default_etcd_image, k0s_image_repository
             )
             settings = _local_node_mirrors(settings, local, node_download_url, node_registry_mirror)
+            settings = _local_monitoring_images(
+                settings, local, monitoring_prometheus_image, monitoring_proxy_image
+            )
         if local is not None and image is None:
             from mothership.install import local as local_ms
 
@@ -294,6 +313,26 @@ def _local_node_mirrors(
             f"{settings.node_download_url or 'upstream'}, registry "
             f"{settings.node_registry_mirror or 'none'}"
         )
+    return settings.check()
+
+
+def _local_monitoring_images(
+    settings: manifests.Settings,
+    local: LocalMothership,
+    prometheus: str | None,
+    proxy: str | None,
+) -> manifests.Settings:
+    """With a real node (whose containerd holds them), the monitoring sidecars default to
+    the local mothership's Prometheus and nginx images (flags given win, '' too)."""
+    from mothership.testenv import localoperator
+
+    local_prometheus, local_proxy = localoperator.monitoring_images(local.cfg)
+    if not local_prometheus:
+        return settings
+    if prometheus is None:
+        settings = replace(settings, monitoring_prometheus_image=local_prometheus)
+    if proxy is None:
+        settings = replace(settings, monitoring_proxy_image=local_proxy)
     return settings.check()
 
 

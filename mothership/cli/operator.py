@@ -106,6 +106,26 @@ def run(
             "Cluster's own image is never replaced. Default: quay.io/k0sproject/k0s."
         ),
     ),
+    monitoring_prometheus_image: str | None = typer.Option(
+        None,
+        "--monitoring-prometheus-image",
+        envvar="MOTHERSHIP_MONITORING_PROMETHEUS_IMAGE",
+        help=(
+            "Image of the Prometheus sidecar of Clusters with monitoring enabled that keep the "
+            "default (quay.io/k0sproject/prometheus:v2.44.0); a Cluster's own image is never "
+            "replaced, e.g. localhost/mothership/prometheus:v3.16.0. Default: that one."
+        ),
+    ),
+    monitoring_proxy_image: str | None = typer.Option(
+        None,
+        "--monitoring-proxy-image",
+        envvar="MOTHERSHIP_MONITORING_PROXY_IMAGE",
+        help=(
+            "Image of the nginx sidecar serving the scraped metrics, for Clusters that keep "
+            "the default (nginx:1.19.10); a Cluster's own image is never replaced. "
+            "Default: that one."
+        ),
+    ),
     node_download_url: str | None = typer.Option(
         None,
         "--node-download-url",
@@ -165,6 +185,8 @@ def run(
         os.environ[DEFAULT_ETCD_IMAGE_ENV] = default_etcd_image
     for env, value in (
         ("MOTHERSHIP_K0S_IMAGE_REPOSITORY", k0s_image_repository),
+        ("MOTHERSHIP_MONITORING_PROMETHEUS_IMAGE", monitoring_prometheus_image),
+        ("MOTHERSHIP_MONITORING_PROXY_IMAGE", monitoring_proxy_image),
         ("MOTHERSHIP_NODE_DOWNLOAD_URL", node_download_url),
         ("MOTHERSHIP_NODE_REGISTRY_MIRROR", node_registry_mirror),
     ):

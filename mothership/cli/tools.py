@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mothership.cli.errors import friendly_errors, reporter
-from mothership.testenv import gobuild, paths, pins
+from mothership.testenv import gobuild, monitoring_images, paths, pins
 
 app = typer.Typer(help="Build and locate the pinned upstream binaries.", no_args_is_help=True)
 console = Console()
@@ -27,8 +27,9 @@ def install(
     Also builds the tenant control-plane binaries of the previous pinned Kubernetes
     version (the one tenants upgrade from) and CoreDNS (the real-node mothership's
     cluster DNS, only the plugins it uses), containerd, runc and the CNI plugins that
-    the local mirror serves to joining workers, k0s, and Cluster API's controller manager
-    and clusterctl, into sibling dirs. Build times are kept and
+    the local mirror serves to joining workers, k0s, Prometheus, and Cluster API's
+    controller manager and clusterctl, into sibling dirs; unpacks Debian's nginx package
+    (the monitoring proxy image) into the cache. Build times are kept and
     shown by `mothership tools list`. Idempotent: binaries
     already in the cache are kept. The first run takes a while
     (tens of minutes on 2 cores); later runs return at once.
@@ -60,6 +61,8 @@ def install(
                 f"{paths.node_bin_dir(family)}"
             )
         console.print(f"k0s {pins.K0S_VERSION} (k0s distribution): {paths.k0s_bin_dir()}")
+        nginx = monitoring_images.fetch_nginx(reporter(console))
+        console.print(f"Debian's nginx (monitoring proxy image): {nginx}")
         console.print(
             f"Cluster API {pins.CAPI_VERSION} (`dev up --capi`, clusterctl): {paths.capi_bin_dir()}"
         )

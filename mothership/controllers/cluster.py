@@ -52,6 +52,12 @@ K0S_IMAGE_REPOSITORY_ENV = "MOTHERSHIP_K0S_IMAGE_REPOSITORY"
 default (quay.io/k0sproject/k0s); see Facts.k0s_image_repository. `mothership operator run
 --k0s-image-repository` sets it."""
 
+MONITORING_PROMETHEUS_IMAGE_ENV = "MOTHERSHIP_MONITORING_PROMETHEUS_IMAGE"
+MONITORING_PROXY_IMAGE_ENV = "MOTHERSHIP_MONITORING_PROXY_IMAGE"
+"""Operator settings: the monitoring sidecars' images for Clusters that keep the API's
+defaults; see Facts.monitoring_prometheus_image. `mothership operator run
+--monitoring-prometheus-image / --monitoring-proxy-image` set them."""
+
 log = logging.getLogger("mothership.cluster")
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "clusters"
@@ -251,6 +257,8 @@ def facts_for(
         etcd_initial_cluster=etcd_sts.annotations.get(FOUNDING_ANNOTATION) if etcd_sts else None,
         default_etcd_image=default_etcd_image(),
         k0s_image_repository=os.environ.get(K0S_IMAGE_REPOSITORY_ENV) or None,
+        monitoring_prometheus_image=os.environ.get(MONITORING_PROMETHEUS_IMAGE_ENV) or None,
+        monitoring_proxy_image=os.environ.get(MONITORING_PROXY_IMAGE_ENV) or None,
     )
 
 

@@ -13,7 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mothership.api.k0smotron.v1beta2 import DEFAULT_ETCD_IMAGE, DEFAULT_K0S_IMAGE
+from mothership.api.k0smotron.v1beta2 import (
+    DEFAULT_ETCD_IMAGE,
+    DEFAULT_K0S_IMAGE,
+    DEFAULT_PROMETHEUS_IMAGE,
+    DEFAULT_PROXY_IMAGE,
+)
 from mothership.install import manifests
 from mothership.install.templating import Doc, HelmContext, dump
 from mothership.render.facts import IMAGE_REPOSITORY_PATTERN
@@ -102,6 +107,23 @@ VALUES: tuple[Value, ...] = (
         {"type": "string", "pattern": f"^$|{IMAGE_REPOSITORY_PATTERN}"},
     ),
     Value(
+        "operator.monitoringPrometheusImage",
+        "",
+        "Image of the Prometheus sidecar of Clusters with `monitoring.enabled` that keep the "
+        f"default ({DEFAULT_PROMETHEUS_IMAGE}); a Cluster's own image is never replaced, e.g. "
+        "`localhost/mothership/prometheus:v3.16.0` (what `mothership install` sets on the "
+        "local mothership). Empty means the default.",
+        {"type": "string"},
+    ),
+    Value(
+        "operator.monitoringProxyImage",
+        "",
+        "Image of the nginx sidecar that serves the scraped metrics, for Clusters that keep "
+        f"the default ({DEFAULT_PROXY_IMAGE}); a Cluster's own image is never replaced. "
+        "Empty means the default.",
+        {"type": "string"},
+    ),
+    Value(
         "operator.nodeDownloadURL",
         "",
         "Mirror the join commands of JoinTokenRequests download node components (kubelet, "
@@ -150,6 +172,8 @@ def helm_context() -> HelmContext:
             "kubernetesImageTemplate": "$.Values.operator.kubernetesImageTemplate | quote",
             "defaultEtcdImage": "$.Values.operator.defaultEtcdImage | quote",
             "k0sImageRepository": "$.Values.operator.k0sImageRepository | quote",
+            "monitoringPrometheusImage": "$.Values.operator.monitoringPrometheusImage | quote",
+            "monitoringProxyImage": "$.Values.operator.monitoringProxyImage | quote",
             "nodeDownloadURL": "$.Values.operator.nodeDownloadURL | quote",
             "nodeRegistryMirror": "$.Values.operator.nodeRegistryMirror | quote",
             "issuerRef": f'(default (dict "kind" "Issuer" "name" "{manifests.SELF_SIGNED_ISSUER}")'
@@ -163,6 +187,8 @@ def helm_context() -> HelmContext:
             "kubernetesImageTemplate": "$.Values.operator.kubernetesImageTemplate",
             "defaultEtcdImage": "$.Values.operator.defaultEtcdImage",
             "k0sImageRepository": "$.Values.operator.k0sImageRepository",
+            "monitoringPrometheusImage": "$.Values.operator.monitoringPrometheusImage",
+            "monitoringProxyImage": "$.Values.operator.monitoringProxyImage",
             "nodeDownloadURL": "$.Values.operator.nodeDownloadURL",
             "nodeRegistryMirror": "$.Values.operator.nodeRegistryMirror",
         },

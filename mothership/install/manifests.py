@@ -97,6 +97,9 @@ class Settings:
     kubernetes_image_template: str = ""  # {version} becomes the Cluster's version
     default_etcd_image: str = ""
     k0s_image_repository: str = ""  # in place of quay.io/k0sproject/k0s, tag unchanged
+    # In place of the monitoring sidecars' default images (Prometheus, nginx).
+    monitoring_prometheus_image: str = ""
+    monitoring_proxy_image: str = ""
     # Where join commands send nodes for their components and images; empty: upstream.
     node_download_url: str = ""  # a mirror laid out like dl.k8s.io and GitHub
     node_registry_mirror: str = ""  # registry.k8s.io, docker.io, quay.io, ghcr.io pulls
@@ -167,6 +170,8 @@ class Settings:
             kubernetes_image_template=operator.get("kubernetesImageTemplate") or "",
             default_etcd_image=operator.get("defaultEtcdImage") or "",
             k0s_image_repository=operator.get("k0sImageRepository") or "",
+            monitoring_prometheus_image=operator.get("monitoringPrometheusImage") or "",
+            monitoring_proxy_image=operator.get("monitoringProxyImage") or "",
             node_download_url=operator.get("nodeDownloadURL") or "",
             node_registry_mirror=operator.get("nodeRegistryMirror") or "",
         )
@@ -187,6 +192,8 @@ def plain_context(settings: Settings) -> Plain:
             "kubernetesImageTemplate": settings.kubernetes_image_template,
             "defaultEtcdImage": settings.default_etcd_image,
             "k0sImageRepository": settings.k0s_image_repository,
+            "monitoringPrometheusImage": settings.monitoring_prometheus_image,
+            "monitoringProxyImage": settings.monitoring_proxy_image,
             "nodeDownloadURL": settings.node_download_url,
             "nodeRegistryMirror": settings.node_registry_mirror,
         },
@@ -198,6 +205,8 @@ def plain_context(settings: Settings) -> Plain:
             "kubernetesImageTemplate": bool(settings.kubernetes_image_template),
             "defaultEtcdImage": bool(settings.default_etcd_image),
             "k0sImageRepository": bool(settings.k0s_image_repository),
+            "monitoringPrometheusImage": bool(settings.monitoring_prometheus_image),
+            "monitoringProxyImage": bool(settings.monitoring_proxy_image),
             "nodeDownloadURL": bool(settings.node_download_url),
             "nodeRegistryMirror": bool(settings.node_registry_mirror),
         },
@@ -559,13 +568,15 @@ def operator_args(ctx: Context) -> list[Any]:
 
 
 # Read by `mothership operator run` (its --kubernetes-image-template, --default-etcd-image,
-# --k0s-image-repository).
+# --k0s-image-repository, --monitoring-prometheus-image, --monitoring-proxy-image).
 # (The controller's constant is not imported: that would load kopf for `install --dry-run`;
 # a unit test keeps the two equal.)
 TENANT_IMAGE_ENV = {
     "kubernetesImageTemplate": "MOTHERSHIP_KUBERNETES_IMAGE_TEMPLATE",
     "defaultEtcdImage": DEFAULT_ETCD_IMAGE_ENV,
     "k0sImageRepository": "MOTHERSHIP_K0S_IMAGE_REPOSITORY",
+    "monitoringPrometheusImage": "MOTHERSHIP_MONITORING_PROMETHEUS_IMAGE",
+    "monitoringProxyImage": "MOTHERSHIP_MONITORING_PROXY_IMAGE",
 }
 # Read by `mothership operator run` (its --node-download-url, --node-registry-mirror) and put
 # into the join commands of JoinTokenRequests (equal to the join_token controller's, as above).

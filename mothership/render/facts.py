@@ -18,6 +18,8 @@ from mothership.api.k0smotron.v1beta2 import (
     DEFAULT_K0S_IMAGE,
     DEFAULT_K0S_VERSION,
     DEFAULT_KUBERNETES_VERSION,
+    DEFAULT_PROMETHEUS_IMAGE,
+    DEFAULT_PROXY_IMAGE,
     Cluster,
     ClusterSpec,
 )
@@ -63,6 +65,10 @@ class Facts:
     - default_etcd_image: an operator setting too: the etcd image of a Cluster whose
       spec names none (the admission webhook normally fills the spec in, so this only
       serves objects stored without it). None: DEFAULT_ETCD_IMAGE.
+    - monitoring_prometheus_image, monitoring_proxy_image: operator settings: the images
+      of the monitoring sidecars of Clusters that keep the API's defaults
+      (DEFAULT_PROMETHEUS_IMAGE, DEFAULT_PROXY_IMAGE), for a mothership that cannot pull
+      those. None: the defaults.
     """
 
     external_address: str | None = None
@@ -75,6 +81,8 @@ class Facts:
     kubernetes_image_template: str | None = None
     default_etcd_image: str | None = None
     k0s_image_repository: str | None = None
+    monitoring_prometheus_image: str | None = None
+    monitoring_proxy_image: str | None = None
 
 
 def k0s_version(spec: ClusterSpec, facts: Facts) -> str:
@@ -94,6 +102,19 @@ def k0s_image(spec: ClusterSpec, facts: Facts) -> str:
     if mirror and ref.startswith(DEFAULT_K0S_IMAGE + ":"):
         return mirror + ref[len(DEFAULT_K0S_IMAGE) :]
     return ref
+
+
+def monitoring_images(spec: ClusterSpec, facts: Facts) -> tuple[str, str]:
+    """(Prometheus, proxy) of the monitoring sidecars. An image the user chose is kept; one
+    that is the API's default is replaced by the operator's setting, as k0s_image does, so
+    the stored spec never changes."""
+    monitoring = spec.monitoring
+    prometheus, proxy = monitoring.prometheus_image, monitoring.proxy_image
+    if prometheus == DEFAULT_PROMETHEUS_IMAGE and facts.monitoring_prometheus_image:
+        prometheus = facts.monitoring_prometheus_image
+    if proxy == DEFAULT_PROXY_IMAGE and facts.monitoring_proxy_image:
+        proxy = facts.monitoring_proxy_image
+    return prometheus, proxy
 
 
 def core_version(version: str) -> tuple[int, int, int] | None:

@@ -708,6 +708,7 @@ def control_plane_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     )
     return statefulset.assemble(
         cluster,
+        facts,
         containers=container_list,
         volumes=volumes,
         extra_claim_templates=claims,

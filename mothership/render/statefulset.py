@@ -15,7 +15,14 @@ from typing import Any
 
 from mothership.api.k0smotron.v1beta2 import Cluster, ClusterSpec, Mount
 from mothership.render import configmaps, ingress, names, scheduling
-from mothership.render.facts import Facts, RenderError, identity, k0s_image, object_meta
+from mothership.render.facts import (
+    Facts,
+    RenderError,
+    identity,
+    k0s_image,
+    monitoring_images,
+    object_meta,
+)
 
 COMPONENT = "control-plane"
 DATA_DIR = "/var/lib/k0s"
@@ -196,7 +203,7 @@ def _probes(spec: ClusterSpec) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _monitoring_sidecars(
-    cluster: Cluster, credentials: list[dict[str, Any]]
+    cluster: Cluster, facts: Facts, credentials: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(containers, volumes): Prometheus scraping the components over localhost, and nginx
     serving what it scraped on a port the management cluster's Prometheus scrapes.
@@ -205,13 +212,13 @@ def _monitoring_sidecars(
     under /var/lib/k0s/pki (k0s writes them into its data directory; the kubernetes
     distribution projects them from Secrets)."""
     cluster_name, _ = identity(cluster)
-    monitoring = cluster.spec.monitoring
+    prometheus_image, proxy_image = monitoring_images(cluster.spec, facts)
     config = names.monitoring_config_map(cluster_name)
     nginx_volume = names.monitoring_nginx_volume(cluster_name)
     containers = [
         {
             "name": "monitoring-agent",
-            "image": monitoring.prometheus_image,
+            "image": prometheus_image,
             "imagePullPolicy": "IfNotPresent",
             "command": ["prometheus", "--config.file=/prometheus/prometheus.yml"],
             # Federation only needs recent samples; cap the sidecar's disk use.
@@ -228,7 +235,7 @@ def _monitoring_sidecars(
         },
         {
             "name": "monitoring-proxy",
-            "image": monitoring.proxy_image,
+            "image": proxy_image,
             "imagePullPolicy": "IfNotPresent",
             "ports": [container_port("nginx", configmaps.METRICS_PROXY_PORT)],
             "volumeMounts": [
@@ -383,6 +390,7 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     credentials = [{"name": data_name, "mountPath": DATA_DIR}]
     return assemble(
         cluster,
+        facts,
         containers=[controller],
         init_containers=init_containers,
         volumes=volumes,
@@ -394,6 +402,7 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
 
 def assemble(
     cluster: Cluster,
+    facts: Facts,
     *,
     containers: list[dict[str, Any]],
     volumes: list[dict[str, Any]],
@@ -415,7 +424,9 @@ def assemble(
     volumes = list(volumes)
     template_meta: dict[str, Any] = {"labels": names.labels(cluster_name, COMPONENT)}
     if spec.monitoring.enabled:
-        sidecars, sidecar_volumes = _monitoring_sidecars(cluster, monitoring_credentials or [])
+        sidecars, sidecar_volumes = _monitoring_sidecars(
+            cluster, facts, monitoring_credentials or []
+        )
         containers.extend(sidecars)
         volumes.extend(sidecar_volumes)
         template_meta["annotations"] = {

@@ -2,7 +2,7 @@
 machines reached by SSH, as the tests and `mothership bench capi` apply them.
 
 One Cluster API `Cluster` with a `RemoteCluster` infrastructure and a K0smotronControlPlane
-(kubernetes distribution, kine); a MachineDeployment (starting at 0 replicas) whose
+(kubernetes distribution on kine, or k0s); a MachineDeployment (starting at 0 replicas) whose
 Machines get K0sWorkerConfigs and RemoteMachines taken from a pool of
 PooledRemoteMachines, one per reachable machine, all reached with one SSH key. Pure: the
 caller applies the YAML.
@@ -41,9 +41,14 @@ def hosted_cluster(
     version: str = KUBERNETES_VERSION,
     replicas: int = 1,
     storage: dict[str, Any] | None = None,
+    k0s_config: dict[str, Any] | None = None,
 ) -> str:
     """A Cluster API Cluster whose control plane is a K0smotronControlPlane, optionally with
-    a RemoteCluster as its infrastructure."""
+    a RemoteCluster as its infrastructure.
+
+    With `k0s_config` the control plane is k0smotron's default one, as its users write it:
+    no distribution (k0s), storage left to the default (managed etcd), that k0s config;
+    `version` is then a k0s version."""
     remote_cluster = {
         "apiVersion": f"{INFRA_GROUP}/v1beta2",
         "kind": "RemoteCluster",
@@ -64,18 +69,21 @@ def hosted_cluster(
             **({"infrastructureRef": infra_ref} if infra else {}),
         },
     }
-    control_plane = {
+    control_plane: dict[str, Any] = {
         "apiVersion": f"{CP_GROUP}/v1beta2",
         "kind": "K0smotronControlPlane",
         "metadata": {"name": f"{name}-cp", "namespace": ns},
         "spec": {
-            "distribution": "kubernetes",
             "version": version,
             "replicas": replicas,
             "service": service or {"type": "ClusterIP"},
-            "storage": storage or {"type": "kine"},
         },
     }
+    spec = control_plane["spec"]
+    if k0s_config is None:
+        spec.update(distribution="kubernetes", storage=storage or {"type": "kine"})
+    else:
+        spec.update(k0sConfig=k0s_config, **({"storage": storage} if storage else {}))
     return yaml.safe_dump_all([*([remote_cluster] if infra else []), cluster, control_plane])
 
 

@@ -68,6 +68,7 @@ def argv(cfg: MothershipConfig) -> list[str]:
         f"--default-etcd-image={DEFAULT_ETCD_IMAGE}",
         f"--k0s-image-repository={K0S_IMAGE_REPOSITORY}",
         *node_mirror_args(cfg),
+        *monitoring_image_args(cfg),
     ]  # fmt: skip
 
 
@@ -78,6 +79,23 @@ def node_mirrors(cfg: MothershipConfig) -> tuple[str, str]:
     from mothership.testenv import artifacts, registry
 
     return artifacts.url(cfg), registry.url(cfg)
+
+
+def monitoring_images(cfg: MothershipConfig) -> tuple[str, str]:
+    """(Prometheus, nginx) images of the monitoring sidecars: the real node's containerd
+    holds them (testenv/monitoring_images.py); empty without a real node."""
+    if cfg.nodes != "real":
+        return "", ""
+    from mothership.testenv import monitoring_images as images
+
+    return images.PROMETHEUS_IMAGE, images.proxy_image()
+
+
+def monitoring_image_args(cfg: MothershipConfig) -> list[str]:
+    prometheus, proxy = monitoring_images(cfg)
+    if not prometheus:
+        return []
+    return [f"--monitoring-prometheus-image={prometheus}", f"--monitoring-proxy-image={proxy}"]
 
 
 def node_mirror_args(cfg: MothershipConfig) -> list[str]:

@@ -66,7 +66,7 @@ class NodeImage:
     entrypoint: list[str] = field(default_factory=list)
 
 
-def _shared_libraries(binaries: list[Path]) -> dict[str, Path]:
+def shared_libraries(binaries: list[Path]) -> dict[str, Path]:
     """Path in the image -> host file, for every library these binaries load (by ldd)."""
     found: dict[str, Path] = {}
     for binary in binaries:
@@ -97,7 +97,7 @@ def netfilter_userland() -> dict[str, Content]:
     files["/usr/sbin/conntrack"] = CONNTRACK
     extensions = sorted(XTABLES_EXTENSIONS.glob("*.so"))
     files.update({f"{XTABLES_EXTENSIONS}/{p.name}": p for p in extensions})
-    files.update(_shared_libraries([XTABLES_MULTI, CONNTRACK, *extensions]))
+    files.update(shared_libraries([XTABLES_MULTI, CONNTRACK, *extensions]))
     return files
 
 
@@ -149,7 +149,7 @@ def node_images(bin_dir: Path) -> list[NodeImage]:
             {
                 "/opt/bin/flanneld": paths.addon("flanneld"),
                 **netfilter,
-                **_shared_libraries([paths.addon("flanneld")]),
+                **shared_libraries([paths.addon("flanneld")]),
                 **shell,
             },
             ["/opt/bin/flanneld"],

@@ -37,6 +37,12 @@ Why these versions:
   served (mothership/testenv/flannel_shim.py).
 * metrics-server v0.8.0: the newest approved release (v0.9.0 is served but not approved);
   deployed into tenants as k0s does, so `kubectl top` works through the tunnel.
+* Prometheus v3.16.0 (Go module version v0.316.0, as Prometheus tags its library): the
+  newest release on the proxy; the monitoring sidecar of a Cluster with
+  `spec.monitoring.enabled` (k0smotron names quay.io/k0sproject/prometheus:v2.44.0, which
+  cannot be pulled here; the 2.x line is out of support). Built without the web UI's
+  embedded assets (tag `builtinassets`): the sidecar serves /federate, not the UI. Its
+  proxy beside it is Debian's nginx (testenv/monitoring_images.py), not built.
 * Worker node components, served to joining machines by the local mirror and pinned as
   the join's defaults (mothership/render/node_join.py):
   - containerd v2.3.7: the newest patch of 2.3, containerd's current long-term-stable
@@ -85,6 +91,8 @@ COREDNS_VERSION = "v1.14.7"
 REGISTRY_VERSION = "v3.1.2"
 FLANNEL_VERSION = "v0.28.10"
 METRICS_SERVER_VERSION = "v0.8.0"
+PROMETHEUS_MODULE_VERSION = "v0.316.0"
+PROMETHEUS_VERSION = "v3.16.0"
 CONTAINERD_VERSION = "v2.3.7"
 RUNC_VERSION = "v1.5.2"
 CNI_PLUGINS_VERSION = "v1.10.0"
@@ -399,6 +407,24 @@ def addon_families() -> tuple[Family, ...]:
             ),
             # Where metrics-server's Makefile sets its version.
             ldflags=(f"-X k8s.io/client-go/pkg/version.gitVersion={METRICS_SERVER_VERSION}",),
+        ),
+        Family(
+            name="prometheus",
+            module="github.com/prometheus/prometheus",
+            version=PROMETHEUS_MODULE_VERSION,
+            binaries=(
+                Binary(
+                    "prometheus",
+                    "github.com/prometheus/prometheus/cmd/prometheus",
+                    ("--version",),
+                    f"version {PROMETHEUS_VERSION[1:]}",
+                ),
+            ),
+            # Where Prometheus's release build (promu) sets its version.
+            ldflags=(
+                f"-X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION[1:]}",
+                "-X github.com/prometheus/common/version.Branch=HEAD",
+            ),
         ),
     )
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from mothership.testenv import clusterdns, images, netns, paths, userland
+from mothership.testenv import clusterdns, images, monitoring_images, netns, paths, userland
 from mothership.testenv.config import REAL_BRIDGE, MothershipConfig
 from mothership.testenv.pins import (
     K0S_IMAGE_REPO,
@@ -377,7 +377,8 @@ def prepare_images(cfg: MothershipConfig, report: Callable[[str], None]) -> None
 
     Pause, one control-plane image per version in TENANT_VERSIONS (so tenants can be
     created at and upgraded between those versions with nothing pulled; each with the
-    shell userland the managed etcd scripts need) and CoreDNS for cluster DNS. An image
+    shell userland the managed etcd scripts need), CoreDNS for cluster DNS, k0s, and the
+    monitoring sidecars' Prometheus and nginx (testenv/monitoring_images.py). An image
     already in containerd is kept only if it is the one these inputs give.
     """
     from mothership.testenv.gobuild import build_env
@@ -395,6 +396,7 @@ def prepare_images(cfg: MothershipConfig, report: Callable[[str], None]) -> None
         files: dict[str, images.Content] = {**control_plane_image_files(cfg.bin_dir, version)}
         wanted.append((local_control_plane_image(version), {**files, **shell}, []))
     wanted.append((K0S_IMAGE, {**k0s_image_files(cfg.bin_dir), **shell}, []))
+    wanted.extend(monitoring_images.images())
     address = str(containerd_socket(cfg))
     for name, files, entrypoint in wanted:
         archive = ensure_archive(name, files, entrypoint, report)

@@ -35,8 +35,10 @@ from mothership.api.bootstrap.v1beta2 import SUCCESS_SENTINEL
 from mothership.api.controlplane.v1beta2 import FINALIZER
 from mothership.render import worker_bootstrap
 from mothership.testenv import capi_pool, kube, localcapi, machines, netns, paths
+from mothership.testenv.k0s_tenant import air_gapped_k0s_config, apply_user_cni
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
+from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_KUBERNETES_VERSION, K0S_VERSION
 from tests.crds import apply_checked_in_crds
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
@@ -44,6 +46,7 @@ from tests.poller import Poller
 
 IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
 VERSION = "v1.35.4"
+K0S_TENANT_VERSION = K0S_VERSION.replace("+", "-")
 CP_GROUP = "controlplane.cluster.x-k8s.io"
 CapiCluster = create_namespaced_resource("cluster.x-k8s.io", "v1beta2", "Cluster", "clusters")
 ControlPlane = create_namespaced_resource(
@@ -98,7 +101,7 @@ def operator(
         tmp_path_factory.mktemp("op") / "operator.log",
         IMAGE_TEMPLATE,
         IMAGE_TEMPLATE.format(version=VERSION),
-        extra_args=tuple(node_mirror_args(ms.cfg)),
+        extra_args=(f"--k0s-image-repository={K0S_IMAGE_REPO}", *node_mirror_args(ms.cfg)),
         identity="capi-control-plane-test",
         node_netns=ms.cfg.node_netns,
     )
@@ -715,3 +718,75 @@ def test_a_version_bump_on_the_control_plane_rolls_three_replicas_while_the_api_
     finally:
         _kubectl(ms, "-n", ns, "delete", "clusters.cluster.x-k8s.io", "up", "--wait=true",
                  "--timeout=180s")  # fmt: skip
+
+
+def test_k0smotrons_default_k0s_control_plane_takes_a_k0s_worker_over_ssh(
+    ms: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    """The flow most k0smotron users run: a K0smotronControlPlane without a distribution
+    (k0s, managed etcd) and a MachineDeployment of RemoteMachines whose K0sWorkerConfigs run
+    `k0s worker` on a machine reached by SSH. The k0s config is the air-gapped one (system
+    images from the local registry, the user's own pod network)."""
+    name = "kz"
+    service = {"type": "NodePort", "apiPort": 30943, "konnectivityPort": 30932}
+    manifest = capi_pool.hosted_cluster(
+        ns,
+        name,
+        service,
+        infra=True,
+        version=K0S_TENANT_VERSION,
+        k0s_config=air_gapped_k0s_config(),
+    )
+    applied = _kubectl(ms, "apply", "-f", "-", stdin=manifest)
+    assert applied.returncode == 0, applied.stderr
+    state = ms.cfg.state_dir
+    machine = machines.create(state, f"k0s-{uuid.uuid4().hex[:4]}", "reachable")
+    try:
+        key = machines.ssh_key(state).read_text()
+        pool = capi_pool.machine_pool(ns, name, [(machine.name, machine.address)], key)
+        applied = _kubectl(ms, "apply", "-f", "-", stdin=pool)
+        assert applied.returncode == 0, applied.stderr
+
+        def initialized() -> bool:
+            init = _status(kc, CapiCluster, name, ns).get("initialization") or {}
+            return bool(init.get("controlPlaneInitialized"))
+
+        _wait(ms, ns, operator, f"k0s control plane of {name} initialized", initialized, 300)
+        hosted = kc.get(HostedCluster, name, namespace=ns)
+        assert "distribution" not in hosted["spec"] or hosted["spec"]["distribution"] == "k0s"
+        kubeconfig = tmp_path / f"{name}.kubeconfig"
+        kubeconfig.write_bytes(
+            base64.b64decode(kc.get(Secret, f"{name}-kubeconfig", namespace=ns).data["value"])
+        )
+        tenant = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="tests")
+        apply_user_cni(tenant, hosted.to_dict(), ms.cfg.node_ip)
+
+        started = time.monotonic()
+        kc.patch(MachineDeployment, capi_pool.MACHINE_DEPLOYMENT, {"spec": {"replicas": 1}},
+                 namespace=ns, patch_type=PatchType.MERGE)  # fmt: skip
+
+        def linked_and_ready() -> bool:
+            machine_objs = list(kc.list(Machine, namespace=ns))
+            refs = [(m.get("status") or {}).get("nodeRef") for m in machine_objs]
+            return len(refs) == 1 and bool(refs[0]) and node_ready(tenant, refs[0]["name"])
+
+        _wait(ms, ns, operator, "the k0s worker's Node Ready and linked", linked_and_ready, 400)
+        took = time.monotonic() - started
+        print(f"\nk0s under Cluster API: replicas 1 -> Node Ready in {took:.1f} s")
+        (node,) = tenant.list(Node, labels={"pool": capi_pool.POOL})
+        assert node.status.nodeInfo.kubeletVersion.startswith(K0S_KUBERNETES_VERSION)
+        running = machines.run(machine, ["pgrep", "-x", "k0s"])
+        assert running.returncode == 0, "the worker is not run by k0s"
+
+        def available() -> bool:
+            st = _status(kc, CapiCluster, name, ns)
+            return _condition(st, "Available").get("status") == "True"
+
+        _wait(ms, ns, operator, "the Cluster API Cluster Available", available, 180)
+    finally:
+        _kubectl(ms, "-n", ns, "delete", "clusters.cluster.x-k8s.io", name, "--wait=true",
+                 "--timeout=240s")  # fmt: skip
+        # Deleting the Cluster cleaned the machine: k0s stopped and its files removed.
+        leftover = machines.run(machine, ["sh", "-c", "pgrep -x k0s || test -e /var/lib/k0s"])
+        machines.delete(state, machine.name)
+    assert leftover.returncode != 0, f"k0s left on the machine: {leftover.stdout}"

@@ -27,6 +27,7 @@ from mothership.testenv.local import LocalMothership
 GROUP = "k0smotron.io"
 NAMESPACE = "default"
 TIMEOUT = 60
+DELETE_TIMEOUT = 180
 
 
 def _resource(version: str, kind: str, plural: str) -> type[GenericNamespacedResource]:
@@ -111,8 +112,40 @@ def crd_names(kc: Client) -> Iterator[list[str]]:
     yield names
     for name in names:
         _delete(kc, name)
+    # The API server deletes every instance before the CRD goes, one CRD after another
+    # through one finalizer queue; a busy shared server took over a minute once. Wait for
+    # all together, and on a timeout say what holds each one up.
+    try:
+        kube.wait_until(
+            "every CRD deleted", lambda: all(_gone(kc, n) for n in names), DELETE_TIMEOUT
+        )
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; {_deletion_blockers(kc, names)}") from exc
+
+
+def _deletion_blockers(kc: Client, names: list[str]) -> str:
+    """The CRDs still present, with their conditions and the instances (and finalizers)
+    left, so a stuck teardown names its cause."""
+    found = []
     for name in names:
-        kube.wait_until(f"{name} deleted", lambda n=name: _gone(kc, n), TIMEOUT)
+        if _gone(kc, name):
+            continue
+        crd = kc.get(CustomResourceDefinition, name)
+        left = []
+        for version in crd.spec.versions:
+            if not version.storage:
+                continue
+            res = create_namespaced_resource(
+                crd.spec.group, version.name, crd.spec.names.kind, crd.spec.names.plural
+            )
+            try:
+                for obj in kc.list(res, namespace="*"):
+                    meta = obj.metadata
+                    left.append(f"{meta.namespace}/{meta.name} finalizers={meta.finalizers}")
+            except ApiError as exc:
+                left.append(f"list failed: {exc.status.message}")
+        found.append(f"{name}: conditions={_conditions(kc, name)} instances={left}")
+    return "; ".join(found) or "all gone by now"
 
 
 def _name(prefix: str) -> str:

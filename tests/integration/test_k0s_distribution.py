@@ -28,25 +28,32 @@ from typing import Any
 
 import pytest
 from lightkube import Client
+from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet, StatefulSet
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Namespace,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    Secret,
+)
 from lightkube.types import PatchType
 
-from mothership.api.k0smotron.v1beta2 import (
-    DEFAULT_K0S_IMAGE,
-)
+from mothership.api.k0smotron.v1beta2 import DEFAULT_K0S_IMAGE, DEFAULT_PROMETHEUS_IMAGE
 from mothership.render import node_join
-from mothership.testenv import kube, machines
+from mothership.testenv import kube, machines, netns
 from mothership.testenv.k0s_tenant import air_gapped_k0s_config, apply_user_cni
 from mothership.testenv.local import LocalMothership
-from mothership.testenv.localoperator import node_mirror_args
+from mothership.testenv.localoperator import monitoring_image_args, node_mirror_args
 from mothership.testenv.node_images import BUSYBOX_IMAGE
 from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_VERSION
 from tests.crds import apply_checked_in_crds
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
+from tests.poller import Poller
 
 Cluster = create_namespaced_resource("k0smotron.io", "v1beta1", "Cluster", "clusters")
 # Conditions are in v1beta2's status (v1beta1's is k0smotron's, without them).
@@ -75,6 +82,7 @@ def operator(
         extra_args=(
             f"--k0s-image-repository={K0S_IMAGE_REPO}",
             *node_mirror_args(mothership_real.cfg),
+            *monitoring_image_args(mothership_real.cfg),
         ),
         identity="k0s-test",
         node_netns=mothership_real.cfg.node_netns,
@@ -142,17 +150,23 @@ def _create(kc: Client, name: str, ns: str, ports: tuple[int, int], **spec: Any)
     )
 
 
-def _wait_ready(kc: Client, op: Operator, name: str, ns: str, replicas: int = 1) -> None:
+def _ready_replicas(kc: Client, statefulset: str, ns: str) -> int:
+    status = kc.get(StatefulSet, statefulset, namespace=ns).status
+    return (status.readyReplicas if status else 0) or 0
+
+
+def _wait_ready(
+    kc: Client, op: Operator, name: str, ns: str, replicas: int = 1, within: float = 300
+) -> None:
     """Available, with this many controller pods ready; the diagnosis when not in time."""
     try:
         kube.wait_until(
             f"k0s Cluster {name} Available with {replicas} ready",
             lambda: (
                 _condition(kc, name, ns, "Available") == "True"
-                and (kc.get(StatefulSet, f"kmc-{name}", namespace=ns).status.readyReplicas or 0)  # type: ignore[union-attr]
-                == replicas
+                and _ready_replicas(kc, f"kmc-{name}", ns) == replicas
             ),
-            300,
+            within,
         )
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{_diagnose(kc, ns, op)}") from exc
@@ -396,3 +410,205 @@ def _get_or_none(client: Client, kind: Any, name: str) -> Any:
         return client.get(kind, name, namespace="default")
     except Exception:  # not found, or the API server is still starting
         return None
+
+
+def _replace_pods(kc: Client, ns: str, *pods: str) -> None:
+    """Delete these pods at once and wait until their StatefulSets have made new ones."""
+    old = {pod: kc.get(Pod, pod, namespace=ns).metadata.uid for pod in pods}  # type: ignore[union-attr]
+    for pod in pods:
+        kc.delete(Pod, pod, namespace=ns)
+
+    def replaced() -> bool:
+        return all(kc.get(Pod, p, namespace=ns).metadata.uid != uid for p, uid in old.items())  # type: ignore[union-attr]
+
+    kube.wait_until(f"{', '.join(pods)} replaced", replaced, 120)
+
+
+# k0smotron's etcd HA case as its docs write it (tests/unit/test_render_golden.py "etcd-ha").
+HA_ETCD = {
+    "args": [
+        "--auto-compaction-mode=periodic",
+        "--auto-compaction-retention=15m",
+        "--snapshot-count=20000",
+    ],
+    "resources": {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "200m", "memory": "256Mi"},
+    },
+    "defragJob": {"enabled": True, "schedule": "0 0 * * *"},
+}
+
+
+def test_k0smotrons_etcd_ha_case_serves_through_the_loss_of_a_controller_and_a_member(
+    kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    """Three k0s controllers on a three-member managed etcd. One controller pod and one etcd
+    member deleted together: the tenant API keeps answering (the other two controllers
+    behind the Service, etcd keeping quorum), the replacements rejoin, no data is lost."""
+    name = "k0s-ha"
+    _create(kc, name, ns, (30643, 30632), replicas=3, storage={"type": "etcd", "etcd": HA_ETCD})
+    started = time.monotonic()
+    _wait_ready(kc, operator, name, ns, replicas=3, within=600)
+    kube.wait_until(
+        "three etcd members ready", lambda: _ready_replicas(kc, f"kmc-{name}-etcd", ns) == 3, 120
+    )
+    took = time.monotonic() - started
+    print(f"\nk0s HA (3 controllers, 3 etcd members): Available in {took:.1f} s")
+    kubeconfig = _tenant_kubeconfig(kc, name, ns, tmp_path / "ha.kubeconfig")
+    tenant = kube.client(kubeconfig)
+    tenant.create(ConfigMap(metadata=ObjectMeta(name="before", namespace="default")))
+
+    with Poller(kubeconfig) as poller:
+        _replace_pods(kc, ns, f"kmc-{name}-1", f"kmc-{name}-etcd-1")
+        _wait_ready(kc, operator, name, ns, replicas=3, within=300)
+        kube.wait_until(
+            "the etcd member rejoined",
+            lambda: _ready_replicas(kc, f"kmc-{name}-etcd", ns) == 3,
+            180,
+        )
+    print(
+        f"k0s HA: {len(poller.failures)} of {poller.requests} requests failed "
+        f"({poller.window:.1f} s window) while a controller and an etcd member were replaced"
+    )
+    assert len(poller.failures) <= 0.05 * poller.requests, poller.errors
+    assert _get_or_none(tenant, ConfigMap, "before") is not None
+    tenant.create(ConfigMap(metadata=ObjectMeta(name="after", namespace="default")))
+
+
+def test_k0smotrons_pvc_case_keeps_the_k0s_data_dir_on_its_claim(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str
+) -> None:
+    """persistence type pvc: /var/lib/k0s lives on the claim (k0s writes its state there),
+    a replaced pod mounts the same volume, and autoDeletePVCs removes it with the Cluster.
+    The claim omits the doc's `storageClassName: local-path` so the mothership's default
+    class serves it."""
+    name = "k0s-pvc"
+    claim_template = {
+        "metadata": {"name": "k0s-data", "labels": {"backup": "daily"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "250Mi"}}},
+    }
+    persistence = {"type": "pvc", "autoDeletePVCs": True, "persistentVolumeClaim": claim_template}
+    _create(kc, name, ns, (30743, 30732), persistence=persistence)
+    _wait_ready(kc, operator, name, ns)
+    claim_name = f"k0s-data-kmc-{name}-0"
+    claim = kc.get(PersistentVolumeClaim, claim_name, namespace=ns)
+    assert claim.status and claim.status.phase == "Bound", claim.status
+    assert (claim.metadata.labels or {}).get("backup") == "daily"  # type: ignore[union-attr]
+    volume_name = claim.spec.volumeName  # type: ignore[union-attr]
+    local = kc.get(PersistentVolume, volume_name).spec.local  # type: ignore[union-attr]
+    assert local is not None, "the local provisioner's volumes are `local` PVs"
+    data_dir = Path(local.path)
+    # What k0s writes below its data dir when it starts: the manifests it applies.
+    assert (data_dir / "manifests").is_dir(), sorted(p.name for p in data_dir.iterdir())
+    marker = data_dir / "mothership-test-marker"
+    marker.write_text(ns)
+
+    _replace_pods(kc, ns, f"kmc-{name}-0")
+    _wait_ready(kc, operator, name, ns)
+    again = kc.get(PersistentVolumeClaim, claim_name, namespace=ns)
+    assert again.spec.volumeName == volume_name  # type: ignore[union-attr]
+    assert marker.read_text() == ns, "the replaced pod got another volume"
+
+    kc.delete(Cluster, name, namespace=ns)
+    kube.wait_until(
+        "the claim deleted with the Cluster (autoDeletePVCs)",
+        lambda: _get_or_none_in(kc, PersistentVolumeClaim, claim_name, ns) is None,
+        180,
+    )
+    kube.wait_until("its directory removed", lambda: not data_dir.exists(), 120)
+
+
+def test_k0smotrons_nats_case_runs_k0s_on_three_embedded_nats_servers_and_keeps_data(
+    kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    """storage type nats: each k0s controller runs kine with an embedded NATS server, the
+    three of them one JetStream cluster on the pods' claims. A replaced pod rejoins and the
+    tenant's objects are still there."""
+    name = "k0s-nats"
+    _create(
+        kc,
+        name,
+        ns,
+        (30843, 30832),
+        replicas=3,
+        storage={"type": "nats", "nats": {"persistence": {"size": "1Gi"}}},
+    )
+    started = time.monotonic()
+    _wait_ready(kc, operator, name, ns, replicas=3, within=600)
+    took = time.monotonic() - started
+    print(f"\nk0s on embedded NATS (3 controllers): Available in {took:.1f} s")
+    tenant = kube.client(_tenant_kubeconfig(kc, name, ns, tmp_path / "nats.kubeconfig"))
+    tenant.create(
+        ConfigMap(metadata=ObjectMeta(name="in-nats", namespace="default"), data={"x": "y"})
+    )
+    _replace_pods(kc, ns, f"kmc-{name}-2")
+    _wait_ready(kc, operator, name, ns, replicas=3)
+    kube.wait_until(
+        "the tenant answers and still has the ConfigMap",
+        lambda: _get_or_none(tenant, ConfigMap, "in-nats") is not None,
+        120,
+    )
+    assert tenant.get(ConfigMap, "in-nats", namespace="default").data == {"x": "y"}
+
+
+def _get_or_none_in(client: Client, kind: Any, name: str, ns: str) -> Any:
+    try:
+        return client.get(kind, name, namespace=ns)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise
+
+
+def test_k0smotrons_monitoring_case_serves_the_components_metrics_where_pods_say(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str
+) -> None:
+    """monitoring.enabled: a Prometheus sidecar scrapes the k0s controller's API server,
+    scheduler and controller manager over localhost and the etcd members, and nginx serves
+    what it scraped at the port and path the pod's prometheus.io annotations name, where a
+    management cluster's Prometheus finds it. The images are the local mothership's
+    (operator settings); the stored spec keeps k0smotron's defaults."""
+    name = "k0s-mon"
+    _create(kc, name, ns, (30543, 30532), monitoring={"enabled": True})
+    _wait_ready(kc, operator, name, ns)
+    stored = kc.get(ClusterV2, name, namespace=ns)
+    assert stored.spec["monitoring"]["prometheusImage"] == DEFAULT_PROMETHEUS_IMAGE
+    pod = kc.get(Pod, f"kmc-{name}-0", namespace=ns)
+    annotations = pod.metadata.annotations or {}  # type: ignore[union-attr]
+    assert annotations["prometheus.io/scrape"] == "true"
+    url = (
+        f"http://{pod.status.podIP}:{annotations['prometheus.io/port']}"  # type: ignore[union-attr]
+        f"{annotations['prometheus.io/path']}"
+    )
+    ready = {c.name: c.ready for c in pod.status.containerStatuses or []}  # type: ignore[union-attr]
+    assert ready == {"controller": True, "monitoring-agent": True, "monitoring-proxy": True}, ready
+    label = f'k0smotron_cluster="{name}"'
+    wanted = {
+        "kube-apiserver": "apiserver_request_total{",
+        "kube-scheduler": "scheduler_",
+        "kube-controller-manager": "workqueue_adds_total{",
+        "etcd": "etcd_server_has_leader{",
+    }
+    seen: dict[str, str] = {}
+
+    def scraped_everything() -> bool:
+        got = subprocess.run(
+            netns.argv(mothership_real.cfg.node_netns, ["curl", "-sf", "--max-time", "5", url]),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        seen["last"] = got.stdout[-500:] + got.stderr[-500:]
+        lines = [line for line in got.stdout.splitlines() if label in line]
+        found = {
+            component
+            for component, metric in wanted.items()
+            if any(f'component="{component}"' in ln and metric in ln for ln in lines)
+        }
+        seen["found"] = ", ".join(sorted(found))
+        return found == set(wanted)
+
+    try:
+        kube.wait_until(f"every component's metrics at {url}", scraped_everything, 120)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; found {seen.get('found')}; last: {seen.get('last')}") from exc

@@ -239,12 +239,20 @@ def test_deployment_runs_locked_down_with_probes_and_leader_election() -> None:
 
 
 def test_tenant_image_settings_reach_the_operator_as_its_env_only_when_set() -> None:
-    from mothership.controllers.cluster import K0S_IMAGE_REPOSITORY_ENV
+    from mothership.controllers.cluster import (
+        K0S_IMAGE_REPOSITORY_ENV,
+        MONITORING_PROMETHEUS_IMAGE_ENV,
+        MONITORING_PROXY_IMAGE_ENV,
+    )
     from mothership.controllers.kubernetes_distribution import IMAGE_TEMPLATE_ENV
     from mothership.testenv import localoperator
 
     assert manifests.TENANT_IMAGE_ENV["kubernetesImageTemplate"] == IMAGE_TEMPLATE_ENV
     assert manifests.TENANT_IMAGE_ENV["k0sImageRepository"] == K0S_IMAGE_REPOSITORY_ENV
+    assert manifests.TENANT_IMAGE_ENV["monitoringPrometheusImage"] == (
+        MONITORING_PROMETHEUS_IMAGE_ENV
+    )
+    assert manifests.TENANT_IMAGE_ENV["monitoringProxyImage"] == MONITORING_PROXY_IMAGE_ENV
 
     def env(settings: Settings | None = None) -> dict[str, Any]:
         deployment = objects_of("Deployment", settings)[0]
@@ -257,6 +265,8 @@ def test_tenant_image_settings_reach_the_operator_as_its_env_only_when_set() -> 
         kubernetes_image_template=localoperator.KUBERNETES_IMAGE_TEMPLATE,
         default_etcd_image=localoperator.DEFAULT_ETCD_IMAGE,
         k0s_image_repository=localoperator.K0S_IMAGE_REPOSITORY,
+        monitoring_prometheus_image="localhost/mothership/prometheus:v3.16.0",
+        monitoring_proxy_image="localhost/mothership/nginx:1.22.1",
     )
     assert env(local) == {
         "POD_NAME": None,
@@ -264,7 +274,13 @@ def test_tenant_image_settings_reach_the_operator_as_its_env_only_when_set() -> 
         IMAGE_TEMPLATE_ENV: localoperator.KUBERNETES_IMAGE_TEMPLATE,
         "MOTHERSHIP_DEFAULT_ETCD_IMAGE": localoperator.DEFAULT_ETCD_IMAGE,
         K0S_IMAGE_REPOSITORY_ENV: "localhost/mothership/k0s",
+        MONITORING_PROMETHEUS_IMAGE_ENV: "localhost/mothership/prometheus:v3.16.0",
+        MONITORING_PROXY_IMAGE_ENV: "localhost/mothership/nginx:1.22.1",
     }
+    values = {"operator": {"monitoringProxyImage": "reg.example/nginx:1.27"}}
+    assert chart.settings_for(values, manifests.NAMESPACE) == Settings(
+        monitoring_proxy_image="reg.example/nginx:1.27"
+    )
     with pytest.raises(ValueError, match="needs \\{version\\}"):
         manifests.objects(Settings(kubernetes_image_template="reg/control-plane:v1.35.4"))
 

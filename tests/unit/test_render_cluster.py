@@ -18,7 +18,8 @@ import yaml
 from mothership.api.k0smotron.v1beta2 import Cluster
 from mothership.render import configmaps, etcd, names, statefulset
 from mothership.render.cluster import render_cluster
-from mothership.render.facts import Facts, RenderError, k0s_image
+from mothership.render.facts import Facts, RenderError, k0s_image, monitoring_images
+from mothership.render.kubernetes_control_plane import render_control_plane
 from mothership.webhooks.defaults import admission_patch
 
 NS = "tenants"
@@ -566,3 +567,35 @@ def test_k0s_image_repository_setting_replaces_only_the_default_repository() -> 
     # A repository that merely starts like the default one is the user's own.
     similar = make({"version": "v1.33.13", "image": "quay.io/k0sproject/k0s-fips"})
     assert k0s_image(similar.spec, mirror) == "quay.io/k0sproject/k0s-fips:v1.33.13-k0s.0"
+
+
+def test_monitoring_image_settings_replace_only_the_default_images() -> None:
+    local = Facts(
+        external_address="192.0.2.10",
+        monitoring_prometheus_image="localhost/mothership/prometheus:v3.16.0",
+        monitoring_proxy_image="localhost/mothership/nginx:1.22.1",
+    )
+    kept = make({"monitoring": {"enabled": True}})
+    upstream = make(
+        {"distribution": "kubernetes", "version": "v1.35.4", "monitoring": {"enabled": True}}
+    )
+    for objects in (render_cluster(kept, local), render_control_plane(upstream, local)):
+        pod = find(objects, "StatefulSet", "kmc-demo")["spec"]["template"]["spec"]
+        images = {c["name"]: c["image"] for c in pod["containers"]}
+        assert images["monitoring-agent"] == "localhost/mothership/prometheus:v3.16.0"
+        assert images["monitoring-proxy"] == "localhost/mothership/nginx:1.22.1"
+    assert kept.spec.monitoring.prometheus_image == "quay.io/k0sproject/prometheus:v2.44.0"
+    own = make(
+        {
+            "monitoring": {
+                "enabled": True,
+                "prometheusImage": "reg.example/prom:v3",
+                "proxyImage": "reg.example/nginx:1",
+            }
+        }
+    )
+    assert monitoring_images(own.spec, local) == ("reg.example/prom:v3", "reg.example/nginx:1")
+    assert monitoring_images(kept.spec, Facts()) == (
+        "quay.io/k0sproject/prometheus:v2.44.0",
+        "nginx:1.19.10",
+    )
