@@ -44,12 +44,13 @@ from lightkube.types import PatchType
 
 from mothership.api.k0smotron.v1beta2 import DEFAULT_K0S_IMAGE, DEFAULT_PROMETHEUS_IMAGE
 from mothership.render import node_join
-from mothership.testenv import kube, machines, netns
+from mothership.testenv import kube, machines, monitoring_images
 from mothership.testenv.k0s_tenant import air_gapped_k0s_config, apply_user_cni
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import monitoring_image_args, node_mirror_args
 from mothership.testenv.node_images import BUSYBOX_IMAGE
 from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_VERSION
+from tests import metrics_scrape
 from tests.crds import apply_checked_in_crds
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
@@ -574,41 +575,11 @@ def test_k0smotrons_monitoring_case_serves_the_components_metrics_where_pods_say
     stored = kc.get(ClusterV2, name, namespace=ns)
     assert stored.spec["monitoring"]["prometheusImage"] == DEFAULT_PROMETHEUS_IMAGE
     pod = kc.get(Pod, f"kmc-{name}-0", namespace=ns)
-    annotations = pod.metadata.annotations or {}  # type: ignore[union-attr]
-    assert annotations["prometheus.io/scrape"] == "true"
-    url = (
-        f"http://{pod.status.podIP}:{annotations['prometheus.io/port']}"  # type: ignore[union-attr]
-        f"{annotations['prometheus.io/path']}"
-    )
     ready = {c.name: c.ready for c in pod.status.containerStatuses or []}  # type: ignore[union-attr]
     assert ready == {"controller": True, "monitoring-agent": True, "monitoring-proxy": True}, ready
-    label = f'k0smotron_cluster="{name}"'
-    wanted = {
-        "kube-apiserver": "apiserver_request_total{",
-        "kube-scheduler": "scheduler_",
-        "kube-controller-manager": "workqueue_adds_total{",
-        "etcd": "etcd_server_has_leader{",
-    }
-    seen: dict[str, str] = {}
-
-    def scraped_everything() -> bool:
-        got = subprocess.run(
-            netns.argv(mothership_real.cfg.node_netns, ["curl", "-sf", "--max-time", "5", url]),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        seen["last"] = got.stdout[-500:] + got.stderr[-500:]
-        lines = [line for line in got.stdout.splitlines() if label in line]
-        found = {
-            component
-            for component, metric in wanted.items()
-            if any(f'component="{component}"' in ln and metric in ln for ln in lines)
-        }
-        seen["found"] = ", ".join(sorted(found))
-        return found == set(wanted)
-
-    try:
-        kube.wait_until(f"every component's metrics at {url}", scraped_everything, 120)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}; found {seen.get('found')}; last: {seen.get('last')}") from exc
+    images = {c.name: c.image for c in pod.spec.containers}  # type: ignore[union-attr]
+    assert images["monitoring-agent"] == monitoring_images.PROMETHEUS_IMAGE, images
+    url = metrics_scrape.scrape_url(kc, f"kmc-{name}-0", ns)
+    metrics_scrape.wait_for_components(
+        mothership_real.cfg.node_netns, url, name, tuple(metrics_scrape.COMPONENT_SERIES)
+    )

@@ -41,7 +41,9 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 from mothership.render.join_token import decode_join_token
 from mothership.testenv import kube
 from mothership.testenv.local import LocalMothership
+from mothership.testenv.localoperator import monitoring_image_args
 from mothership.testenv.realnode import node_dir
+from tests import metrics_scrape
 from tests.crds import apply_checked_in_crds
 from tests.operator_proc import Operator
 from tests.poller import Poller, answers
@@ -69,6 +71,7 @@ def operator(
         tmp_path_factory.mktemp("op") / "operator.log",
         IMAGE_TEMPLATE,
         ETCD_IMAGE,
+        extra_args=tuple(monitoring_image_args(mothership_real.cfg)),
         node_netns=mothership_real.cfg.node_netns,
     )
     op.start()
@@ -724,3 +727,19 @@ def test_managed_etcd_grows_to_three_members_one_at_a_time(
     tenant.create(ConfigMap(metadata=ObjectMeta(name="after", namespace="default")))
     kc.delete(Cluster, "trio", namespace=ns)
     kube.wait_until("Cluster gone", lambda: not _exists(kc, Cluster, "trio", ns), 90)
+
+
+def test_monitoring_serves_every_components_metrics_where_the_pod_says(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str
+) -> None:
+    """monitoring.enabled on the kubernetes distribution with managed etcd: the Prometheus
+    sidecar scrapes kube-apiserver, kube-scheduler and kube-controller-manager with the
+    projected monitoring client certificate, and etcd with the etcd CA pair; the proxy
+    serves it at the pod's prometheus.io port and path."""
+    ms = mothership_real
+    kc.create(_cluster("mon", ns, monitoring={"enabled": True}, storage={"type": "etcd"}))
+    _wait_condition(ms, kc, operator, "mon", ns, "Available", AVAILABLE_WITHIN)
+    url = metrics_scrape.scrape_url(kc, "kmc-mon-0", ns)
+    metrics_scrape.wait_for_components(
+        ms.cfg.node_netns, url, "mon", tuple(metrics_scrape.COMPONENT_SERIES)
+    )
