@@ -69,6 +69,14 @@ def up(
         "Default: off for a new mothership, else as last chosen.",
         show_default=False,
     ),
+    cert_manager: bool | None = typer.Option(
+        None,
+        "--cert-manager/--no-cert-manager",
+        help="Also run cert-manager (its controllers and CA injector; log in "
+        "<state-dir>/logs/cert-manager.log), for providers that clusterctl installs. "
+        "Default: off for a new mothership, else as last chosen.",
+        show_default=False,
+    ),
     debug: bool = DebugOpt,
 ) -> None:
     """Build the binaries if needed and start a local mothership; idempotent.
@@ -78,6 +86,7 @@ def up(
       mothership dev up --nodes kwok --kwok-nodes 10
       mothership dev up --name scale --nodes kwok --datastore kine --no-operator
       mothership dev up --capi
+      mothership dev up --cert-manager --no-operator   # then clusterctl init (docs/cluster-api.md)
     """
     with friendly_errors(debug):
         ms = LocalMothership.configure(
@@ -88,6 +97,7 @@ def up(
             kwok_nodes=kwok_nodes,
             operator=operator,
             capi=capi,
+            cert_manager=cert_manager,
         )
         ms.up(reporter(console), timeout=timeout)
         console.print(f"kubeconfig: {ms.cfg.kubeconfig}")
@@ -164,3 +174,65 @@ def env(name: str = NameOpt, state_dir: Path | None = StateOpt, debug: bool = De
     """
     with friendly_errors(debug):
         print(LocalMothership.load(name, state_dir).env())
+
+
+@app.command("clusterctl-repository")
+def clusterctl_repository(
+    directory: Path | None = typer.Argument(
+        None, help="Where to write it. Default: <state-dir>/clusterctl.", show_default=False
+    ),
+    name: str = NameOpt,
+    state_dir: Path | None = StateOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Write a clusterctl repository for this local mothership and print `clusterctl init`.
+
+    The repository holds Cluster API's core provider (the pinned release) and mothership's
+    control-plane, bootstrap and infrastructure providers; their images are imported into
+    the node's containerd, and the operator `dev up` runs on the host is stopped (the one
+    clusterctl installs replaces it). Needs a real node and cert-manager running.
+
+    Example:
+      mothership dev up --cert-manager --no-operator
+      mothership dev clusterctl-repository
+      clusterctl init --config ~/.local/state/mothership/default/clusterctl/clusterctl.yaml ...
+    """
+    from mothership.cli.errors import CliError
+    from mothership.cli.install import local_settings
+    from mothership.install import local as local_ms
+    from mothership.install import manifests
+    from mothership.testenv import localclusterctl, paths
+
+    with friendly_errors(debug):
+        ms = LocalMothership.load(name, state_dir)
+        cfg = ms.cfg
+        if cfg.nodes != "real":
+            raise CliError(
+                f"mothership {cfg.name!r} has {cfg.nodes} nodes: what clusterctl installs runs "
+                "in pods; start it with `mothership dev up --nodes real`"
+            )
+        if not cfg.cert_manager:
+            raise CliError(
+                "clusterctl installs providers whose certificates cert-manager issues: run "
+                f"`mothership dev up{_name_flag(name)} --cert-manager` first"
+            )
+        if cfg.capi:
+            raise CliError(
+                "Cluster API already runs on the host (`dev up --capi`); clusterctl would "
+                f"install a second one: `mothership dev up{_name_flag(name)} --no-capi` first"
+            )
+        report = reporter(console)
+        root = directory or cfg.state_dir / "clusterctl"
+        settings = local_settings(manifests.Settings(cert_manager=True), ms)
+        local_ms.stop_host_operator(ms, report)
+        local_ms.load_image(ms, report)
+        localclusterctl.import_core_image(cfg, report)
+        config = localclusterctl.write(root, cfg.bin_dir / "kubectl", settings)
+        clusterctl = paths.capi_bin_dir() / "clusterctl"
+        console.print(f"repository: {root}")
+        console.print(
+            f"install:    KUBECONFIG={cfg.kubeconfig} {clusterctl} "
+            + " ".join(localclusterctl.init_args(config)),
+            highlight=False,
+            soft_wrap=True,
+        )

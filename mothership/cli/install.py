@@ -261,6 +261,14 @@ def uninstall(
         console.print(f"[green]mothership uninstalled[/] from {target.where()}", highlight=False)
 
 
+def local_settings(settings: manifests.Settings, local: LocalMothership) -> manifests.Settings:
+    """What the operator needs to run on this local mothership: its tenant images, node
+    mirrors and monitoring images (as `mothership install` into it sets them)."""
+    settings = _local_tenant_images(settings, None, None, None)
+    settings = _local_node_mirrors(settings, local, None, None)
+    return _local_monitoring_images(settings, local, None, None)
+
+
 def _local_tenant_images(
     settings: manifests.Settings,
     template: str | None,

@@ -279,7 +279,9 @@ def crds(ctx: Context) -> list[Obj]:
     for crd in all_crds(conversion_webhook=client_config):
         metadata_ = {
             "name": crd["metadata"]["name"],
-            "labels": {**labels("api"), **PART_OF},
+            # The models' labels stay: Cluster API reads a provider CRD's contract
+            # versions from them (cluster.x-k8s.io/<contract>: <versions>).
+            "labels": {**crd["metadata"].get("labels", {}), **labels("api"), **PART_OF},
             "annotations": {**KEEP, **ctx.entries_if("certManager", _inject_ca(ctx))},
         }
         out.append({**crd, "metadata": metadata_})

@@ -54,6 +54,9 @@ class MothershipConfig:
     operator: bool = False
     # Run Cluster API's core controller manager beside it (`mothership dev up --capi`).
     capi: bool = False
+    # Run cert-manager beside it (`mothership dev up --cert-manager`), for what clusterctl
+    # installs.
+    cert_manager: bool = False
     # Where the real node runs. One node fits in the host's own network (kube-proxy's
     # iptables chains are global to a network namespace); a second real-node mothership
     # gets its node in a reachable machine (testenv/node_host.py): its components run in

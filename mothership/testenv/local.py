@@ -26,6 +26,7 @@ from mothership.testenv import (
     kube,
     kwoknodes,
     localcapi,
+    localcertmanager,
     localoperator,
     machines,
     netns,
@@ -120,6 +121,7 @@ class LocalMothership:
         apiserver_args: list[str] | None = None,
         operator: bool | None = False,
         capi: bool | None = None,
+        cert_manager: bool | None = None,
     ) -> LocalMothership:
         """A mothership with these settings; an existing state dir keeps its data and PKI.
 
@@ -152,6 +154,7 @@ class LocalMothership:
         cfg.operator = (fresh or cfg.operator) if operator is None else operator
         # None keeps the saved choice (off for a new mothership).
         cfg.capi = cfg.capi if capi is None else capi
+        cfg.cert_manager = cfg.cert_manager if cert_manager is None else cert_manager
         cfg.bin_dir = paths.bin_dir()
         return cls(cfg)
 
@@ -171,6 +174,8 @@ class LocalMothership:
             names.append(localoperator.COMPONENT)
         if self.cfg.capi:
             names.append(localcapi.COMPONENT)
+        if self.cfg.cert_manager:
+            names.append(localcertmanager.COMPONENT)
         return names
 
     def running(self) -> list[str]:
@@ -222,6 +227,10 @@ class LocalMothership:
             self._start_operator(report, timeout)
         elif self.sup.stop(localoperator.COMPONENT):
             report("stopped the operator (--no-operator)")
+        if cfg.cert_manager:
+            self._start_cert_manager(report, timeout)
+        elif self.sup.stop(localcertmanager.COMPONENT):
+            report("stopped cert-manager (--no-cert-manager)")
         if cfg.capi:
             self._start_capi(report, timeout)
         elif self._stop_capi():
@@ -252,6 +261,27 @@ class LocalMothership:
             crds,
             localcapi.argv(cfg),
             localcapi.health_url(cfg),
+            report,
+            timeout,
+        )
+
+    def start_cert_manager(self, report: Report = _quiet, timeout: float = 180.0) -> None:
+        """Run cert-manager beside this running mothership and remember it."""
+        self.cfg.cert_manager = True
+        self.cfg.save()
+        self._start_cert_manager(report, timeout)
+
+    def _start_cert_manager(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        localcertmanager.check_installed()
+        localcertmanager.prepare(cfg)
+        report(f"applying cert-manager {pins.CERT_MANAGER_VERSION} CRDs")
+        crds = localcertmanager.register(cfg)
+        self._start_beside_crds(
+            localcertmanager.COMPONENT,
+            crds,
+            localcertmanager.argv(cfg),
+            localcertmanager.health_url(cfg),
             report,
             timeout,
         )
@@ -555,6 +585,7 @@ class LocalMothership:
             "kwok": lambda: health.tcp_open("127.0.0.1", cfg.ports["kwok"]),
             localoperator.COMPONENT: lambda: health.http_ok(localoperator.health_url(cfg)),
             localcapi.COMPONENT: lambda: health.http_ok(localcapi.health_url(cfg)),
+            localcertmanager.COMPONENT: lambda: health.http_ok(localcertmanager.health_url(cfg)),
             "datastore": (
                 (lambda: health.http_ok(f"http://127.0.0.1:{cfg.ports['etcd']}/health"))
                 if cfg.datastore == "etcd"
@@ -597,6 +628,8 @@ class LocalMothership:
             stopped.append(localoperator.COMPONENT)
         if self._stop_capi():
             stopped.append(localcapi.COMPONENT)
+        if self.sup.stop(localcertmanager.COMPONENT):
+            stopped.append(localcertmanager.COMPONENT)
         for name in (
             artifacts.COMPONENT,
             registry.COMPONENT,

@@ -43,6 +43,10 @@ Why these versions:
   cannot be pulled here; the 2.x line is out of support). Built without the web UI's
   embedded assets (tag `builtinassets`): the sidecar serves /federate, not the UI. Its
   proxy beside it is Debian's nginx (testenv/monitoring_images.py), not built.
+* cert-manager v1.21.2: the newest release on the proxy; Cluster API's releases, which
+  clusterctl installs, get their webhook certificates and CA bundles from it. Built from a
+  main of ours over the core module's packages (mothership/testenv/certmanager_main.py):
+  upstream's commands are separate modules the proxy does not serve.
 * Worker node components, served to joining machines by the local mirror and pinned as
   the join's defaults (mothership/render/node_join.py):
   - containerd v2.3.7: the newest patch of 2.3, containerd's current long-term-stable
@@ -101,6 +105,7 @@ K0S_KUBERNETES_VERSION = "v1.33.13"
 K0S_VERSION = f"{K0S_KUBERNETES_VERSION}+k0s.0"
 K0S_IMAGE_REPO = "localhost/mothership/k0s"
 CAPI_VERSION = "v1.13.6"
+CERT_MANAGER_VERSION = "v1.21.2"
 CAPI_MODULE = "sigs.k8s.io/cluster-api"
 # upstream's cni-plugins-linux tarball, by directory under plugins/
 CNI_PLUGINS = {
@@ -426,6 +431,23 @@ def addon_families() -> tuple[Family, ...]:
                 "-X github.com/prometheus/common/version.Branch=HEAD",
             ),
         ),
+        cert_manager_family(),
+    )
+
+
+def cert_manager_family() -> Family:
+    """cert-manager's controllers and CA injector, one binary from a main of ours."""
+    from mothership.testenv import certmanager_main
+
+    return Family(
+        name="cert-manager",
+        module=certmanager_main.MODULE,
+        version=CERT_MANAGER_VERSION,
+        binaries=(
+            Binary("cert-manager", ".", ("--version",), f"cert-manager {CERT_MANAGER_VERSION}"),
+        ),
+        ldflags=(f"-X {certmanager_main.VERSION_VAR}={CERT_MANAGER_VERSION}",),
+        main_source=certmanager_main.main_source(),
     )
 
 

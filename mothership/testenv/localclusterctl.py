@@ -1,0 +1,117 @@
+"""A clusterctl repository for the local mothership: Cluster API's core and mothership's providers.
+
+`clusterctl init` installs providers from a repository and pulls their images; the local
+mothership pulls nothing. So the repository is written here, from what is built here:
+
+- Cluster API's core provider from the pinned release's own kustomize config (what its
+  release's core-components.yaml is made from), built with the pinned kubectl, its
+  controller image replaced by a local one holding the manager built from the same
+  release (``localhost/mothership/cluster-api-controller``, imported into the node's
+  containerd) and pulled only if absent;
+- mothership's three providers (mothership/install/clusterctl.py) with the settings the
+  local mothership's operator needs (local tenant images, node mirrors).
+
+Nothing in it is faked: clusterctl reads it as it would read GitHub releases, and what
+it installs runs as pods, with certificates from the local cert-manager.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mothership.install import clusterctl, manifests
+from mothership.install.templating import dump
+from mothership.testenv import images, localcapi, realnode
+from mothership.testenv.config import MothershipConfig
+from mothership.testenv.pins import CAPI_VERSION
+
+CORE = "cluster-api"
+CORE_IMAGE = f"localhost/mothership/cluster-api-controller:{CAPI_VERSION}"
+CORE_MANAGER = "/manager"  # the command upstream's Deployment runs
+CONFIG_FILE = "clusterctl.yaml"
+
+Report = Callable[[str], None]
+
+
+class RepositoryError(RuntimeError):
+    """The repository cannot be written; the message says why."""
+
+
+def core_components_from(
+    docs: list[dict[str, Any]], image: str = CORE_IMAGE
+) -> list[dict[str, Any]]:
+    """Upstream's core objects with the manager's image ours, pulled only when absent."""
+    out = []
+    found = False
+    for doc in docs:
+        if doc.get("kind") == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                if container.get("name") == "manager":
+                    container["image"] = image
+                    container["imagePullPolicy"] = "IfNotPresent"
+                    found = True
+        out.append(doc)
+    if not found:
+        raise RepositoryError("Cluster API's core config has no Deployment with a manager")
+    return out
+
+
+def core_components(kubectl: Path) -> str:
+    """The core provider's components, built from the release's config/default."""
+    localcapi.check_installed()
+    config = localcapi.release_dir() / "config" / "default"
+    done = subprocess.run(
+        [str(kubectl), "kustomize", str(config)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RepositoryError(f"kubectl kustomize {config}: {done.stderr.strip()}")
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    return "".join("---\n" + dump(d) for d in core_components_from(docs))
+
+
+def write(root: Path, kubectl: Path, settings: manifests.Settings) -> Path:
+    """Write the repository and a clusterctl config pointing at it; return the config."""
+    core_dir = root / CORE / CAPI_VERSION
+    core_dir.mkdir(parents=True, exist_ok=True)
+    core = core_dir / "core-components.yaml"
+    core.write_text(core_components(kubectl))
+    shutil.copyfile(localcapi.release_dir() / "metadata.yaml", core_dir / "metadata.yaml")
+    providers = [{"name": CORE, "url": core.as_uri(), "type": "CoreProvider"}]
+    providers += clusterctl.write_repository(root, settings)
+    config = root / CONFIG_FILE
+    config.write_text(yaml.safe_dump({"providers": providers}, sort_keys=False))
+    return config
+
+
+def init_args(config: Path) -> list[str]:
+    """`clusterctl init` arguments that install all four providers from this repository."""
+    p = clusterctl.PROVIDER
+    return [
+        "init",
+        "--config",
+        str(config),
+        "--core",
+        f"{CORE}:{CAPI_VERSION}",
+        "--control-plane",
+        f"{p}:{clusterctl.version()}",
+        "--bootstrap",
+        f"{p}:{clusterctl.version()}",
+        "--infrastructure",
+        f"{p}:{clusterctl.version()}",
+    ]
+
+
+def import_core_image(cfg: MothershipConfig, report: Report) -> None:
+    """The core controller image, written once and imported into the node's containerd."""
+    files: dict[str, images.Content] = {CORE_MANAGER: localcapi.manager_binary()}
+    archive = realnode.ensure_archive(CORE_IMAGE, files, [CORE_MANAGER], report)
+    address = str(realnode.containerd_socket(cfg))
+    if not images.image_present(CORE_IMAGE, address=address, digest=images.archive_digest(archive)):
+        report(f"importing image {CORE_IMAGE}")
+        images.import_image(archive, address=address)
