@@ -225,6 +225,10 @@ def clusterctl_repository(
         root = directory or cfg.state_dir / "clusterctl"
         settings = local_settings(manifests.Settings(cert_manager=True), ms)
         local_ms.stop_host_operator(ms, report)
+        from mothership.testenv import localcapi
+
+        if handed := localcapi.hand_over_crds(cfg):
+            report(f"{len(handed)} Cluster API CRDs left by --capi handed over to clusterctl")
         local_ms.load_image(ms, report)
         localclusterctl.import_core_image(cfg, report)
         config = localclusterctl.write(root, cfg.bin_dir / "kubectl", settings)

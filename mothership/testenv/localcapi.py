@@ -214,3 +214,34 @@ def unregister(cfg: MothershipConfig) -> None:
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
+
+
+def hand_over_crds(cfg: MothershipConfig) -> list[str]:
+    """Let clusterctl take over the CRDs `--capi` left: their conversion still points at
+    the stopped manager's URL, and clusterctl's patch adds a Service beside it, which the API
+    server refuses (one of url or service). Conversion is set to None until clusterctl sets
+    its own; the CRDs and every object stay. Returns the CRDs changed."""
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+    from lightkube.types import PatchType
+
+    from mothership.testenv import kube
+
+    client = kube.client(cfg.kubeconfig, field_manager=FIELD_MANAGER)
+    changed = []
+    for path in sorted((release_dir() / "config" / "crd" / "bases").glob("*.yaml")):
+        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+        try:
+            crd = client.get(CustomResourceDefinition, name)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                continue
+            raise
+        conversion = crd.spec.conversion
+        config = conversion.webhook.clientConfig if conversion and conversion.webhook else None
+        if config is None or not config.url:
+            continue
+        patch = [{"op": "replace", "path": "/spec/conversion", "value": {"strategy": "None"}}]
+        client.patch(CustomResourceDefinition, name, patch, patch_type=PatchType.JSON)
+        changed.append(name)
+    return changed
