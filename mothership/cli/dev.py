@@ -231,12 +231,12 @@ def clusterctl_repository(
             report(f"{len(handed)} Cluster API CRDs left by --capi handed over to clusterctl")
         local_ms.load_image(ms, report)
         localclusterctl.import_core_image(cfg, report)
-        config = localclusterctl.write(root, cfg.bin_dir / "kubectl", settings)
+        config = local_ms.clusterctl_repository(root, cfg.bin_dir / "kubectl", settings)
         clusterctl = paths.capi_bin_dir() / "clusterctl"
         console.print(f"repository: {root}")
         console.print(
             f"install:    KUBECONFIG={cfg.kubeconfig} {clusterctl} "
-            + " ".join(localclusterctl.init_args(config)),
+            + " ".join(local_ms.clusterctl_init_args(config)),
             highlight=False,
             soft_wrap=True,
         )

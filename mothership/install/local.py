@@ -8,15 +8,20 @@ over the same Clusters and over the webhook registration, so the host one is sto
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from mothership.install import image
-from mothership.testenv import images, paths, realnode
+import yaml
+
+from mothership.install import clusterctl, image, manifests
+from mothership.testenv import images, localcapi, localclusterctl, paths, realnode
 from mothership.testenv.config import CONFIG_FILE, MothershipConfig
 from mothership.testenv.local import LocalMothership
+from mothership.testenv.pins import CAPI_VERSION
 
 HOST_OPERATOR = "operator"
+CLUSTERCTL_CONFIG = "clusterctl.yaml"
 Report = Callable[[str], None]
 
 
@@ -85,3 +90,36 @@ def stop_host_operator(ms: LocalMothership, report: Report) -> bool:
     if stopped:
         report("stopped the operator running on the host: the in-cluster one replaces it")
     return stopped
+
+
+def clusterctl_repository(root: Path, kubectl: Path, settings: manifests.Settings) -> Path:
+    """Write a clusterctl repository of Cluster API's core (testenv/localclusterctl.py) and
+    mothership's three providers, and a clusterctl config pointing at it; return the config."""
+    core_dir = root / localclusterctl.CORE / CAPI_VERSION
+    core_dir.mkdir(parents=True, exist_ok=True)
+    core = core_dir / "core-components.yaml"
+    core.write_text(localclusterctl.core_components(kubectl))
+    shutil.copyfile(localcapi.release_dir() / "metadata.yaml", core_dir / "metadata.yaml")
+    providers = [{"name": localclusterctl.CORE, "url": core.as_uri(), "type": "CoreProvider"}]
+    providers += clusterctl.write_repository(root, settings)
+    config = root / CLUSTERCTL_CONFIG
+    config.write_text(yaml.safe_dump({"providers": providers}, sort_keys=False))
+    return config
+
+
+def clusterctl_init_args(config: Path) -> list[str]:
+    """`clusterctl init` arguments that install all four providers from this repository."""
+    p = clusterctl.PROVIDER
+    return [
+        "init",
+        "--config",
+        str(config),
+        "--core",
+        f"{localclusterctl.CORE}:{CAPI_VERSION}",
+        "--control-plane",
+        f"{p}:{clusterctl.version()}",
+        "--bootstrap",
+        f"{p}:{clusterctl.version()}",
+        "--infrastructure",
+        f"{p}:{clusterctl.version()}",
+    ]

@@ -9,7 +9,8 @@ mothership pulls nothing. So the repository is written here, from what is built 
   release (``localhost/mothership/cluster-api-controller``, imported into the node's
   containerd) and pulled only if absent;
 - mothership's three providers (mothership/install/clusterctl.py) with the settings the
-  local mothership's operator needs (local tenant images, node mirrors).
+  local mothership's operator needs (local tenant images, node mirrors); the two are put
+  together by mothership/install/local.py.
 
 Nothing in it is faked: clusterctl reads it as it would read GitHub releases, and what
 it installs runs as pods, with certificates from the local cert-manager.
@@ -17,7 +18,6 @@ it installs runs as pods, with certificates from the local cert-manager.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -25,8 +25,6 @@ from typing import Any
 
 import yaml
 
-from mothership.install import clusterctl, manifests
-from mothership.install.templating import dump
 from mothership.testenv import images, localcapi, realnode
 from mothership.testenv.config import MothershipConfig
 from mothership.testenv.pins import CAPI_VERSION
@@ -34,7 +32,6 @@ from mothership.testenv.pins import CAPI_VERSION
 CORE = "cluster-api"
 CORE_IMAGE = f"localhost/mothership/cluster-api-controller:{CAPI_VERSION}"
 CORE_MANAGER = "/manager"  # the command upstream's Deployment runs
-CONFIG_FILE = "clusterctl.yaml"
 
 Report = Callable[[str], None]
 
@@ -72,39 +69,7 @@ def core_components(kubectl: Path) -> str:
     if done.returncode != 0:
         raise RepositoryError(f"kubectl kustomize {config}: {done.stderr.strip()}")
     docs = [d for d in yaml.safe_load_all(done.stdout) if d]
-    return "".join("---\n" + dump(d) for d in core_components_from(docs))
-
-
-def write(root: Path, kubectl: Path, settings: manifests.Settings) -> Path:
-    """Write the repository and a clusterctl config pointing at it; return the config."""
-    core_dir = root / CORE / CAPI_VERSION
-    core_dir.mkdir(parents=True, exist_ok=True)
-    core = core_dir / "core-components.yaml"
-    core.write_text(core_components(kubectl))
-    shutil.copyfile(localcapi.release_dir() / "metadata.yaml", core_dir / "metadata.yaml")
-    providers = [{"name": CORE, "url": core.as_uri(), "type": "CoreProvider"}]
-    providers += clusterctl.write_repository(root, settings)
-    config = root / CONFIG_FILE
-    config.write_text(yaml.safe_dump({"providers": providers}, sort_keys=False))
-    return config
-
-
-def init_args(config: Path) -> list[str]:
-    """`clusterctl init` arguments that install all four providers from this repository."""
-    p = clusterctl.PROVIDER
-    return [
-        "init",
-        "--config",
-        str(config),
-        "--core",
-        f"{CORE}:{CAPI_VERSION}",
-        "--control-plane",
-        f"{p}:{clusterctl.version()}",
-        "--bootstrap",
-        f"{p}:{clusterctl.version()}",
-        "--infrastructure",
-        f"{p}:{clusterctl.version()}",
-    ]
+    return yaml.safe_dump_all(core_components_from(docs), sort_keys=False)
 
 
 def import_core_image(cfg: MothershipConfig, report: Report) -> None:

@@ -28,10 +28,11 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace
 
 from mothership.install import clusterctl
+from mothership.install.local import clusterctl_init_args as init_args
 from mothership.testenv import kube, localcertmanager, netns, paths
 from mothership.testenv.capi_pool import hosted_cluster
 from mothership.testenv.local import LocalMothership
-from mothership.testenv.localclusterctl import CORE, CORE_IMAGE, init_args
+from mothership.testenv.localclusterctl import CORE, CORE_IMAGE
 from mothership.testenv.pins import CAPI_VERSION
 
 TIMEOUT = 300

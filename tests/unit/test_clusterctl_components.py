@@ -10,11 +10,11 @@ import yaml
 from mothership.api.bootstrap.v1beta2 import GROUP as BOOTSTRAP_GROUP
 from mothership.api.infrastructure.v1beta2 import GROUP as INFRA_GROUP
 from mothership.install import clusterctl, manifests
+from mothership.install.local import clusterctl_init_args as init_args
 from mothership.testenv.localclusterctl import (
     CORE_IMAGE,
     RepositoryError,
     core_components_from,
-    init_args,
 )
 
 
