@@ -112,10 +112,17 @@ async def _reconcile(body: dict[str, Any]) -> None:
         await _write_status(body, controlplane_status.status(body, hosted, paused_now=True))
         return
     problem = ""
-    desired = stamp(controlplane_status.hosted_cluster(body, cluster_name))
-    digest = desired["metadata"]["annotations"][HASH_ANNOTATION]
+    network = (capi_cluster.get("spec") or {}).get("clusterNetwork")
+    try:
+        desired = stamp(controlplane_status.hosted_cluster(body, cluster_name, network))
+        digest = desired["metadata"]["annotations"][HASH_ANNOTATION]
+    except controlplane_status.NetworkConflict as exc:
+        problem, digest = str(exc), ""
+        events.warn(body, reason="InvalidSpec", message=problem)
     current = ((hosted or {}).get("metadata") or {}).get("annotations") or {}
-    if hosted is not None and not _owned_by(hosted, body):
+    if problem:
+        pass  # reported below; the hosted Cluster keeps what it runs
+    elif hosted is not None and not _owned_by(hosted, body):
         problem = (
             f"a k0smotron.io Cluster {cluster_name} exists that this control plane does not own;"
             " delete or rename it"

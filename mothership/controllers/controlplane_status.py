@@ -6,6 +6,7 @@ No I/O, so every field Cluster API reads is unit-tested.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from mothership.api.controlplane.v1beta2 import CONDITION_AVAILABLE
@@ -34,10 +35,67 @@ def paused(cp: Obj, capi_cluster: Obj) -> bool:
     )
 
 
-def hosted_cluster(cp: Obj, cluster_name: str) -> Obj:
+# Cluster API's network fields (path, as its messages name it) and where the hosted
+# Cluster reads the same setting (spec.k0sConfig.spec.network.<key>).
+_NETWORK_FIELDS = (
+    (("pods", "cidrBlocks"), "pods.cidrBlocks[0]", "podCIDR"),
+    (("services", "cidrBlocks"), "services.cidrBlocks[0]", "serviceCIDR"),
+    (("serviceDomain",), "serviceDomain", "clusterDomain"),
+)
+
+
+class NetworkConflict(ValueError):
+    """The control plane's k0s config and the Cluster API Cluster name different ranges."""
+
+
+def _at(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def with_cluster_network(spec: Obj, cluster_network: Obj | None) -> Obj:
+    """The control plane's spec with the Cluster API Cluster's ``spec.clusterNetwork`` (pod
+    and Service ranges, DNS domain) in ``k0sConfig.spec.network``, where both distributions
+    read them, so the tenant uses the ranges Cluster API users declare on the Cluster.
+
+    A value the control plane's own k0s config sets is kept when equal; a different one is
+    refused (NetworkConflict, naming both fields): which one is meant is the user's call.
+    Only the first CIDR block is used (one range per family; dual-stack is not served).
+    The input is never changed: the result is a new dict.
+    """
+    wanted: dict[str, tuple[str, str]] = {}
+    for path, capi_field, key in _NETWORK_FIELDS:
+        value = _at(cluster_network or {}, path)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, str) and value.strip():
+            wanted[key] = (value.strip(), capi_field)
+    if not wanted:
+        return spec
+    out = copy.deepcopy(spec)
+    config = out.setdefault("k0sConfig", {})
+    inner = config.setdefault("spec", {}) if isinstance(config, dict) else None
+    network = inner.setdefault("network", {}) if isinstance(inner, dict) else None
+    if not isinstance(network, dict):
+        return spec  # not a mapping: the webhook refuses the spec with its own message
+    for key, (value, capi_field) in wanted.items():
+        own = network.get(key)
+        if own not in (None, "") and str(own).strip() != value:
+            raise NetworkConflict(
+                f"spec.k0sConfig.spec.network.{key} {own!r} differs from the Cluster API "
+                f"Cluster's spec.clusterNetwork.{capi_field} {value!r}; set it in one place "
+                "(or the same value in both)"
+            )
+        network[key] = value
+    return out
+
+
+def hosted_cluster(cp: Obj, cluster_name: str, cluster_network: Obj | None = None) -> Obj:
     """The k0smotron.io Cluster that runs the control plane, named after the Cluster API
     Cluster (as k0smotron names it, so its Secrets get Cluster API's names: `<cluster>-ca`,
-    `<cluster>-kubeconfig`), owned by the control plane and labelled with the cluster name."""
+    `<cluster>-kubeconfig`), owned by the control plane and labelled with the cluster name;
+    its spec is the control plane's with the Cluster's network (with_cluster_network)."""
     meta = cp["metadata"]
     return {
         "apiVersion": "k0smotron.io/v1beta2",
@@ -57,7 +115,7 @@ def hosted_cluster(cp: Obj, cluster_name: str) -> Obj:
                 }
             ],
         },
-        "spec": cp.get("spec") or {},
+        "spec": with_cluster_network(cp.get("spec") or {}, cluster_network),
     }
 
 

@@ -42,6 +42,7 @@ def hosted_cluster(
     replicas: int = 1,
     storage: dict[str, Any] | None = None,
     k0s_config: dict[str, Any] | None = None,
+    cluster_network: dict[str, Any] | None = None,
 ) -> str:
     """A Cluster API Cluster whose control plane is a K0smotronControlPlane, optionally with
     a RemoteCluster as its infrastructure.
@@ -67,6 +68,7 @@ def hosted_cluster(
                 "name": f"{name}-cp",
             },
             **({"infrastructureRef": infra_ref} if infra else {}),
+            **({"clusterNetwork": cluster_network} if cluster_network else {}),
         },
     }
     control_plane: dict[str, Any] = {

@@ -5,7 +5,8 @@ clusterctl-repository` writes a clusterctl repository (Cluster API's core from t
 release, mothership's providers from deploy/clusterctl's generator) and imports their
 images; `clusterctl init` installs all four from it as upstream's users run it. Then a
 Cluster API Cluster with a K0smotronControlPlane becomes Available, `clusterctl describe
-cluster` shows the healthy tree and `clusterctl get kubeconfig` reaches the tenant. At the
+cluster` shows the healthy tree and `clusterctl get kubeconfig` reaches the tenant, whose
+Service range is the one the Cluster's clusterNetwork declares. At the
 end `clusterctl delete` removes the providers, their CRDs and namespaces.
 """
 
@@ -184,7 +185,14 @@ def test_a_cluster_api_cluster_comes_up_through_the_installed_providers(
     ns = f"cc-{uuid.uuid4().hex[:6]}"
     kc.create(Namespace(metadata={"name": ns}))
     try:
-        manifest = hosted_cluster(ns, "demo", {"type": "NodePort"}, infra=True)
+        # The Cluster's network, as Cluster API users declare it: the tenant uses it.
+        network = {
+            "services": {"cidrBlocks": ["10.60.0.0/16"]},
+            "pods": {"cidrBlocks": ["10.50.0.0/16"]},
+        }
+        manifest = hosted_cluster(
+            ns, "demo", {"type": "NodePort"}, infra=True, cluster_network=network
+        )
         applied = _run(ms, ["kubectl", "apply", "-f", "-"], stdin=manifest)
         assert applied.returncode == 0, applied.stdout + applied.stderr
         started = time.monotonic()
@@ -210,6 +218,12 @@ def test_a_cluster_api_cluster_comes_up_through_the_installed_providers(
         tenant.write_text(fetched.stdout)
         listed = _run(ms, ["kubectl", "--kubeconfig", str(tenant), "get", "ns", "-o", "name"])
         assert "namespace/kube-system" in listed.stdout, listed.stderr
+        service_ip = _run(
+            ms,
+            ["kubectl", "--kubeconfig", str(tenant), "get", "service", "kubernetes", "-n",
+             "default", "-o", "jsonpath={.spec.clusterIP}"],
+        )  # fmt: skip
+        assert service_ip.stdout == "10.60.0.1", service_ip.stdout + service_ip.stderr
     finally:
         try:
             kc.delete(CapiCluster, "demo", namespace=ns)

@@ -9,7 +9,9 @@ import pytest
 
 from mothership.api.controlplane import convert as convert_cp
 from mothership.api.conversion import convert as convert_any
+from mothership.api.k0smotron.v1beta2 import ClusterSpec
 from mothership.controllers import controlplane_status as cps
+from mothership.render import network
 
 V1 = "controlplane.cluster.x-k8s.io/v1beta1"
 V2 = "controlplane.cluster.x-k8s.io/v1beta2"
@@ -194,3 +196,51 @@ def test_an_unchanged_world_gives_an_identical_status() -> None:
     assert again == first
     paused = cps.status(_cp(first), _hosted(True), paused_now=True, now=NOW)
     assert _cond(paused, "Paused")["status"] == "True"
+
+
+CAPI_NETWORK = {
+    "pods": {"cidrBlocks": ["10.50.0.0/16"]},
+    "services": {"cidrBlocks": ["10.60.0.0/16"]},
+    "serviceDomain": "tenant.local",
+}
+
+
+def test_the_capi_clusters_network_goes_where_both_distributions_read_it() -> None:
+    cp = _cp()
+    before = copy.deepcopy(cp)
+    hosted = cps.hosted_cluster(cp, "capi-a", CAPI_NETWORK)
+    assert hosted["spec"]["k0sConfig"]["spec"]["network"] == {
+        "podCIDR": "10.50.0.0/16",
+        "serviceCIDR": "10.60.0.0/16",
+        "clusterDomain": "tenant.local",
+    }
+    assert cp == before  # the user's control plane is never changed
+    # Rendered, the kubernetes distribution uses those ranges.
+    spec = ClusterSpec.model_validate(hosted["spec"])
+    assert (network.pod_cidr(spec), network.service_cidr(spec)) == ("10.50.0.0/16", "10.60.0.0/16")
+    assert network.cluster_domain(spec) == "tenant.local"
+
+
+def test_the_control_planes_own_k0s_config_is_kept_and_an_equal_value_agrees() -> None:
+    own = {"spec": {"network": {"serviceCIDR": "10.60.0.0/16", "provider": "custom"}}}
+    hosted = cps.hosted_cluster(
+        _cp(k0sConfig=own), "capi-a", {"services": CAPI_NETWORK["services"]}
+    )
+    assert hosted["spec"]["k0sConfig"]["spec"]["network"] == {
+        "serviceCIDR": "10.60.0.0/16",
+        "provider": "custom",
+    }
+    # No clusterNetwork (or an empty one): the spec is the control plane's, unchanged.
+    assert cps.hosted_cluster(_cp(k0sConfig=own), "capi-a", None)["spec"]["k0sConfig"] == own
+    assert (
+        cps.hosted_cluster(_cp(), "capi-a", {"pods": {"cidrBlocks": []}})["spec"] == _cp()["spec"]
+    )
+
+
+def test_a_range_set_differently_in_both_places_is_refused_naming_both_fields() -> None:
+    own = {"spec": {"network": {"podCIDR": "10.244.0.0/16"}}}
+    with pytest.raises(cps.NetworkConflict) as exc:
+        cps.hosted_cluster(_cp(k0sConfig=own), "capi-a", CAPI_NETWORK)
+    message = str(exc.value)
+    assert "spec.k0sConfig.spec.network.podCIDR '10.244.0.0/16'" in message
+    assert "spec.clusterNetwork.pods.cidrBlocks[0] '10.50.0.0/16'" in message
