@@ -34,9 +34,12 @@ from mothership.controllers.conditions import Condition, merge
 from mothership.controllers.controlplane import CapiClusterResource
 from mothership.controllers.join_token import JTRResource, join_options
 from mothership.controllers.runtime import runtime
-from mothership.render import node_join, worker_bootstrap
+from mothership.render import node_join, worker_bootstrap, worker_ignition
 from mothership.render.join_token import EXPIRES_ANNOTATION
 from mothership.render.names import CAPI_CLUSTER_NAME_LABEL, FIELD_MANAGER
+
+# The bootstrap data formats written (spec.provisioner.type), each for linux.
+FORMATS = (worker_bootstrap.FORMAT, worker_ignition.FORMAT)
 
 log = logging.getLogger("mothership.bootstrap")
 
@@ -132,16 +135,27 @@ async def _reconcile(body: dict[str, Any]) -> str:
     cluster = (meta.get("labels") or {}).get(CAPI_CLUSTER_NAME_LABEL)
     if not cluster:
         raise NotYet("WaitingForMachine", f"waiting for the {CAPI_CLUSTER_NAME_LABEL} label")
-    if (
-        config.spec.provisioner.type != "cloud-config"
-        or config.spec.provisioner.platform != "linux"
-    ):
+    provisioner = config.spec.provisioner
+    if provisioner.type not in FORMATS or provisioner.platform != "linux":
         raise NotYet(
             "UnsupportedFormat",
-            f"spec.provisioner: {config.spec.provisioner.type} for "
-            f"{config.spec.provisioner.platform} is not written by mothership yet; "
-            "use type cloud-config, platform linux",
+            f"spec.provisioner: {provisioner.type} for {provisioner.platform} is not written "
+            f"by mothership yet; use type {' or '.join(FORMATS)}, platform linux",
         )
+    ignition = provisioner.ignition
+    additional = (ignition.additional_config if ignition else None) or ""
+    if provisioner.type == worker_ignition.FORMAT:
+        if provisioner.custom_user_data_ref is not None:
+            raise NotYet(
+                "InvalidSpec",
+                "spec.provisioner.customUserDataRef is cloud-config; with type ignition put "
+                "an Ignition config in spec.provisioner.ignition.additionalConfig",
+            )
+        if additional.strip():
+            try:
+                worker_ignition.check_additional_config(additional)
+            except worker_ignition.IgnitionError as exc:
+                raise NotYet("InvalidSpec", str(exc)) from exc
     capi = await get_or_none(rt.client, CapiClusterResource, cluster, ns)
     status = (capi.to_dict().get("status") or {}) if capi is not None else {}
     if not (status.get("initialization") or {}).get("controlPlaneInitialized"):
@@ -163,16 +177,31 @@ async def _reconcile(body: dict[str, Any]) -> str:
     if config.spec.provisioner.custom_user_data_ref is not None:
         custom = await _content(ns, "spec.provisioner.customUserDataRef",
                                 config.spec.provisioner.custom_user_data_ref)  # fmt: skip
-    data = worker_bootstrap.cloud_config(
-        script,
-        files=files,
-        pre_commands=config.spec.pre_k0s_commands,
-        post_commands=config.spec.post_k0s_commands,
-        working_dir=config.spec.working_dir,
-        custom_user_data=custom,
-    )
+    if provisioner.type == worker_ignition.FORMAT:
+        try:
+            data = worker_ignition.ignition_config(
+                script,
+                files=files,
+                pre_commands=config.spec.pre_k0s_commands,
+                post_commands=config.spec.post_k0s_commands,
+                working_dir=config.spec.working_dir,
+                additional_config=additional,
+            )
+        except worker_ignition.IgnitionError as exc:
+            raise NotYet("InvalidSpec", str(exc)) from exc
+    else:
+        data = worker_bootstrap.cloud_config(
+            script,
+            files=files,
+            pre_commands=config.spec.pre_k0s_commands,
+            post_commands=config.spec.post_k0s_commands,
+            working_dir=config.spec.working_dir,
+            custom_user_data=custom,
+        )
     metadata = config.spec.secret_metadata.to_api() if config.spec.secret_metadata else None
-    secret = worker_bootstrap.bootstrap_secret(body, cluster, data, metadata)
+    secret = worker_bootstrap.bootstrap_secret(
+        body, cluster, data, metadata, data_format=provisioner.type
+    )
     try:
         await rt.client.create(from_dict(secret))
         metrics.WRITES.labels(kind="Secret").inc()

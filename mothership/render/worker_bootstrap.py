@@ -84,6 +84,31 @@ def script_path(working_dir: str | None) -> str:
     return f"{(working_dir or DEFAULT_WORKING_DIR).rstrip('/')}/{SCRIPT_NAME}"
 
 
+def join_commands(
+    path: str, pre_commands: list[str] | None, post_commands: list[str] | None
+) -> list[str]:
+    """The commands, in order: the user's pre-commands, the join, the post-commands, and
+    last Cluster API's success sentinel."""
+    sentinel_dir = SUCCESS_SENTINEL.rsplit("/", 1)[0]
+    return [
+        *(pre_commands or []),
+        f"sh {shlex.quote(path)}",
+        *(post_commands or []),
+        f"mkdir -p {sentinel_dir} && touch {SUCCESS_SENTINEL}",
+    ]
+
+
+def shell_commands(runcmd: Sequence[Any]) -> list[str]:
+    """runcmd entries as script lines: a list runs as argv, a string through sh -c."""
+    lines = []
+    for command in runcmd:
+        if isinstance(command, list):
+            lines.append(" ".join(shlex.quote(str(part)) for part in command))
+        else:
+            lines.append(f"sh -c {shlex.quote(str(command))}")
+    return lines
+
+
 def cloud_config(
     join_script: str,
     *,
@@ -99,13 +124,7 @@ def cloud_config(
         {"path": f.path, "content": f.content, "permissions": f.permissions} for f in files
     ]
     write_files.append({"path": path, "content": join_script, "permissions": "0700"})
-    sentinel_dir = SUCCESS_SENTINEL.rsplit("/", 1)[0]
-    runcmd = [
-        *(pre_commands or []),
-        f"sh {shlex.quote(path)}",
-        *(post_commands or []),
-        f"mkdir -p {sentinel_dir} && touch {SUCCESS_SENTINEL}",
-    ]
+    runcmd = join_commands(path, pre_commands, post_commands)
     body = yaml.safe_dump(
         {"write_files": write_files, "runcmd": runcmd}, sort_keys=False, width=1_000_000
     )
@@ -130,16 +149,17 @@ def to_shell(cloud_config_text: str) -> str:
         lines.append(f"mkdir -p {shlex.quote(path.rsplit('/', 1)[0] or '/')}")
         lines.append(f"echo {content} | base64 -d > {shlex.quote(path)}")
         lines.append(f"chmod {shlex.quote(mode)} {shlex.quote(path)}")
-    for command in first.get("runcmd") or []:
-        if isinstance(command, list):
-            lines.append(" ".join(shlex.quote(str(part)) for part in command))
-        else:
-            lines.append(f"sh -c {shlex.quote(str(command))}")
+    lines += shell_commands(first.get("runcmd") or [])
     return "\n".join(lines) + "\n"
 
 
 def bootstrap_secret(
-    config: dict[str, Any], cluster: str, value: str, metadata: dict[str, Any] | None = None
+    config: dict[str, Any],
+    cluster: str,
+    value: str,
+    metadata: dict[str, Any] | None = None,
+    *,
+    data_format: str = FORMAT,
 ) -> dict[str, Any]:
     """The Secret Cluster API hands to the infrastructure provider: `value` and `format`,
     named after the config, owned by it, labelled with the cluster name."""
@@ -170,6 +190,6 @@ def bootstrap_secret(
         },
         "data": {
             "value": base64.b64encode(value.encode()).decode(),
-            "format": base64.b64encode(FORMAT.encode()).decode(),
+            "format": base64.b64encode(data_format.encode()).decode(),
         },
     }

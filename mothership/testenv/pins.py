@@ -21,6 +21,10 @@ Why these versions:
 * helm v3.22.0 (a tool, not part of the mothership): the newest Helm 3 on the proxy; it
   lints and renders the chart in deploy/helm in the tests. Its go directive (1.26.0) is
   met by the machine's Go; built in its own bin dir so it never rebuilds Kubernetes.
+* Ignition v2.24.0 (a tool): the newest release on the proxy. The tests run its `files`
+  stage into a directory standing for a machine's root, and its validator, over the
+  Ignition bootstrap data of a K0sWorkerConfig. Built with cgo (it links libblkid) and, as
+  Flatcar builds it, without SELinux relabelling.
 * CoreDNS v1.14.7 (the local mothership's cluster DNS, run in a pod): the newest release
   built against client-go v0.35.4, the Kubernetes libraries pinned above (v1.15.0 wants
   v0.37 and go 1.26). Built from a wrapper main that keeps only the plugins cluster DNS
@@ -91,6 +95,7 @@ KINE_VERSION = "v0.17.5"
 KONNECTIVITY_VERSION = "v0.34.0"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+IGNITION_VERSION = "v2.24.0"
 COREDNS_VERSION = "v1.14.7"
 REGISTRY_VERSION = "v3.1.2"
 FLANNEL_VERSION = "v0.28.10"
@@ -345,6 +350,30 @@ def tool_families() -> tuple[Family, ...]:
                 f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
                 "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
             ),
+        ),
+        Family(
+            name="ignition",
+            module="github.com/coreos/ignition/v2",
+            version=IGNITION_VERSION,
+            binaries=(
+                Binary(
+                    "ignition",
+                    "github.com/coreos/ignition/v2/internal",
+                    ("-version",),
+                    f"Ignition {IGNITION_VERSION}",
+                ),
+                Binary(
+                    "ignition-validate",
+                    "github.com/coreos/ignition/v2/validate",
+                    ("-version",),
+                    IGNITION_VERSION,
+                ),
+            ),
+            ldflags=(
+                f"-X github.com/coreos/ignition/v2/internal/version.Raw={IGNITION_VERSION}",
+                "-X github.com/coreos/ignition/v2/internal/distro.selinuxRelabel=false",
+            ),
+            cgo=True,
         ),
     )
 

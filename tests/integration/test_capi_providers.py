@@ -307,7 +307,9 @@ def test_a_capi_cluster_gets_a_hosted_control_plane_and_loses_it_on_delete(
     _wait(ms, ns, operator, "everything gone after the Cluster's deletion", all_gone, 180)
 
 
-def _machine_manifests(ns: str, cluster: str, name: str) -> str:
+def _machine_manifests(
+    ns: str, cluster: str, name: str, provisioner: dict[str, Any] | None = None
+) -> str:
     return yaml.safe_dump_all(
         [
             {"apiVersion": f"{INFRA_GROUP}/v1alpha1", "kind": "ExampleMachine",
@@ -322,6 +324,7 @@ def _machine_manifests(ns: str, cluster: str, name: str) -> str:
                           "nodefs.available<1%,imagefs.available<1%,nodefs.inodesFree<1%"],
                  "preK0sCommands": ["echo pre > /root/pre-ran"],
                  "files": [{"path": "/etc/mothership-test/hello", "content": "hi\n"}],
+                 **({"provisioner": provisioner} if provisioner else {}),
              }},
             {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
              "metadata": {"name": name, "namespace": ns},
@@ -369,6 +372,33 @@ def test_a_machine_joins_from_its_bootstrap_data_and_its_token_goes_with_it(
     assert secret.type == "cluster.x-k8s.io/secret"
     assert base64.b64decode(secret.data["format"]) == b"cloud-config"
     data = base64.b64decode(secret.data["value"]).decode()
+
+    # The same for a machine that boots Ignition (k0smotron's provisioner type ignition,
+    # with an Ignition config merged in): Ignition's own validator accepts the data, which
+    # holds the same kind of join script (tests/integration/test_ignition.py applies such
+    # data with Ignition itself).
+    extra = '{"ignition": {"version": "3.4.0"}}'
+    provisioner = {"type": "ignition", "ignition": {"variant": "fcos", "version": "1.5.0",
+                                                    "additionalConfig": extra}}  # fmt: skip
+    applied = _kubectl(ms, "apply", "-f", "-",
+                       stdin=_machine_manifests(ns, "wk", "wk-ign", provisioner))  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+
+    def ignition_written() -> bool:
+        return _exists_in(kc, Secret, "wk-ign", ns)
+
+    _wait(ms, ns, operator, "the Ignition bootstrap data written", ignition_written, 120)
+    ign_secret = kc.get(Secret, "wk-ign", namespace=ns)
+    assert base64.b64decode(ign_secret.data["format"]) == b"ignition"
+    ign_file = tmp_path / "wk-ign.ign"
+    ign_file.write_bytes(base64.b64decode(ign_secret.data["value"]))
+    checked = subprocess.run([str(paths.tool("ignition-validate")), str(ign_file)],
+                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    ign_paths = [f["path"] for f in json.loads(ign_file.read_text())["storage"]["files"]]
+    assert "/run/cluster-api/mothership-join.sh" in ign_paths
+    gone = _kubectl(ms, "-n", ns, "delete", "machines.cluster.x-k8s.io", "wk-ign")
+    assert gone.returncode == 0, gone.stderr
 
     # The tenant, as its admin sees it.
     kubeconfig = tmp_path / "wk.kubeconfig"

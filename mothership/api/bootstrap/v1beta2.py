@@ -78,12 +78,17 @@ class File(KubeModel):
 
 
 class IgnitionSpec(KubeModel):
-    """Ignition output (refused by mothership for now: cloud-config only)."""
+    """Ignition output (type ignition): mothership writes Ignition spec 3.4.0 itself."""
 
-    variant: str | None = Field(default=None, description="Butane variant, e.g. fcos.")
-    version: str | None = Field(default=None, description="Butane variant version.")
+    variant: str | None = Field(
+        default=None, description="Butane variant, e.g. fcos (kept; the output is Ignition)."
+    )
+    version: str | None = Field(default=None, description="Butane variant version (kept).")
     additional_config: str | None = Field(
-        default=None, alias="additionalConfig", description="Butane config merged in."
+        default=None,
+        alias="additionalConfig",
+        description="An Ignition config (JSON, spec 3.x) merged in by Ignition; Butane is "
+        "refused: translate it with butane first.",
     )
 
 
@@ -92,8 +97,8 @@ class ProvisionerSpec(KubeModel):
 
     type: ProvisioningFormat = Field(
         default="cloud-config",
-        description="Bootstrap data format; mothership writes cloud-config (the others are "
-        "refused with a condition).",
+        description="Bootstrap data format; mothership writes cloud-config and ignition (the "
+        "others are refused with a condition).",
     )
     platform: Platform = Field(default="linux", description="Operating system of the machine.")
     ignition: IgnitionSpec | None = Field(default=None, description="Ignition settings.")
