@@ -40,6 +40,7 @@ WEBHOOK_CONFIG_NAMES = {
     "ValidatingWebhookConfiguration": "mothership-capi-validating",
 }
 CONVERSION_PATH = "/convert"
+FEATURE_GATES = "ClusterTopology=true"
 CONVERSION_REVIEW_VERSIONS = ["v1"]
 
 
@@ -171,6 +172,9 @@ def argv(cfg: MothershipConfig) -> list[str]:
         f"--diagnostics-address=127.0.0.1:{ports['capi-diagnostics']}",
         "--insecure-diagnostics",
         "--leader-elect=false",
+        # ClusterClass (Cluster.spec.topology): alpha upstream and off by default; platform
+        # teams hand out clusters from classes, so the local mothership serves them.
+        f"--feature-gates={FEATURE_GATES}",
     ]
 
 

@@ -750,6 +750,85 @@ def test_a_version_bump_on_the_control_plane_rolls_three_replicas_while_the_api_
                  "--timeout=180s")  # fmt: skip
 
 
+def _cluster_class(ns: str, name: str, service: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ClusterClass whose control plane is a K0smotronControlPlaneTemplate (kubernetes
+    distribution) on a RemoteClusterTemplate, as a platform team publishes it."""
+    cp_group, infra_group = "controlplane.cluster.x-k8s.io", "infrastructure.cluster.x-k8s.io"
+    return [
+        {"apiVersion": f"{cp_group}/v1beta2", "kind": "K0smotronControlPlaneTemplate",
+         "metadata": {"name": name, "namespace": ns},
+         "spec": {"template": {"spec": {"distribution": "kubernetes", "service": service,
+                                        "storage": {"type": "kine"}}}}},
+        {"apiVersion": f"{infra_group}/v1beta2", "kind": "RemoteClusterTemplate",
+         "metadata": {"name": name, "namespace": ns}, "spec": {"template": {"spec": {}}}},
+        {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "ClusterClass",
+         "metadata": {"name": name, "namespace": ns},
+         "spec": {
+             "controlPlane": {"templateRef": {"apiVersion": f"{cp_group}/v1beta2",
+                                              "kind": "K0smotronControlPlaneTemplate",
+                                              "name": name}},
+             "infrastructure": {"templateRef": {"apiVersion": f"{infra_group}/v1beta2",
+                                                "kind": "RemoteClusterTemplate", "name": name}},
+         }},
+    ]  # fmt: skip
+
+
+def test_a_cluster_from_a_cluster_class_comes_up_and_upgrades_through_its_topology(
+    ms: LocalMothership, kc: Client, operator: Operator, ns: str
+) -> None:
+    """ClusterClass (Cluster API's ClusterTopology, on in the local mothership): a Cluster
+    naming the class and a version gets a K0smotronControlPlane made from the template, which
+    comes up Available; a new `spec.topology.version` reaches the control plane and its
+    hosted Cluster, and the control plane reports it."""
+    from mothership.testenv.pins import KUBERNETES_VERSION, PREVIOUS_KUBERNETES_VERSION
+
+    service = {"type": "NodePort", "apiPort": 32143, "konnectivityPort": 31732}
+    cluster = {
+        "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+        "metadata": {"name": "cls", "namespace": ns},
+        "spec": {"topology": {"classRef": {"name": "hosted"},
+                              "version": PREVIOUS_KUBERNETES_VERSION,
+                              "controlPlane": {"replicas": 1}}},
+    }  # fmt: skip
+    manifest = yaml.safe_dump_all([*_cluster_class(ns, "hosted", service), cluster])
+    applied = _kubectl(ms, "apply", "-f", "-", stdin=manifest)
+    assert applied.returncode == 0, applied.stderr
+    try:
+
+        def control_plane() -> dict[str, Any] | None:
+            found = list(kc.list(ControlPlane, namespace=ns,
+                                 labels={"cluster.x-k8s.io/cluster-name": "cls"}))  # fmt: skip
+            return found[0].to_dict() if found else None
+
+        def serving(version: str) -> bool:
+            cp = control_plane()
+            st = (cp or {}).get("status") or {}
+            return bool(cp and cp["spec"].get("version") == version
+                        and st.get("version") == version and st.get("availableReplicas") == 1
+                        and st.get("upToDateReplicas") == 1)  # fmt: skip
+
+        started = time.monotonic()
+        _wait(ms, ns, operator, "the class's control plane Available",
+              lambda: serving(PREVIOUS_KUBERNETES_VERSION), 300)  # fmt: skip
+        print(f"\nCluster from a ClusterClass Available in {time.monotonic() - started:.1f} s")
+        cp = control_plane()
+        assert cp is not None and cp["spec"]["service"] == service  # from the template
+        topology = _status(kc, CapiCluster, "cls", ns).get("conditions") or []
+        assert any(c["type"] == "TopologyReconciled" and c["status"] == "True" for c in topology)
+
+        started = time.monotonic()
+        kc.patch(CapiCluster, "cls", {"spec": {"topology": {"version": KUBERNETES_VERSION}}},
+                 namespace=ns, patch_type=PatchType.MERGE)  # fmt: skip
+        _wait(ms, ns, operator, "the new topology version served",
+              lambda: serving(KUBERNETES_VERSION), 300)  # fmt: skip
+        print(f"topology {PREVIOUS_KUBERNETES_VERSION} -> {KUBERNETES_VERSION}: "
+              f"{time.monotonic() - started:.1f} s")  # fmt: skip
+        assert kc.get(HostedCluster, "cls", namespace=ns)["spec"]["version"] == KUBERNETES_VERSION
+    finally:
+        _kubectl(ms, "-n", ns, "delete", "clusters.cluster.x-k8s.io", "cls", "--wait=true",
+                 "--timeout=180s")  # fmt: skip
+
+
 def test_k0smotrons_default_k0s_control_plane_takes_a_k0s_worker_over_ssh(
     ms: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
 ) -> None:
