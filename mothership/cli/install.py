@@ -334,7 +334,7 @@ def _local_monitoring_images(
     the local mothership's Prometheus and nginx images (flags given win, '' too)."""
     from mothership.testenv import localoperator
 
-    local_prometheus, local_proxy = localoperator.monitoring_images(local.cfg)
+    local_prometheus, local_proxy = localoperator.local_monitoring_images(local.cfg)
     if not local_prometheus:
         return settings
     if prometheus is None:

@@ -81,7 +81,7 @@ def node_mirrors(cfg: MothershipConfig) -> tuple[str, str]:
     return artifacts.url(cfg), registry.url(cfg)
 
 
-def monitoring_images(cfg: MothershipConfig) -> tuple[str, str]:
+def local_monitoring_images(cfg: MothershipConfig) -> tuple[str, str]:
     """(Prometheus, nginx) images of the monitoring sidecars: the real node's containerd
     holds them (testenv/monitoring_images.py); empty without a real node."""
     if cfg.nodes != "real":
@@ -92,7 +92,7 @@ def monitoring_images(cfg: MothershipConfig) -> tuple[str, str]:
 
 
 def monitoring_image_args(cfg: MothershipConfig) -> list[str]:
-    prometheus, proxy = monitoring_images(cfg)
+    prometheus, proxy = local_monitoring_images(cfg)
     if not prometheus:
         return []
     return [f"--monitoring-prometheus-image={prometheus}", f"--monitoring-proxy-image={proxy}"]
