@@ -816,11 +816,20 @@ def test_a_cluster_from_a_cluster_class_comes_up_and_upgrades_through_its_topolo
         topology = _status(kc, CapiCluster, "cls", ns).get("conditions") or []
         assert any(c["type"] == "TopologyReconciled" and c["status"] == "True" for c in topology)
 
+        before = kc.get(StatefulSet, "kmc-cls", namespace=ns).status.updateRevision
+
+        def rolled() -> bool:
+            status = kc.get(StatefulSet, "kmc-cls", namespace=ns).status
+            return bool(status.updateRevision != before
+                        and status.currentRevision == status.updateRevision
+                        and status.readyReplicas == 1)  # fmt: skip
+
         started = time.monotonic()
         kc.patch(CapiCluster, "cls", {"spec": {"topology": {"version": KUBERNETES_VERSION}}},
                  namespace=ns, patch_type=PatchType.MERGE)  # fmt: skip
         _wait(ms, ns, operator, "the new topology version served",
               lambda: serving(KUBERNETES_VERSION), 300)  # fmt: skip
+        _wait(ms, ns, operator, "the control plane pod rolled to it", rolled, 300)
         print(f"topology {PREVIOUS_KUBERNETES_VERSION} -> {KUBERNETES_VERSION}: "
               f"{time.monotonic() - started:.1f} s")  # fmt: skip
         assert kc.get(HostedCluster, "cls", namespace=ns)["spec"]["version"] == KUBERNETES_VERSION
