@@ -86,7 +86,7 @@ def up(
       mothership dev up --nodes kwok --kwok-nodes 10
       mothership dev up --name scale --nodes kwok --datastore kine --no-operator
       mothership dev up --capi
-      mothership dev up --cert-manager --no-operator   # then clusterctl init (docs/cluster-api.md)
+      mothership dev up --cert-manager --no-operator   # then clusterctl init (docs/quickstart.md)
     """
     with friendly_errors(debug):
         ms = LocalMothership.configure(

@@ -177,27 +177,20 @@ async def _reconcile(body: dict[str, Any]) -> str:
     if config.spec.provisioner.custom_user_data_ref is not None:
         custom = await _content(ns, "spec.provisioner.customUserDataRef",
                                 config.spec.provisioner.custom_user_data_ref)  # fmt: skip
+    # What every format carries; each writes it its own way.
+    steps: dict[str, Any] = {
+        "files": files,
+        "pre_commands": config.spec.pre_k0s_commands,
+        "post_commands": config.spec.post_k0s_commands,
+        "working_dir": config.spec.working_dir,
+    }
     if provisioner.type == worker_ignition.FORMAT:
         try:
-            data = worker_ignition.ignition_config(
-                script,
-                files=files,
-                pre_commands=config.spec.pre_k0s_commands,
-                post_commands=config.spec.post_k0s_commands,
-                working_dir=config.spec.working_dir,
-                additional_config=additional,
-            )
+            data = worker_ignition.ignition_config(script, **steps, additional_config=additional)
         except worker_ignition.IgnitionError as exc:
             raise NotYet("InvalidSpec", str(exc)) from exc
     else:
-        data = worker_bootstrap.cloud_config(
-            script,
-            files=files,
-            pre_commands=config.spec.pre_k0s_commands,
-            post_commands=config.spec.post_k0s_commands,
-            working_dir=config.spec.working_dir,
-            custom_user_data=custom,
-        )
+        data = worker_bootstrap.cloud_config(script, **steps, custom_user_data=custom)
     metadata = config.spec.secret_metadata.to_api() if config.spec.secret_metadata else None
     secret = worker_bootstrap.bootstrap_secret(
         body, cluster, data, metadata, data_format=provisioner.type
