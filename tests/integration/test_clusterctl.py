@@ -13,6 +13,7 @@ end `clusterctl delete` removes the providers, their CRDs and namespaces.
 from __future__ import annotations
 
 import base64
+import socket
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Namespace
+from lightkube.resources.core_v1 import Namespace, Service
 
 from mothership.install import clusterctl
 from mothership.install.local import clusterctl_init_args as init_args
@@ -63,6 +64,17 @@ def _clusterctl(
     ms: LocalMothership, *args: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return _run(ms, [str(paths.capi_bin_dir() / "clusterctl"), *args], timeout)
+
+
+def _accepts(kc: Client, namespace: str, name: str) -> bool:
+    """Whether a TCP connection to the Service's first port succeeds from the host."""
+    service = kc.get(Service, name, namespace=namespace)
+    address = (service.spec.clusterIP, service.spec.ports[0].port)
+    try:
+        with socket.create_connection(address, timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +114,15 @@ def initialized(
     assert done.returncode == 0, done.stdout + done.stderr
     print(f"\n`clusterctl init` took {took:.1f}s:\n{done.stdout}{done.stderr}")
     try:
+        # A Deployment is available before kube-proxy has routed its Service: wait until
+        # the API server (on the host) can reach every webhook the providers registered.
+        for namespace, name in (("capi-system", "capi-webhook-service"),
+                                ("mothership-system", "mothership-webhook")):  # fmt: skip
+            kube.wait_until(
+                f"Service {namespace}/{name} accepting connections",
+                lambda n=namespace, s=name: _accepts(kc, n, s),
+                TIMEOUT,
+            )
         yield config, took
     finally:
         # One provider at a time, the operator's last but the core: clusterctl checks a
