@@ -11,7 +11,9 @@ unreachable machine is retried with a growing delay. Then the providerID
 (`remote-machine://address:port`) goes on the RemoteMachine and on the tenant's Node of the
 same name, which is how Cluster API links the Machine to its Node. When the Machine goes, the
 clean-up commands (default: the join's own `mothership-node-leave`) run and a pooled machine
-is returned to its pool.
+is returned to its pool. With `provisionJob` the bootstrap and the clean-up run from Jobs of
+the user's template instead of the operator's SSH client (remote_job.py), and the Job's
+outcome is the machine's.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ from mothership.api.infrastructure.v1beta2 import (
     GROUP,
     MACHINE_FINALIZER,
 )
-from mothership.controllers import events, metrics, remote_ssh, tenant
+from mothership.controllers import events, metrics, remote_job, remote_ssh, tenant
 from mothership.controllers.apply import get_or_none, owner_name
 from mothership.controllers.conditions import Condition, merge
 from mothership.controllers.runtime import runtime
-from mothership.render import worker_bootstrap
+from mothership.render import provision_job, worker_bootstrap
 from mothership.render.node_join import LEAVE_COMMAND
 
 log = logging.getLogger("mothership.remotemachine")
@@ -61,9 +63,11 @@ DEFAULT_CLEAN_UP = f"if [ -x {LEAVE_COMMAND} ]; then {LEAVE_COMMAND}; fi"
 
 
 class NotYet(Exception):
-    def __init__(self, reason: str, message: str, warn: bool = False) -> None:
+    def __init__(
+        self, reason: str, message: str, warn: bool = False, recheck: float | None = None
+    ) -> None:
         super().__init__(message)
-        self.reason, self.warn = reason, warn
+        self.reason, self.warn, self.recheck = reason, warn, recheck
 
 
 # -- handlers --------------------------------------------------------------------------------
@@ -136,11 +140,18 @@ def retry_delay(failures: int) -> float:
 
 
 def _back_off(key: tuple[str, str], generation: int | None) -> float:
+    held = _BACKOFF.get(key)
+    failures = held.failures + 1 if held and held.generation == generation else 1
+    delay = retry_delay(failures)
+    _schedule(key, failures, generation, delay)
+    return delay
+
+
+def _schedule(key: tuple[str, str], failures: int, generation: int | None, delay: float) -> None:
+    """Reconcile again after `delay`; other triggers wait for it until then."""
     held = _BACKOFF.pop(key, None)
     if held:
         held.handle.cancel()
-    failures = held.failures + 1 if held and held.generation == generation else 1
-    delay = retry_delay(failures)
     loop = asyncio.get_running_loop()
 
     def retry() -> None:
@@ -150,7 +161,6 @@ def _back_off(key: tuple[str, str], generation: int | None) -> float:
 
     handle = loop.call_later(delay, retry)
     _BACKOFF[key] = _Backoff(failures, generation, time.monotonic() + delay, handle)
-    return delay
 
 
 def _forget(key: tuple[str, str]) -> None:
@@ -205,6 +215,8 @@ async def reconcile(body: dict[str, Any], retry: bool = False) -> None:
             metrics.RECONCILES.labels(kind=KIND, result="waiting").inc()
         except NotYet as exc:
             _forget(key)
+            if exc.recheck is not None:  # a Job runs for it: look again soon
+                _schedule(key, 0, generation, exc.recheck)
             if exc.warn:
                 events.warn(body, reason=exc.reason, message=str(exc))
             await _write_status(body, Condition("Ready", False, exc.reason, str(exc)))
@@ -242,6 +254,11 @@ async def _reconcile(body: dict[str, Any]) -> None:
     if not data_secret:
         raise NotYet("WaitingForBootstrapData", f"Machine {machine_name} has no bootstrap data yet")
     conn = await _connection(body)
+    if (body.get("spec") or {}).get("provisionJob"):
+        cluster = str(machine_spec.get("clusterName") or "")
+        await _provision_by_job(body, conn, cluster, data_secret)
+        await _provisioned_as(body, machine_obj, machine_name, _job_machine(conn))
+        return
     target = await _target(ns, conn)
     if await remote_ssh.exists(target, SUCCESS_SENTINEL):
         log.info(
@@ -263,6 +280,16 @@ async def _reconcile(body: dict[str, Any]) -> None:
                 warn=True,
             )
         events.info(body, reason=CONDITION_BOOTSTRAP_EXEC, message=f"bootstrapped {target}")
+    await _provisioned_as(body, machine_obj, machine_name, target)
+
+
+async def _provisioned_as(
+    body: dict[str, Any],
+    machine_obj: dict[str, Any],
+    machine_name: str,
+    target: remote_ssh.Target | provision_job.Machine,
+) -> None:
+    """The providerID, the provisioned status, and the Node linked."""
     provider_id = (body.get("spec") or {}).get("providerID") or (
         f"remote-machine://{target.address}:{target.port}"
     )
@@ -287,6 +314,75 @@ def _working_dir(conn: dict[str, Any]) -> str:
     return str(conn.get("workingDir") or DEFAULT_WORKING_DIR)
 
 
+def _job_machine(conn: dict[str, Any]) -> provision_job.Machine:
+    return provision_job.Machine(
+        address=str(conn["address"]),
+        port=int(conn.get("port") or 22),
+        user=str(conn.get("user") or "root"),
+        use_sudo=bool(conn.get("useSudo")),
+        working_dir=_working_dir(conn),
+    )
+
+
+def _job_commands(body: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """(jobSpecTemplate, sshCommand, scpCommand) with k0smotron's defaults."""
+    spec = (body.get("spec") or {}).get("provisionJob") or {}
+    return (
+        spec.get("jobSpecTemplate") or {},
+        str(spec.get("sshCommand") or "ssh"),
+        str(spec.get("scpCommand") or "scp"),
+    )
+
+
+async def _run_job(
+    body: dict[str, Any],
+    purpose: provision_job.Purpose,
+    cluster: str,
+    entry: str,
+    script: str | None = None,
+) -> str:
+    """Run (or follow) the Job; its name once it has completed. NotYet while it runs, and
+    when it failed (looked at again now and then: deleting the failed Job retries)."""
+    template, _, _ = _job_commands(body)
+    try:
+        job, secret = provision_job.render(
+            purpose=purpose, template=template, remote_machine=body, cluster=cluster,
+            entrypoint=entry, script=script,
+        )  # fmt: skip
+    except provision_job.ProvisionJobError as exc:
+        raise NotYet("InvalidSpec", str(exc), warn=True) from exc
+    name = job["metadata"]["name"]
+    state, message = await remote_job.run(job, secret)
+    what = "bootstrap" if purpose == "provision" else "clean-up"
+    if state == "running":
+        recheck = remote_job.RECHECK_SECONDS
+        raise NotYet("JobRunning", f"Job {name} runs the {what}", recheck=recheck)
+    if state == "failed":
+        reason = "BootstrapFailed" if purpose == "provision" else "CleanUpFailed"
+        raise NotYet(
+            reason, f"Job {name} failed: {message}; delete the Job to run the {what} again",
+            warn=True, recheck=remote_job.FAILED_RECHECK_SECONDS,
+        )  # fmt: skip
+    return name
+
+
+async def _provision_by_job(
+    body: dict[str, Any], conn: dict[str, Any], cluster: str, data_secret: str
+) -> None:
+    meta = body["metadata"]
+    secret = await get_or_none(runtime().client, Secret, data_secret, meta["namespace"])
+    if secret is None or "value" not in (secret.data or {}):
+        raise NotYet("WaitingForBootstrapData", f"Secret {data_secret} has no value yet")
+    script = worker_bootstrap.to_shell(base64.b64decode(secret.data["value"]).decode())
+    _, ssh_command, scp_command = _job_commands(body)
+    machine = _job_machine(conn)
+    entry = provision_job.provision_entrypoint(machine, ssh_command, scp_command, meta["uid"])
+    name = await _run_job(body, "provision", cluster, entry, script)
+    if not _provisioned(body):
+        events.info(body, reason=CONDITION_BOOTSTRAP_EXEC,
+                    message=f"Job {name} bootstrapped {machine.login}")  # fmt: skip
+
+
 async def _connection(body: dict[str, Any]) -> dict[str, Any]:
     """The SSH settings: the RemoteMachine's own, or those of the pooled machine it holds
     (reserving a free one of its pool first)."""
@@ -295,10 +391,10 @@ async def _connection(body: dict[str, Any]) -> dict[str, Any]:
     spec = body.get("spec") or {}
     pool = spec.get("pool")
     if not pool:
-        if not spec.get("address") or not (spec.get("sshKeyRef") or {}).get("name"):
-            raise NotYet(
-                "InvalidSpec", "spec.address and spec.sshKeyRef.name are needed (or spec.pool)"
-            )
+        if not spec.get("address"):
+            raise NotYet("InvalidSpec", "spec.address is needed (or spec.pool)")
+        if not spec.get("provisionJob") and not (spec.get("sshKeyRef") or {}).get("name"):
+            raise NotYet("InvalidSpec", "spec.sshKeyRef.name is needed (or spec.provisionJob)")
         return dict(spec)
     free = None
     async for pooled in rt.client.list(PooledResource, namespace=meta["namespace"]):
@@ -379,7 +475,17 @@ async def finalize(body: dict[str, Any]) -> None:
     if MACHINE_FINALIZER not in (meta.get("finalizers") or []):
         return
     spec = body.get("spec") or {}
-    if _provisioned(body):
+    if _provisioned(body) and spec.get("provisionJob"):
+        conn = await _connection(body)
+        machine = _job_machine(conn)
+        _, ssh_command, _ = _job_commands(body)
+        commands = conn.get("cleanUpCommands") or [DEFAULT_CLEAN_UP]
+        entry = provision_job.clean_up_entrypoint(machine, ssh_command, commands, meta["uid"])
+        cluster = (meta.get("labels") or {}).get(provision_job.CLUSTER_NAME_LABEL, "")
+        name = await _run_job(body, "clean-up", cluster or meta["name"], entry)
+        await remote_job.delete(name, meta["namespace"])
+        events.info(body, reason="CleanedUp", message=f"Job {name} cleaned {machine.login}")
+    elif _provisioned(body):
         conn = await _connection(body)
         target = await _target(meta["namespace"], conn)
         commands = conn.get("cleanUpCommands") or [DEFAULT_CLEAN_UP]

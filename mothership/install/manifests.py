@@ -381,6 +381,10 @@ def tenants_role(ctx: Context) -> Obj:
             ["get", "patch", "update"],
         ),
         _rule(["cluster.x-k8s.io"], ["machines"], READ),
+        # provisionJob: the bootstrap and clean-up Jobs (their Secrets by the rule below),
+        # and their pods, whose termination message says why a run failed.
+        _rule(["batch"], ["jobs"], ["get", "create", "delete"]),
+        _rule([""], ["pods"], ["list"]),
         # Cluster API's Cluster: the owner it reads, the endpoint it is told.
         _rule(["cluster.x-k8s.io"], ["clusters"], [*READ, "patch"]),
         # Children, all written by server-side apply (PKI Secrets by create-if-absent).

@@ -7,7 +7,8 @@
 - K0sWorkerConfig: `args` must be flags mothership applies; files need a path and at most one
   content source; formats other than cloud-config/linux are accepted (k0smotron manifests
   apply unchanged) with a warning that no data will be written for them.
-- RemoteMachine: a machine comes from `pool` or from `address` + `sshKeyRef`, not both.
+- RemoteMachine: a machine comes from `pool` or from `address` + `sshKeyRef` (or a
+  `provisionJob`, whose Job template must be able to make a Job), not both.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from mothership.api.controlplane.convert import convert as convert_control_plane
 from mothership.render.node_join import JoinError
+from mothership.render.provision_job import validate_template
 from mothership.render.worker_bootstrap import worker_options
 from mothership.webhooks.validate import Problem, Result, validate_cluster
 
@@ -118,10 +120,15 @@ def _remote_machine(obj: Obj) -> Result:
             errors.append(
                 Problem("spec.address", "give the machine's address, or spec.pool to take one")
             )
-        if not (spec.get("sshKeyRef") or {}).get("name"):
+        if not spec.get("provisionJob") and not (spec.get("sshKeyRef") or {}).get("name"):
             errors.append(
                 Problem(
-                    "spec.sshKeyRef.name", "name the Secret with the SSH private key (key `value`)"
+                    "spec.sshKeyRef.name",
+                    "name the Secret with the SSH private key (key `value`), or give "
+                    "spec.provisionJob",
                 )
             )
+    if spec.get("provisionJob"):
+        template = spec["provisionJob"].get("jobSpecTemplate")
+        errors.extend(Problem(path, fix) for path, fix in validate_template(template))
     return Result(errors, [])

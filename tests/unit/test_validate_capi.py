@@ -75,6 +75,27 @@ def test_a_remote_machine_comes_from_a_pool_or_an_address_and_key() -> None:
     assert validate_capi.validate(rm(address="h", sshKeyRef={"name": "k"})).errors == []
 
 
+def test_a_provision_job_replaces_the_key_and_needs_a_template_that_makes_a_job() -> None:
+    def rm(job: object) -> dict:
+        spec = {"address": "h", "provisionJob": job}
+        return {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "RemoteMachine",
+                "metadata": {"name": "m"}, "spec": spec}  # fmt: skip
+
+    pod = {"containers": [{"name": "ssh", "image": "alpine-ssh"}]}
+    ok = {"jobSpecTemplate": {"spec": {"template": {"spec": pod}}}}
+    assert validate_capi.validate(rm(ok)).errors == []  # no sshKeyRef: the Job mounts its key
+    path = "spec.provisionJob.jobSpecTemplate"
+    assert _paths(validate_capi.validate(rm({"sshCommand": "ssh"}))) == [path]
+    no_image = {"jobSpecTemplate": {"spec": {"template": {"spec": {"containers": [{}]}}}}}
+    assert _paths(validate_capi.validate(rm(no_image))) == [f"{path}.spec.template.spec.containers"]
+    always = {
+        "jobSpecTemplate": {"spec": {"template": {"spec": {**pod, "restartPolicy": "Always"}}}}
+    }
+    result = validate_capi.validate(rm(always))
+    assert _paths(result) == [f"{path}.spec.template.spec.restartPolicy"]
+    assert "Never or OnFailure" in result.errors[0].message
+
+
 def test_metadata_only_updates_and_deletions_always_pass() -> None:
     bad = {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "RemoteMachine",
            "metadata": {"name": "m"}, "spec": {}}  # fmt: skip

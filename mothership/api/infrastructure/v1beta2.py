@@ -2,8 +2,9 @@
 and PooledRemoteMachine (the storage version; v1beta1 is served too, see v1beta1.py).
 
 Kinds, field names and defaults follow k0smotron so its manifests apply unchanged;
-k0smotron's `provisionJob` (provisioning from a Kubernetes Job) is accepted but not used:
-the operator provisions over SSH itself.
+With k0smotron's `provisionJob` the bootstrap runs from a Kubernetes Job the user's
+template describes (its image brings `ssh` and `scp`, it mounts the key) instead of from the
+operator's own SSH client (render/provision_job.py).
 """
 
 from __future__ import annotations
@@ -159,6 +160,30 @@ class ConnectionSpec(KubeModel):
     )
 
 
+class ProvisionJob(KubeModel):
+    """The bootstrap run from a Job: for machines only pods can reach, or an SSH client and
+    key that must stay out of the operator."""
+
+    ssh_command: str = Field(
+        default="ssh",
+        alias="sshCommand",
+        description="The ssh client command line (shell words, e.g. with -i and -o options); "
+        "the port and user@address are appended.",
+    )
+    scp_command: str = Field(
+        default="scp",
+        alias="scpCommand",
+        description="The scp client command line; the port, the script and its target are "
+        "appended.",
+    )
+    job_spec_template: FreeForm | None = Field(
+        default=None,
+        alias="jobSpecTemplate",
+        description="A batch/v1 JobTemplateSpec (metadata, spec) whose first container has "
+        "ssh and scp and a shell; the operator mounts the bootstrap into it and runs it.",
+    )
+
+
 class RemoteMachineSpec(ConnectionSpec):
     """An existing machine, given directly or taken from a pool."""
 
@@ -176,10 +201,11 @@ class RemoteMachineSpec(ConnectionSpec):
         alias="sshKeyRef",
         description="Secret with the SSH private key under `value`.",
     )
-    provision_job: FreeForm | None = Field(
+    provision_job: ProvisionJob | None = Field(
         default=None,
         alias="provisionJob",
-        description="Accepted for k0smotron manifests; not used.",
+        description="Provision (and clean up) from a Job of this template instead of the "
+        "operator's SSH client; sshKeyRef is then not needed (the Job mounts its key).",
     )
 
 
