@@ -20,7 +20,15 @@ from pathlib import Path
 
 import yaml
 
-from mothership.testenv import clusterdns, images, monitoring_images, netns, paths, userland
+from mothership.testenv import (
+    clusterdns,
+    images,
+    monitoring_images,
+    netns,
+    paths,
+    ssh_client_image,
+    userland,
+)
 from mothership.testenv.config import REAL_BRIDGE, MothershipConfig
 from mothership.testenv.pins import (
     K0S_IMAGE_REPO,
@@ -397,6 +405,7 @@ def prepare_images(cfg: MothershipConfig, report: Callable[[str], None]) -> None
         wanted.append((local_control_plane_image(version), {**files, **shell}, []))
     wanted.append((K0S_IMAGE, {**k0s_image_files(cfg.bin_dir), **shell}, []))
     wanted.extend(monitoring_images.images())
+    wanted.append((ssh_client_image.image(), ssh_client_image.files(), []))
     address = str(containerd_socket(cfg))
     for name, files, entrypoint in wanted:
         archive = ensure_archive(name, files, entrypoint, report)

@@ -28,13 +28,22 @@ from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import StatefulSet
-from lightkube.resources.core_v1 import Namespace, Node, Secret
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Event, Namespace, Node, Secret
 from lightkube.types import PatchType
 
 from mothership.api.bootstrap.v1beta2 import SUCCESS_SENTINEL
 from mothership.api.controlplane.v1beta2 import FINALIZER
 from mothership.render import worker_bootstrap
-from mothership.testenv import capi_pool, kube, localcapi, machines, netns, paths
+from mothership.testenv import (
+    capi_pool,
+    kube,
+    localcapi,
+    machines,
+    netns,
+    paths,
+    ssh_client_image,
+)
 from mothership.testenv.k0s_tenant import air_gapped_k0s_config, apply_user_cni
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
@@ -673,6 +682,136 @@ def test_a_cut_link_and_an_operator_killed_mid_bootstrap_still_bootstrap_the_mac
         assert machines.run(machine, ["cat", runs]).stdout == "run\n"
     finally:
         _kubectl(ms, "-n", ns, "delete", "clusters.cluster.x-k8s.io", "rs", "--wait=true",
+                 "--timeout=180s")  # fmt: skip
+        machines.delete(state, machine.name)
+
+
+def _job_provisioned_machine(
+    ns: str, cluster: str, name: str, address: str, key: str, port: int
+) -> str:
+    """A Machine whose RemoteMachine is provisioned from a Job, as k0smotron's
+    provisionJob example writes it: the Job's image brings ssh and scp, the key is mounted
+    from a Secret the operator is never told about (no sshKeyRef)."""
+    options = "-i /root/.ssh/key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    pod = {
+        "containers": [{"name": "ssh", "image": ssh_client_image.image(),
+                        "volumeMounts": [{"name": "ssh-key", "mountPath": "/root/.ssh",
+                                          "readOnly": True}]}],
+        "volumes": [{"name": "ssh-key", "secret": {
+            "secretName": "job-ssh-key", "items": [{"key": "key", "path": "key", "mode": 0o600}]}}],
+        "restartPolicy": "Never",
+    }  # fmt: skip
+    worker = {"args": ["--labels=pool=jobs", capi_pool.SHARED_DISK_KUBELET_ARGS]}
+    return yaml.safe_dump_all(
+        [
+            {"apiVersion": "v1", "kind": "Secret",
+             "metadata": {"name": "job-ssh-key", "namespace": ns}, "stringData": {"key": key}},
+            {"apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "K0sWorkerConfig",
+             "metadata": {"name": name, "namespace": ns}, "spec": worker},
+            {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "RemoteMachine",
+             "metadata": {"name": name, "namespace": ns},
+             "spec": {"address": address, "port": port, "user": "root",
+                      "provisionJob": {"sshCommand": f"ssh {options}",
+                                       "scpCommand": f"scp {options}",
+                                       "jobSpecTemplate": {"spec": {"backoffLimit": 0,
+                                                                    "template": {"spec": pod}}}}}},
+            {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+             "metadata": {"name": name, "namespace": ns},
+             "spec": {
+                 "clusterName": cluster,
+                 "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io",
+                                             "kind": "K0sWorkerConfig", "name": name}},
+                 "infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io",
+                                       "kind": "RemoteMachine", "name": name},
+             }},
+        ]
+    )  # fmt: skip
+
+
+def test_a_machine_with_a_provision_job_is_bootstrapped_and_cleaned_up_by_jobs(
+    ms: LocalMothership, kc: Client, operator: Operator, ns: str
+) -> None:
+    """k0smotron's provisionJob: the SSH client runs in a pod of the mothership, not in the
+    operator, which has no key for the machine."""
+    service = {"type": "NodePort", "apiPort": 32243, "konnectivityPort": 31832}
+    applied = _kubectl(
+        ms, "apply", "-f", "-", stdin=capi_pool.hosted_cluster(ns, "pj", service, infra=True)
+    )
+    assert applied.returncode == 0, applied.stderr
+    state = ms.cfg.state_dir
+    machine = machines.create(state, f"job-{uuid.uuid4().hex[:4]}", "reachable")
+    try:
+
+        def initialized() -> bool:
+            init = _status(kc, CapiCluster, "pj", ns).get("initialization") or {}
+            return bool(init.get("controlPlaneInitialized"))
+
+        _wait(ms, ns, operator, "control plane of pj initialized", initialized, 300)
+        started = time.monotonic()
+        key = machines.ssh_key(state).read_text()
+        # First at a port nobody listens on: the Job fails and the RemoteMachine says why.
+        manifest = _job_provisioned_machine(ns, "pj", "pj-m1", machine.address, key, 2222)
+        applied = _kubectl(ms, "apply", "-f", "-", stdin=manifest)
+        assert applied.returncode == 0, applied.stderr
+
+        def failed() -> dict[str, Any]:
+            ready = _condition(_status(kc, RemoteMachine, "pj-m1", ns), "Ready")
+            return ready if ready.get("reason") == "BootstrapFailed" else {}
+
+        _wait(ms, ns, operator, "the failed Job reported", lambda: bool(failed()), 180)
+        message = failed()["message"]
+        print(f"\nfailed Job reported after {time.monotonic() - started:.1f} s: {message}")
+        assert "Connection refused" in message and "delete the Job" in message, message
+        # Deleting the failed Job (its Secret goes with it) and correcting the port retries.
+        gone = _kubectl(ms, "-n", ns, "delete", "job", "pj-pj-m1", "--wait=true")
+        assert gone.returncode == 0, gone.stderr
+        _wait(ms, ns, operator, "the failed Job's Secret gone",
+              lambda: _gone(kc, Secret, "pj-pj-m1-job-bootstrap-data", ns), 60)  # fmt: skip
+        kc.patch(RemoteMachine, "pj-m1", {"spec": {"port": 22}}, namespace=ns,
+                 patch_type=PatchType.MERGE)  # fmt: skip
+
+        def linked() -> bool:
+            return bool((kc.get(Machine, "pj-m1", namespace=ns).get("status") or {}).get("nodeRef"))
+
+        _wait(ms, ns, operator, "the Machine linked to its Node", linked, 400)
+        print(f"\nMachine with a provisionJob -> Node linked: {time.monotonic() - started:.1f} s")
+        job = kc.get(Job, "pj-pj-m1", namespace=ns)
+        assert job.status.succeeded == 1
+        assert job.metadata.ownerReferences[0].kind == "RemoteMachine"
+        assert job.spec.template.spec.containers[0].args == [
+            "/var/lib/bootstrap-data/entrypoint.sh"
+        ]
+        rm = kc.get(RemoteMachine, "pj-m1", namespace=ns)
+        assert rm["spec"]["providerID"] == f"remote-machine://{machine.address}:22"
+        assert rm["status"]["initialization"] == {"provisioned": True}
+        assert machines.run(machine, ["test", "-e", SUCCESS_SENTINEL]).returncode == 0
+
+        # The Machine goes: a clean-up Job leaves the cluster on the machine, and is
+        # deleted with its Secret once done.
+        deleted = _kubectl(ms, "-n", ns, "delete", "machines.cluster.x-k8s.io", "pj-m1",
+                           "--wait=false")  # fmt: skip
+        assert deleted.returncode == 0, deleted.stderr
+
+        def cleaned() -> bool:
+            return (
+                _gone(kc, RemoteMachine, "pj-m1", ns)
+                and _gone(kc, Job, "pj-pj-m1-cleanup", ns)
+                and _gone(kc, Secret, "pj-pj-m1-cleanup-job-bootstrap-data", ns)
+            )
+
+        _wait(ms, ns, operator, "the machine cleaned up by a Job", cleaned, 300)
+        probe = f"pgrep -x kubelet || pgrep -x containerd || test -e {SUCCESS_SENTINEL}"
+        left = machines.run(machine, ["sh", "-c", probe])
+        assert left.returncode != 0, f"{machine.name} not cleaned: {left.stdout}"
+        said = {
+            (e.reason, e.message)
+            for e in kc.list(Event, namespace=ns)
+            if e.involvedObject.name == "pj-m1"
+            and e.reason in ("CleanedUp", "BootstrapExecSucceeded")
+        }
+        assert {r for r, _ in said} == {"CleanedUp", "BootstrapExecSucceeded"}, said
+    finally:
+        _kubectl(ms, "-n", ns, "delete", "clusters.cluster.x-k8s.io", "pj", "--wait=true",
                  "--timeout=180s")  # fmt: skip
         machines.delete(state, machine.name)
 
