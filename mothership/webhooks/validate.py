@@ -665,6 +665,15 @@ def _persistence(check: _Check, spec: Obj) -> None:
             "required when spec.persistence.type is pvc; give a claim template, e.g. "
             "{spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 10Gi}}}}",
         )
+    elif kind == "pvc":
+        modes = (persistence["persistentVolumeClaim"].get("spec") or {}).get("accessModes")
+        if not (isinstance(modes, list) and modes):
+            # The StatefulSet's claim template needs one; without it the Cluster would be
+            # accepted and then never get its StatefulSet.
+            check.error(
+                "spec.persistence.persistentVolumeClaim.spec.accessModes",
+                "give at least one access mode, e.g. [ReadWriteOnce]",
+            )
     if kind == "hostPath":
         host_path = persistence.get("hostPath")
         if not host_path:

@@ -104,7 +104,12 @@ def pvc_cluster(size: str, etcd_size: str = "1Gi") -> dict[str, Any]:
             "version": "v1.35.4-k0s.0",
             "persistence": {
                 "type": "pvc",
-                "persistentVolumeClaim": {"spec": {"resources": {"requests": {"storage": size}}}},
+                "persistentVolumeClaim": {
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": size}},
+                    }
+                },
             },
             "storage": {"type": "etcd", "etcd": {"persistence": {"size": etcd_size}}},
         },

@@ -533,6 +533,12 @@ def test_pvc_persistence_needs_a_claim_template() -> None:
         "{requests: {storage: 10Gi}}}}"
     ]
     claim = {"spec": {"resources": {"requests": {"storage": "1Gi"}}}}
+    # Without an access mode the StatefulSet could never be made: refused, naming the field.
+    assert errors(cluster({"persistence": {"type": "pvc", "persistentVolumeClaim": claim}})) == [
+        "spec.persistence.persistentVolumeClaim.spec.accessModes: give at least one access "
+        "mode, e.g. [ReadWriteOnce]"
+    ]
+    claim["spec"]["accessModes"] = ["ReadWriteOnce"]
     assert errors(cluster({"persistence": {"type": "pvc", "persistentVolumeClaim": claim}})) == []
 
 
