@@ -114,6 +114,11 @@ class Probes:
         self.seen[key] = (ok, error, now + pause, pause, generation)
         return ok, error
 
+    def answered(self, key: tuple[str, str]) -> bool:
+        """The last probe of this tenant found its API answering."""
+        last = self.seen.get(key)
+        return bool(last and last[0])
+
     def due(self, key: tuple[str, str]) -> bool:
         """A probe would run now (its answer may change the status)."""
         last = self.seen.get(key)

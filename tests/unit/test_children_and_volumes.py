@@ -19,7 +19,7 @@ from mothership.api import quantity
 from mothership.api.k0smotron.v1beta2 import Cluster
 from mothership.controllers import children, volumes
 from mothership.controllers.children import BY_KIND, Registry, field_owners
-from mothership.controllers.operator import wants_reconcile
+from mothership.controllers.operator import serving_changed, wants_reconcile
 from mothership.render import ingress_cert
 from mothership.render.names import FIELD_MANAGER, HASH_ANNOTATION
 from mothership.webhooks.validate import validate
@@ -302,6 +302,22 @@ def test_which_child_changes_reconcile_their_cluster() -> None:
     assert wants_reconcile(
         cm, children.Child("ConfigMap", "kmc-a-config", "h", fields="y", ours="x")
     )
+
+
+def test_only_a_change_of_serving_skips_the_settle_time() -> None:
+    def sts(ready: int, **status: int) -> children.Child:
+        return children.Child(
+            "StatefulSet", "kmc-a", "h", {}, {"readyReplicas": ready, **status}, fields="x",
+            ours="x",
+        )  # fmt: skip
+
+    assert serving_changed(sts(0), sts(1))  # the first ready replica: Available at once
+    assert serving_changed(sts(2), sts(0))  # the last one gone: not Available at once
+    assert not serving_changed(sts(1), sts(2))  # scaling: settled with the burst
+    assert not serving_changed(sts(1), sts(1, updatedReplicas=1))
+    assert not serving_changed(None, sts(1))  # first sight (start-up, resync)
+    cm = children.Child("ConfigMap", "kmc-a-config", "h", fields="x", ours="x")
+    assert not serving_changed(cm, cm)
 
 
 # -- ingress haproxy certificate ---------------------------------------------------------------
