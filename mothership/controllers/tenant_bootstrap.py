@@ -9,6 +9,7 @@ same GET finds it and everything is applied again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ log = logging.getLogger("mothership.tenant-bootstrap")
 
 CONDITION = "TenantBootstrapped"
 APPLY_TIMEOUT = 10.0
+APPLY_CONCURRENCY = 8
 
 
 @dataclass
@@ -106,9 +108,7 @@ async def _check_and_apply(
         annotations = (present.metadata.annotations if present is not None else None) or {}
         if tenant_addons.applied_digest(annotations) == digest:
             return _done(len(objects))
-        for obj in objects:
-            await client.apply(from_dict(obj), field_manager=FIELD_MANAGER, force=True)
-            metrics.WRITES.labels(kind=f"Tenant{obj['kind']}").inc()
+        await _apply_all(client, objects)
         log.info(
             "tenant %s/%s bootstrapped (%d objects, %s)",
             *key,
@@ -127,6 +127,30 @@ async def _check_and_apply(
         return waiting(f"the tenant API does not answer: {tenant.describe(exc)}")
     finally:
         await client.close()
+
+
+async def _apply_all(client: Any, objects: list[dict[str, Any]]) -> None:
+    """Apply every object; the first failure is raised as itself.
+
+    Nothing here depends on another being in place first (kube-system and kube-public
+    exist from the start; a binding may name a role still coming), so all but the last go
+    at once: on an API server that has just started, on a busy machine, one after another
+    took seconds. `cluster-info` comes last: its digest says everything before it is in.
+    """
+    limit = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+    async def apply(obj: dict[str, Any]) -> None:
+        async with limit:
+            await client.apply(from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+        metrics.WRITES.labels(kind=f"Tenant{obj['kind']}").inc()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for obj in objects[:-1]:
+                group.create_task(apply(obj))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    await apply(objects[-1])
 
 
 def _done(count: int) -> Condition:
