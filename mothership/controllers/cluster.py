@@ -14,8 +14,9 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 from lightkube.codecs import from_dict
@@ -59,6 +60,7 @@ defaults; see Facts.monitoring_prometheus_image. `mothership operator run
 --monitoring-prometheus-image / --monitoring-proxy-image` set them."""
 
 log = logging.getLogger("mothership.cluster")
+T = TypeVar("T")
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "clusters"
 FINALIZER = "k0smotron.io/finalizer"
@@ -169,16 +171,24 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
         events.warn(body, reason="RenderFailed", message=str(exc))
         await write_status(body, _failed_status(body, str(exc)))
         return
-    for obj in objects:
+
+    async def apply(obj: dict[str, Any]) -> str | None:
+        """The object written (or held back), as `Kind/name`; None if it was in place."""
         observed = owned.get((obj["kind"], obj["metadata"]["name"]))
         if obj["kind"] == "StatefulSet":
             obj, hold = await volumes.fit_claims(rt.client, body, obj, observed)
             if hold:
-                missing.append(f"{obj['kind']}/{obj['metadata']['name']}")
-                continue
+                return f"{obj['kind']}/{obj['metadata']['name']}"
         if await rt.applier.apply(owned_by(obj, body), observed):
-            missing.append(f"{obj['kind']}/{obj['metadata']['name']}")
             metrics.WRITES.labels(kind=obj["kind"]).inc()
+            return f"{obj['kind']}/{obj['metadata']['name']}"
+        return None
+
+    # What the pods mount and the Services around them go together; the StatefulSets
+    # after them, so a new pod finds its ConfigMaps and Secrets in place.
+    written = await _all_at_once([apply(o) for o in objects if o["kind"] != "StatefulSet"])
+    written += [await apply(o) for o in objects if o["kind"] == "StatefulSet"]
+    missing += [w for w in written if w]
 
     kubeconfig_ready = await ensure_kubeconfig(body, cluster, address, owned)
     sts = owned.get(("StatefulSet", names.statefulset(name)))
@@ -327,7 +337,7 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
     # Create-if-absent: a 409 means the Secret exists (ours, CAPI's or the user's) and it is
     # kept as it is. No lookup first: the create is the lookup.
     new = await asyncio.to_thread(pki_secrets.missing_secrets, name, namespace, have)
-    created = [s["metadata"]["name"] for s in new if await _create_once(body, s)]
+    created = await _create_all(body, new)
     if cluster.spec.storage.type == "etcd" and not set(pki_secrets.ETCD_LEAVES) <= have:
         etcd_name = names.pki_secret(name, "etcd")
         ours = next((s for s in new if s["metadata"]["name"] == etcd_name), None)
@@ -336,7 +346,7 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
         else:
             ca = await read_cert_key(name, "etcd", namespace)
         leaves = await asyncio.to_thread(pki_secrets.missing_etcd_leaves, name, namespace, ca, have)
-        created += [s["metadata"]["name"] for s in leaves if await _create_once(body, s)]
+        created += await _create_all(body, leaves)
     if nats_missing:
         token = pki_secrets.nats_token_secret(name, namespace)
         if await _create_once(body, token):
@@ -361,6 +371,25 @@ async def read_cert_key(cluster: str, purpose: str, namespace: str) -> pki.CertK
         Secret, names.pki_secret(cluster, purpose), namespace=namespace
     )
     return _cert_key(secret.data or {})
+
+
+async def _all_at_once(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Their results in order; the first failure raised as itself, the others cancelled.
+
+    A new Cluster's children are independent writes: one after another, their round trips
+    were most of the time from apply to the StatefulSet's creation."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+async def _create_all(body: dict[str, Any], secrets: list[dict[str, Any]]) -> list[str]:
+    """Create these (independent) Secrets at once; the names of those created."""
+    made = await _all_at_once([_create_once(body, s) for s in secrets])
+    return [s["metadata"]["name"] for s, ok in zip(secrets, made, strict=True) if ok]
 
 
 async def _create_once(body: dict[str, Any], secret: dict[str, Any]) -> bool:

@@ -39,6 +39,15 @@ class CertKey:
     def certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.cert_pem)
 
+    @cached_property
+    def private_key(self) -> PrivateKey:
+        """The key, loaded once: loading an RSA key checks it (about 40 ms), and one CA signs
+        every leaf of a Cluster in a row."""
+        key = serialization.load_pem_private_key(self.key_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError("the key must be ECDSA or RSA")
+        return key
+
     @property
     def not_after(self) -> datetime:
         return self.certificate.not_valid_after_utc
@@ -99,9 +108,10 @@ def issue_cert(
     if client:
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     ca_cert = ca.certificate
-    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise ValueError("CA key must be ECDSA or RSA")
+    try:
+        ca_key = ca.private_key
+    except ValueError as exc:
+        raise ValueError(f"CA key: {exc}") from exc
     key = _new_key(key_type)
     now = datetime.now(UTC)
     not_after = min(now + timedelta(days=validity_days), ca_cert.not_valid_after_utc)
