@@ -27,7 +27,13 @@ FAILED_RECHECK_SECONDS = 60.0
 FIELD_MANAGER = "mothership-operator"
 
 
-async def run(job: dict[str, Any], secret: dict[str, Any]) -> tuple[provision_job.Outcome, str]:
+class ForeignJob(Exception):
+    """A Job of the name we would use exists for another RemoteMachine."""
+
+
+async def run(
+    job: dict[str, Any], secret: dict[str, Any], remote_machine: dict[str, Any]
+) -> tuple[provision_job.Outcome, str]:
     """Create the Job (and then its Secret) unless it exists; how it went so far."""
     client = runtime().client
     meta = job["metadata"]
@@ -41,6 +47,12 @@ async def run(job: dict[str, Any], secret: dict[str, Any]) -> tuple[provision_jo
                 raise
             live = await client.get(Job, meta["name"], namespace=meta["namespace"])
     created = live.to_dict()
+    if not provision_job.belongs_to(created, remote_machine):
+        raise ForeignJob(
+            f"Job {meta['name']} was made for another RemoteMachine: the name comes from "
+            "spec.provisionJob.jobSpecTemplate.metadata.name, which every RemoteMachine of a "
+            "template shares; leave it out (each machine then gets <cluster>-<machine>)"
+        )
     pods = [
         p.to_dict()
         async for p in client.list(

@@ -352,7 +352,10 @@ async def _run_job(
     except provision_job.ProvisionJobError as exc:
         raise NotYet("InvalidSpec", str(exc), warn=True) from exc
     name = job["metadata"]["name"]
-    state, message = await remote_job.run(job, secret)
+    try:
+        state, message = await remote_job.run(job, secret, body)
+    except remote_job.ForeignJob as exc:
+        raise NotYet("JobNameTaken", str(exc), warn=True) from exc
     what = "bootstrap" if purpose == "provision" else "clean-up"
     if state == "running":
         recheck = remote_job.RECHECK_SECONDS

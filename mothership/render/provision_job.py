@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mothership.api.bootstrap.v1beta2 import SUCCESS_SENTINEL
+from mothership.render import names
 
 Obj = dict[str, Any]
 Purpose = Literal["provision", "clean-up"]
@@ -26,7 +27,10 @@ MOUNT_DIR = "/var/lib/bootstrap-data"
 VOLUME = "bootstrap-data"
 ENTRYPOINT, SCRIPT = "entrypoint.sh", "bootstrap.sh"
 REMOTE_MACHINE_LABEL = "infrastructure.cluster.x-k8s.io/remote-machine"
-CLUSTER_NAME_LABEL = "cluster.x-k8s.io/cluster-name"
+CLUSTER_NAME_LABEL = names.CAPI_CLUSTER_NAME_LABEL
+# Whose Job it is: a name from the template is the same for every RemoteMachine made from
+# one RemoteMachineTemplate, and another machine's completed Job must not count as ours.
+OWNER_UID_LABEL = "mothership.k0smotron.io/remote-machine-uid"
 MAX_NAME = 63  # a Job's name becomes a label value of its pods
 
 
@@ -183,6 +187,7 @@ def render(
         **((template.get("metadata") or {}).get("labels") or {}),
         CLUSTER_NAME_LABEL: cluster,
         REMOTE_MACHINE_LABEL: meta["name"],
+        OWNER_UID_LABEL: meta["uid"],
     }
     spec = copy.deepcopy(template["spec"])
     pod = spec["template"].setdefault("spec", {})
@@ -233,6 +238,13 @@ def render(
         "stringData": data,
     }
     return job, secret
+
+
+def belongs_to(job: Obj, remote_machine: Obj) -> bool:
+    """Whether this Job was made for this RemoteMachine (and not for another one whose
+    template gave the same name)."""
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(OWNER_UID_LABEL) == remote_machine["metadata"]["uid"])
 
 
 def owned_by(secret: Obj, job: Obj) -> Obj:

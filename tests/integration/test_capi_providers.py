@@ -687,7 +687,7 @@ def test_a_cut_link_and_an_operator_killed_mid_bootstrap_still_bootstrap_the_mac
 
 
 def _job_provisioned_machine(
-    ns: str, cluster: str, name: str, address: str, key: str, port: int
+    ns: str, cluster: str, name: str, address: str, key: str, port: int, job_name: str = ""
 ) -> str:
     """A Machine whose RemoteMachine is provisioned from a Job, as k0smotron's
     provisionJob example writes it: the Job's image brings ssh and scp, the key is mounted
@@ -713,8 +713,10 @@ def _job_provisioned_machine(
              "spec": {"address": address, "port": port, "user": "root",
                       "provisionJob": {"sshCommand": f"ssh {options}",
                                        "scpCommand": f"scp {options}",
-                                       "jobSpecTemplate": {"spec": {"backoffLimit": 0,
-                                                                    "template": {"spec": pod}}}}}},
+                                       "jobSpecTemplate": {
+                                           **({"metadata": {"name": job_name}} if job_name else {}),
+                                           "spec": {"backoffLimit": 0,
+                                                    "template": {"spec": pod}}}}}},
             {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
              "metadata": {"name": name, "namespace": ns},
              "spec": {
@@ -783,6 +785,25 @@ def test_a_machine_with_a_provision_job_is_bootstrapped_and_cleaned_up_by_jobs(
         ]
         rm = kc.get(RemoteMachine, "pj-m1", namespace=ns)
         assert rm["spec"]["providerID"] == f"remote-machine://{machine.address}:22"
+
+        # Another machine whose template names the same Job (as every RemoteMachine of one
+        # RemoteMachineTemplate would): the completed Job is not taken for its own.
+        other = _job_provisioned_machine(ns, "pj", "pj-m2", machine.address, key, 22,
+                                         job_name="pj-pj-m1")  # fmt: skip
+        applied = _kubectl(ms, "apply", "-f", "-", stdin=other)
+        assert applied.returncode == 0, applied.stderr
+
+        def refused() -> dict[str, Any]:
+            ready = _condition(_status(kc, RemoteMachine, "pj-m2", ns), "Ready")
+            return ready if ready.get("reason") == "JobNameTaken" else {}
+
+        _wait(ms, ns, operator, "the shared Job name refused", lambda: bool(refused()), 120)
+        assert "jobSpecTemplate.metadata.name" in refused()["message"]
+        rm2 = kc.get(RemoteMachine, "pj-m2", namespace=ns)
+        assert not (rm2.get("status") or {}).get("initialization", {}).get("provisioned")
+        gone = _kubectl(ms, "-n", ns, "delete", "machines.cluster.x-k8s.io", "pj-m2",
+                        "--wait=true", "--timeout=120s")  # fmt: skip
+        assert gone.returncode == 0, gone.stderr
         assert rm["status"]["initialization"] == {"provisioned": True}
         assert machines.run(machine, ["test", "-e", SUCCESS_SENTINEL]).returncode == 0
 

@@ -66,6 +66,20 @@ def test_the_job_is_the_users_template_with_the_bootstrap_mounted_and_run() -> N
         "apiVersion": "batch/v1", "kind": "Job", "name": "c1-rm-1", "uid": "j"}  # fmt: skip
 
 
+def test_a_job_of_the_same_name_made_for_another_machine_is_not_ours() -> None:
+    # A name in the template is shared by every RemoteMachine of a RemoteMachineTemplate.
+    named = {**TEMPLATE, "metadata": {"name": "provision"}}
+    job, _ = provision_job.render(purpose="provision", template=named, remote_machine=RM,
+                                  cluster="c1", entrypoint="x")  # fmt: skip
+    other = {**RM, "metadata": {**RM["metadata"], "name": "rm-2", "uid": "u-2"}}
+    job2, _ = provision_job.render(purpose="provision", template=named, remote_machine=other,
+                                   cluster="c1", entrypoint="x")  # fmt: skip
+    assert job["metadata"]["name"] == job2["metadata"]["name"] == "provision"
+    assert provision_job.belongs_to(job, RM)
+    assert not provision_job.belongs_to(job, other)
+    assert not provision_job.belongs_to({"metadata": {"name": "provision"}}, RM)  # a user's
+
+
 def test_the_clean_up_job_is_not_owned_and_long_names_are_cut_with_a_hash() -> None:
     named = {**TEMPLATE, "metadata": {"name": "mine"}}
     job, secret = provision_job.render(
