@@ -14,9 +14,8 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import kopf
 from lightkube.codecs import from_dict
@@ -32,6 +31,7 @@ from mothership.api.k0smotron.v1beta2 import DEFAULT_K0S_VERSION
 from mothership.controllers import (
     children,
     cluster_status,
+    concurrently,
     events,
     kubernetes_distribution,
     metrics,
@@ -60,7 +60,6 @@ defaults; see Facts.monitoring_prometheus_image. `mothership operator run
 --monitoring-prometheus-image / --monitoring-proxy-image` set them."""
 
 log = logging.getLogger("mothership.cluster")
-T = TypeVar("T")
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "clusters"
 FINALIZER = "k0smotron.io/finalizer"
@@ -184,9 +183,12 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
             return f"{obj['kind']}/{obj['metadata']['name']}"
         return None
 
-    # What the pods mount and the Services around them go together; the StatefulSets
-    # after them, so a new pod finds its ConfigMaps and Secrets in place.
-    written = await _all_at_once([apply(o) for o in objects if o["kind"] != "StatefulSet"])
+    # What the pods mount and the Services around them go together (one after another,
+    # their round trips were most of the time from apply to the StatefulSet); the
+    # StatefulSets after them, so a new pod finds its ConfigMaps and Secrets in place.
+    written = await concurrently.all_at_once(
+        [apply(o) for o in objects if o["kind"] != "StatefulSet"]
+    )
     written += [await apply(o) for o in objects if o["kind"] == "StatefulSet"]
     missing += [w for w in written if w]
 
@@ -373,22 +375,9 @@ async def read_cert_key(cluster: str, purpose: str, namespace: str) -> pki.CertK
     return _cert_key(secret.data or {})
 
 
-async def _all_at_once(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """Their results in order; the first failure raised as itself, the others cancelled.
-
-    A new Cluster's children are independent writes: one after another, their round trips
-    were most of the time from apply to the StatefulSet's creation."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(call) for call in calls]
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return [task.result() for task in tasks]
-
-
 async def _create_all(body: dict[str, Any], secrets: list[dict[str, Any]]) -> list[str]:
     """Create these (independent) Secrets at once; the names of those created."""
-    made = await _all_at_once([_create_once(body, s) for s in secrets])
+    made = await concurrently.all_at_once([_create_once(body, s) for s in secrets])
     return [s["metadata"]["name"] for s, ok in zip(secrets, made, strict=True) if ok]
 
 

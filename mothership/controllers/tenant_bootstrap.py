@@ -9,7 +9,6 @@ same GET finds it and everything is applied again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import ConfigMap
 
 from mothership.api.k0smotron import v1beta2
-from mothership.controllers import metrics, tenant
+from mothership.controllers import concurrently, metrics, tenant
 from mothership.controllers.apply import get_or_none
 from mothership.controllers.conditions import Condition
 from mothership.controllers.runtime import Runtime
@@ -137,19 +136,12 @@ async def _apply_all(client: Any, objects: list[dict[str, Any]]) -> None:
     at once: on an API server that has just started, on a busy machine, one after another
     took seconds. `cluster-info` comes last: its digest says everything before it is in.
     """
-    limit = asyncio.Semaphore(APPLY_CONCURRENCY)
 
     async def apply(obj: dict[str, Any]) -> None:
-        async with limit:
-            await client.apply(from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+        await client.apply(from_dict(obj), field_manager=FIELD_MANAGER, force=True)
         metrics.WRITES.labels(kind=f"Tenant{obj['kind']}").inc()
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            for obj in objects[:-1]:
-                group.create_task(apply(obj))
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
+    await concurrently.all_at_once([apply(o) for o in objects[:-1]], limit=APPLY_CONCURRENCY)
     await apply(objects[-1])
 
 
