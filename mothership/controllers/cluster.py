@@ -35,6 +35,7 @@ from mothership.controllers import (
     events,
     kubernetes_distribution,
     metrics,
+    refusals,
     volumes,
 )
 from mothership.controllers.apply import owned_by
@@ -60,6 +61,9 @@ defaults; see Facts.monitoring_prometheus_image. `mothership operator run
 --monitoring-prometheus-image / --monitoring-proxy-image` set them."""
 
 log = logging.getLogger("mothership.cluster")
+
+REFUSED_REASON = "RefusedByAPIServer"
+"""Available=False reason (and event reason) when a rendered object cannot be stored."""
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "clusters"
 FINALIZER = "k0smotron.io/finalizer"
@@ -118,7 +122,6 @@ async def reconcile(body: dict[str, Any]) -> None:
 
 async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
     rt = runtime()
-    name = key[1]
     try:
         cluster = v1beta2.Cluster.model_validate(body)
     except ValidationError as exc:
@@ -136,7 +139,26 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
         and not kubernetes_distribution.due(key)
     ):
         return
+    try:
+        converged = await _converge(body, key, cluster, owned)
+    except refusals.Refused as exc:
+        await report_refusal(body, exc.refusal)
+        return  # no fingerprint: the next resync tries again (a quota may have grown)
+    if converged:
+        rt.fingerprints[key] = seen
 
+
+async def _converge(
+    body: dict[str, Any],
+    key: children.Key,
+    cluster: v1beta2.Cluster,
+    owned: dict[tuple[str, str], children.Child],
+) -> bool:
+    """Render, write what differs, and record the status. False when the spec could not be
+    rendered (said in the status); raises Refused when the API server refused an object."""
+    rt = runtime()
+    name = key[1]
+    spec = body.get("spec") or {}
     secrets_present = {n for (kind, n) in owned if kind == "Secret"}
     await ensure_pki(body, cluster, secrets_present)
 
@@ -154,12 +176,13 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
         except (RenderError, PatchError) as exc:
             events.warn(body, reason="RenderFailed", message=str(exc))
             await write_status(body, _failed_status(body, str(exc)))
-            return
+            return False
         new = [o for o in objects if o["kind"] == "Service" and _child_of(o) not in owned]
         if not new:
             break
         for service in new:
-            await rt.applier.apply(owned_by(service, body), None)
+            with refusals.refused_as(service, spec):
+                await rt.applier.apply(owned_by(service, body), None)
             missing.append(f"Service/{service['metadata']['name']}")
             metrics.WRITES.labels(kind="Service").inc()
         owned = children.children_of(key)
@@ -169,7 +192,7 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
     except (RenderError, PatchError) as exc:
         events.warn(body, reason="RenderFailed", message=str(exc))
         await write_status(body, _failed_status(body, str(exc)))
-        return
+        return False
 
     async def apply(obj: dict[str, Any]) -> str | None:
         """The object written (or held back), as `Kind/name`; None if it was in place."""
@@ -178,7 +201,9 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
             obj, hold = await volumes.fit_claims(rt.client, body, obj, observed)
             if hold:
                 return f"{obj['kind']}/{obj['metadata']['name']}"
-        if await rt.applier.apply(owned_by(obj, body), observed):
+        with refusals.refused_as(obj, spec):
+            applied = await rt.applier.apply(owned_by(obj, body), observed)
+        if applied:
             metrics.WRITES.labels(kind=obj["kind"]).inc()
             return f"{obj['kind']}/{obj['metadata']['name']}"
         return None
@@ -212,13 +237,32 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
         or "",
         tenant_bootstrap=bootstrap,
     )
-    spec = body.get("spec") or {}
     previous = rt.statuses.get(key) or body.get("status")
     new_status = cluster_status.status(
         previous, name, spec.get("replicas", 1), meta_generation(body), obs
     )
     await write_status(body, new_status)
-    rt.fingerprints[key] = seen
+    return True
+
+
+async def report_refusal(body: dict[str, Any], refusal: refusals.Refusal) -> None:
+    """Say on the Cluster which object was refused and why, with an event the first time.
+
+    Written as the Available condition (the control plane cannot become available while
+    one of its objects cannot be stored), so `mothership cluster get` and `kubectl wait`
+    users see it where they already look.
+    """
+    message = str(refusal)
+    meta = body["metadata"]
+    # Our own last status write may not be in this body yet: a resync soon after it would
+    # otherwise tell the same refusal twice.
+    status = runtime().statuses.get((meta["namespace"], meta["name"])) or body.get("status")
+    previous = (status or {}).get("conditions") or []
+    told = any(c.get("type") == "Available" and c.get("message") == message for c in previous)
+    if not told:
+        events.warn(body, reason=REFUSED_REASON, message=message)
+    log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
+    await write_status(body, _failed_status(body, message, REFUSED_REASON))
 
 
 def _child_of(obj: dict[str, Any]) -> tuple[str, str]:
@@ -288,12 +332,14 @@ def etcd_step(cluster: v1beta2.Cluster, observed: children.Child | None) -> int 
     return current + 1 if target > current else current - 1
 
 
-def _failed_status(body: dict[str, Any], message: str) -> dict[str, Any]:
+def _failed_status(
+    body: dict[str, Any], message: str, reason: str = "InvalidSpec"
+) -> dict[str, Any]:
     status = dict(body.get("status") or {})
     previous = status.get("conditions")
     status["conditions"] = merge(
         previous,
-        [Condition("Available", False, "InvalidSpec", message)],
+        [Condition("Available", False, reason, message)],
         meta_generation(body),
     )
     return status
@@ -385,7 +431,8 @@ async def _create_once(body: dict[str, Any], secret: dict[str, Any]) -> bool:
     """Create, never apply: an existing secret (someone else's, or a race) is kept as is."""
     meta = body["metadata"]
     try:
-        result = await runtime().client.create(from_dict(owned_by(secret, body)))
+        with refusals.refused_as(secret, body.get("spec") or {}):
+            result = await runtime().client.create(from_dict(owned_by(secret, body)))
     except ApiError as exc:
         if exc.status.code != 409:
             raise
@@ -461,7 +508,8 @@ async def ensure_kubeconfig(
         extra_labels=extra.get("labels"),
         extra_annotations=extra.get("annotations"),
     )
-    await rt.applier.apply(owned_by(secret, body), observed)
+    with refusals.refused_as(secret, body.get("spec") or {}):
+        await rt.applier.apply(owned_by(secret, body), observed)
     metrics.WRITES.labels(kind="Secret").inc()
     rt.kubeconfigs[key] = base64.b64decode(secret["data"]["value"]).decode()
     events.info(

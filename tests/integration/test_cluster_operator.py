@@ -16,9 +16,17 @@ import yaml
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import ResourceQuotaSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import StatefulSet
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, Service
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Event,
+    Namespace,
+    ResourceQuota,
+    Secret,
+    Service,
+)
 from lightkube.types import PatchType
 
 from mothership.testenv import health, kube
@@ -244,6 +252,87 @@ def test_deleting_a_cluster_removes_it_and_its_dependents(
     kube.wait_until(
         "statefulset garbage-collected", lambda: not _exists(kc, StatefulSet, "kmc-gone", ns), 90
     )
+
+
+def _refused(kc: Client, name: str, ns: str) -> dict | None:
+    available = _condition(kc, name, ns, "Available")
+    return available if available and available["reason"] == "RefusedByAPIServer" else None
+
+
+def _warnings(kc: Client, name: str, ns: str, reason: str) -> list[str]:
+    return [
+        e.message or ""
+        for e in kc.list(Event, namespace=ns)
+        if e.involvedObject.name == name and e.reason == reason
+    ]
+
+
+def test_an_object_the_api_server_refuses_is_told_on_the_cluster_with_its_spec_field(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    """A patch admission cannot judge renders a StatefulSet the API server will not store:
+    the Cluster says which object, the API server's reason and the spec field, the CLI shows
+    it, and fixing the spec clears it."""
+    bad_patch = {
+        "target": {"kind": "StatefulSet", "component": "control-plane"},
+        "patch": {
+            "type": "json",
+            "content": '[{"op": "add", "path": "/spec/template/spec/restartPolicy",'
+            ' "value": "Never"}]',
+        },
+    }
+    kc.create(_cluster("refused", ns, patches=[bad_patch]))
+    kube.wait_until("Available=False RefusedByAPIServer", lambda: _refused(kc, "refused", ns), 60)
+    message = (_refused(kc, "refused", ns) or {})["message"]
+    assert "StatefulSet kmc-refused" in message, message
+    assert "restartPolicy" in message and "422 Invalid" in message, message
+    assert "it comes from spec.patches[0]" in message, message
+    assert not _exists(kc, StatefulSet, "kmc-refused", ns)
+    kube.wait_until(
+        "a RefusedByAPIServer event",
+        lambda: _warnings(kc, "refused", ns, "RefusedByAPIServer"),
+        30,
+    )
+    shown = subprocess.run(
+        ["mothership", "cluster", "get", "refused", "-n", ns,
+         f"--kubeconfig={operator.kubeconfig}"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "RefusedByAPIServer" in shown.stdout and "spec.patches[0]" in shown.stdout, shown.stdout
+    # Resyncs (every 3 s here) retry the write but do not repeat the event.
+    reconciles = operator.metric("mothership_reconciles_total")
+    kube.wait_until(
+        "two resync rounds",
+        lambda: operator.metric("mothership_reconciles_total") >= reconciles + 2,
+        60,
+    )
+    assert len(_warnings(kc, "refused", ns, "RefusedByAPIServer")) == 1
+
+    kc.patch(Cluster, "refused", {"spec": {"patches": None}}, namespace=ns,
+             patch_type=PatchType.MERGE)  # fmt: skip
+    kube.wait_until("the StatefulSet", lambda: _exists(kc, StatefulSet, "kmc-refused", ns), 60)
+    kube.wait_until("the refusal cleared", lambda: _refused(kc, "refused", ns) is None, 60)
+
+
+def test_a_quota_that_refuses_a_child_is_told_and_retried_without_a_spec_change(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    """A namespace quota is the platform's, not the spec's: the Cluster names the refused
+    object and the quota; once the quota allows it, the next resync carries on."""
+    quota = ResourceQuota(
+        metadata=ObjectMeta(name="few-configmaps"),
+        spec=ResourceQuotaSpec(hard={"configmaps": "1"}),  # kube-root-ca.crt has it
+    )
+    kc.create(quota, namespace=ns)
+    kc.create(_cluster("quota", ns))
+    kube.wait_until("Available=False RefusedByAPIServer", lambda: _refused(kc, "quota", ns), 60)
+    message = (_refused(kc, "quota", ns) or {})["message"]
+    assert "ConfigMap kmc-" in message and "403 Forbidden" in message, message
+    assert "few-configmaps" in message, message
+    kc.delete(ResourceQuota, "few-configmaps", namespace=ns)
+    kube.wait_until("the StatefulSet", lambda: _exists(kc, StatefulSet, "kmc-quota", ns), 60)
+    kube.wait_until("the refusal cleared", lambda: _refused(kc, "quota", ns) is None, 60)
 
 
 def test_a_deleting_cluster_reports_the_deleting_condition(
