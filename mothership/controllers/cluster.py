@@ -64,6 +64,8 @@ log = logging.getLogger("mothership.cluster")
 
 REFUSED_REASON = "RefusedByAPIServer"
 """Available=False reason (and event reason) when a rendered object cannot be stored."""
+RENDER_CRASHED_REASON = "RenderCrashed"
+"""Available=False reason (and event reason) when rendering an admitted spec failed."""
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "clusters"
 FINALIZER = "k0smotron.io/finalizer"
@@ -177,6 +179,17 @@ async def _converge(
             events.warn(body, reason="RenderFailed", message=str(exc))
             await write_status(body, _failed_status(body, str(exc)))
             return False
+        except Exception as exc:
+            # Admission let this spec through, so it should render: a bug, told on the
+            # Cluster rather than only in the operator's log.
+            log.exception("rendering %s/%s", key[0], name)
+            await report_failure(
+                body,
+                RENDER_CRASHED_REASON,
+                f"the operator could not render this spec ({type(exc).__name__}: {exc}); "
+                "this is a bug in mothership: please report it with the spec",
+            )
+            return False
         new = [o for o in objects if o["kind"] == "Service" and _child_of(o) not in owned]
         if not new:
             break
@@ -246,13 +259,16 @@ async def _converge(
 
 
 async def report_refusal(body: dict[str, Any], refusal: refusals.Refusal) -> None:
-    """Say on the Cluster which object was refused and why, with an event the first time.
+    """Say on the Cluster which object was refused and why."""
+    await report_failure(body, REFUSED_REASON, str(refusal))
 
-    Written as the Available condition (the control plane cannot become available while
-    one of its objects cannot be stored), so `mothership cluster get` and `kubectl wait`
-    users see it where they already look.
+
+async def report_failure(body: dict[str, Any], reason: str, message: str) -> None:
+    """Available=False with this reason, and a Warning event the first time it is told.
+
+    The Available condition because the control plane cannot become available while this
+    holds, and it is where `mothership cluster get` and `kubectl wait` users already look.
     """
-    message = str(refusal)
     meta = body["metadata"]
     # Our own last status write may not be in this body yet: a resync soon after it would
     # otherwise tell the same refusal twice.
@@ -260,9 +276,9 @@ async def report_refusal(body: dict[str, Any], refusal: refusals.Refusal) -> Non
     previous = (status or {}).get("conditions") or []
     told = any(c.get("type") == "Available" and c.get("message") == message for c in previous)
     if not told:
-        events.warn(body, reason=REFUSED_REASON, message=message)
+        events.warn(body, reason=reason, message=message)
     log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
-    await write_status(body, _failed_status(body, message, REFUSED_REASON))
+    await write_status(body, _failed_status(body, message, reason))
 
 
 def _child_of(obj: dict[str, Any]) -> tuple[str, str]:
