@@ -86,32 +86,59 @@ def patch_object(obj: dict[str, Any], patches: Sequence[ComponentPatch]) -> dict
     return result
 
 
-class _Refused(Exception):
+class _Refused(ValueError):
     pass
 
 
-def _apply_one(obj: dict[str, Any], patch_type: str, content: str) -> dict[str, Any]:
+def parse_patch(patch_type: str, content: str) -> Any:
+    """The patch document in ``content``, checked against its type; ValueError says why not.
+
+    Used by rendering and by admission, so a patch the webhook accepts is one rendering can
+    read: a json patch is a list of operations (each an object with ``op`` and ``path``),
+    merge and strategic patches are objects.
+    """
     try:
         # JSON is YAML, so one parser takes both spellings k0smotron accepts.
         document = yaml.safe_load(content) if content.strip() else None
     except yaml.YAMLError as exc:
-        raise _Refused(f"content is not valid YAML/JSON: {exc}") from None
+        raise _Refused(f"content is not valid YAML/JSON: {_yaml_problem(exc)}") from None
     if patch_type == "json":
-        return _json_patch(obj, document)
+        if not isinstance(document, list):
+            raise _Refused("a json patch must be a list of operations")
+        for i, operation in enumerate(document):
+            if not (isinstance(operation, dict) and "op" in operation and "path" in operation):
+                raise _Refused(f"operation {i} of the json patch needs an op and a path")
+        return document
     if patch_type == "merge":
         if not isinstance(document, dict):
             raise _Refused("a merge patch must be an object")
-        return cast(dict[str, Any], merge_patch(obj, document))
+        return document
     if patch_type == "strategic":
         if not isinstance(document, dict):
             raise _Refused("a strategic merge patch must be an object")
-        return cast(dict[str, Any], strategic_merge(obj, document))
+        return document
     raise _Refused(f"unknown patch type {patch_type!r} (expected json, merge or strategic)")
 
 
-def _json_patch(obj: dict[str, Any], operations: Any) -> dict[str, Any]:
-    if not isinstance(operations, list):
-        raise _Refused("a json patch must be a list of operations")
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what the parser expected and where (PyYAML's own text spans lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _apply_one(obj: dict[str, Any], patch_type: str, content: str) -> dict[str, Any]:
+    document = parse_patch(patch_type, content)
+    if patch_type == "json":
+        return _json_patch(obj, document)
+    if patch_type == "merge":
+        return cast(dict[str, Any], merge_patch(obj, document))
+    return cast(dict[str, Any], strategic_merge(obj, document))
+
+
+def _json_patch(obj: dict[str, Any], operations: list[Any]) -> dict[str, Any]:
     try:
         result = jsonpatch.apply_patch(obj, operations, in_place=False)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:

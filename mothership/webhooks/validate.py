@@ -4,6 +4,8 @@ The CRD schema already checks types, enums and required fields; these rules add 
 schema cannot see (one field depending on another, the previous object, other Clusters)
 and repeat the schema's enum checks with messages that say what to write instead. Every
 message starts with the field path, in the apiVersion the user wrote, and ends with the fix.
+The rules for what a Cluster embeds (Kubernetes objects, URLs, flags, images, schedules) are
+in :mod:`.validate_embedded`; both report through :mod:`.findings`.
 
 Rules are written once, for v1beta2: a v1beta1 object is converted first, and paths are
 translated back so a v1beta1 user reads ``spec.kineDataSourceURL``, not a field their
@@ -15,15 +17,13 @@ truncates warnings beyond 256 characters, so warnings stay shorter than that.
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, get_args
+from typing import Any, get_args
 
 from mothership.api import quantity
-from mothership.api.k0smotron.convert import V1BETA1, V1BETA2, convert
+from mothership.api.k0smotron.convert import V1BETA2, convert
 from mothership.api.k0smotron.v1beta2 import (
     DEFAULT_API_PORT,
     DEFAULT_DISTRIBUTION,
@@ -38,9 +38,15 @@ from mothership.api.k0smotron.v1beta2 import (
     StorageType,
 )
 from mothership.render import names, network_addons
+from mothership.webhooks import validate_embedded
 from mothership.webhooks.defaults import DEFAULT_K0S_VERSION
-
-Obj = dict[str, Any]
+from mothership.webhooks.findings import Check as _Check
+from mothership.webhooks.findings import Obj
+from mothership.webhooks.findings import Paths as _Paths
+from mothership.webhooks.findings import Problem as Problem
+from mothership.webhooks.findings import Result as Result
+from mothership.webhooks.findings import show as _show
+from mothership.webhooks.findings import sub as _sub
 
 SERVICE_TYPES: tuple[str, ...] = get_args(ServiceType)
 DISTRIBUTIONS: tuple[str, ...] = get_args(Distribution)
@@ -64,22 +70,6 @@ _K0S_VERSION = re.compile(
     r"(?:(?P<sep>[-+])k0s\.(?P<build>\d+))?$"
 )
 _GO_DURATION = re.compile(r"^[-+]?(?:0|(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One finding: the field it is about and what to do."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-class Result(NamedTuple):
-    errors: list[Problem]
-    warnings: list[Problem]
 
 
 # --- entry points -----------------------------------------------------------------------------
@@ -116,6 +106,9 @@ def validate_cluster(
         _kubernetes_only(check, spec)
     else:
         _version(check, spec, old_spec)
+    # The kubernetes distribution derives the DNS Service's address from the Service range.
+    kubernetes = spec.get("distribution") == "kubernetes"
+    validate_embedded.network_cidrs(check, spec, min_service_addresses=256 if kubernetes else 0)
     _distribution(check, spec, old_spec)
     _enums(check, spec)
     _service(check, spec)
@@ -125,6 +118,7 @@ def validate_cluster(
     _storage(check, spec, old_spec)
     _persistence(check, spec)
     _volume_sizes(check, spec, old_spec)
+    validate_embedded.validate_embedded(check, spec)
     return Result(check.errors, check.warnings)
 
 
@@ -198,44 +192,6 @@ class K0sVersion:
 # --- shared plumbing --------------------------------------------------------------------------
 
 
-class _Paths:
-    """Names v1beta2 field paths the way the user's apiVersion spells them."""
-
-    _V1BETA1 = (
-        ("spec.storage.kine.dataSourceURL", "spec.kineDataSourceURL"),
-        ("spec.storage.kine.dataSourceSecretName", "spec.kineDataSourceSecretName"),
-        ("spec.storage.etcd", "spec.etcd"),
-        ("spec.remoteHostCluster.kubeconfigRef", "spec.kubeconfigRef"),
-        ("spec.controlPlaneFlags", "spec.controllerPlaneFlags"),
-        ("spec.clusterName", "spec.clusterRef.name"),
-    )
-
-    def __init__(self, api_version: str) -> None:
-        self.v1beta1 = api_version == V1BETA1
-
-    def __call__(self, path: str) -> str:
-        if self.v1beta1:
-            for v2, v1 in self._V1BETA1:
-                if path == v2 or path.startswith(v2 + "."):
-                    return v1 + path[len(v2) :]
-        return path
-
-
-class _Check:
-    """Collects findings; paths go through :class:`_Paths` once, here."""
-
-    def __init__(self, paths: _Paths) -> None:
-        self.p = paths
-        self.errors: list[Problem] = []
-        self.warnings: list[Problem] = []
-
-    def error(self, path: str, message: str) -> None:
-        self.errors.append(Problem(self.p(path), message))
-
-    def warn(self, path: str, message: str) -> None:
-        self.warnings.append(Problem(self.p(path), message))
-
-
 def _prepare(obj: Obj, old: Obj | None) -> tuple[Obj, Obj | None, _Paths]:
     api_version = obj.get("apiVersion")
     new = convert(obj, V1BETA2)
@@ -265,14 +221,6 @@ def _spec(obj: Obj) -> Obj:
     return spec if isinstance(spec, dict) else {}
 
 
-def _sub(obj: Obj, *keys: str) -> Obj:
-    """The object at ``keys`` or an empty one: rules read optional sections freely."""
-    node: Any = obj
-    for key in keys:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) else {}
-
-
 def _generated_names(check: _Check, obj: Obj) -> None:
     """Names are never shortened (k0smotron's names are kept), so each generated name must fit
     as it is; see :func:`names.length_limited`."""
@@ -298,10 +246,6 @@ def _generated_names(check: _Check, obj: Obj) -> None:
         f"{_show(longest)} ({len(longest)} characters, {what}) may have at most {limit}; "
         f"use a name of at most {names.max_cluster_name_length()} characters",
     )
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _int(value: Any) -> int | None:
@@ -418,25 +362,6 @@ def _kubernetes_only(check: _Check, spec: Obj) -> None:
             f"{_show(provider)} cannot be deployed with spec.distribution kubernetes ({why}); "
             "use flannel (the default: leave it out) or custom (bring your own CNI)",
         )
-    for key, example in (("serviceCIDR", "10.96.0.0/12"), ("podCIDR", "10.244.0.0/16")):
-        value = network.get(key)
-        if value is None:
-            continue
-        try:
-            net = ipaddress.ip_network(str(value).split(",")[0].strip(), strict=True)
-        except ValueError as exc:
-            check.error(
-                f"spec.k0sConfig.spec.network.{key}",
-                f"{_show(value)} is not a network in CIDR notation ({exc}); write it like "
-                f"{example}",
-            )
-            continue
-        if key == "serviceCIDR" and net.num_addresses < 256:
-            check.error(
-                f"spec.k0sConfig.spec.network.{key}",
-                f"{value} is too small: the DNS Service takes its 10th address and the "
-                "tenant's Services need room; use a /24 or larger",
-            )
 
 
 def _enums(check: _Check, spec: Obj) -> None:
@@ -674,6 +599,11 @@ def _persistence(check: _Check, spec: Obj) -> None:
                 "spec.persistence.persistentVolumeClaim.spec.accessModes",
                 "give at least one access mode, e.g. [ReadWriteOnce]",
             )
+        validate_embedded.claim_spec(
+            check,
+            "spec.persistence.persistentVolumeClaim.spec",
+            persistence["persistentVolumeClaim"].get("spec"),
+        )
     if kind == "hostPath":
         host_path = persistence.get("hostPath")
         if not host_path:
