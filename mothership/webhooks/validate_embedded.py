@@ -36,6 +36,7 @@ def validate_embedded(check: Check, spec: Obj) -> None:
     patches(check, spec.get("patches"))
     control_plane_flags(check, spec.get("controlPlaneFlags"))
     etcd_args(check, sub(spec, "storage", "etcd").get("args"))
+    tuning_flags(check, spec)
     images(check, spec)
     cron_schedule(
         check,
@@ -499,6 +500,85 @@ def etcd_args(check: Check, items: Any) -> None:
             check.error(
                 f"{path}[{i}]",
                 f"--{name.lstrip('-')} is set by the operator ({reason}); remove it",
+            )
+
+
+# Flags of spec.kubernetes.tuning.<component>.flags that wire the control plane together
+# (mothership/render/kubernetes_control_plane.py), and where to change the thing instead.
+_KUBECONFIGS = "its credentials come from the Cluster's PKI"
+_PROBES = "the kubelet's probes and the pod's ports depend on it"
+TUNING_MANAGED_FLAGS: dict[str, dict[str, str]] = {
+    "controllerManager": {
+        "kubeconfig": _KUBECONFIGS,
+        "authentication-kubeconfig": _KUBECONFIGS,
+        "authorization-kubeconfig": _KUBECONFIGS,
+        "client-ca-file": _KUBECONFIGS,
+        "requestheader-client-ca-file": _KUBECONFIGS,
+        "cluster-signing-cert-file": "nodes' certificates are signed by the Cluster's CA",
+        "cluster-signing-key-file": "nodes' certificates are signed by the Cluster's CA",
+        "root-ca-file": _KUBECONFIGS,
+        "service-account-private-key-file": "tokens are signed with the Cluster's key",
+        "bind-address": _PROBES,
+        "secure-port": _PROBES,
+        "cluster-cidr": "set spec.k0sConfig.spec.network.podCIDR instead",
+        "service-cluster-ip-range": "set spec.k0sConfig.spec.network.serviceCIDR instead",
+    },
+    "scheduler": {
+        "kubeconfig": _KUBECONFIGS,
+        "authentication-kubeconfig": _KUBECONFIGS,
+        "authorization-kubeconfig": _KUBECONFIGS,
+        "bind-address": _PROBES,
+        "secure-port": _PROBES,
+    },
+    "kine": {
+        "listen-address": "kube-apiserver reaches kine on the pod's loopback",
+        "endpoint": "set spec.storage.kine.dataSourceURL instead",
+    },
+    "konnectivityServer": {
+        "uds-name": "kube-apiserver reaches the server on this socket",
+        "cluster-cert": _KUBECONFIGS,
+        "cluster-key": _KUBECONFIGS,
+        "kubeconfig": _KUBECONFIGS,
+        "agent-port": "set spec.service.konnectivityPort instead",
+        "server-count": "it follows spec.replicas",
+        "server-id": "each replica is told apart by its pod name",
+        "mode": "kube-apiserver's egress selector speaks grpc",
+        "server-port": "kube-apiserver uses the socket",
+        "admin-port": _PROBES,
+        "health-port": _PROBES,
+    },
+}
+
+
+def tuning_flags(check: Check, spec: Obj) -> None:
+    """Extra flags of the kubernetes distribution's components: flags, and none of the ones
+    that connect the components to each other or to the Cluster's PKI."""
+    tuning = sub(spec, "kubernetes", "tuning")
+    for component, managed in TUNING_MANAGED_FLAGS.items():
+        path = f"spec.kubernetes.tuning.{component}.flags"
+        items = sub(tuning, component).get("flags")
+        for i, name in _flags(check, path, items, "--kube-api-qps=50"):
+            reason = managed.get(name.lstrip("-"))
+            if reason is not None:
+                check.error(
+                    f"{path}[{i}]",
+                    f"--{name.lstrip('-')} is set by the operator ({reason}); remove it",
+                )
+    if tuning and spec.get("distribution", "k0s") != "kubernetes":
+        check.warn(
+            "spec.kubernetes.tuning",
+            "ignored by the k0s distribution; it tunes spec.distribution kubernetes",
+        )
+    for component in ("apiServer", *TUNING_MANAGED_FLAGS):
+        value = sub(tuning, component).get("goMemoryLimit")
+        if value is None:
+            continue
+        amount = _quantity(value)
+        if amount is None or amount < 32 * 1024 * 1024:
+            check.error(
+                f"spec.kubernetes.tuning.{component}.goMemoryLimit",
+                f"{show(value)} is not a memory size of at least 32Mi; write e.g. 200Mi, or "
+                "leave it out (no limit)",
             )
 
 

@@ -123,6 +123,39 @@ def test_user_flags_replace_ours_by_name() -> None:
     assert args[-2:] == ["--authorization-mode=RBAC", "--v=4"]
 
 
+def test_tuning_adds_flags_by_name_and_go_runtime_settings_per_component() -> None:
+    cluster = make(
+        storage={"type": "kine"},
+        kubernetes={
+            "tuning": {
+                "apiServer": {"goGC": 50, "goMemoryLimit": "150Mi"},
+                "controllerManager": {"flags": ["--controllers=*,-attachdetach", "--v=2"]},
+                "kine": {"flags": ["--datastore-poll-interval=5s"], "goGC": 75},
+            }
+        },
+    )
+    apiserver = container(cluster, "kube-apiserver")
+    env = {e["name"]: e.get("value") for e in apiserver["env"]}
+    assert env["GOGC"] == "50" and env["GOMEMLIMIT"] == str(150 * 1024 * 1024)
+    assert "POD_IP" in env  # ours stay
+    kcm = flags(container(cluster, "kube-controller-manager"))
+    assert kcm["controllers"] == "*,-attachdetach" and kcm["v"] == "2"
+    kine_container = container(cluster, "kine")
+    assert flags(kine_container)["datastore-poll-interval"] == "5s"
+    assert kine_container["args"].count("--datastore-poll-interval=5s") == 1
+    assert {e["name"]: e["value"] for e in kine_container["env"]} == {"GOGC": "75"}
+    untouched = container(cluster, "kube-scheduler")
+    assert "env" not in untouched and untouched == container(make(), "kube-scheduler")
+
+
+def test_kine_on_sqlite_polls_rarely_and_on_a_shared_database_as_kine_does() -> None:
+    # SQLite in the pod has one writer, this kine, whose own writes wake its watches.
+    sqlite = make(storage={"type": "kine"})
+    assert flags(container(sqlite, "kine"))["datastore-poll-interval"] == "10s"
+    shared = make(storage={"type": "kine", "kine": {"dataSourceURL": "postgres://db/x"}})
+    assert "datastore-poll-interval" not in flags(container(shared, "kine"))
+
+
 def test_controller_manager_signs_and_runs_the_bootstrap_controllers() -> None:
     f = flags(container(make(), "kube-controller-manager"))
     assert f["controllers"] == "*,bootstrapsigner,tokencleaner"

@@ -474,3 +474,49 @@ def test_managed_etcd_flags_are_those_the_renderer_sets() -> None:
 def test_cron_grammar(schedule: str) -> None:
     ok = {"0 12 * * *", "@hourly", "@every 1h30m", "5/10 * ? * 0"}
     assert (cron_problem(schedule) is None) == (schedule in ok)
+
+
+# --- spec.kubernetes.tuning ---------------------------------------------------------------------
+
+
+def tuning(**components: Any) -> dict[str, Any]:
+    return {"distribution": "kubernetes", "kubernetes": {"tuning": components}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "words"),
+    [
+        (tuning(controllerManager={"flags": ["--kubeconfig=/x"]}),
+         "spec.kubernetes.tuning.controllerManager.flags[0]", "set by the operator"),
+        (tuning(controllerManager={"flags": ["--cluster-cidr=10.0.0.0/8"]}),
+         "spec.kubernetes.tuning.controllerManager.flags[0]", "network.podCIDR"),
+        (tuning(scheduler={"flags": ["--v=2", "two words"]}),
+         "spec.kubernetes.tuning.scheduler.flags[1]", "is not a flag"),
+        (tuning(kine={"flags": ["--endpoint=sqlite://x"]}),
+         "spec.kubernetes.tuning.kine.flags[0]", "spec.storage.kine.dataSourceURL"),
+        (tuning(konnectivityServer={"flags": ["--agent-port=1"]}),
+         "spec.kubernetes.tuning.konnectivityServer.flags[0]", "spec.service.konnectivityPort"),
+        (tuning(apiServer={"goMemoryLimit": "16Mi"}),
+         "spec.kubernetes.tuning.apiServer.goMemoryLimit", "at least 32Mi"),
+        (tuning(kine={"goMemoryLimit": "lots"}),
+         "spec.kubernetes.tuning.kine.goMemoryLimit", "at least 32Mi"),
+    ],
+)  # fmt: skip
+def test_tuning_that_would_unwire_the_control_plane_is_refused(
+    spec: dict[str, Any], path: str, words: str
+) -> None:
+    assert words in errors(spec)[path]
+
+
+def test_tuning_is_accepted_and_only_warned_about_with_k0s() -> None:
+    good = tuning(
+        apiServer={"goGC": 50, "goMemoryLimit": "200Mi"},
+        controllerManager={"flags": ["--controllers=*,bootstrapsigner,tokencleaner,-ttl"]},
+        scheduler={"flags": ["--v", "2"], "goGC": 80},
+        kine={"flags": ["--datastore-poll-interval=5s"]},
+    )
+    assert errors(good) == {}
+    k0s = {"kubernetes": {"tuning": {"scheduler": {"goGC": 50}}}}
+    result = validate(cluster(k0s))
+    assert result.errors == []
+    assert [w.path for w in result.warnings] == ["spec.kubernetes.tuning"]

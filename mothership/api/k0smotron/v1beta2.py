@@ -478,6 +478,84 @@ class KubernetesImages(KubeModel):
     )
 
 
+class GoRuntime(KubeModel):
+    """Go runtime settings of one component: how much memory it holds for how much CPU.
+
+    A control plane at rest holds about twice its live heap (Go's default GOGC=100); on a
+    mothership packed with control planes memory runs out before CPU, so trading a little
+    CPU for memory is the usual tuning (measured with `mothership bench density`).
+    """
+
+    go_gc: int | None = Field(
+        default=None,
+        alias="goGC",
+        ge=10,
+        le=1000,
+        description=(
+            "GOGC: how much the heap may grow between collections, in percent (Go's default "
+            "100). 50 holds about a third less memory for a little more CPU."
+        ),
+    )
+    go_memory_limit: Quantity | None = Field(
+        default=None,
+        alias="goMemoryLimit",
+        description=(
+            "GOMEMLIMIT, a soft limit: the runtime collects harder as memory nears it. Keep "
+            "it above what the component needs when busy (kube-apiserver of a small cluster: "
+            "150Mi or more); below that it spends its CPU collecting."
+        ),
+    )
+
+
+class ComponentTuning(GoRuntime):
+    """Go runtime settings and extra flags of one component."""
+
+    flags: list[str] | None = Field(
+        default=None,
+        description=(
+            "Extra flags, --name=value; a flag the operator also sets is replaced by this one, "
+            "except the ones that wire the control plane together (refused by admission)."
+        ),
+    )
+
+
+class KubernetesTuning(KubeModel):
+    """Per-component tuning of the kubernetes distribution's control plane.
+
+    kube-apiserver's own flags (watch cache sizes, request limits) go in
+    spec.controlPlaneFlags, as with k0smotron; its Go runtime here.
+    """
+
+    api_server: GoRuntime = Field(
+        default_factory=GoRuntime,
+        alias="apiServer",
+        description="kube-apiserver's Go runtime (flags: spec.controlPlaneFlags).",
+    )
+    controller_manager: ComponentTuning = Field(
+        default_factory=ComponentTuning,
+        alias="controllerManager",
+        description=(
+            "kube-controller-manager, e.g. flags [--controllers=*,bootstrapsigner,"
+            "tokencleaner,-attachdetach] to leave out a controller nobody uses."
+        ),
+    )
+    scheduler: ComponentTuning = Field(
+        default_factory=ComponentTuning, description="kube-scheduler."
+    )
+    kine: ComponentTuning = Field(
+        default_factory=ComponentTuning,
+        description=(
+            "kine (storage kine and nats), e.g. flags [--datastore-poll-interval=5s] (default "
+            "10s on SQLite, whose only writer is this kine, else kine's 1s)."
+        ),
+    )
+    konnectivity_server: ComponentTuning = Field(
+        default_factory=ComponentTuning,
+        alias="konnectivityServer",
+        description="konnectivity server.",
+    )
+
+
 class KubernetesSpec(KubeModel):
     """Settings of the kubernetes distribution (ignored by k0s).
 
@@ -489,6 +567,10 @@ class KubernetesSpec(KubeModel):
     images: KubernetesImages = Field(
         default_factory=KubernetesImages,
         description="Per-component image overrides; unset components use the defaults.",
+    )
+    tuning: KubernetesTuning = Field(
+        default_factory=KubernetesTuning,
+        description="Per-component Go runtime settings and extra flags; unset keeps defaults.",
     )
 
 
