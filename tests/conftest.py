@@ -13,10 +13,12 @@ Real SQL servers for kine-backed tenants, also started once per session on deman
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from mothership.testenv import sqlservers
 from mothership.testenv.config import NodeMode
@@ -24,6 +26,24 @@ from mothership.testenv.local import LocalMothership
 from tests.leftovers import drop_node_images, processes_mentioning
 
 MARKERS = {"mothership_kwok": "kwok", "mothership_real": "realnode"}
+
+# Property-based tests (hypothesis): `ci` is the default, small and repeatable;
+# MOTHERSHIP_FUZZ=nightly runs 10,000 examples per property from random seeds.
+settings.register_profile(
+    "ci",
+    max_examples=500,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "nightly",
+    max_examples=10_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("MOTHERSHIP_FUZZ") or "ci")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

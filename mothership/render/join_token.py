@@ -26,23 +26,38 @@ ROLE_GROUPS = {
     "controller": "system:bootstrappers:controller",
 }
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+# Go's time.ParseDuration syntax: "1.h" and ".5h" are numbers too, and the micro sign may be
+# U+00B5 or U+03BC (the admission webhook accepts the same).
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+}
 
 
 def parse_duration(text: str) -> timedelta:
-    """A Go duration ("1h30m", "300ms", "0s") as a timedelta; ValueError names the input."""
-    if text in ("0", ""):
+    """A Go duration ("1h30m", "300ms", "0s", "-1.5h") as a timedelta; ValueError names the
+    input."""
+    if text == "":
+        return timedelta(0)
+    sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text.removeprefix("+"))
+    if body == "0":
         return timedelta(0)
     pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
+    for match in _DURATION.finditer(body):
         if match.start() != pos:
             break
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         pos = match.end()
-    if pos != len(text):
+    if not body or pos != len(body):
         raise ValueError(f"{text!r} is not a duration; use e.g. 1h, 30m, 1h30m or 0s (no expiry)")
-    return timedelta(seconds=total)
+    return timedelta(seconds=sign * total)
 
 
 def token_id(request_uid: str) -> str:

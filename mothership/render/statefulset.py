@@ -158,6 +158,13 @@ def manifest_volumes(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     ours.extend(ingress.manifest_volumes(cluster, facts))
     wanted = {volume["name"] for volume in ours}
     user = [copy.deepcopy(v) for v in cluster.spec.manifests or []]
+    for i, volume in enumerate(user):
+        # The directory and the volume mount are named after the volume: no name, no stack.
+        if not (isinstance(volume.get("name"), str) and volume["name"]):
+            raise RenderError(
+                f"spec.manifests[{i}].name: required; each manifests entry is a core/v1 "
+                "Volume, and k0s applies it from /var/lib/k0s/manifests/<name>"
+            )
     if cluster.spec.ingress is not None and ingress.KONNECTIVITY_VOLUME not in wanted:
         user = [v for v in user if v.get("name") != ingress.KONNECTIVITY_VOLUME]
     present = {v.get("name") for v in user}
