@@ -107,6 +107,83 @@ def provision_command(
         result.print_tables(out)
 
 
+@app.command("density")
+def density_command(
+    max_clusters: int = typer.Option(
+        40, "--max-clusters", min=1, help="Stop adding control planes after this many."
+    ),
+    rate: float = typer.Option(
+        1.0, "--rate", min=0.05, help="Requests per second to each serving control plane."
+    ),
+    window: float = typer.Option(
+        15.0, "--window", min=1.0, help="Seconds of load measured after each addition."
+    ),
+    p99_limit: float = typer.Option(
+        1.0, "--p99-limit", min=0.01, help="Stop when a step's p99 latency exceeds this (s)."
+    ),
+    min_mem_available: float = typer.Option(
+        1024.0, "--min-mem-available", help="Stop when the host's MemAvailable falls below (MiB)."
+    ),
+    idle_window: float = typer.Option(
+        30.0, "--idle-window", min=5.0, help="Seconds over which idle CPU is measured at the end."
+    ),
+    timeout: float = typer.Option(
+        300.0, "--timeout", help="Seconds for each Cluster to be Available (twice for clean-up)."
+    ),
+    keep: bool = typer.Option(
+        False, "--keep", help="Leave the Clusters (and a mothership the bench started) running."
+    ),
+    spec_file: Path | None = typer.Option(
+        None,
+        "--spec-file",
+        help="YAML of Cluster spec fields merged into every Cluster (e.g. a "
+        "kubernetes.tuning), to measure a tuning against the defaults.",
+    ),
+    output: Output = typer.Option(Output.table, "-o", "--output", help="table or json."),
+    name: str = typer.Option("default", "--name", help="Which local mothership."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Its state dir."),
+    debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
+) -> None:
+    """Add serving control planes one after another until one of them is too slow.
+
+    On the real-node local mothership (started if not running, stopped again at the end):
+    kubernetes-distribution Clusters on kine/SQLite, each given a steady light load (GET
+    /readyz and LIST namespaces in turn at --rate) once Available. After each addition the
+    p50/p99 latency of every request in --window is printed; the run stops at the first
+    step over --p99-limit, with a failed request, a Cluster not Available in time, low host
+    memory, or at --max-clusters, and says which. Then, load stopped, it prints each
+    control plane's RSS and idle CPU (kubelet figures; per container too). The Clusters
+    are deleted at the end (--keep leaves them).
+
+    Examples:
+      mothership bench density
+      mothership bench density --max-clusters 10 --rate 2 -o json
+      mothership bench density --spec-file tuning.yaml
+    """
+    from mothership.bench import density as bench_density
+
+    err = Console(stderr=True)
+    with friendly_errors(debug):
+        spec = bench_density.read_spec_file(spec_file) if spec_file else None
+        result = bench_density.run(
+            bench_density.Options(
+                max_clusters,
+                rate,
+                window,
+                p99_limit,
+                min_mem_available,
+                idle_window,
+                timeout,
+                keep,
+                spec,
+                name,
+                state_dir,
+            ),
+            reporter(err),
+        )
+    _print(result, output)
+
+
 class JoinDistribution(StrEnum):
     kubernetes = "kubernetes"
     k0s = "k0s"

@@ -46,9 +46,9 @@ def _env(root: Path) -> dict[str, str]:
     return env
 
 
-def _bench(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _bench(root: Path, *args: str, command: str = "provision") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["mothership", "bench", "provision", *args],
+        ["mothership", "bench", command, *args],
         capture_output=True,
         text=True,
         env=_env(root),
@@ -131,4 +131,58 @@ def test_two_clusters_one_after_another_from_apply_to_available_with_memory_and_
     # The claim's volume went with the Cluster, and the mothership the bench started is down.
     assert not list((state / "volumes").glob("pvc-*"))
     assert "stopping the local mothership 'default'" in out.stderr
+    assert processes_mentioning(state) == []
+
+
+TUNING = """
+kubernetes:
+  tuning:
+    apiServer: {goGC: 50, goMemoryLimit: 200Mi}
+    controllerManager:
+      flags: ["--controllers=*,bootstrapsigner,tokencleaner,-attachdetach"]
+    kine: {flags: ["--datastore-poll-interval=5s"], goGC: 50}
+"""
+
+
+@pytest.mark.realnode
+def test_density_adds_tuned_control_planes_under_load_and_measures_them_at_rest(
+    short_root: Path,
+) -> None:
+    """Two control planes with a tuning the binaries must accept (or they never serve),
+    each under the steady load once Available, then figures at rest; all removed."""
+    spec_file = short_root / "tuning.yaml"
+    spec_file.write_text(TUNING)
+    out = _bench(
+        short_root, "--max-clusters", "2", "--window", "4", "--idle-window", "10",
+        "--p99-limit", "30", "--spec-file", str(spec_file), "--timeout", str(TIMEOUT),
+        "-o", "json", command="density",
+    )  # fmt: skip
+    assert out.returncode == 0, f"rc={out.returncode}\n{out.stdout}\n{out.stderr[-6000:]}"
+    data = json.loads(out.stdout)
+    assert data["mothership_started"] is True
+    assert data["spec"]["kubernetes"]["tuning"]["apiServer"]["goGC"] == 50
+    steps = data["steps"]
+    assert [s["serving"] for s in steps] == [1, 2]
+    for step in steps:
+        assert 0 < step["to_available"] < TIMEOUT
+        # The load ran at 1 request/s on each serving control plane over the 4 s window.
+        assert step["requests"] >= 2 * step["serving"], step
+        assert step["errors"] == 0, step
+        assert 0 < step["p50"] <= step["p99"] < 30
+    assert data["limit"] == "--max-clusters 2 reached"
+    assert data["serving_within_limit"] == 2
+
+    planes = data["control_planes"]
+    assert sorted(p["cluster"] for p in planes) == ["density-1", "density-2"]
+    for plane in planes:
+        assert set(plane["container_rss_mib"]) == set(CONTAINERS)
+        assert 50 < plane["container_rss_mib"]["kube-apiserver"] < 4096
+        # Something always runs (leases, probes), and nothing here takes a whole core at rest.
+        assert 0 < plane["idle_cores"] < 1.0, plane
+        assert set(plane["container_idle_cores"]) == set(CONTAINERS)
+    assert data["per_control_plane"]["rss_mib_max"] >= data["per_control_plane"]["rss_mib_p50"]
+
+    assert data["cleaned_up"] is True
+    state = short_root / "state" / "default"
+    assert not list((state / "volumes").glob("pvc-*"))
     assert processes_mentioning(state) == []
