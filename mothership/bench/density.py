@@ -187,7 +187,15 @@ def _run(ms: Any, opts: Options, report: Report) -> Result:
 
     run_id = uuid.uuid4().hex[:6]
     namespace = f"bench-density-{run_id}"
-    result = Result(namespace, opts.name, opts.max_clusters, opts.rate, opts.window, opts.p99_limit)
+    result = Result(
+        namespace,
+        opts.name,
+        opts.max_clusters,
+        opts.rate,
+        opts.window,
+        opts.p99_limit,
+        spec=opts.spec or {},
+    )
     config = bench_provision.admin_client_config(ms)
     kc = Client(config=config, field_manager=bench_provision.FIELD_MANAGER)
     bench_provision.check_operator(ms, kc)
