@@ -562,13 +562,13 @@ def _kine_container(cluster: Cluster, facts: Facts) -> dict[str, Any] | None:
     args = [f"--listen-address={KINE_ADDRESS}", "--metrics-bind-address=0"]
     endpoint = kine_endpoint(cluster)
     env: list[dict[str, Any]] = []
-    if endpoint is not None:
-        args.append(f"--endpoint={endpoint}")
     if endpoint is not None and endpoint.startswith("sqlite:"):
         # kine polls its database for rows other writers inserted; its own inserts wake
         # the watches at once. A pod's SQLite has no other writer, so the 1 s poll was
         # idle work (bench density: kine 8 -> 5.5 millicores at rest).
         args.append(f"--datastore-poll-interval={SQLITE_POLL_INTERVAL}")
+    if endpoint is not None:
+        args.append(f"--endpoint={endpoint}")
     else:
         # Straight from the Secret into kine's environment: never in the pod spec.
         env.append(

@@ -153,7 +153,14 @@ def test_kine_on_sqlite_polls_rarely_and_on_a_shared_database_as_kine_does() -> 
     sqlite = make(storage={"type": "kine"})
     assert flags(container(sqlite, "kine"))["datastore-poll-interval"] == "10s"
     shared = make(storage={"type": "kine", "kine": {"dataSourceURL": "postgres://db/x"}})
-    assert "datastore-poll-interval" not in flags(container(shared, "kine"))
+    on_postgres = container(shared, "kine")
+    assert "datastore-poll-interval" not in flags(on_postgres)
+    assert flags(on_postgres)["endpoint"] == "postgres://db/x"
+    assert "env" not in on_postgres  # the URL is given, no Secret is read
+    from_secret = make(storage={"type": "kine", "kine": {"dataSourceSecretName": "db"}})
+    [endpoint] = container(from_secret, "kine")["env"]
+    assert endpoint["valueFrom"]["secretKeyRef"]["name"] == "db"
+    assert "datastore-poll-interval" not in flags(container(from_secret, "kine"))
 
 
 def test_controller_manager_signs_and_runs_the_bootstrap_controllers() -> None:
