@@ -58,6 +58,9 @@ CREATE_EPILOG = f"""[bold]Examples[/]
   [dim]# the join script itself, to read or to put into cloud-init[/]
   mothership token create demo --join-script > join.sh
 
+  [dim]# a token that one node can join with, revoked once that node is registered[/]
+  mothership token create demo --expiry 1h --join-command --single-use
+
   [dim]# the request and token as JSON[/]
   mothership token create demo --role controller --name demo-ctl -o json
 
@@ -81,6 +84,11 @@ def create(
     ),
     name: str | None = typer.Option(
         None, "--name", help="Name of the JoinTokenRequest (default: <cluster>-<role>-xxxxx)."
+    ),
+    single_use: bool = typer.Option(
+        False,
+        "--single-use",
+        help="Revoke the token once one node has joined with it (worker tokens only).",
     ),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for the token."),
     join_command: bool = typer.Option(
@@ -128,7 +136,7 @@ def create(
 ) -> None:
     """Create a join token for a Cluster and print it (k0s token format), or a join command."""
     with friendly_errors(debug):
-        request = _request(cluster, role.value, expiry, name)
+        request = _request(cluster, role.value, expiry, name, single_use=single_use)
         wants_join = join_command or join_script
         flags = _join_flags(
             download_url, registry_mirror, preinstalled, node_name, node_label, node_taint,
@@ -271,11 +279,15 @@ def _join_text(
     return text if script else node_join.join_command(text)
 
 
-def _request(cluster: str, role: str, expiry: str, name: str | None) -> dict[str, Any]:
+def _request(
+    cluster: str, role: str, expiry: str, name: str | None, *, single_use: bool = False
+) -> dict[str, Any]:
     """The JoinTokenRequest, validated by its model before anything is sent."""
     check_name(cluster, "cluster name")
     if role not in ("worker", "controller"):
         raise InvalidInput(f"spec.role (--role): {role!r} is not valid; use worker or controller")
+    if single_use and role != "worker":
+        raise InvalidInput("spec.singleUse (--single-use): only worker tokens can be single-use")
     try:
         parse_duration(expiry)
     except ValueError as exc:
@@ -286,11 +298,14 @@ def _request(cluster: str, role: str, expiry: str, name: str | None) -> dict[str
         meta["name"] = name
     else:
         meta["generateName"] = f"{cluster}-{role}-"
+    spec: dict[str, Any] = {"clusterName": cluster, "role": role, "expiry": expiry}
+    if single_use:
+        spec["singleUse"] = True
     body = {
         "apiVersion": v1beta2.API_VERSION,
         "kind": "JoinTokenRequest",
         "metadata": meta,
-        "spec": {"clusterName": cluster, "role": role, "expiry": expiry},
+        "spec": spec,
     }
     v1beta2.JoinTokenRequest.model_validate(body)
     return body

@@ -131,6 +131,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Ingress", "apis/networking.k8s.io/v1", "ingresses"),
     Kind("CronJob", "apis/batch/v1", "cronjobs"),
     Kind("PodDisruptionBudget", "apis/policy/v1", "poddisruptionbudgets"),
+    Kind("NetworkPolicy", "apis/networking.k8s.io/v1", "networkpolicies"),
 )
 BY_KIND = {k.kind: k for k in KINDS}
 

@@ -20,7 +20,7 @@ from lightkube.types import PatchType
 from pydantic import ValidationError
 
 from mothership.api.k0smotron import v1beta2
-from mothership.controllers import events, metrics, tenant
+from mothership.controllers import events, join_token_use, metrics, tenant
 from mothership.controllers.apply import get_or_none, owned_by
 from mothership.controllers.cluster import ClusterResource, read_cert_key
 from mothership.controllers.conditions import Condition, merge
@@ -76,16 +76,20 @@ async def _reconcile(body: dict[str, Any]) -> None:
     meta = body["metadata"]
     status = body.get("status") or {}
     tid = join_token.token_id(meta["uid"])
-    if (
-        status.get("tokenID") == tid
-        and _created(status)
-        and await _exists(meta["name"], meta["namespace"])
-    ):
-        return  # done: the token exists and is recorded (a request from before the condition
-        # got k0smotron's name goes through once more, which reuses the token, to rename it)
-
+    if _true(status, v1beta2.CONDITION_JOIN_TOKEN_USED):
+        return  # a single-use token that a node took: revoked, never issued again
     cluster_ns, cluster_name = jtr.target_cluster()
     cluster_ns = cluster_ns or meta["namespace"]
+    if (
+        status.get("tokenID") == tid
+        and _true(status, v1beta2.CONDITION_JOIN_TOKEN_SECRET_CREATED)
+        and await _exists(meta["name"], meta["namespace"])
+    ):
+        # done: the token exists and is recorded (a request from before the condition got
+        # k0smotron's name goes through once more, which reuses the token, to rename it)
+        _watch_use(jtr, meta, (cluster_ns, cluster_name), tid)
+        return
+
     cluster = await _cluster(cluster_name, cluster_ns)
     address = (cluster.get("status") or {}).get("externalAddress")
     if not address:
@@ -135,6 +139,29 @@ async def _reconcile(body: dict[str, Any]) -> None:
     # k0smotron's type and reason, so `kubectl wait --for=condition=...` scripts work unchanged
     cond = Condition(v1beta2.CONDITION_JOIN_TOKEN_SECRET_CREATED, True, "Created", message)
     await _write_status(body, tid, cond)
+    _watch_use(jtr, meta, (cluster_ns, cluster_name), tid)
+
+
+def _watch_use(
+    jtr: v1beta2.JoinTokenRequest, meta: dict[str, Any], cluster: tuple[str, str], tid: str
+) -> None:
+    """Keep (or stop) watching for the first node that joins with a single-use token."""
+    key = (meta["namespace"], meta["name"], meta["uid"])
+    if not jtr.spec.single_use:
+        join_token_use.stop_watch(key)
+        return
+
+    async def used(node: str) -> None:
+        current = await get_or_none(runtime().client, JTRResource, meta["name"], meta["namespace"])
+        if current is None or current.metadata is None or current.metadata.uid != meta["uid"]:
+            return
+        body = current.to_dict()
+        message = f"node {node} joined with token {tid}; the token is revoked in the tenant"
+        events.info(body, reason="TokenUsed", message=message)
+        cond = Condition(v1beta2.CONDITION_JOIN_TOKEN_USED, True, "UsedByNode", message)
+        await _write_status(body, tid, cond)
+
+    join_token_use.ensure_watch(key, cluster, tid, used)
 
 
 def join_options() -> node_join.JoinOptions:
@@ -163,9 +190,9 @@ def _join_command(
         raise NotYet("JoinCommandFailed", f"cannot render the join command: {exc}") from exc
 
 
-def _created(status: dict[str, Any]) -> bool:
+def _true(status: dict[str, Any], condition: str) -> bool:
     return any(
-        c.get("type") == v1beta2.CONDITION_JOIN_TOKEN_SECRET_CREATED and c.get("status") == "True"
+        c.get("type") == condition and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
 
@@ -244,6 +271,7 @@ async def _write_status(body: dict[str, Any], tid: str | None, cond: Condition) 
 async def finalize(body: dict[str, Any]) -> None:
     """Revoke the token in the tenant (if it can still be reached), then let go."""
     meta = body["metadata"]
+    join_token_use.stop_watch((meta["namespace"], meta["name"], meta["uid"]))
     if FINALIZER not in (meta.get("finalizers") or []):
         return
     tid = (body.get("status") or {}).get("tokenID")

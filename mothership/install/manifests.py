@@ -392,7 +392,7 @@ def tenants_role(ctx: Context) -> Obj:
         # (orphaning its pods), since the template is immutable.
         _rule(["apps"], ["statefulsets"], [*APPLY, "delete"]),
         _rule([""], ["services", "configmaps", "secrets"], APPLY),
-        _rule(["networking.k8s.io"], ["ingresses"], APPLY),
+        _rule(["networking.k8s.io"], ["ingresses", "networkpolicies"], APPLY),
         _rule(["batch"], ["cronjobs"], APPLY),
         _rule(["policy"], ["poddisruptionbudgets"], APPLY),
         # autoDeletePVCs removes the etcd claims on deletion; growing a claim patches it.

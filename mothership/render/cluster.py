@@ -1,8 +1,9 @@
 """Everything a Cluster is made of, rendered in one call.
 
 The order is fixed and meaningful for a first apply: Services before the config that
-names them, ConfigMaps before the pods that mount them, etcd before the controllers that
-need it. Patches come last so they see (and may change) exactly what would be applied.
+names them, NetworkPolicies before the pods they guard (no pod starts unguarded),
+ConfigMaps before the pods that mount them, etcd before the controllers that need it.
+Patches come last so they see (and may change) exactly what would be applied.
 The two distributions share everything but what runs inside the control plane pods.
 Secrets are not here: PKI and kubeconfig depend on what already exists and on the clock,
 which a pure render must not.
@@ -19,6 +20,7 @@ from mothership.render import (
     etcd,
     ingress,
     kubernetes_control_plane,
+    network_policies,
     patches,
     services,
     statefulset,
@@ -37,6 +39,7 @@ def render_cluster(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
         monitoring = configmaps.monitoring_config_map(cluster)
         objects = [
             *services.render_services(cluster),
+            *network_policies.render_network_policies(cluster),
             *([monitoring] if monitoring is not None else []),
             *etcd.render_etcd(cluster, facts),
             *kubernetes_control_plane.render_control_plane(cluster, facts),
@@ -44,6 +47,7 @@ def render_cluster(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     else:
         objects = [
             *services.render_services(cluster),
+            *network_policies.render_network_policies(cluster),
             *configmaps.render_config_maps(cluster, facts),
             *ingress.render_ingress(cluster, facts),
             *etcd.render_etcd(cluster, facts),

@@ -134,6 +134,13 @@ def validate_join_token_request(obj: Obj, old: Obj | None = None) -> Result:
         _enum(check, "spec.role", role, NODE_ROLES)
     _expiry(check, spec.get("expiry"))
     _names_cluster(check, spec)
+    if spec.get("singleUse") is True and role == "controller":
+        check.error(
+            "spec.singleUse",
+            "only worker tokens can be single-use (a k0s controller joins through k0s's join "
+            "API, where the operator cannot see the token used); remove singleUse or use "
+            "role: worker",
+        )
     return Result(check.errors, check.warnings)
 
 

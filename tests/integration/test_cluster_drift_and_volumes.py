@@ -29,6 +29,7 @@ from lightkube.resources.core_v1 import (
     Secret,
     Service,
 )
+from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.storage_v1 import StorageClass
 from lightkube.types import PatchType
 
@@ -116,6 +117,62 @@ def test_edited_and_deleted_children_are_restored_and_then_left_alone(
         60,
     )
     assert _versions(kc, "drift", ns) == before
+
+
+def _pods(kc: Client, ns: str, labels: dict[str, str]) -> list[str]:
+    return sorted(p.metadata.name for p in kc.list(Pod, namespace=ns, labels=labels))
+
+
+def test_network_policies_fence_each_workload_and_come_back_after_deletion(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    """Both policies exist, owned by the Cluster, select exactly its pods; deleted, they
+    return, and are then not rewritten on every resync.
+
+    kwok enforces no policy: this checks what is written, test_network_policies.py what
+    it allows.
+    """
+    kc.create(_cluster("fenced", ns, storage={"type": "etcd"}))
+    names = ("kmc-fenced", "kmc-fenced-etcd")
+    for name in names:
+        kube.wait_until(name, lambda n=name: _exists(kc, NetworkPolicy, n, ns), 60)
+    owner = kc.get(Cluster, "fenced", namespace=ns).metadata.uid
+    uids = {}
+    for name in names:  # each policy is named after the StatefulSet whose pods it guards
+        policy = kc.get(NetworkPolicy, name, namespace=ns)
+        assert policy.spec.policyTypes == ["Ingress"]
+        [ref] = policy.metadata.ownerReferences
+        assert (ref.kind, ref.uid, ref.controller) == ("Cluster", owner, True)
+        labels = policy.spec.podSelector.matchLabels
+        # etcd's pod stays Pending on kwok (no volume provisioner) but exists all the same.
+        kube.wait_until(f"pods of {name}", lambda ls=labels: _pods(kc, ns, ls) != [], 90)
+        assert _pods(kc, ns, labels) == [f"{name}-0"]
+        uids[name] = policy.metadata.uid
+    etcd_rules = kc.get(NetworkPolicy, "kmc-fenced-etcd", namespace=ns).spec.ingress
+    assert sorted(p.port for rule in etcd_rules for p in rule.ports) == [2379, 2380]
+
+    for name in names:
+        kc.delete(NetworkPolicy, name, namespace=ns)
+
+    def recreated() -> bool:
+        return all(
+            _exists(kc, NetworkPolicy, n, ns)
+            and kc.get(NetworkPolicy, n, namespace=ns).metadata.uid != uids[n]
+            for n in names
+        )
+
+    kube.wait_until("both policies recreated", recreated, 60)
+    # And then left alone: two resync rounds later neither was written again.
+    versions = [kc.get(NetworkPolicy, n, namespace=ns).metadata.resourceVersion for n in names]
+    reconciles = operator.metric("mothership_reconciles_total")
+    kube.wait_until(
+        "two resync rounds",
+        lambda: operator.metric("mothership_reconciles_total") >= reconciles + 4,
+        60,
+    )
+    assert [
+        kc.get(NetworkPolicy, n, namespace=ns).metadata.resourceVersion for n in names
+    ] == versions
 
 
 @pytest.fixture

@@ -679,14 +679,18 @@ def test_a_systemd_machine_joins_as_units_that_systemd_restarts_and_leaves_clean
 ) -> None:
     """The join on a server whose init is systemd: containerd and the kubelet become enabled
     units with the systemd cgroup driver, a killed kubelet is restarted by systemd alone, and
-    the leave command disables and removes the units."""
+    the leave command disables and removes the units. Its token is single-use: revoked once
+    the node is registered, which the kubelet (restarted below) no longer needs."""
     state = mothership_real.cfg.state_dir
     booted = time.monotonic()
     machine = machines.create(state, f"sysd-{uuid.uuid4().hex[:4]}", "edge", init="systemd")
     print(f"systemd machine booted in {time.monotonic() - booted:.1f}s")
     try:
         started = time.monotonic()
-        proc = _join(machine, tenant.join_command("--expiry", "1h"))
+        request = f"once-{uuid.uuid4().hex[:4]}"
+        command = tenant.join_command("--expiry", "1h", "--single-use", "--name", request)
+        server, ca_pem, bearer = _token_of(command)
+        proc = _join(machine, command)
         assert proc.returncode == 0, f"join failed:\n{proc.stderr[-3000:]}"
         assert "started containerd and kubelet (systemd)" in proc.stderr, proc.stderr[-2000:]
         client = tenant.client()
@@ -694,6 +698,19 @@ def test_a_systemd_machine_joins_as_units_that_systemd_restarts_and_leaves_clean
             f"node {machine.name} Ready", lambda: node_ready(client, machine.name), JOIN_WITHIN
         )
         print(f"systemd machine joined and Ready in {time.monotonic() - started:.1f}s")
+
+        def used() -> str:
+            status = tenant.kc.get(JTR, request, namespace=tenant.ns).to_dict().get("status")
+            conds = (status or {}).get("conditions") or []
+            return next((c["message"] for c in conds if c["type"] == "TokenUsed"), "")
+
+        tenant.wait("the single-use token marked used", used, 60)
+        assert f"node {machine.name} joined with token" in used(), used()
+        tenant.wait(
+            "the API server refusing the used token",
+            lambda: _api_answer(server, ca_pem, bearer) == 401,
+            30,
+        )
         for unit in ("mothership-containerd.service", "mothership-kubelet.service"):
             assert _unit(machine, unit, "ActiveState") == "active"
             assert _unit(machine, unit, "UnitFileState") == "enabled"

@@ -95,6 +95,8 @@ def test_objects_come_in_apply_order() -> None:
     kinds = [o["kind"] for o in render_cluster(make(), Facts(external_address="192.0.2.1"))]
     assert kinds == [
         "Service",
+        "NetworkPolicy",
+        "NetworkPolicy",
         "ConfigMap",
         "ConfigMap",
         "ConfigMap",

@@ -91,6 +91,8 @@ CONDITION_KUBECONFIG_SECRET_AVAILABLE = "KubeconfigSecretAvailable"
 CONDITION_CERTIFICATES_AVAILABLE = "CertificatesAvailable"
 CONDITION_DELETING = "Deleting"
 CONDITION_JOIN_TOKEN_SECRET_CREATED = "JoinTokenSecretCreated"
+# mothership's own: a single-use token was taken by a node and revoked.
+CONDITION_JOIN_TOKEN_USED = "TokenUsed"
 
 Distribution = Literal["k0s", "kubernetes"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
@@ -873,6 +875,13 @@ class JoinTokenRequestSpec(KubeModel):
         description="Token lifetime as a Go duration (1.5h, 2h45m, 300ms); 0s never expires.",
     )
     role: NodeRole = Field(default="worker", description="Kind of node the token lets join.")
+    single_use: bool = Field(
+        default=False,
+        alias="singleUse",
+        description="Revoke the token once one node has joined with it (worker tokens only): "
+        "the operator deletes the bootstrap token in the tenant within seconds of that node "
+        "registering. mothership's own field; k0smotron has none.",
+    )
 
     @model_validator(mode="after")
     def _names_a_cluster(self) -> JoinTokenRequestSpec:
