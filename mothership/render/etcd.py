@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from mothership.api.k0smotron.v1beta2 import DEFAULT_ETCD_IMAGE, Cluster
-from mothership.render import names, scheduling
+from mothership.render import names, scheduling, statefulset
 from mothership.render.facts import Facts, identity, k0s_image, object_meta
 
 COMPONENT = "etcd"
@@ -24,8 +24,12 @@ CERT_DIR = "/var/lib/k0s/pki/etcd"
 DATA_DIR = "/var/lib/k0s/etcd"
 DATA_VOLUME = "etcd-data"
 CERTS_VOLUME = "certs"
-# etcd's image runs as uid 1001; the group makes the claim writable for it.
-FS_GROUP = 1001
+# The uid, gid and fsGroup of the etcd pods. 1001 is the user etcd's image runs as and the
+# fsGroup k0smotron gives these pods, so member data written before (by k0smotron, or by
+# an image that ran as root: the kubelet hands the claim to the fsGroup on every mount)
+# stays writable. Fixed in the pod so a root image (the local one) runs as it too: the
+# restricted Pod Security profile wants a non-root uid the kubelet can check.
+USER_ID = 1001
 JOIN_MARKER = f"{DATA_DIR}/.join-existing-cluster"
 # The founding members, recorded on the StatefulSet (metadata, so changing nothing in the
 # pods) when it is first written and reused after: see founding_members.
@@ -279,10 +283,15 @@ def etcd_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         },
     ]
 
+    # Restricted, like the kubernetes distribution's pods: the scripts and etcd write only
+    # the claim, read the projected certificates and listen on unprivileged ports.
+    pod_security, container_security = statefulset.restricted_security(USER_ID)
+    for c in [*init_containers, etcd_container]:
+        c["securityContext"] = copy.deepcopy(container_security)
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "affinity": scheduling.spread_affinity(cluster_name, COMPONENT),
-        "securityContext": {"fsGroup": FS_GROUP},
+        "securityContext": pod_security,
         "initContainers": init_containers,
         "containers": [etcd_container],
         "volumes": [_certs_volume(cluster_name, peer=True, leaf_as="server")],
@@ -327,7 +336,7 @@ def defrag_cronjob(cluster: Cluster) -> dict[str, Any]:
     """Periodic etcd-defrag over all members; Forbid, because two runs would fight."""
     cluster_name, _ = identity(cluster)
     job = cluster.spec.storage.etcd.defrag_job
-    container = {
+    container: dict[str, Any] = {
         "name": "etcd-defrag",
         "image": job.image,
         "imagePullPolicy": "IfNotPresent",
@@ -342,6 +351,8 @@ def defrag_cronjob(cluster: Cluster) -> dict[str, Any]:
         ],
         "volumeMounts": [{"name": CERTS_VOLUME, "mountPath": CERT_DIR}],
     }
+    pod_security, container_security = statefulset.restricted_security(USER_ID)
+    container["securityContext"] = container_security
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -355,6 +366,8 @@ def defrag_cronjob(cluster: Cluster) -> dict[str, Any]:
                         "metadata": {"labels": names.labels(cluster_name, DEFRAG_COMPONENT)},
                         "spec": {
                             "automountServiceAccountToken": False,
+                            # It only reads the projected certificates and dials etcd.
+                            "securityContext": pod_security,
                             "restartPolicy": "OnFailure",
                             "containers": [container],
                             "volumes": [_certs_volume(cluster_name, peer=False, leaf_as="client")],

@@ -747,6 +747,7 @@ def control_plane_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     monitoring_credentials = (
         [_mount("pki-monitoring", configmaps.PKI_DIR)] if spec.monitoring.enabled else []
     )
+    pod_security, container_security = pod_security_contexts(volumes)
     return statefulset.assemble(
         cluster,
         facts,
@@ -756,9 +757,26 @@ def control_plane_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         sts_spec=sts_spec,
         # No service links: a namespace with many Services would otherwise fill every
         # container's environment, and nothing here reads them.
-        pod_spec={"enableServiceLinks": False},
+        pod_spec={"enableServiceLinks": False, "securityContext": pod_security},
         monitoring_credentials=monitoring_credentials,
+        container_security=container_security,
     )
+
+
+def pod_security_contexts(volumes: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod, container) securityContext: the restricted Pod Security profile, non-root.
+
+    Nothing in the pod needs root: the components write only kine's data directory,
+    konnectivity's socket directory (both emptyDirs or claims, which the kubelet hands to
+    the pod's fsGroup) and their own scratch, and the ports are unprivileged. A hostPath
+    volume (persistence type hostPath, or one of spec.mounts) is the exception: the
+    kubelet applies no fsGroup to it, so the pod keeps running as root there (see
+    statefulset.host_path_security); such a pod is refused by a restricted or baseline
+    namespace whatever it runs as.
+    """
+    if statefulset.uses_host_path(volumes):
+        return statefulset.host_path_security()
+    return statefulset.restricted_security(statefulset.NON_ROOT_ID)
 
 
 def pod_disruption_budget(cluster: Cluster) -> dict[str, Any] | None:

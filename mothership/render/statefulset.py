@@ -33,6 +33,21 @@ NATS_VOLUME = "nats-data"
 # Owner read/write/execute, others read: the script must be executable, nothing in it is secret.
 ENTRYPOINT_MODE = 0o744
 KINE_SECRET_ENV = "K0SMOTRON_KINE_DATASOURCE_URL"
+# The uid and gid a restricted control plane pod runs as: distroless's `nonroot` (the
+# base the upstream component images ship on knows it by that name) and the operator's
+# own. A fixed number rather than each image's USER: the kubelet can check runAsNonRoot
+# only against a numeric user, and one id for every container lets them share the Unix
+# socket and the data directory without any mode tricks.
+NON_ROOT_ID = 65532
+# Writable scratch for the monitoring sidecars of a non-root pod: their images keep
+# Prometheus' TSDB and nginx' temp files in root-owned directories.
+MONITORING_TSDB_VOLUME = "monitoring-tsdb"
+MONITORING_TSDB_DIR = "/prometheus/data"
+MONITORING_PROXY_TEMP_VOLUME = "monitoring-proxy-temp"
+# nginx creates its temp directories where it was compiled to: /var/cache/nginx in the
+# nginx.org images, /var/lib/nginx in Debian's package. One emptyDir mounted at both
+# serves either (the subdirectories they create have different names).
+NGINX_TEMP_DIRS = ("/var/cache/nginx", "/var/lib/nginx")
 
 # Files each certificate reference becomes in /var/lib/k0s/pki, named as k0s expects them.
 # etcd-server and etcd-peer belong to the etcd pods, not to k0s.
@@ -209,20 +224,58 @@ def _probes(spec: ClusterSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     )
 
 
+def restricted_security(uid: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod, container) securityContext meeting the restricted Pod Security Standard.
+
+    runAsGroup and fsGroup are the uid too: every volume the kubelet manages (emptyDir,
+    claims, Secrets and ConfigMaps) then belongs to that group, group-writable where it is
+    writable at all and group-readable whatever a Secret's defaultMode says, so a non-root
+    process reads its certificates and writes its data without further ado.
+    """
+    pod = {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    return pod, container
+
+
+def host_path_security() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod, container) securityContext of a pod with a hostPath volume: it stays root.
+
+    The kubelet applies no fsGroup to a hostPath, so a non-root process could not write a
+    directory the node created for root (kine's data dir), and a restricted or baseline
+    namespace refuses hostPath volumes anyway. What root does not need still goes: new
+    privileges and the syscalls outside the runtime's default seccomp profile.
+    Capabilities stay, since root without CAP_DAC_OVERRIDE cannot write a node directory
+    someone else owns.
+    """
+    return {"seccompProfile": {"type": "RuntimeDefault"}}, {"allowPrivilegeEscalation": False}
+
+
+def uses_host_path(volumes: list[dict[str, Any]]) -> bool:
+    """Whether a pod with these volumes must stay root (see host_path_security)."""
+    return any("hostPath" in volume for volume in volumes)
+
+
 def _monitoring_sidecars(
-    cluster: Cluster, facts: Facts, credentials: list[dict[str, Any]]
+    cluster: Cluster, facts: Facts, credentials: list[dict[str, Any]], *, non_root: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(containers, volumes): Prometheus scraping the components over localhost, and nginx
     serving what it scraped on a port the management cluster's Prometheus scrapes.
 
     `credentials` are the mounts that put the client certificates the scrape config names
     under /var/lib/k0s/pki (k0s writes them into its data directory; the kubernetes
-    distribution projects them from Secrets)."""
+    distribution projects them from Secrets). A `non_root` pod gives both emptyDirs to
+    write to: their images' own directories belong to root (or to another user)."""
     cluster_name, _ = identity(cluster)
     prometheus_image, proxy_image = monitoring_images(cluster.spec, facts)
     config = names.monitoring_config_map(cluster_name)
     nginx_volume = names.monitoring_nginx_volume(cluster_name)
-    containers = [
+    containers: list[dict[str, Any]] = [
         {
             "name": "monitoring-agent",
             "image": prometheus_image,
@@ -267,6 +320,19 @@ def _monitoring_sidecars(
             "configMap": {"name": config, "items": [{"key": "nginx.conf", "path": "nginx.conf"}]},
         },
     ]
+    if non_root:
+        agent, proxy = containers
+        agent["args"].append(f"--storage.tsdb.path={MONITORING_TSDB_DIR}")
+        agent["volumeMounts"].append(
+            {"name": MONITORING_TSDB_VOLUME, "mountPath": MONITORING_TSDB_DIR}
+        )
+        proxy["volumeMounts"].extend(
+            {"name": MONITORING_PROXY_TEMP_VOLUME, "mountPath": path} for path in NGINX_TEMP_DIRS
+        )
+        volumes += [
+            {"name": MONITORING_TSDB_VOLUME, "emptyDir": {}},
+            {"name": MONITORING_PROXY_TEMP_VOLUME, "emptyDir": {}},
+        ]
     return containers, volumes
 
 
@@ -418,21 +484,25 @@ def assemble(
     sts_spec: dict[str, Any] | None = None,
     pod_spec: dict[str, Any] | None = None,
     monitoring_credentials: list[dict[str, Any]] | None = None,
+    container_security: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The StatefulSet `kmc-N` around a distribution's containers and volumes.
 
     Everything that does not depend on what runs inside the pod is decided here, once for
     every distribution: replicas and selector, the data claim template and its retention,
     monitoring sidecars, placement (anti-affinity, topology spread), the service account.
+    `container_security` goes to every container, init containers and sidecars included:
+    the Pod Security profiles judge each one (the pod's own comes in `pod_spec`).
     """
     cluster_name, _ = identity(cluster)
     spec = cluster.spec
     containers = list(containers)
     volumes = list(volumes)
     template_meta: dict[str, Any] = {"labels": names.labels(cluster_name, COMPONENT)}
+    non_root = bool(((pod_spec or {}).get("securityContext") or {}).get("runAsNonRoot"))
     if spec.monitoring.enabled:
         sidecars, sidecar_volumes = _monitoring_sidecars(
-            cluster, facts, monitoring_credentials or []
+            cluster, facts, monitoring_credentials or [], non_root=non_root
         )
         containers.extend(sidecars)
         volumes.extend(sidecar_volumes)
@@ -461,6 +531,14 @@ def assemble(
         "affinity": scheduling.spread_affinity(cluster_name, COMPONENT),
         **(pod_spec or {}),
     }
+    if container_security is not None:
+        containers = [
+            {**c, "securityContext": copy.deepcopy(container_security)} for c in containers
+        ]
+        init_containers = [
+            {**c, "securityContext": copy.deepcopy(container_security)}
+            for c in init_containers or []
+        ]
     if init_containers:
         out_pod["initContainers"] = init_containers
     out_pod["containers"] = containers

@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
 from lightkube.resources.certificates_v1 import CertificateSigningRequest
@@ -55,6 +56,10 @@ VERSION = "v1.35.4"
 # Managed etcd runs the local image too (it holds etcd and a shell), as in `dev up`.
 ETCD_IMAGE = IMAGE_TEMPLATE.format(version=VERSION)
 AVAILABLE_WITHIN = 300
+# Every test's namespace enforces the restricted Pod Security profile, so each control plane
+# and etcd pod that serves here was admitted under it (the API server's PodSecurity
+# admission is on by default; test_namespaces_enforce_the_restricted_profile shows it acts).
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +87,7 @@ def operator(
 @pytest.fixture
 def ns(kc: Client) -> Iterator[str]:
     name = f"k8s-{uuid.uuid4().hex[:6]}"
-    kc.create(Namespace(metadata=ObjectMeta(name=name)))
+    kc.create(Namespace(metadata=ObjectMeta(name=name, labels=RESTRICTED)))
     yield name
     kc.delete(Namespace, name)
 
@@ -107,6 +112,10 @@ def _diagnose(ms: LocalMothership, ns: str, op: Operator | None = None) -> str:
             ms, kubeconfig, "-n", ns, "get", "kmc,sts,pods,svc,pvc,secrets", "-o", "wide"
         ).stdout,
         _kubectl(ms, kubeconfig, "-n", ns, "describe", "pods").stdout[-6000:],
+        # A pod the namespace's Pod Security profile refuses shows only here.
+        _kubectl(
+            ms, kubeconfig, "-n", ns, "get", "events", "--field-selector", "reason=FailedCreate"
+        ).stdout[-3000:],
         _kubectl(ms, kubeconfig, "-n", ns, "get", "kmc", "-o", "yaml").stdout[-4000:],
     ]
     pods = _kubectl(ms, kubeconfig, "-n", ns, "get", "pods", "-o", "name").stdout.split()
@@ -211,6 +220,19 @@ def _csr_pem(node: str) -> bytes:
 # --- tests --------------------------------------------------------------------------------------
 
 
+def test_namespaces_enforce_the_restricted_profile(kc: Client, ns: str) -> None:
+    """The label is honoured: a pod running as root is refused (a dry run, nothing starts),
+    so the control planes the other tests bring up passed the restricted profile."""
+    root_pod = Pod(
+        metadata=ObjectMeta(name="as-root", namespace=ns),
+        spec=PodSpec(containers=[Container(name="c", image=ETCD_IMAGE)]),
+    )
+    with pytest.raises(ApiError) as refused:
+        kc.create(root_pod, dry_run=True)
+    assert refused.value.status.code == 403
+    assert "restricted" in (refused.value.status.message or "")
+
+
 def test_kine_sqlite_cluster_serves_bootstraps_joins_and_keeps_its_data(
     mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
 ) -> None:
@@ -236,6 +258,10 @@ def test_kine_sqlite_cluster_serves_bootstraps_joins_and_keeps_its_data(
     assert {c.image for c in sts.spec.template.spec.containers} == {
         IMAGE_TEMPLATE.format(version=VERSION)
     }
+    # Non-root, as the namespace's restricted profile demands: SQLite on the claim and the
+    # konnectivity socket work through the pod's fsGroup.
+    security = sts.spec.template.spec.securityContext
+    assert security.runAsNonRoot is True and security.runAsUser != 0 and security.fsGroup
     assert "image" not in (cluster.spec.get("kubernetes") or {}), "the spec is not written to"
 
     # A user's view: the kubeconfig works from the host, and the version is the pinned one.
