@@ -41,7 +41,7 @@ from mothership.controllers import (
 from mothership.controllers.apply import owned_by
 from mothership.controllers.conditions import Condition, merge
 from mothership.controllers.runtime import runtime
-from mothership.render import ingress_cert, kubeconfig_secret, names, pki_secrets
+from mothership.render import encryption, ingress_cert, kubeconfig_secret, names, pki_secrets
 from mothership.render.cluster import render_cluster
 from mothership.render.etcd import FOUNDING_ANNOTATION
 from mothership.render.etcd import desired_replicas as etcd_desired_replicas
@@ -163,6 +163,8 @@ async def _converge(
     spec = body.get("spec") or {}
     secrets_present = {n for (kind, n) in owned if kind == "Secret"}
     await ensure_pki(body, cluster, secrets_present)
+    if not await ensure_encryption_key(body, cluster, owned):
+        return False
 
     recorded = (body.get("status") or {}).get("version")
     missing: list[str] = []
@@ -426,6 +428,63 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
         events.info(body, reason="SecretsCreated", message=", ".join(created))
 
 
+async def ensure_encryption_key(
+    body: dict[str, Any], cluster: v1beta2.Cluster, owned: dict[tuple[str, str], children.Child]
+) -> bool:
+    """The tenant's key for encrypting Secrets at rest: made once, never replaced.
+
+    False (told on the Cluster) when the key is gone from a control plane that ran with
+    it: a new key could not read what the old one wrote, so none is made and the pods,
+    which cannot mount it, wait for the Secret to be restored from a backup."""
+    if cluster.spec.distribution != "kubernetes":
+        return True
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    secret = names.encryption_secret(name)
+    if ("Secret", secret) in owned or secret in runtime().known_secrets.get((namespace, name), ()):
+        return True
+    running = owned.get(("StatefulSet", names.statefulset(name)))
+    if running is not None and running.annotations.get(encryption.KEY_ANNOTATION) == secret:
+        await report_failure(
+            body,
+            "EncryptionKeyMissing",
+            f"Secret {namespace}/{secret} holds the key this control plane encrypted its "
+            "Secrets with, and it is gone; mothership does not make a new one (data written "
+            "with the old key would be lost): restore the Secret from a backup",
+        )
+        return False
+    made = encryption.key_secret(
+        name, namespace, os.urandom(encryption.KEY_BYTES), datetime.now(UTC)
+    )
+    if await _create_once(body, made):
+        events.info(body, reason="SecretsCreated", message=secret)
+    return True
+
+
+async def release_encryption_key(name: str, namespace: str) -> None:
+    """Let the key Secret go with its Cluster: take off the finalizer that kept it."""
+    client = runtime().client
+    secret = names.encryption_secret(name)
+    try:
+        current = await client.get(Secret, secret, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return
+        raise
+    finalizers = list((current.metadata and current.metadata.finalizers) or [])
+    if encryption.FINALIZER not in finalizers:
+        return
+    kept = [f for f in finalizers if f != encryption.FINALIZER]
+    await client.patch(
+        Secret,
+        secret,
+        {"metadata": {"finalizers": kept or None}},
+        namespace=namespace,
+        patch_type=MERGE,
+    )
+    metrics.WRITES.labels(kind="Secret").inc()
+
+
 def _cert_key(data: dict[str, str]) -> pki.CertKey:
     return pki.CertKey(base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]))
 
@@ -596,6 +655,7 @@ async def finalize(body: dict[str, Any]) -> None:
         metrics.WRITES.labels(kind="ClusterStatus").inc()
         assert written.metadata is not None
         resource_version = written.metadata.resourceVersion  # the status write moved it
+    await release_encryption_key(name, namespace)
     for component in (c for c, yes in opted_in.items() if yes):
         labels = {"cluster": name, "component": component}
         async for pvc in client.list(PersistentVolumeClaim, namespace=namespace, labels=labels):

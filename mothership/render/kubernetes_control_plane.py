@@ -29,7 +29,7 @@ from mothership.api.k0smotron.v1beta2 import (
     ClusterSpec,
     GoRuntime,
 )
-from mothership.render import configmaps, names, network, statefulset
+from mothership.render import configmaps, encryption, names, network, statefulset
 from mothership.render.etcd import CLIENT_PORT as ETCD_CLIENT_PORT
 from mothership.render.facts import (
     Facts,
@@ -45,6 +45,7 @@ CONFIG_COMPONENT = "control-plane-config"
 
 PKI_DIR = "/etc/kubernetes/pki"
 CONFIG_DIR = "/etc/kubernetes/config"
+ENCRYPTION_DIR = "/etc/kubernetes/encryption"
 DATA_DIR = "/var/lib/mothership"
 UDS_DIR = "/run/konnectivity"
 UDS_PATH = f"{UDS_DIR}/konnectivity-server.socket"
@@ -234,6 +235,7 @@ def apiserver_flags(cluster: Cluster, facts: Facts) -> list[str]:
         # tunnel; their Service's cluster IP means nothing in the mothership's network.
         "--enable-aggregator-routing=true",
         "--enable-bootstrap-token-auth=true",
+        *encryption.apiserver_flags(ENCRYPTION_DIR),
         f"--endpoint-reconciler-type={reconciler}",
         *_storage_flags(cluster),
         f"--kubelet-client-certificate={PKI_DIR}/{KUBELET_CLIENT_CERT}.crt",
@@ -644,10 +646,13 @@ def containers(cluster: Cluster, facts: Facts) -> tuple[list[dict[str, Any]], li
     if data is not None:
         volumes.append(data)
 
+    key_volume = encryption.volume(identity(cluster)[0])
+    volumes.append(key_volume)
     apiserver_mounts = [
         _mount(pki["kube-apiserver"]["name"], PKI_DIR),
         _mount(CONFIG_VOLUME, CONFIG_DIR),
         _mount(UDS_VOLUME, UDS_DIR, read_only=False),
+        _mount(key_volume["name"], ENCRYPTION_DIR),
     ]
     for mount in spec.mounts or []:
         volume, volume_mount = statefulset.user_mount(mount)
@@ -748,7 +753,7 @@ def control_plane_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         [_mount("pki-monitoring", configmaps.PKI_DIR)] if spec.monitoring.enabled else []
     )
     pod_security, container_security = pod_security_contexts(volumes)
-    return statefulset.assemble(
+    out = statefulset.assemble(
         cluster,
         facts,
         containers=container_list,
@@ -761,6 +766,11 @@ def control_plane_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         monitoring_credentials=monitoring_credentials,
         container_security=container_security,
     )
+    # Says that this control plane has written with the key, so that the operator knows a
+    # missing key Secret for a lost key (and makes none) rather than one still to be made.
+    annotations = out["metadata"].setdefault("annotations", {})
+    annotations[encryption.KEY_ANNOTATION] = names.encryption_secret(cluster_name)
+    return out
 
 
 def pod_security_contexts(volumes: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:

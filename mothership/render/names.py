@@ -117,6 +117,11 @@ def nats_token_secret(cluster: str) -> str:
     return f"kmc-{cluster}-nats-token"
 
 
+def encryption_secret(cluster: str) -> str:
+    """The tenant API server's EncryptionConfiguration, keys included (kubernetes distribution)."""
+    return f"kmc-{cluster}-encryption"
+
+
 # --- length limits ----------------------------------------------------------------------------
 
 DNS_LABEL_MAX = 63

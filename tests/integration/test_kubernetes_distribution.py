@@ -36,9 +36,18 @@ from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
 from lightkube.resources.certificates_v1 import CertificateSigningRequest
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Service
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Namespace,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    Secret,
+    Service,
+)
 from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 
+from mothership.render import encryption
 from mothership.render.join_token import decode_join_token
 from mothership.testenv import kube
 from mothership.testenv.local import LocalMothership
@@ -374,6 +383,30 @@ def test_kine_sqlite_cluster_serves_bootstraps_joins_and_keeps_its_data(
     print(f"pod deleted -> tenant API answers in {time.monotonic() - restarted:.1f} s")
     assert tenant.get(ConfigMap, "survivor", namespace="default").data == {"k": "v"}
 
+    # Secrets reach the datastore sealed with the Cluster's own key; ConfigMaps do not,
+    # which shows that the bytes searched are the datastore's.
+    sealed, seen = f"sealed-{uuid.uuid4().hex}", f"seen-{uuid.uuid4().hex}"
+    tenant.create(
+        Secret(metadata=ObjectMeta(name="sealed", namespace="default"), stringData={"v": sealed})
+    )
+    tenant.create(
+        ConfigMap(metadata=ObjectMeta(name="seen", namespace="default"), data={"v": seen})
+    )
+    kube.wait_until(
+        "the ConfigMap in the datastore's files",
+        lambda: seen.encode() in _datastore_bytes(kc, ns, "demo"),
+        60,
+    )
+    stored = _datastore_bytes(kc, ns, "demo")
+    assert sealed.encode() not in stored, "a tenant Secret is stored in plain text"
+    assert encryption.STORED_PREFIX.encode() in stored
+    # A key Secret deleted by mistake stays (terminating) while the Cluster lives.
+    kc.delete(Secret, "kmc-demo-encryption", namespace=ns)
+    kept = kc.get(Secret, "kmc-demo-encryption", namespace=ns)
+    assert kept.metadata.deletionTimestamp and kept.metadata.finalizers == [encryption.FINALIZER]
+    tenant_secret = tenant.get(Secret, "sealed", namespace="default")
+    assert base64.b64decode(tenant_secret.data["v"]).decode() == sealed
+
     # A tenant that lost its bootstrap objects gets them back (cluster-info is the marker).
     tenant.delete(ConfigMap, "cluster-info", namespace="kube-public")
     tenant.delete(ClusterRoleBinding, "mothership:kubelet-bootstrap")
@@ -385,6 +418,23 @@ def test_kine_sqlite_cluster_serves_bootstraps_joins_and_keeps_its_data(
         ),
         150,
     )
+
+    # Deleting the Cluster lets the key go with it.
+    kc.delete(Cluster, "demo", namespace=ns)
+    kube.wait_until(
+        "the key Secret gone with its Cluster",
+        lambda: not _exists(kc, Secret, "kmc-demo-encryption", ns),
+        120,
+    )
+
+
+def _datastore_bytes(kc: Client, ns: str, cluster: str) -> bytes:
+    """Every file of the control plane's data volume (kine's SQLite and its WAL), as read
+    from the node's disk, not through any API."""
+    claim = kc.get(PersistentVolumeClaim, f"kmc-{cluster}-kmc-{cluster}-0", namespace=ns)
+    volume = kc.get(PersistentVolume, claim.spec.volumeName)
+    root = Path(volume.spec.local.path if volume.spec.local else volume.spec.hostPath.path)
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
 
 
 def test_restarting_the_operator_does_not_roll_the_control_plane(
