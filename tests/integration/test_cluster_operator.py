@@ -547,3 +547,46 @@ def test_a_second_replica_waits_for_the_lease_and_takes_over(
     finally:
         standby.stop()
         operator.start()
+
+
+def test_a_lost_encryption_key_is_told_and_never_replaced(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    """The key Secret survives a plain delete (finalizer); forced away from a control plane
+    that ran with it, the operator says so and makes no new key, which could not read what
+    the old one wrote."""
+    kc.create(
+        _cluster(
+            "sealed", ns, distribution="kubernetes", version="v1.35.4", storage={"type": "kine"}
+        )
+    )
+    kube.wait_until("the StatefulSet", lambda: _exists(kc, StatefulSet, "kmc-sealed", ns), 60)
+    key = kc.get(Secret, "kmc-sealed-encryption", namespace=ns)
+    assert key.metadata.finalizers == ["k0smotron.io/encryption-key"]
+    sts = kc.get(StatefulSet, "kmc-sealed", namespace=ns)
+    assert (
+        sts.metadata.annotations["mothership.io/encryption-key-secret"] == "kmc-sealed-encryption"
+    )
+
+    kc.delete(Secret, "kmc-sealed-encryption", namespace=ns)
+    assert kc.get(Secret, "kmc-sealed-encryption", namespace=ns).metadata.deletionTimestamp
+    kc.patch(Secret, "kmc-sealed-encryption", {"metadata": {"finalizers": None}}, namespace=ns,
+             patch_type=PatchType.MERGE)  # fmt: skip
+    kube.wait_until(
+        "Available=False EncryptionKeyMissing",
+        lambda: (
+            (_condition(kc, "sealed", ns, "Available") or {}).get("reason")
+            == "EncryptionKeyMissing"
+        ),
+        60,
+    )
+    message = (_condition(kc, "sealed", ns, "Available") or {})["message"]
+    assert "kmc-sealed-encryption" in message and "restore the Secret" in message, message
+    reconciles = operator.metric("mothership_reconciles_total")
+    kube.wait_until(
+        "two resync rounds",
+        lambda: operator.metric("mothership_reconciles_total") >= reconciles + 2,
+        60,
+    )
+    assert not _exists(kc, Secret, "kmc-sealed-encryption", ns), "a new key was made"
+    assert len(_warnings(kc, "sealed", ns, "EncryptionKeyMissing")) == 1
