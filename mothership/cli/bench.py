@@ -47,6 +47,61 @@ def fleet(
         print(line)
 
 
+@app.command("admission")
+def admission_command(
+    clusters: int = typer.Option(1000, "--clusters", min=1, help="How many Clusters to create."),
+    concurrency: int = typer.Option(
+        1,
+        "--concurrency",
+        min=1,
+        help="1: one `kubectl create -f` of a List (kubectl sends them one after another); "
+        "more: this many concurrent creates.",
+    ),
+    api_version: str = typer.Option(
+        "v1beta1", "--api-version", help="v1beta1 (k0smotron's manifests) or v1beta2."
+    ),
+    reconcile: bool = typer.Option(
+        True,
+        "--reconcile/--no-reconcile",
+        help="Let the operator reconcile the Clusters it admits (the real case), or only serve "
+        "the webhooks.",
+    ),
+    baseline: bool = typer.Option(
+        True, "--baseline/--no-baseline", help="First the same creates without webhooks."
+    ),
+    timeout: float = typer.Option(1800.0, "--timeout", help="Seconds for each burst."),
+    output: Output = typer.Option(Output.table, "-o", "--output", help="table or json."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Bench mothership state."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the bench mothership running."),
+    debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
+) -> None:
+    """Time a burst of Cluster creates through the admission webhooks on a kwok mothership.
+
+    Creates N Clusters in one go (one `kubectl create -f`), first without webhooks (the
+    baseline), then with the operator serving them and reconciling what it admits. Prints
+    the wall time, objects/s and, per webhook (mutating, validating, conversion), the
+    request count and p50/p95/p99 from the API server's admission histograms, and the
+    operator's own handling time. Progress goes to stderr, figures to stdout.
+
+    Examples:
+      mothership bench admission
+      mothership bench admission --clusters 200 --no-baseline -o json
+    """
+    from mothership.bench import admission as bench_admission
+
+    if api_version not in ("v1beta1", "v1beta2"):
+        raise typer.BadParameter("v1beta1 or v1beta2", param_hint="--api-version")
+    err = Console(stderr=True)
+    with friendly_errors(debug):
+        result = bench_admission.run(
+            bench_admission.Options(
+                clusters, concurrency, api_version, reconcile, baseline, timeout, state_dir, keep
+            ),
+            reporter(err),
+        )
+    _print(result, output)
+
+
 @app.command("provision")
 def provision_command(
     clusters: int = typer.Option(5, "--clusters", min=1, help="How many Clusters to create."),

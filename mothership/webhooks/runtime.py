@@ -37,6 +37,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 
 from mothership.webhooks import registration
+from mothership.webhooks.loop import LoopThread
 from mothership.webhooks.server import Runner, cluster_lister, serve
 from mothership.webhooks.tls import CA_CERT_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE, webhook_tls
 
@@ -89,6 +90,11 @@ class WebhookService:
             )
         self.config = config
         self.client = client or AsyncClient(config=KubeConfig.from_env())
+        # The same credentials for the webhook loop's own client (an httpx client belongs
+        # to the loop it first ran on).
+        self._kube_config = getattr(getattr(self.client, "_client", None), "config", None)
+        self._loop: LoopThread | None = None
+        self._lister: AsyncClient | None = None
         self.runner: Runner | None = None
         self.registered = False
         self._served: tuple[bytes, bytes] | None = None
@@ -97,11 +103,16 @@ class WebhookService:
         self._last_problem = ""
 
     async def start(self) -> None:
-        """Certificates first, then listen, then register (a half-done registration retries)."""
-        cfg = self.config
+        """Certificates first, then listen, then register (a half-done registration retries).
+
+        The server runs on an event loop of its own (:mod:`mothership.webhooks.loop`), with
+        its own API client for the node port check: the caller's loop (the operator's) may
+        be busy with reconciles for tens of milliseconds at a time.
+        """
         await self._refresh_certificates()
-        self.runner = await serve(cfg.host, cfg.port, cfg.cert_dir, cluster_lister(self.client))
-        self._served = _read_pair(cfg.cert_dir)
+        self._loop = LoopThread("webhooks")
+        self.runner = await self._loop.call(self._serve())
+        self._served = _read_pair(self.config.cert_dir)
         await self._register()
         self._task = asyncio.create_task(self._keep(), name="webhook-keeper")
 
@@ -113,9 +124,19 @@ class WebhookService:
                 await self._task
         if unregister and self.config.unregister_on_exit and self.registered:
             await registration.unregister(self.client)
-        if self.runner:
-            await self.runner.stop()
+        if self._loop is not None:
+            if self.runner:
+                await self._loop.call(self.runner.stop())
+            if self._lister is not None:
+                await self._loop.call(self._lister.close())
+            await self._loop.aclose()
         await self.client.close()
+
+    async def _serve(self) -> Runner:
+        """On the webhook loop: the lister's client and the server, both bound to it."""
+        cfg = self.config
+        self._lister = AsyncClient(config=self._kube_config)
+        return await serve(cfg.host, cfg.port, cfg.cert_dir, cluster_lister(self._lister))
 
     # -- certificates ------------------------------------------------------------------
 
@@ -205,7 +226,9 @@ class WebhookService:
         await self._refresh_certificates()
         pair = _read_pair(self.config.cert_dir)
         if pair != self._served:
-            self.runner.reload_certificate(self.config.cert_dir)
+            assert self._loop is not None
+            # On the server's loop, the only one that uses its SSL context.
+            await self._loop.call(_reload(self.runner, self.config.cert_dir))
             self._served = pair
             log.info("webhook serving certificate reloaded")
         # ca-bundle: look every round (a bundle removed by hand comes back); full: only
@@ -213,6 +236,10 @@ class WebhookService:
         full = self.config.registration == Registration.full
         if not (full and self.registered and self._ca_pem == ca_before):
             await self._register()
+
+
+async def _reload(runner: Runner, cert_dir: Path) -> None:
+    runner.reload_certificate(cert_dir)
 
 
 def _read_pair(cert_dir: Path) -> tuple[bytes, bytes]:
