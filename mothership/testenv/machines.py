@@ -261,10 +261,12 @@ def _make_cgroups(machine: Machine) -> None:
 def _cgroup_pids(machine: Machine) -> set[int]:
     pids: set[int] = set()
     for d in _cgroup_dirs(machine):
-        if d.exists():
-            for procs in d.rglob("cgroup.procs"):
+        # os.walk, not rglob: a systemd inside the machine removes its own cgroups while
+        # we look, and os.walk passes over a directory that vanished instead of raising.
+        for root, _dirs, files in os.walk(d):
+            if "cgroup.procs" in files:
                 with contextlib.suppress(OSError):
-                    pids.update(int(p) for p in procs.read_text().split())
+                    pids.update(int(p) for p in Path(root, "cgroup.procs").read_text().split())
     return pids
 
 
