@@ -132,7 +132,12 @@ async def _reconcile(body: dict[str, Any]) -> None:
     except ApiError as exc:
         if exc.status.code != 409:
             raise
-    events.info(body, reason="TokenCreated", message=f"token {tid} for {cluster_ns}/{cluster_name}")
+    requester = (meta.get("annotations") or {}).get(v1beta2.REQUESTER_ANNOTATION) or "unknown"
+    events.info(
+        body,
+        reason="TokenCreated",
+        message=f"token {tid} ({role}) for {cluster_ns}/{cluster_name}, requested by {requester}",
+    )
     message = f"token {tid} in Secret {meta['name']}" + (
         f", expires {expires:%Y-%m-%dT%H:%M:%SZ}" if expires else ", never expires"
     )

@@ -26,6 +26,7 @@ from mothership.api.k0smotron.v1beta2 import (
     DEFAULT_K0S_VERSION,
     DEFAULT_KONNECTIVITY_PORT,
     DEFAULT_KUBERNETES_VERSION,
+    REQUESTER_ANNOTATION,
 )
 
 DEFAULT_ETCD_IMAGE_ENV = "MOTHERSHIP_DEFAULT_ETCD_IMAGE"
@@ -105,6 +106,36 @@ def jtr_defaults(request: Obj, old: Obj | None = None) -> list[Op]:
     _fill(work, ("spec", "expiry"), DEFAULT_JTR_EXPIRY, ops)
     _fill(work, ("spec", "role"), DEFAULT_JTR_ROLE, ops)
     return ops
+
+
+def requester_ops(obj: Obj, old: Obj | None, username: str) -> list[Op]:
+    """Record who asked for a join token, for the audit trail of who may join nodes.
+
+    Written from the API server's own account of the request (userInfo), on CREATE only;
+    an UPDATE puts the recorded name back, so nobody can rewrite or forge it later.
+    """
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return []
+    annotations = meta.get("annotations")
+    have = annotations.get(REQUESTER_ANNOTATION) if isinstance(annotations, dict) else None
+    if old is None:
+        want: Any = username or None
+    else:
+        old_annotations = (old.get("metadata") or {}).get("annotations")
+        want = (
+            old_annotations.get(REQUESTER_ANNOTATION) if isinstance(old_annotations, dict) else None
+        )
+    if have == want:
+        return []
+    path = pointer(("metadata", "annotations", REQUESTER_ANNOTATION))
+    if want is None:
+        return [{"op": "remove", "path": path}]
+    if not isinstance(annotations, dict):
+        return [
+            {"op": "add", "path": "/metadata/annotations", "value": {REQUESTER_ANNOTATION: want}}
+        ]
+    return [{"op": "add", "path": path, "value": want}]
 
 
 def _cluster_rules(cluster: Obj, old: Obj | None = None) -> list[Op]:

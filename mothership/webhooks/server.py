@@ -262,6 +262,9 @@ class _Handlers:
             return {"allowed": True}
         try:
             ops = defaults.admission_patch(obj, old)
+            if kind == "JoinTokenRequest":
+                user = (req.get("userInfo") or {}).get("username") or ""
+                ops += defaults.requester_ops(obj, old, user)
             errors = validate.validate(defaults.apply(obj, ops), old).errors
         except ValueError as exc:
             raise _Denied(str(exc)) from exc

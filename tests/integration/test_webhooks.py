@@ -36,9 +36,12 @@ from lightkube.resources.admissionregistration_v1 import (
     ValidatingWebhookConfiguration,
 )
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.authentication_v1 import SelfSubjectReview
 from lightkube.resources.core_v1 import Namespace
+from lightkube.types import PatchType
 
 from mothership.api import generate
+from mothership.api.k0smotron.v1beta2 import REQUESTER_ANNOTATION
 from mothership.testenv import kube
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.ports import free_ports
@@ -466,6 +469,30 @@ def test_join_token_request_bad_role_is_refused(
     )
     request["spec"]["role"] = "worker"
     _accepted(kubectl.apply(request))
+
+
+def test_join_token_requests_record_who_asked_and_it_cannot_be_rewritten(
+    webhooks: WebhookThread, kc: Client, namespaces: tuple[str, str]
+) -> None:
+    me = kc.create(SelfSubjectReview()).status.userInfo.username
+    jtr = create_namespaced_resource(
+        "k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests"
+    )
+    name = _unique("audit")
+    forged = {REQUESTER_ANNOTATION: "someone-else"}
+    made = kc.create(
+        jtr(
+            metadata=ObjectMeta(name=name, namespace=namespaces[0], annotations=forged),
+            spec={"clusterName": "some-cluster"},
+        )
+    )
+    assert made.metadata.annotations[REQUESTER_ANNOTATION] == me
+    patched = kc.patch(
+        jtr, name, {"metadata": {"annotations": forged}}, namespace=namespaces[0],
+        patch_type=PatchType.MERGE,
+    )  # fmt: skip
+    assert patched.metadata.annotations[REQUESTER_ANNOTATION] == me
+    kc.delete(jtr, name, namespace=namespaces[0])
 
 
 def test_cluster_api_kinds_are_refused_with_the_field_and_the_fix(

@@ -79,3 +79,28 @@ def test_the_cli_asks_for_single_use_only_when_told() -> None:
     assert _request("demo", "worker", "1h", None, single_use=True)["spec"]["singleUse"] is True
     with pytest.raises(InvalidInput, match="--single-use"):
         _request("demo", "controller", "1h", None, single_use=True)
+
+
+def test_the_requester_is_recorded_at_creation_and_kept_on_update() -> None:
+    from mothership.webhooks.defaults import apply, requester_ops
+
+    key = "mothership.io/requested-by"
+    new = _jtr({})
+    created = apply(new, requester_ops(new, None, "alice"))
+    assert created["metadata"]["annotations"] == {key: "alice"}
+    forged = _jtr({})
+    forged["metadata"]["annotations"] = {key: "mallory", "other": "x"}
+    assert apply(forged, requester_ops(forged, None, "alice"))["metadata"]["annotations"] == {
+        key: "alice",
+        "other": "x",
+    }
+    # An update keeps what creation recorded, and an object from before keeps none.
+    assert (
+        apply(forged, requester_ops(forged, created, "mallory"))["metadata"]["annotations"][key]
+        == "alice"
+    )
+    assert (
+        key
+        not in apply(forged, requester_ops(forged, _jtr({}), "mallory"))["metadata"]["annotations"]
+    )
+    assert requester_ops(created, created, "bob") == []

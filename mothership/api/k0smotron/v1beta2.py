@@ -75,6 +75,8 @@ LEGACY_SERVICE_TRAFFIC_POLICY_ANNOTATION = (
 LEGACY_SERVICE_LB_CLASS_ANNOTATION = "k0smotron.io/conversion-dropped-service.loadBalancerClass"
 
 CLUSTER_REF_NAMESPACE_ANNOTATION = "k0smotron.io/cluster-ref-namespace"
+# Who created a JoinTokenRequest, as the API server authenticated them (set by admission).
+REQUESTER_ANNOTATION = "mothership.io/requested-by"
 """Where a v1beta1 JoinTokenRequest's ``clusterRef.namespace`` lives in v1beta2 (as in k0smotron).
 
 v1beta2 only names a Cluster in the request's own namespace; this annotation keeps old
