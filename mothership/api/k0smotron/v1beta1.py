@@ -208,8 +208,9 @@ class JoinTokenRequestSpec(KubeModel):
         description="Token lifetime as a Go duration (1.5h, 2h45m, 300ms); 0s never expires.",
     )
     role: NodeRole = Field(default="worker", description="Kind of node the token lets join.")
-    single_use: bool = Field(
-        default=False,
+    # No schema default: a request that does not ask stays exactly as written.
+    single_use: bool | None = Field(
+        default=None,
         alias="singleUse",
         description="Revoke the token once one node has joined with it (worker tokens only). "
         "mothership's own field, in both versions so that it survives conversion.",
