@@ -47,6 +47,44 @@ def fleet(
         print(line)
 
 
+@app.command("chaos")
+def chaos_command(
+    clusters: int = typer.Option(50, "--clusters", min=1, help="How many Clusters to create."),
+    kills: int = typer.Option(5, "--kills", min=0, help="SIGKILLs of the operator."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the kill delays (reproducible)."),
+    concurrency: int = typer.Option(5, "--concurrency", min=1, help="Creates in flight."),
+    timeout: float = typer.Option(900.0, "--timeout", help="Give up after this many seconds."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Bench mothership state."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the bench mothership running."),
+    debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
+) -> None:
+    """SIGKILL the operator at random moments while N Clusters are created on kwok.
+
+    Clusters are created in one share per kill; each kill comes 1-8 s after the
+    operator was (re)started, and it is restarted at once. Then every Cluster must
+    converge (as `bench fleet` judges it), no CA Secret may change (uid or
+    certificate), no object may lose its owner Cluster, and no object may be written
+    more than 3 times (audit log; status writes counted apart). Prints the table and
+    exits 1, naming each broken invariant, if one fails. Progress goes to stderr,
+    figures to stdout.
+
+    Examples:
+      mothership bench chaos
+      mothership bench chaos --clusters 8 --kills 2 --seed 1
+    """
+    from mothership.bench import chaos as bench_chaos
+
+    err = Console(stderr=True)
+    with friendly_errors(debug):
+        result = bench_chaos.run(
+            clusters, kills, seed, concurrency, state_dir, keep, timeout, reporter(err)
+        )
+    for line in result.lines():
+        print(line)
+    if result.failures():
+        raise typer.Exit(1)
+
+
 @app.command("admission")
 def admission_command(
     clusters: int = typer.Option(1000, "--clusters", min=1, help="How many Clusters to create."),
