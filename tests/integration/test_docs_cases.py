@@ -30,7 +30,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.batch_v1 import CronJob
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, Service
-from lightkube.resources.networking_v1 import Ingress
+from lightkube.resources.networking_v1 import Ingress, NetworkPolicy
 from lightkube.types import PatchType
 
 from mothership.testenv import kube
@@ -59,6 +59,7 @@ RESOURCES: dict[str, type] = {
     "StatefulSet": StatefulSet,
     "CronJob": CronJob,
     "Ingress": Ingress,
+    "NetworkPolicy": NetworkPolicy,
 }
 # Metadata the API server owns; a golden file never sets them, but if one did they could
 # not match a live object.
