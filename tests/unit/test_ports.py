@@ -25,9 +25,14 @@ def test_a_port_someone_listens_on_is_never_chosen(monkeypatch) -> None:
         taken.bind(("0.0.0.0", 0))
         port = taken.getsockname()[1]
         taken.listen()
-        monkeypatch.setattr(
-            ports, "_candidates", lambda: [port, port + 1 if port < 65535 else port - 1]
-        )
+        # The fallbacks were free a moment ago (a fixed neighbour of `port` may be the local
+        # end of some connection on a busy host).
+        spares = []
+        for _ in range(5):
+            with socket.socket() as spare:
+                spare.bind(("0.0.0.0", 0))
+                spares.append(spare.getsockname()[1])
+        monkeypatch.setattr(ports, "_candidates", lambda: [port, *spares])
         monkeypatch.setattr(ports, "_handed_out", set())
         chosen = ports.free_ports(["x"])
     assert chosen["x"] != port
