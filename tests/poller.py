@@ -5,7 +5,10 @@ A terminating API server answers requests on connections it still holds with 503
 and a Retry-After header ("apiserver is shutting down"); client-go, so kubectl and every
 controller, retries an answer with Retry-After. The poller does too (after a second, a few
 times) and counts such a request as retried, not failed: a failure is what a Kubernetes
-client would see."""
+client would see. Likewise a GET on a kept-alive connection that the stopping server closed
+before answering ("Server disconnected without sending a response") is sent again at once
+on a new connection, as Go's HTTP transport does for idempotent requests (it failed one CI
+run of a rolling upgrade, where every answer was fine)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx2
 from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Namespace
@@ -33,10 +37,17 @@ def _says_retry_after(exc: ApiError) -> bool:
     return (code == 429 or code >= 500) and "retry-after" in {k.lower() for k in headers}
 
 
+def _get(client: Client) -> None:
+    try:
+        client.get(Namespace, "kube-system")
+    except httpx2.RemoteProtocolError:
+        client.get(Namespace, "kube-system")
+
+
 def _error(client: Client, retried: list[int] | None = None) -> str | None:
     for attempt in range(RETRIES_AFTER_RETRY_AFTER + 1):
         try:
-            client.get(Namespace, "kube-system")
+            _get(client)
             return None
         except ApiError as exc:
             if not _says_retry_after(exc) or attempt == RETRIES_AFTER_RETRY_AFTER:

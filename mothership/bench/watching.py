@@ -6,9 +6,11 @@ server reports the change, not at the next tick of a polling loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from lightkube.core.exceptions import ApiError
 from lightkube.types import OnErrorAction, OnErrorResult
 
 
@@ -28,10 +30,21 @@ async def follow(
     namespace: str | None = None,
     fields: dict[str, str] | None = None,
 ) -> None:
-    """List, then watch from the list's version, until done(): no change is missed."""
-    listing = client.list(res, namespace=namespace, fields=fields)
-    async for obj in listing:
-        on_event("ADDED", obj)
+    """List, then watch from the list's version, until done(): no change is missed.
+
+    A LIST answered 429 (the API server still filling its watch cache, or throttling) is
+    asked again after a second, as client-go does, for up to 30 s.
+    """
+    for attempt in range(31):
+        listing = client.list(res, namespace=namespace, fields=fields)
+        try:
+            async for obj in listing:
+                on_event("ADDED", obj)
+            break
+        except ApiError as exc:
+            if exc.status.code != 429 or attempt == 30:
+                raise
+            await asyncio.sleep(1.0)
     if done():
         return
     async for kind, obj in client.watch(

@@ -133,14 +133,8 @@ def apply_crds(kubeconfig: Any) -> list[str]:
 
 
 def crds_established(kubeconfig: Any, names: list[str]) -> bool:
-    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
-
+    """Established and listable (see controllers/crd_ready.py)."""
+    from mothership.controllers import crd_ready
     from mothership.testenv import kube
 
-    client = kube.client(kubeconfig)
-    for name in names:
-        crd = client.get(CustomResourceDefinition, name)
-        conditions = (crd.status.conditions if crd.status else None) or []
-        if not any(c.type == "Established" and c.status == "True" for c in conditions):
-            return False
-    return True
+    return not crd_ready.not_ready(kube.client(kubeconfig), names)
