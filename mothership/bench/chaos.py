@@ -37,7 +37,7 @@ from lightkube.resources.networking_v1 import Ingress, NetworkPolicy
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 
 from mothership.api.crdgen import all_crds
-from mothership.bench import audit, fleet
+from mothership.bench import audit, chaos_result, fleet
 from mothership.bench.chaos_result import CaLedger, Result, Writes, orphans, shares
 from mothership.controllers.children import KINDS, SELECTOR
 from mothership.controllers.cluster import ClusterResource
@@ -118,18 +118,22 @@ async def _create(admin: Path, indices: range, concurrency: int, result: Result)
     sem = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
+        name = f"c{i:05d}"
         body = ClusterResource(
-            metadata=ObjectMeta(name=f"c{i:05d}", namespace=NAMESPACE),
+            metadata=ObjectMeta(name=name, namespace=NAMESPACE),
             spec={"replicas": 1, "version": "v1.35.4-k0s.0"},
         )
         async with sem:
             while True:
                 try:
-                    await client.create(body)
+                    created = await client.create(body)
+                    result.acknowledged[name] = (created.metadata and created.metadata.uid) or ""
                     return
                 except ApiError as exc:
                     if exc.status.code == 409:
-                        return  # the retried create had gone through after all
+                        # The retried create had gone through after all (its answer lost).
+                        result.acknowledged.setdefault(name, "")
+                        return
                     result.create_retries += 1
                 except httpx.HTTPError:
                     result.create_retries += 1
@@ -150,20 +154,51 @@ def run(
     keep: bool,
     timeout: float,
     report: Report,
+    *,
+    apiserver_restarts: int = 0,
+    datastore_stalls: int = 0,
+    stall_seconds: float = 30.0,
 ) -> Result:
+    faults = chaos_result.plan(kills, apiserver_restarts, datastore_stalls, random.Random(seed))
     with fleet.terminate_is_an_exit():
-        return _run(clusters, kills, seed, concurrency, state_dir, keep, timeout, report)
+        return _run(
+            clusters, faults, seed, concurrency, state_dir, keep, timeout, report, stall_seconds
+        )
+
+
+def _inject(
+    kind: str, ms: LocalMothership, op: _Operator, stall_seconds: float, report: Report
+) -> float:
+    """One fault, over when this returns; the seconds it lasted."""
+    began = time.monotonic()
+    if kind == chaos_result.OPERATOR_KILL:
+        op.kill()
+        op.start()
+    elif kind == chaos_result.APISERVER_RESTART:
+        return ms.restart_apiserver(report)
+    elif kind == chaos_result.DATASTORE_STALL:
+        with ms.datastore_stalled():
+            time.sleep(stall_seconds)  # the fault itself: the datastore frozen this long
+    return time.monotonic() - began
+
+
+WHAT = {
+    chaos_result.OPERATOR_KILL: "SIGKILL of the operator; restarting it",
+    chaos_result.APISERVER_RESTART: "SIGKILL of the API server; restarting it",
+    chaos_result.DATASTORE_STALL: "datastore stalled (SIGSTOP)",
+}
 
 
 def _run(
     clusters: int,
-    kills: int,
+    faults: list[str],
     seed: int | None,
     concurrency: int,
     state_dir: Path | None,
     keep: bool,
     timeout: float,
     report: Report,
+    stall_seconds: float,
 ) -> Result:
     rng = random.Random(seed)
     state = state_dir or default_state_dir("bench")
@@ -181,12 +216,15 @@ def _run(
         threading.Thread(target=_watch_cas, args=(ms, result.ca, lock), daemon=True).start()
         op = _Operator(ms)
         op.start()
-        report(f"creating {clusters} Clusters, {concurrency} at a time; {kills} SIGKILLs to come")
+        report(
+            f"creating {clusters} Clusters, {concurrency} at a time; faults to come: "
+            + (", ".join(faults) or "none")
+        )
         started = time.monotonic()
         creators = []
-        last_kill = started
-        chunks = shares(clusters, kills)
-        for k in range(max(1, kills)):
+        last_fault = started
+        chunks = shares(clusters, len(faults))
+        for k in range(max(1, len(faults))):
             if k < len(chunks):
                 creators.append(
                     threading.Thread(
@@ -197,9 +235,9 @@ def _run(
                     )
                 )
                 creators[-1].start()
-            if k >= kills:
+            if k >= len(faults):
                 break
-            # A new share of Clusters is being created and reconciled: the kill lands
+            # A new share of Clusters is being created and reconciled: the fault lands
             # mid-work (or, when short, while the operator still starts up).
             time.sleep(rng.uniform(1.0, 8.0))
             done = sum(
@@ -207,15 +245,15 @@ def _run(
                 for o in kc.list(ClusterResource, namespace=NAMESPACE)
                 if fleet.converged(o.to_dict())
             )
-            op.kill()
-            last_kill = time.monotonic()
-            result.kills += 1
-            result.kill_times.append(last_kill - started)
-            report(
-                f"SIGKILL {k + 1}/{kills} at {result.kill_times[-1]:.1f}s "
-                f"({done}/{clusters} converged); restarting"
-            )
-            op.start()
+            at = time.monotonic() - started
+            report(f"fault {k + 1}/{len(faults)} at {at:.1f}s ({done}/{clusters} converged): "
+                   + WHAT[faults[k]])  # fmt: skip
+            lasted = _inject(faults[k], ms, op, stall_seconds, report)
+            last_fault = time.monotonic()
+            result.faults.append(chaos_result.Fault(faults[k], at, lasted))
+            if faults[k] == chaos_result.OPERATOR_KILL:
+                result.kills += 1
+                result.kill_times.append(at)
         for creator in creators:
             creator.join(max(1.0, started + timeout - time.monotonic()))
         deadline = started + timeout
@@ -229,7 +267,7 @@ def _run(
             result.converged = sum(1 for d in items if fleet.converged(d))
             now = time.monotonic()
             if result.converged == clusters and len(items) == clusters:
-                result.recover_seconds = now - last_kill
+                result.recover_seconds = now - last_fault
                 break
             if now > deadline:
                 report(f"timed out: {result.converged}/{clusters} converged")
@@ -261,6 +299,7 @@ def _judge(ms: LocalMothership, kc: Client, result: Result, lock: threading.Lock
         for o in kc.list(ClusterResource, namespace=NAMESPACE)
         if o.metadata and o.metadata.name and o.metadata.uid
     }
+    result.lost = chaos_result.lost(result.acknowledged, {n: u for (_, n), u in uids.items()})
     children = []
     for kind in KINDS:
         for obj in kc.list(CHILD_KINDS[kind.kind], namespace=NAMESPACE, labels=_labels(SELECTOR)):

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import itertools
 import math
+import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,59 @@ def shares(n: int, kills: int) -> list[range]:
     parts = max(1, min(kills, n))
     bounds = [round(i * n / parts) for i in range(parts + 1)]
     return [range(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+OPERATOR_KILL = "operator"
+APISERVER_RESTART = "apiserver"
+DATASTORE_STALL = "datastore"
+
+
+def plan(kills: int, restarts: int, stalls: int, rng: random.Random) -> list[str]:
+    """The order of the faults: the operator's kills in turn, each API server restart and
+    datastore stall at a random place among them but never first, so it lands while the
+    operator reconciles Clusters made before it (not on an empty mothership)."""
+    faults = [OPERATOR_KILL] * kills
+    for kind in [APISERVER_RESTART] * restarts + [DATASTORE_STALL] * stalls:
+        faults.insert(rng.randint(min(1, len(faults)), len(faults)), kind)
+    return faults
+
+
+@dataclass
+class Fault:
+    kind: str
+    at: float  # seconds after the first create
+    lasted: float  # operator or API server not answering, or the datastore frozen
+
+
+def describe(faults: list[Fault]) -> str:
+    """ "5 SIGKILLs of the operator, 1 API server SIGKILL + restart (down 3.2 s), ..."."""
+    parts = []
+    kills = [f for f in faults if f.kind == OPERATOR_KILL]
+    parts.append(f"{len(kills)} SIGKILLs of the operator")
+    restarts = [f for f in faults if f.kind == APISERVER_RESTART]
+    if restarts:
+        downs = ", ".join(f"{f.lasted:.1f} s" for f in restarts)
+        parts.append(f"{len(restarts)} API server SIGKILL + restart (no /readyz for {downs})")
+    stalls = [f for f in faults if f.kind == DATASTORE_STALL]
+    if stalls:
+        lengths = ", ".join(f"{f.lasted:.0f} s" for f in stalls)
+        parts.append(f"{len(stalls)} datastore stall (SIGSTOP for {lengths})")
+    return ", ".join(parts)
+
+
+def lost(acknowledged: Mapping[str, str], present: Mapping[str, str]) -> list[str]:
+    """Creates the API server acknowledged whose object is gone or is another one now.
+
+    ``acknowledged`` maps each name to the uid its create returned ("" when a retried
+    create answered 409: the first attempt went through, uid unknown); ``present`` maps
+    the names listed at the end to their uids."""
+    out = []
+    for name, uid in sorted(acknowledged.items()):
+        if name not in present:
+            out.append(f"{name}: acknowledged, now missing")
+        elif uid and present[name] != uid:
+            out.append(f"{name}: acknowledged as uid {uid}, now uid {present[name]}")
+    return out
 
 
 @dataclass
@@ -161,6 +215,9 @@ class Result:
     create_retries: int = 0
     kill_times: list[float] = field(default_factory=list)
     verbs: Counter[str] = field(default_factory=Counter)
+    faults: list[Fault] = field(default_factory=list)
+    acknowledged: dict[str, str] = field(default_factory=dict)  # name -> uid from the create
+    lost: list[str] = field(default_factory=list)
 
     def failures(self) -> list[str]:
         """Every broken invariant, one line each; empty when the run passed."""
@@ -168,6 +225,7 @@ class Result:
         if self.converged < self.clusters:
             out.append(f"not converged: {self.clusters - self.converged} of {self.clusters}")
         out += [f"CA regenerated: {c}" for c in self.ca.changes]
+        out += [f"acknowledged write lost: {w}" for w in self.lost]
         out += [f"orphan: {o}" for o in self.orphans]
         out += [f"writes per object > {MAX_WRITES_PER_OBJECT}: {w}" for w in self.writes.over()]
         return out
@@ -175,8 +233,16 @@ class Result:
     def rows(self) -> list[tuple[str, str]]:
         recover = "-" if self.recover_seconds is None else f"{self.recover_seconds:.1f} s"
         return [
-            ("faults injected", f"{self.kills} SIGKILLs of the operator"),
+            (
+                "faults injected",
+                describe(self.faults) if self.faults else f"{self.kills} SIGKILLs of the operator",
+            ),
             ("converged", f"{self.converged} / {self.clusters}"),
+            (
+                "acknowledged creates lost",
+                f"{len(self.lost)} of {len(self.acknowledged)} (each Cluster whose create "
+                "was answered, listed again at the end with the same uid)",
+            ),
             (
                 "CAs regenerated (data lost)",
                 f"{self.ca.regenerated} of {self.ca_secrets} PKI Secrets (CAs, SA keys)",
@@ -196,7 +262,7 @@ class Result:
                 f"{max(self.writes.other.values(), default=0)} each: "
                 "at most one per operator start",
             ),
-            ("time to recover", f"{recover} (last kill -> all converged)"),
+            ("time to recover", f"{recover} (end of the last fault -> all converged)"),
             ("creates retried", f"{self.create_retries} (refused while the operator was down)"),
         ]
 

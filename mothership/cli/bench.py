@@ -51,34 +51,48 @@ def fleet(
 def chaos_command(
     clusters: int = typer.Option(50, "--clusters", min=1, help="How many Clusters to create."),
     kills: int = typer.Option(5, "--kills", min=0, help="SIGKILLs of the operator."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the kill delays (reproducible)."),
+    apiserver_restarts: int = typer.Option(
+        1, "--apiserver-restarts", min=0, help="SIGKILLs (and restarts) of the API server."
+    ),
+    datastore_stalls: int = typer.Option(
+        1, "--datastore-stalls", min=0, help="Times the datastore is frozen (SIGSTOP)."
+    ),
+    stall_seconds: float = typer.Option(
+        30.0, "--stall-seconds", min=0.0, help="How long each datastore stall lasts."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the fault delays and order."),
     concurrency: int = typer.Option(5, "--concurrency", min=1, help="Creates in flight."),
     timeout: float = typer.Option(900.0, "--timeout", help="Give up after this many seconds."),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Bench mothership state."),
     keep: bool = typer.Option(False, "--keep", help="Leave the bench mothership running."),
     debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
 ) -> None:
-    """SIGKILL the operator at random moments while N Clusters are created on kwok.
+    """Faults at random moments while N Clusters are created on kwok.
 
-    Clusters are created in one share per kill; each kill comes 1-8 s after the
-    operator was (re)started, and it is restarted at once. Then every Cluster must
-    converge (as `bench fleet` judges it), no CA Secret may change (uid or
-    certificate), no object may lose its owner Cluster, and no object may be written
-    more than 3 times (audit log; status writes counted apart). Prints the table and
-    exits 1, naming each broken invariant, if one fails. Progress goes to stderr,
+    The faults: SIGKILLs of the operator (restarted at once), of the mothership's API
+    server (restarted on the same flags) and datastore stalls (SIGSTOP, then SIGCONT).
+    Clusters are created in one share per fault; each fault comes 1-8 s after the
+    previous one ended. Then every Cluster must converge (as `bench fleet` judges it),
+    every acknowledged create must still be there with its uid, no CA Secret may change
+    (uid or certificate), no object may lose its owner Cluster, and no object may be
+    written more than 3 times (audit log; status writes counted apart). Prints the table
+    and exits 1, naming each broken invariant, if one fails. Progress goes to stderr,
     figures to stdout.
 
     Examples:
       mothership bench chaos
       mothership bench chaos --clusters 8 --kills 2 --seed 1
+      mothership bench chaos --apiserver-restarts 0 --datastore-stalls 0
     """
     from mothership.bench import chaos as bench_chaos
 
     err = Console(stderr=True)
     with friendly_errors(debug):
         result = bench_chaos.run(
-            clusters, kills, seed, concurrency, state_dir, keep, timeout, reporter(err)
-        )
+            clusters, kills, seed, concurrency, state_dir, keep, timeout, reporter(err),
+            apiserver_restarts=apiserver_restarts, datastore_stalls=datastore_stalls,
+            stall_seconds=stall_seconds,
+        )  # fmt: skip
     for line in result.lines():
         print(line)
     if result.failures():

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import os
 import shutil
+import signal
 import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -362,6 +364,30 @@ class LocalMothership:
             timeout=timeout,
             component="kube-apiserver",
         )
+
+    def restart_apiserver(self, report: Report = _quiet, timeout: float = 120.0) -> float:
+        """SIGKILL kube-apiserver and start it again on the same flags, as a crash and a
+        supervisor's restart would; the seconds it answered no /readyz (for chaos)."""
+        began = time.monotonic()
+        running = self.sup.get("kube-apiserver")
+        if running is not None and running.alive():
+            terminate(running.pid, running.started, crash=True)
+        self._start_apiserver(report, timeout)
+        return time.monotonic() - began
+
+    @contextmanager
+    def datastore_stalled(self) -> Iterator[None]:
+        """The mothership's datastore frozen (SIGSTOP) inside the block, thawed (SIGCONT) at
+        its end whatever happens: a disk or network stall as the API server sees it."""
+        running = self.sup.get("datastore")
+        if running is None or not running.alive():
+            raise ComponentFailed("the datastore is not running: nothing to stall")
+        os.kill(running.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            with suppress(ProcessLookupError):
+                os.kill(running.pid, signal.SIGCONT)
 
     def _start_controllers(self, report: Report, timeout: float) -> None:
         cfg = self.cfg

@@ -133,9 +133,12 @@ class Supervisor:
         return was_alive
 
 
-def terminate(pid: int, started: int, timeout: float = 15.0) -> None:
-    """Stop one process we identified by (pid, start time); reap it if it is our child."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+def terminate(pid: int, started: int, timeout: float = 15.0, *, crash: bool = False) -> None:
+    """Stop one process we identified by (pid, start time); reap it if it is our child.
+
+    `crash`: SIGKILL at once, no chance to shut down cleanly (chaos benches)."""
+    steps = ((signal.SIGTERM, timeout),) if not crash else ()
+    for sig, wait in (*steps, (signal.SIGKILL, 10.0)):
         if start_time(pid) != started:
             return
         try:

@@ -1,9 +1,11 @@
-"""`mothership bench chaos`, run as a user runs it: 8 Clusters, the operator SIGKILLed twice.
+"""`mothership bench chaos`, run as a user runs it: 8 Clusters, the operator SIGKILLed twice,
+the API server SIGKILLed and restarted once, the datastore frozen 10 s once.
 
 The bench starts its own kwok mothership (in the test's temporary dir) and the operator,
-kills and restarts it, and must stop everything. Its invariants are checked from the
-printed table, never a time: both kills happened, every Cluster converged, no PKI Secret
-changed, nothing was orphaned, no object was written more than 3 times.
+injects the faults, and must stop everything. Its invariants are checked from the
+printed table, never a time: every fault happened, every Cluster converged, no
+acknowledged create was lost, no PKI Secret changed, nothing was orphaned, no object was
+written more than 3 times.
 
     python -m pytest tests/integration/test_bench_chaos.py
 """
@@ -22,17 +24,25 @@ CLUSTERS = 8
 
 
 @pytest.mark.kwok
-def test_the_operator_killed_twice_while_clusters_are_made(tmp_path: Path) -> None:
+def test_operator_and_api_server_killed_and_datastore_stalled_while_clusters_are_made(
+    tmp_path: Path,
+) -> None:
     state = tmp_path / "bench"
     done = subprocess.run(
         ["mothership", "bench", "chaos", f"--clusters={CLUSTERS}", "--kills=2", "--seed=7",
-         "--timeout=150", "--state-dir", str(state)],
-        capture_output=True, text=True, timeout=180, check=False,
+         "--apiserver-restarts=1", "--datastore-stalls=1", "--stall-seconds=10",
+         "--timeout=200", "--state-dir", str(state)],
+        capture_output=True, text=True, timeout=260, check=False,
     )  # fmt: skip
     out = done.stdout
     assert done.returncode == 0, out + done.stderr[-3000:]
-    assert "2 SIGKILLs of the operator" in out
+    assert re.search(
+        r"2 SIGKILLs of the operator, 1 API server SIGKILL \+ restart \(no /readyz for "
+        r"[\d.]+ s\), 1 datastore stall \(SIGSTOP for 1\d s\)",
+        out,
+    ), out
     assert f"{CLUSTERS} / {CLUSTERS}" in out
+    assert re.search(rf"acknowledged creates lost\s+0 of {CLUSTERS} ", out), out
     regenerated = re.search(r"CAs regenerated \(data lost\)\s+(\d+) of (\d+)", out)
     assert regenerated and regenerated[1] == "0" and int(regenerated[2]) == 4 * CLUSTERS, out
     assert re.search(r"orphaned objects\s+0\n", out), out

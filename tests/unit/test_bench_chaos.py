@@ -8,14 +8,22 @@ are counted apart from writes per object, and the table names every broken invar
 from __future__ import annotations
 
 import base64
+import random
 from typing import Any
 
 from mothership.bench.chaos_result import (
+    APISERVER_RESTART,
+    DATASTORE_STALL,
+    OPERATOR_KILL,
     CaLedger,
+    Fault,
     Result,
     Writes,
+    describe,
     fingerprint,
+    lost,
     orphans,
+    plan,
     shares,
 )
 
@@ -123,4 +131,42 @@ def test_the_table_names_every_broken_invariant() -> None:
         "writes per object > 3: secrets bench/c1-ca: 4 writes",
     ]
     text = "\n".join(bad.lines())
-    assert "FAILED" in text and "time to recover" in text and "- (last kill" in text
+    assert "FAILED" in text and "time to recover" in text and "- (end of the last fault" in text
+
+
+def test_the_plan_keeps_the_kills_and_never_starts_with_another_fault() -> None:
+    for seed in range(50):
+        faults = plan(5, 1, 1, random.Random(seed))
+        assert faults.count(OPERATOR_KILL) == 5
+        assert faults.count(APISERVER_RESTART) == 1 and faults.count(DATASTORE_STALL) == 1
+        assert faults[0] == OPERATOR_KILL, faults
+    assert plan(0, 1, 1, random.Random(0)) in (
+        [APISERVER_RESTART, DATASTORE_STALL],
+        [DATASTORE_STALL, APISERVER_RESTART],
+    )
+    assert plan(0, 0, 0, random.Random(0)) == []
+    assert plan(3, 1, 0, random.Random(4)) == plan(3, 1, 0, random.Random(4))  # a seed repeats
+
+
+def test_the_faults_are_described_with_how_long_each_lasted() -> None:
+    faults = [Fault(OPERATOR_KILL, 2.0, 0.1), Fault(APISERVER_RESTART, 9.0, 4.21),
+              Fault(OPERATOR_KILL, 15.0, 0.1), Fault(DATASTORE_STALL, 20.0, 30.02)]  # fmt: skip
+    text = describe(faults)
+    assert text == (
+        "2 SIGKILLs of the operator, 1 API server SIGKILL + restart (no /readyz for 4.2 s), "
+        "1 datastore stall (SIGSTOP for 30 s)"
+    )
+    assert describe([Fault(OPERATOR_KILL, 1.0, 0.1)]) == "1 SIGKILLs of the operator"
+
+
+def test_an_acknowledged_create_must_still_be_there_with_its_uid() -> None:
+    acknowledged = {"c0": "u0", "c1": "u1", "c2": "", "c3": "u3"}
+    present = {"c0": "u0", "c1": "other", "c2": "u2"}
+    assert lost(acknowledged, present) == [
+        "c1: acknowledged as uid u1, now uid other",
+        "c3: acknowledged, now missing",
+    ]
+    assert lost({"c2": ""}, {"c2": "anything"}) == []  # a 409 on retry: uid never known
+    bad = Result(clusters=1, kills=0, converged=1, lost=["c3: acknowledged, now missing"])
+    assert bad.failures() == ["acknowledged write lost: c3: acknowledged, now missing"]
+    assert any(line.startswith("acknowledged creates lost") for line in bad.lines())
