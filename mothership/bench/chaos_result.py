@@ -263,7 +263,7 @@ class Result:
                 "at most one per operator start",
             ),
             ("time to recover", f"{recover} (end of the last fault -> all converged)"),
-            ("creates retried", f"{self.create_retries} (refused while the operator was down)"),
+            ("creates retried", f"{self.create_retries} (refused or cut off by a fault)"),
         ]
 
     def lines(self) -> list[str]:
