@@ -160,6 +160,9 @@ class SqlServer:
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=Path)
     _workers: set[int] = field(default_factory=set)
+    # How it was started, so that it can be started again on the same data (start_again).
+    argv: list[str] = field(default_factory=list)
+    run_as: str | None = None
 
     @property
     def pid(self) -> int | None:
@@ -262,6 +265,27 @@ class SqlServer:
                 os.kill(pid, signal.SIGKILL)
         self.proc = None
 
+    def launch(self, timeout: float) -> None:
+        """Start the server process on its data dir and wait until it answers SQL."""
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **_run_as(self.run_as),
+            )
+        self._wait_ready("SELECT 1", timeout)
+
+    def start_again(self, timeout: float = 60.0) -> None:
+        """After stop(): the same server on the same data and port, as a restart after
+        maintenance is (chaos tests: what the tenant committed before must still be there)."""
+        if self.proc is not None:
+            raise RuntimeError(f"the {self.kind} server is still running")
+        self._workers.clear()
+        self.launch(timeout)
+
     def leftover_workers(self) -> list[int]:
         """Workers seen while running that are still alive (none after a clean stop)."""
         live = []
@@ -347,38 +371,31 @@ def start_postgres(
         f"host all all {REACHABLE_LAN_CIDR} scram-sha-256\n"
     )
     port = free_ports(["postgres"])["postgres"]
-    server = SqlServer("postgres", base, port, user, password, log=log)
-    with open(log, "ab") as fh:
-        server.proc = subprocess.Popen(
-            [
-                str(bindir / "postgres"),
-                "-D",
-                str(base / "data"),
-                "-p",
-                str(port),
-                "-k",
-                str(base / "run"),
-                "-c",
-                "listen_addresses=*",
-                "-c",
-                "max_connections=300",
-                "-c",
-                "shared_buffers=32MB",
-                # Test data: losing the last writes on power loss is fine, fsync waits are not.
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            **_run_as(run_as),
-        )
-    server._wait_ready("SELECT 1", timeout)
+    server = SqlServer("postgres", base, port, user, password, log=log, run_as=run_as)
+    server.argv = [
+        str(bindir / "postgres"),
+        "-D",
+        str(base / "data"),
+        "-p",
+        str(port),
+        "-k",
+        str(base / "run"),
+        "-c",
+        "listen_addresses=*",
+        "-c",
+        "max_connections=300",
+        "-c",
+        "shared_buffers=32MB",
+        # Test data: losing the last writes on power loss is fine, fsync waits are not (a
+        # clean stop, SIGINT, still writes every committed transaction out).
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+    ]
+    server.launch(timeout)
     return server
 
 
@@ -424,30 +441,24 @@ def start_mariadb(
         raise ComponentFailed(f"mariadb-install-db failed: {init.stdout}{init.stderr}")
     port = free_ports(["mariadb"])["mariadb"]
     server = SqlServer("mysql", base, port, user, password, log=log)
-    with open(log, "ab") as fh:
-        server.proc = subprocess.Popen(
-            [
-                mariadbd,
-                *common,
-                f"--socket={base / 'run' / 'mysqld.sock'}",
-                f"--pid-file={base / 'run' / 'mysqld.pid'}",
-                f"--port={port}",
-                "--bind-address=0.0.0.0",
-                "--skip-name-resolve",
-                "--skip-log-bin",
-                "--max-connections=300",
-                "--innodb-buffer-pool-size=32M",
-                # Test data: no fsync per commit.
-                "--innodb-flush-log-at-trx-commit=0",
-                "--innodb-doublewrite=0",
-                f"--log-error={log}",
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server._wait_ready("SELECT 1", timeout)
+    # mariadbd drops to --user itself (in `common`), so it is started as root.
+    server.argv = [
+        mariadbd,
+        *common,
+        f"--socket={base / 'run' / 'mysqld.sock'}",
+        f"--pid-file={base / 'run' / 'mysqld.pid'}",
+        f"--port={port}",
+        "--bind-address=0.0.0.0",
+        "--skip-name-resolve",
+        "--skip-log-bin",
+        "--max-connections=300",
+        "--innodb-buffer-pool-size=32M",
+        # Test data: no fsync per commit.
+        "--innodb-flush-log-at-trx-commit=0",
+        "--innodb-doublewrite=0",
+        f"--log-error={log}",
+    ]
+    server.launch(timeout)
     # Password logins from loopback and from pods of a real node, nothing else (as above).
     pod_hosts = [cidr.rsplit(".", 1)[0] + ".%" for cidr in (REAL_BRIDGE_CIDR, REACHABLE_LAN_CIDR)]
     for host in (LOOPBACK, *pod_hosts):

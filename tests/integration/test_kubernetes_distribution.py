@@ -13,9 +13,11 @@ when the host's network is taken):
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -553,6 +555,97 @@ def test_one_replica_on_mariadb_from_an_inline_url(
     tenant.create(ConfigMap(metadata=ObjectMeta(name="in-maria", namespace="default")))
     tables = mariadb_server.sql("SHOW TABLES", database.name)
     assert "kine" in tables.split()
+
+
+class _Writer:
+    """Creates ConfigMaps in the tenant one after another on a thread; remembers which the
+    API server acknowledged (the create answered) and when creates last failed/succeeded."""
+
+    def __init__(self, tenant: Client) -> None:
+        self.tenant = tenant
+        self.acknowledged: list[str] = []
+        self.failures = 0
+        self.last_ok = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            name = f"w-{i:05d}"
+            try:
+                self.tenant.create(ConfigMap(metadata=ObjectMeta(name=name), data={"i": str(i)}),
+                                   namespace="default")  # fmt: skip
+                self.acknowledged.append(name)
+                self.last_ok = time.monotonic()
+                i += 1
+            except ApiError as exc:
+                if exc.status.code == 409:  # an earlier try went through after all
+                    i += 1
+                    continue
+                self.failures += 1
+            except Exception:
+                self.failures += 1
+            self.stop.wait(0.2)
+
+
+def test_the_tenant_outlives_its_postgresql_stopped_for_a_minute(
+    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+) -> None:
+    """Its own PostgreSQL, stopped for 60 s under a steady stream of writes and started
+    again on the same data: the tenant writes again by itself, and every write the API
+    server acknowledged, before the stop or after, is still there."""
+    from mothership.testenv import sqlservers
+
+    ms = mothership_real
+    server = sqlservers.start_postgres()
+    writer: _Writer | None = None
+    try:
+        database = server.create_database(f"pg_{ns.replace('-', '_')}", ms.cfg.host_ip)
+        kc.create(
+            _cluster(
+                "pg", ns, storage={"type": "kine", "kine": {"dataSourceURL": database.pod_url}}
+            )
+        )
+        _wait_condition(ms, kc, operator, "pg", ns, "Available", AVAILABLE_WITHIN)
+        tenant = _tenant_client(_tenant_kubeconfig(kc, "pg", ns, tmp_path / "pg.kubeconfig"))
+        writer = _Writer(tenant)
+        writer.thread.start()
+        kube.wait_until("ten writes acknowledged", lambda: len(writer.acknowledged) >= 10, 60)
+        server.stop()
+        stopped = time.monotonic()
+        before = len(writer.acknowledged)
+        # The fault lasts a minute; the writer must have met it (failed) meanwhile.
+        kube.wait_until(
+            "PostgreSQL down for 60 s, writes failing",
+            lambda: time.monotonic() - stopped >= 60 and writer.failures > 0,
+            120,
+        )
+        server.start_again()
+        restarted = time.monotonic()
+        kube.wait_until(
+            "the tenant writing again",
+            lambda: writer.last_ok > restarted and len(writer.acknowledged) > before + 5,
+            300,
+        )
+        recovered = writer.last_ok - restarted
+        writer.stop.set()
+        writer.thread.join(30)
+        stored = {c.metadata.name for c in tenant.list(ConfigMap, namespace="default")}
+        lost = [n for n in writer.acknowledged if n not in stored]
+        print(
+            f"\nkine/PostgreSQL stopped 60 s: {len(writer.acknowledged)} writes acknowledged "
+            f"({before} before the stop), {writer.failures} refused meanwhile, writing again "
+            f"{recovered:.1f} s after PostgreSQL restarted, {len(lost)} lost"
+        )
+        assert lost == [], f"acknowledged, then lost: {lost}"
+        _wait_condition(ms, kc, operator, "pg", ns, "Available", AVAILABLE_WITHIN)
+    finally:
+        if writer is not None:
+            writer.stop.set()
+        with contextlib.suppress(ApiError):
+            kc.delete(Cluster, "pg", namespace=ns)
+        sqlservers.remove(server)
 
 
 def test_embedded_nats_serves(
