@@ -71,6 +71,7 @@ class Child:
     fields: str = ""  # fingerprint of the field managers' entries outside status
     ours: str | None = None  # `fields` as our last write (or first clean sight) left them
     deleting: bool = False
+    finalizers: tuple[str, ...] = ()  # what holds it (the PKI authorities carry ours)
 
     @property
     def drifted(self) -> bool:
@@ -186,6 +187,7 @@ def make_child(kind: Kind, obj: Mapping[str, Any], ours: str | None) -> Child:
         fields=fields,
         ours=ours,
         deleting=bool(meta.get("deletionTimestamp")),
+        finalizers=tuple(sys.intern(f) for f in meta.get("finalizers") or ()),
     )
 
 

@@ -38,7 +38,7 @@ from mothership.controllers import (
     refusals,
     volumes,
 )
-from mothership.controllers.apply import owned_by
+from mothership.controllers.apply import get_or_none, owned_by
 from mothership.controllers.conditions import Condition, merge
 from mothership.controllers.runtime import runtime
 from mothership.render import encryption, ingress_cert, kubeconfig_secret, names, pki_secrets
@@ -66,6 +66,10 @@ REFUSED_REASON = "RefusedByAPIServer"
 """Available=False reason (and event reason) when a rendered object cannot be stored."""
 RENDER_CRASHED_REASON = "RenderCrashed"
 """Available=False reason (and event reason) when rendering an admitted spec failed."""
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+CA_MISSING_REASON = "CertificateAuthorityMissing"
+"""Available=False reason (and event reason) when a CA or signing-key Secret the control plane
+ran with is gone: none is made again (see pki_secrets.AUTHORITIES)."""
 
 GROUP, VERSION, PLURAL = "k0smotron.io", "v1beta2", "clusters"
 FINALIZER = "k0smotron.io/finalizer"
@@ -161,8 +165,8 @@ async def _converge(
     rt = runtime()
     name = key[1]
     spec = body.get("spec") or {}
-    secrets_present = {n for (kind, n) in owned if kind == "Secret"}
-    await ensure_pki(body, cluster, secrets_present)
+    if not await ensure_pki(body, cluster, owned):
+        return False
     if not await ensure_encryption_key(body, cluster, owned):
         return False
 
@@ -385,11 +389,29 @@ async def ensure_finalizer(body: dict[str, Any]) -> None:
     metrics.WRITES.labels(kind="Cluster").inc()
 
 
-async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: set[str]) -> None:
-    """Create the PKI secrets that do not exist; never replace one that does."""
+async def ensure_pki(
+    body: dict[str, Any],
+    cluster: v1beta2.Cluster,
+    owned: dict[tuple[str, str], children.Child],
+) -> bool:
+    """Create the PKI secrets that do not exist; never replace one that does.
+
+    An authority (a CA, the service-account key) is made only for a control plane that
+    never ran: once its StatefulSet exists, a missing one is a lost one and a new one would
+    break everything signed by the old, so none is made and False says so (told on the
+    Cluster; the pods, which cannot mount it, wait for the Secret to be restored). The
+    authorities we made carry a finalizer, added here to those made before it existed.
+    """
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
-    present = present | runtime().known_secrets.get((namespace, name), set())
+    present = {n for (kind, n) in owned if kind == "Secret"}
+    present |= runtime().known_secrets.get((namespace, name), set())
+    ran = ("StatefulSet", names.statefulset(name)) in owned
+    lost = await _confirm_gone(body, pki_secrets.lost_authorities(name, present, ran))
+    if lost:
+        await report_failure(body, CA_MISSING_REASON, pki_secrets.lost_message(namespace, lost))
+        return False
+    await hold_authorities(body, owned)
     wanted = list(pki_secrets.ALL_PURPOSES)
     if cluster.spec.storage.type == "etcd":
         wanted += pki_secrets.ETCD_LEAVES
@@ -399,7 +421,7 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
     haproxy = names.pki_secret(name, ingress_cert.PURPOSE)
     haproxy_missing = cluster.spec.ingress is not None and haproxy not in present
     if len(have) == len(wanted) and not nats_missing and not haproxy_missing:
-        return
+        return True
     # Create-if-absent: a 409 means the Secret exists (ours, CAPI's or the user's) and it is
     # kept as it is. No lookup first: the create is the lookup.
     new = await asyncio.to_thread(pki_secrets.missing_secrets, name, namespace, have)
@@ -426,6 +448,55 @@ async def ensure_pki(body: dict[str, Any], cluster: v1beta2.Cluster, present: se
             created.append(haproxy)
     if created:
         events.info(body, reason="SecretsCreated", message=", ".join(created))
+    return True
+
+
+async def _confirm_gone(body: dict[str, Any], secrets: list[str]) -> list[str]:
+    """Those of these Secrets the API server does not have either.
+
+    The registry holds only Secrets with our labels: one brought by the user or Cluster API
+    is known only once a create ran into it, which after a restart has not happened yet,
+    and is remembered from here on as such a create would. One of ours is not: the
+    registry sees it (it was only behind), and would see it go."""
+    meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
+    gone = []
+    for secret in secrets:
+        found = await get_or_none(runtime().client, Secret, secret, meta["namespace"])
+        if found is None:
+            gone.append(secret)
+        elif (found.metadata.labels or {}).get(MANAGED_BY_LABEL) != names.MANAGED_BY:
+            runtime().known_secrets.setdefault(key, set()).add(secret)
+    return gone
+
+
+async def hold_authorities(
+    body: dict[str, Any], owned: dict[tuple[str, str], children.Child]
+) -> None:
+    """Put the PKI finalizer on our authority Secrets that lack it (made by an operator
+    from before it): one strategic-merge patch each, which adds to the list without
+    touching anyone else's finalizers; nothing is written where it already is."""
+    meta = body["metadata"]
+    held = {
+        n: (None if c.deleting else c.finalizers)
+        for (kind, n), c in owned.items()
+        if kind == "Secret"
+    }
+    for secret in pki_secrets.unheld(meta["name"], held):
+        try:
+            result = await runtime().client.patch(
+                Secret,
+                secret,
+                {"metadata": {"finalizers": [pki_secrets.FINALIZER]}},
+                namespace=meta["namespace"],
+                patch_type=PatchType.STRATEGIC,
+            )
+        except ApiError as exc:
+            if exc.status.code == 404:  # gone since the watch said it was there
+                continue
+            raise
+        metrics.WRITES.labels(kind="Secret").inc()
+        children.observe_write(result.to_dict())
 
 
 async def ensure_encryption_key(
@@ -463,22 +534,45 @@ async def ensure_encryption_key(
 
 async def release_encryption_key(name: str, namespace: str) -> None:
     """Let the key Secret go with its Cluster: take off the finalizer that kept it."""
+    await _release(names.encryption_secret(name), namespace, encryption.FINALIZER)
+
+
+async def release_authorities(name: str, namespace: str) -> None:
+    """Let the CA and service-account Secrets go with their Cluster (garbage collection
+    deletes those we made; restored ones, without an owner, stay): take off our finalizer."""
+    await concurrently.all_at_once(
+        [
+            _release(secret, namespace, pki_secrets.FINALIZER)
+            for secret in pki_secrets.authority_secrets(name)
+        ]
+    )
+
+
+async def _release(secret: str, namespace: str, finalizer: str) -> None:
+    """Take `finalizer` off this Secret, if it is there and carries it; nothing else."""
     client = runtime().client
-    secret = names.encryption_secret(name)
     try:
         current = await client.get(Secret, secret, namespace=namespace)
     except ApiError as exc:
         if exc.status.code == 404:
             return
         raise
-    finalizers = list((current.metadata and current.metadata.finalizers) or [])
-    if encryption.FINALIZER not in finalizers:
+    assert current.metadata is not None
+    finalizers = list(current.metadata.finalizers or [])
+    if finalizer not in finalizers:
         return
-    kept = [f for f in finalizers if f != encryption.FINALIZER]
+    kept = [f for f in finalizers if f != finalizer]
+    # resourceVersion: a finalizer someone added since the read is not dropped (409, and the
+    # Cluster's finalize runs again).
     await client.patch(
         Secret,
         secret,
-        {"metadata": {"finalizers": kept or None}},
+        {
+            "metadata": {
+                "finalizers": kept or None,
+                "resourceVersion": current.metadata.resourceVersion,
+            }
+        },
         namespace=namespace,
         patch_type=MERGE,
     )
@@ -656,6 +750,7 @@ async def finalize(body: dict[str, Any]) -> None:
         assert written.metadata is not None
         resource_version = written.metadata.resourceVersion  # the status write moved it
     await release_encryption_key(name, namespace)
+    await release_authorities(name, namespace)
     for component in (c for c, yes in opted_in.items() if yes):
         labels = {"cluster": name, "component": component}
         async for pvc in client.list(PersistentVolumeClaim, namespace=namespace, labels=labels):

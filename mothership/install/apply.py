@@ -31,7 +31,7 @@ from lightkube.resources.admissionregistration_v1 import (
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.coordination_v1 import Lease
-from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.resources.core_v1 import Namespace, Pod, Secret
 from lightkube.resources.rbac_authorization_v1 import (
     ClusterRole,
     ClusterRoleBinding,
@@ -40,6 +40,7 @@ from lightkube.resources.rbac_authorization_v1 import (
 from lightkube.types import CascadeType, PatchType
 
 from mothership.install import manifests
+from mothership.render import encryption, names, pki_secrets
 from mothership.webhooks.registration import CONFIG_NAME, CRD_NAMES
 
 FIELD_MANAGER = "mothership-install"
@@ -341,7 +342,9 @@ def custom_objects_gone(client: Client) -> Poll:
 def release_finalizers(client: Client) -> list[str]:
     """Last resort when no operator is left to finalize: drop our finalizers ourselves.
 
-    Only ours: another controller's finalizer is that controller's business.
+    Only ours: another controller's finalizer is that controller's business. Those on the
+    Secrets that keep a Cluster's CAs and encryption key too: the Cluster's finalize would
+    have released them, and garbage collection would otherwise leave them terminating.
     """
     released = []
     for resource, finalizer in ((ClusterResource, CLUSTER_FINALIZER), (JTRResource, JTR_FINALIZER)):
@@ -365,6 +368,22 @@ def release_finalizers(client: Client) -> list[str]:
             }
             client.patch(resource, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
             released.append(f"{namespace}/{name}")
+    ours = (pki_secrets.FINALIZER, encryption.FINALIZER)
+    managed: dict[str, Any] = {"app.kubernetes.io/managed-by": names.MANAGED_BY}
+    for secret in client.list(Secret, namespace="*", labels=managed):
+        name, namespace = _named(secret)
+        assert secret.metadata is not None
+        finalizers = list(secret.metadata.finalizers or [])
+        if not any(f in finalizers for f in ours):
+            continue
+        patch = {
+            "metadata": {
+                "finalizers": [f for f in finalizers if f not in ours] or None,
+                "resourceVersion": secret.metadata.resourceVersion,
+            }
+        }
+        client.patch(Secret, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+        released.append(f"{namespace}/{name}")
     return released
 
 

@@ -3,6 +3,13 @@
 Generated once and never regenerated while they exist: a new CA would invalidate every
 kubeconfig and every joined node. The caller passes which purposes already exist; this
 module only makes the missing ones.
+
+The authorities (see AUTHORITIES) are also never regenerated once a control plane ran with
+them: each carries the finalizer FINALIZER, which the operator removes only when the
+Cluster goes, so a `kubectl delete` by mistake leaves it in place (terminating, still
+mounted); and if one is gone anyway, `lost_authorities` names it and the operator makes
+no new one but says so on the Cluster. Leaf certificates are made again when missing:
+their CA still signs a new one that everything trusts.
 """
 
 from __future__ import annotations
@@ -22,12 +29,24 @@ CA_PURPOSES = {
 }
 SA_PURPOSE = "sa"
 ALL_PURPOSES = (*CA_PURPOSES, SA_PURPOSE)
+# What cannot be made again without breaking what trusts it, per purpose:
+# - ca: the cluster CA; every kubeconfig, kubelet (joined worker) and API server
+#   certificate is signed by it and every client trusts it.
+# - proxy: the front-proxy CA; aggregated API servers trust requests signed by it.
+# - etcd: the etcd CA; etcd members and the API server trust each other through it (and
+#   k0s controllers are handed it whatever the storage).
+# - sa: not a CA but the service-account signing key; every service-account token the
+#   tenant issued was signed with it and would stop verifying.
+# Not here, made again from their CA when missing: the etcd leaves (ETCD_LEAVES), the
+# ingress haproxy certificate, `<cluster>-kubernetes-certs` and the kubeconfig.
+AUTHORITIES = ALL_PURPOSES
+FINALIZER = "k0smotron.io/pki"
 # Leaf certificates signed by the etcd CA, used only with managed etcd storage.
 ETCD_LEAVES = ("apiserver-etcd-client", "etcd-server", "etcd-peer")
 
 
 def _secret(cluster: str, namespace: str, purpose: str, crt: bytes, key: bytes) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": names.CAPI_SECRET_TYPE,
@@ -44,6 +63,59 @@ def _secret(cluster: str, namespace: str, purpose: str, crt: bytes, key: bytes) 
             "tls.key": base64.b64encode(key).decode(),
         },
     }
+    if purpose in AUTHORITIES:
+        out["metadata"]["finalizers"] = [FINALIZER]
+    return out
+
+
+def authority_secrets(cluster: str) -> list[str]:
+    """The Secret names of this Cluster's authorities, in AUTHORITIES' order."""
+    return [names.pki_secret(cluster, p) for p in AUTHORITIES]
+
+
+def lost_authorities(cluster: str, present: set[str], ran: bool) -> list[str]:
+    """Authority Secrets that are gone although the control plane ran with them.
+
+    `ran`: the control plane was given its authorities (its StatefulSet exists; the
+    operator makes it only after every authority exists, and its pods mount them all).
+    Before that, a missing authority is one still to be made: a new Cluster's.
+    """
+    if not ran:
+        return []
+    return [s for s in authority_secrets(cluster) if s not in present]
+
+
+def lost_message(namespace: str, lost: list[str]) -> str:
+    """Available's message for lost authorities: which Secrets, why none is made, the fix."""
+    which = ", ".join(f"{namespace}/{s}" for s in lost)
+    if len(lost) == 1:
+        return (
+            f"Secret {which} held a certificate authority or signing key this control plane "
+            "ran with, and it is gone; mothership does not make a new one (every kubeconfig, "
+            "joined node and service-account token signed with the old one would break): "
+            "restore the Secret from a backup"
+        )
+    return (
+        f"Secrets {which} held certificate authorities or signing keys this control plane "
+        "ran with, and they are gone; mothership does not make new ones (every kubeconfig, "
+        "joined node and service-account token signed with the old ones would break): "
+        "restore the Secrets from a backup"
+    )
+
+
+def unheld(cluster: str, finalizers: dict[str, tuple[str, ...] | None]) -> list[str]:
+    """Authority Secrets present without FINALIZER, to be given it.
+
+    `finalizers`: Secret name -> its finalizers, None when it is being deleted (no
+    finalizer can be added then, and one that is terminating is held by ours already or
+    by nothing). Secrets not in it are not ours to hold (absent, or someone else's).
+    """
+    out = []
+    for secret in authority_secrets(cluster):
+        held = finalizers.get(secret, (FINALIZER,))
+        if held is not None and FINALIZER not in held:
+            out.append(secret)
+    return out
 
 
 def leaf_secret(cluster: str, namespace: str, purpose: str, leaf: pki.CertKey) -> dict[str, Any]:

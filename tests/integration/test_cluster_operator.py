@@ -29,6 +29,7 @@ from lightkube.resources.core_v1 import (
 )
 from lightkube.types import PatchType
 
+from mothership.install import apply
 from mothership.testenv import health, kube
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.ports import free_ports
@@ -590,3 +591,83 @@ def test_a_lost_encryption_key_is_told_and_never_replaced(
     )
     assert not _exists(kc, Secret, "kmc-sealed-encryption", ns), "a new key was made"
     assert len(_warnings(kc, "sealed", ns, "EncryptionKeyMissing")) == 1
+
+
+def test_a_lost_certificate_authority_is_told_and_never_replaced(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    """The CA and service-account Secrets survive a plain delete (finalizer); forced away
+    from a control plane that ran with them, the operator says so and makes no new one,
+    which everything signed by the old one would not trust. The Cluster's delete still
+    takes them."""
+    authorities = [f"trusted-{p}" for p in ("ca", "proxy", "etcd", "sa")]
+    kc.create(_cluster("trusted", ns))
+    kube.wait_until("the StatefulSet", lambda: _exists(kc, StatefulSet, "kmc-trusted", ns), 60)
+    for name in authorities:
+        assert kc.get(Secret, name, namespace=ns).metadata.finalizers == ["k0smotron.io/pki"]
+
+    # A Secret without it (made before it existed) gets it back, next to anyone else's.
+    kc.patch(Secret, "trusted-proxy", {"metadata": {"finalizers": ["example.com/keep"]}},
+             namespace=ns, patch_type=PatchType.MERGE)  # fmt: skip
+    kube.wait_until(
+        "the finalizer added again",
+        lambda: (
+            "k0smotron.io/pki"
+            in (kc.get(Secret, "trusted-proxy", namespace=ns).metadata.finalizers or [])
+        ),
+        60,
+    )
+    kc.patch(Secret, "trusted-proxy", {"metadata": {"finalizers": ["k0smotron.io/pki"]}},
+             namespace=ns, patch_type=PatchType.MERGE)  # fmt: skip
+
+    kc.delete(Secret, "trusted-ca", namespace=ns)
+    kept = kc.get(Secret, "trusted-ca", namespace=ns)
+    assert kept.metadata.deletionTimestamp and kept.data and kept.data["tls.key"]
+    kc.patch(Secret, "trusted-ca", {"metadata": {"finalizers": None}}, namespace=ns,
+             patch_type=PatchType.MERGE)  # fmt: skip
+    kube.wait_until(
+        "Available=False CertificateAuthorityMissing",
+        lambda: (
+            (_condition(kc, "trusted", ns, "Available") or {}).get("reason")
+            == "CertificateAuthorityMissing"
+        ),
+        60,
+    )
+    message = (_condition(kc, "trusted", ns, "Available") or {})["message"]
+    assert f"{ns}/trusted-ca" in message and "restore the Secret from a backup" in message
+    reconciles = operator.metric("mothership_reconciles_total")
+    kube.wait_until(
+        "two resync rounds",
+        lambda: operator.metric("mothership_reconciles_total") >= reconciles + 2,
+        60,
+    )
+    assert not _exists(kc, Secret, "trusted-ca", ns), "a new CA was made"
+    assert len(_warnings(kc, "trusted", ns, "CertificateAuthorityMissing")) == 1
+
+    kc.delete(Cluster, "trusted", namespace=ns)
+    kube.wait_until(
+        "the authorities released and garbage-collected",
+        lambda: not any(_exists(kc, Secret, name, ns) for name in authorities),
+        90,
+    )
+
+
+def test_uninstall_without_an_operator_releases_the_secrets_finalizers_too(
+    kc: Client, ns: str
+) -> None:
+    """`uninstall --force`'s last resort takes our finalizers off the PKI and key Secrets
+    (garbage collection would leave them terminating) and leaves anyone else's."""
+    labels = {"app.kubernetes.io/managed-by": "mothership"}
+    held = ["k0smotron.io/pki", "example.com/keep"]
+    for name, finalizers in (
+        ("held-ca", held),
+        ("held-encryption", ["k0smotron.io/encryption-key"]),
+    ):
+        meta = ObjectMeta(name=name, namespace=ns, labels=labels, finalizers=finalizers)
+        kc.create(Secret(metadata=meta, data={}))
+    released = apply.release_finalizers(kc)
+    assert {f"{ns}/held-ca", f"{ns}/held-encryption"} <= set(released)
+    assert kc.get(Secret, "held-ca", namespace=ns).metadata.finalizers == ["example.com/keep"]
+    assert not kc.get(Secret, "held-encryption", namespace=ns).metadata.finalizers
+    kc.patch(Secret, "held-ca", {"metadata": {"finalizers": None}}, namespace=ns,
+             patch_type=PatchType.MERGE)  # fmt: skip

@@ -183,6 +183,20 @@ def test_the_registry_keeps_claim_sizes_of_a_statefulset() -> None:
     assert child.status["readyReplicas"] == 1
 
 
+def test_the_registry_keeps_finalizers_and_whether_a_child_is_terminating() -> None:
+    registry = Registry()
+    meta = {"name": "a-ca", "namespace": "ns", "labels": {"cluster": "a"}, "resourceVersion": "7"}
+    secret = {"kind": "Secret", "metadata": meta | {"finalizers": ["k0smotron.io/pki"]}}
+    registry.observe(BY_KIND["Secret"], secret)
+    child = registry.get("Secret", "ns", "a-ca")
+    assert child is not None and child.finalizers == ("k0smotron.io/pki",)
+    assert not child.deleting
+    gone = {"kind": "Secret", "metadata": meta | {"resourceVersion": "8", "deletionTimestamp": "x"}}
+    registry.observe(BY_KIND["Secret"], gone)
+    child = registry.get("Secret", "ns", "a-ca")
+    assert child is not None and child.deleting and child.finalizers == ()
+
+
 # -- the registry: drift, deletion, watch lag -----------------------------------------------
 
 

@@ -30,6 +30,54 @@ def test_pki_secrets_are_capi_shaped_rsa_cas() -> None:
     assert b"RSA" in key or pki.CertKey(crt, key).certificate.public_key().key_size == 2048
 
 
+def test_authorities_carry_the_pki_finalizer_and_leaves_do_not() -> None:
+    made = {s["metadata"]["name"]: s for s in pki_secrets.missing_secrets("demo", "ns", set())}
+    assert all(s["metadata"]["finalizers"] == [pki_secrets.FINALIZER] for s in made.values())
+    assert set(made) == set(pki_secrets.authority_secrets("demo"))
+    leaves = pki_secrets.missing_etcd_leaves("demo", "ns", pki.new_ca("etcd-ca"), set())
+    assert leaves and all("finalizers" not in s["metadata"] for s in leaves)
+    leaf = pki_secrets.leaf_secret("demo", "ns", "ingress-haproxy", pki.new_ca("x"))
+    assert "finalizers" not in leaf["metadata"]
+
+
+def test_a_missing_authority_is_lost_only_once_the_control_plane_ran() -> None:
+    every = set(pki_secrets.authority_secrets("demo"))
+    assert pki_secrets.lost_authorities("demo", set(), ran=False) == []
+    assert pki_secrets.lost_authorities("demo", every, ran=True) == []
+    assert pki_secrets.lost_authorities("demo", every - {"demo-sa"}, ran=True) == ["demo-sa"]
+    # Leaves are made again from their CA: never lost.
+    assert pki_secrets.lost_authorities("demo", every | {"demo-etcd-peer"}, ran=True) == []
+    assert pki_secrets.lost_authorities("demo", set(), ran=True) == [
+        "demo-ca",
+        "demo-proxy",
+        "demo-etcd",
+        "demo-sa",
+    ]
+
+
+def test_the_lost_message_names_the_secrets_and_the_fix() -> None:
+    one = pki_secrets.lost_message("ns", ["demo-ca"])
+    assert "Secret ns/demo-ca " in one and one.endswith("restore the Secret from a backup")
+    two = pki_secrets.lost_message("ns", ["demo-ca", "demo-sa"])
+    assert "ns/demo-ca, ns/demo-sa" in two and two.endswith("restore the Secrets from a backup")
+
+
+def test_unheld_names_our_present_authorities_without_the_finalizer() -> None:
+    ours = pki_secrets.FINALIZER
+    held = {
+        "demo-ca": (ours,),
+        "demo-proxy": ("someone.else/keep",),  # ours is added next to theirs
+        "demo-etcd": None,  # terminating: nothing can be added
+        "demo-etcd-peer": (),  # a leaf: not held
+        # demo-sa absent: nothing to hold
+    }
+    assert pki_secrets.unheld("demo", held) == ["demo-proxy"]
+    assert (
+        pki_secrets.unheld("demo", {s: (ours,) for s in pki_secrets.authority_secrets("demo")})
+        == []
+    )
+
+
 def test_kubeconfig_secret_is_signed_by_the_cluster_ca() -> None:
     ca = pki.new_ca("kubernetes-ca", key_type="rsa")
     secret = kubeconfig_secret.kubeconfig_secret(
