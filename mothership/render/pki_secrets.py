@@ -152,7 +152,12 @@ def etcd_hosts(cluster: str, namespace: str) -> tuple[list[str], list[str]]:
 def missing_etcd_leaves(
     cluster: str, namespace: str, etcd_ca: pki.CertKey, existing: set[str]
 ) -> list[dict[str, Any]]:
-    """etcd server, peer and apiserver-client certificates not in `existing`."""
+    """etcd server, peer and apiserver-client certificates not in `existing`.
+
+    Their keys are ECDSA P-256, as every other leaf's: etcd, etcdctl, kube-apiserver and
+    k0s (all Go) take them, the CA signing them may still be RSA, and making three RSA
+    keys was a third of the operator's CPU per Cluster (`bench fleet`, issue 12). Leaves
+    made before stay as they are."""
     dns, ips = etcd_hosts(cluster, namespace)
     out = []
     for purpose in ETCD_LEAVES:
@@ -167,7 +172,6 @@ def missing_etcd_leaves(
             server=purpose != "apiserver-etcd-client",
             client=True,
             validity_days=3650,
-            key_type="rsa",
         )
         out.append(_secret(cluster, namespace, purpose, leaf.cert_pem, leaf.key_pem))
     return out
