@@ -64,6 +64,14 @@ def run(
     webhook_dns_name: list[str] = typer.Option(
         None, "--webhook-dns-name", help="Extra DNS name in the serving certificate (repeatable)."
     ),
+    webhook_serving: str = typer.Option(
+        "process",
+        "--webhook-serving",
+        envvar="MOTHERSHIP_WEBHOOK_SERVING",
+        help="process: serve the webhooks from a child process of the operator (it never "
+        "waits for the reconciles' GIL; restarted when it exits); thread: on an event loop "
+        "thread inside the operator's process.",
+    ),
     unregister_on_exit: bool = typer.Option(
         False, "--unregister-webhooks-on-exit", help="Remove the webhook registrations on exit."
     ),
@@ -165,13 +173,14 @@ def run(
     from prometheus_client import start_http_server
 
     from mothership.controllers import cluster, join_token, operator  # noqa: F401 - registers handlers
-    from mothership.webhooks.runtime import CertSource, Registration
+    from mothership.webhooks.runtime import CertSource, Registration, Serving
 
     levels = ("debug", "info", "warning")
     if log_level not in levels:
         raise typer.BadParameter(f"must be one of {', '.join(levels)}", param_hint="--log-level")
     try:
         certs, registration = CertSource(webhook_certs), Registration(webhook_registration)
+        serving = Serving(webhook_serving)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     _limit_malloc_arenas()
@@ -224,6 +233,8 @@ def run(
             cert_secret=webhook_cert_secret,
             namespace=_own_namespace(),
             registration=registration,
+            serving=serving,
+            log_format=log_format.value,
         )
     election = (
         (leader_namespace or _own_namespace(), leader_identity or _identity())

@@ -9,6 +9,9 @@ webhook waits for the GIL only, which Python code must hand over every switch in
 and I/O and key generation release. C code that keeps the GIL still stalls it, e.g.
 loading an RSA private key with its consistency check (40-120 ms on this host, see
 ``pki.CertKey.private_key``), and so does the CPU the reconciles take from the machine.
+
+This is ``--webhook-serving=thread``; by default the webhooks run in a child process
+(:mod:`mothership.webhooks.child`), which waits for no GIL of the operator's at all.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 
 from mothership.webhooks import registration
+from mothership.webhooks.child import WebhookChild
 from mothership.webhooks.loop import LoopThread
 from mothership.webhooks.server import Runner, cluster_lister, serve
 from mothership.webhooks.tls import CA_CERT_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE, webhook_tls
@@ -62,6 +63,15 @@ class Registration(StrEnum):
     none = "none"
 
 
+class Serving(StrEnum):
+    """Where the server runs: a child process of the operator (see
+    :mod:`mothership.webhooks.child`), or an event loop thread inside it
+    (:mod:`mothership.webhooks.loop`)."""
+
+    process = "process"
+    thread = "thread"
+
+
 @dataclass(frozen=True)
 class WebhookConfig:
     cert_dir: Path
@@ -77,6 +87,8 @@ class WebhookConfig:
     namespace: str = "default"  # of cert_secret
     registration: Registration = Registration.full
     refresh_seconds: float = REFRESH_SECONDS
+    serving: Serving = Serving.process
+    log_format: str = "plain"  # of the child process's log lines
 
 
 class WebhookService:
@@ -95,7 +107,7 @@ class WebhookService:
         self._kube_config = getattr(getattr(self.client, "_client", None), "config", None)
         self._loop: LoopThread | None = None
         self._lister: AsyncClient | None = None
-        self.runner: Runner | None = None
+        self.runner: Runner | WebhookChild | None = None
         self.registered = False
         self._served: tuple[bytes, bytes] | None = None
         self._ca_pem: bytes | None = None
@@ -105,13 +117,17 @@ class WebhookService:
     async def start(self) -> None:
         """Certificates first, then listen, then register (a half-done registration retries).
 
-        The server runs on an event loop of its own (:mod:`mothership.webhooks.loop`), with
-        its own API client for the node port check: the caller's loop (the operator's) may
-        be busy with reconciles for tens of milliseconds at a time.
+        The server runs in a child process (``serving=process``) or on an event loop of its
+        own (``thread``), with its own API client for the node port check: the caller's
+        loop (the operator's) may be busy with reconciles for tens of milliseconds at a time.
         """
         await self._refresh_certificates()
-        self._loop = LoopThread("webhooks")
-        self.runner = await self._loop.call(self._serve())
+        if self.config.serving == Serving.process:
+            self.runner = self._child()
+            await self.runner.start()
+        else:
+            self._loop = LoopThread("webhooks")
+            self.runner = await self._loop.call(self._serve())
         self._served = _read_pair(self.config.cert_dir)
         await self._register()
         self._task = asyncio.create_task(self._keep(), name="webhook-keeper")
@@ -124,6 +140,8 @@ class WebhookService:
                 await self._task
         if unregister and self.config.unregister_on_exit and self.registered:
             await registration.unregister(self.client)
+        if isinstance(self.runner, WebhookChild):
+            await self.runner.stop()
         if self._loop is not None:
             if self.runner:
                 await self._loop.call(self.runner.stop())
@@ -131,6 +149,20 @@ class WebhookService:
                 await self._loop.call(self._lister.close())
             await self._loop.aclose()
         await self.client.close()
+
+    def _child(self) -> WebhookChild:
+        """The child process, with the kubeconfig file and context of our client (none
+        in a pod: the child reads the service account as we did)."""
+        cfg = self.config
+        kubeconfig = getattr(self._kube_config, "fname", None)
+        return WebhookChild(
+            cfg.host,
+            cfg.port,
+            cfg.cert_dir,
+            kubeconfig=kubeconfig,
+            context=getattr(self._kube_config, "context_name", None) if kubeconfig else None,
+            log_format=cfg.log_format,
+        )
 
     async def _serve(self) -> Runner:
         """On the webhook loop: the lister's client and the server, both bound to it."""
@@ -226,9 +258,12 @@ class WebhookService:
         await self._refresh_certificates()
         pair = _read_pair(self.config.cert_dir)
         if pair != self._served:
-            assert self._loop is not None
-            # On the server's loop, the only one that uses its SSL context.
-            await self._loop.call(_reload(self.runner, self.config.cert_dir))
+            if isinstance(self.runner, WebhookChild):
+                self.runner.reload_certificate()  # it reads the files itself
+            else:
+                assert self._loop is not None
+                # On the server's loop, the only one that uses its SSL context.
+                await self._loop.call(_reload(self.runner, self.config.cert_dir))
             self._served = pair
             log.info("webhook serving certificate reloaded")
         # ca-bundle: look every round (a bundle removed by hand comes back); full: only
