@@ -50,6 +50,9 @@ class Result:
     peak_rss_mib: float = 0.0
     settled_rss_mib: float = 0.0
     cpu_seconds: float = 0.0
+    # The operator's child processes (the webhook server), measured apart.
+    child_peak_rss_mib: float = 0.0
+    child_cpu_seconds: float = 0.0
     requests: audit.Requests = field(default_factory=audit.Requests)
     resync_writes: int = -1
     resync_requests: int = -1
@@ -67,6 +70,8 @@ class Result:
             f"operator peak RSS             {self.peak_rss_mib:.1f} MiB "
             f"(after the resync round: {self.settled_rss_mib:.1f} MiB)",
             f"operator CPU                  {self.cpu_seconds:.1f} s",
+            f"webhook process (child)       peak RSS {self.child_peak_rss_mib:.1f} MiB, "
+            f"CPU {self.child_cpu_seconds:.1f} s",
             f"operator API requests         {self.requests.total} "
             f"({self.requests.total / max(1, self.clusters):.1f} per cluster) "
             f"{dict(sorted(self.requests.by_verb.items()))}",
@@ -295,6 +300,8 @@ def _run(
         result.peak_rss_mib = procstat.peak_rss_mib(proc.pid)
         result.settled_rss_mib = procstat.rss_mib(proc.pid)
         result.cpu_seconds = procstat.cpu_seconds(proc.pid)
+        result.child_peak_rss_mib = procstat.child_rss_mib(proc.pid, peak=True)
+        result.child_cpu_seconds = procstat.child_cpu_seconds(proc.pid)
     finally:
         if proc:
             _stop(proc)
