@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,8 +94,33 @@ async def on_cluster_event(type: str, body: kopf.Body, **kw: Any) -> None:
         rt.probes.forget(key)
         kubernetes_distribution.forget(key)
         rt.fingerprints.pop(key, None)
+        rt.reconciled_versions.pop(key, None)
+        return
+    if stale_event(body["metadata"]):
         return
     await reconcile(dict(body))
+
+
+def resource_version(meta: Mapping[str, Any]) -> int | None:
+    try:
+        return int(meta.get("resourceVersion") or "")
+    except ValueError:
+        return None  # not etcd's (or kine's) integers: never compared
+
+
+def stale_event(meta: Mapping[str, Any]) -> bool:
+    """An event older than the copy a reconcile already started from.
+
+    In a burst kopf's worker for one Cluster may start a minute late and replay its queue:
+    the first copy lacks our finalizer (its patch fails with 409), later ones carry an old
+    status, which a reconcile takes for a foreign edit and writes again. Resyncs and child
+    triggers read the Cluster fresh, so they are never held to this (and a datastore
+    restored from a backup, with smaller versions, is reconciled by them as it is).
+    resourceVersions are compared as the integers etcd and kine make them.
+    """
+    version = resource_version(meta)
+    last = runtime().reconciled_versions.get((meta["namespace"], meta["name"]))
+    return version is not None and last is not None and version < last
 
 
 # A child's changes (pods became ready, an LB got an address, someone edited or deleted
@@ -111,6 +137,9 @@ async def reconcile(body: dict[str, Any]) -> None:
     started = time.monotonic()
     result = "ok"
     async with rt.lock(key):
+        version = resource_version(meta)
+        if version is not None:
+            rt.reconciled_versions[key] = version
         metrics.QUEUE_DEPTH.inc()
         try:
             if meta.get("deletionTimestamp"):

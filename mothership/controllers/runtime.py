@@ -34,6 +34,10 @@ class Runtime:
     known_secrets: dict[children.Key, set[str]] = field(default_factory=dict)
     probes: tenant.Probes = field(default_factory=lambda: tenant.Probes())
     fingerprints: dict[children.Key, bytes] = field(default_factory=dict)
+    # resourceVersion of the Cluster each reconcile last started from (see
+    # cluster.stale_event): kopf's queue for one Cluster can lag a minute behind a burst,
+    # while resyncs and child triggers have long reconciled a fresh read of it.
+    reconciled_versions: dict[children.Key, int] = field(default_factory=dict)
 
     def lock(self, key: children.Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
