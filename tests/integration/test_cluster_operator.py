@@ -569,28 +569,41 @@ def test_a_lost_encryption_key_is_told_and_never_replaced(
         sts.metadata.annotations["mothership.io/encryption-key-secret"] == "kmc-sealed-encryption"
     )
 
-    kc.delete(Secret, "kmc-sealed-encryption", namespace=ns)
-    assert kc.get(Secret, "kmc-sealed-encryption", namespace=ns).metadata.deletionTimestamp
-    kc.patch(Secret, "kmc-sealed-encryption", {"metadata": {"finalizers": None}}, namespace=ns,
+    message = _lose_guarded_secret(
+        kc, operator, ns, "sealed", "kmc-sealed-encryption", "EncryptionKeyMissing"
+    )
+    assert "kmc-sealed-encryption" in message and "restore the Secret" in message, message
+
+
+def _lose_guarded_secret(
+    kc: Client, operator: Operator, ns: str, cluster: str, secret: str, reason: str
+) -> str:
+    """Delete a Secret the operator guards with a finalizer: it stays, terminating, with
+    its data; force the finalizer off, and the Cluster must say `reason` (returned: its
+    message), once as a Warning, and no new Secret of that name appear over two resyncs."""
+    data = kc.get(Secret, secret, namespace=ns).data
+    assert data, f"{secret} holds nothing"
+    kc.delete(Secret, secret, namespace=ns)
+    kept = kc.get(Secret, secret, namespace=ns)
+    assert kept.metadata.deletionTimestamp, "the guarded Secret went at once"
+    assert kept.data == data, "the terminating Secret must keep its keys (tls.key, ...)"
+    kc.patch(Secret, secret, {"metadata": {"finalizers": None}}, namespace=ns,
              patch_type=PatchType.MERGE)  # fmt: skip
     kube.wait_until(
-        "Available=False EncryptionKeyMissing",
-        lambda: (
-            (_condition(kc, "sealed", ns, "Available") or {}).get("reason")
-            == "EncryptionKeyMissing"
-        ),
+        f"Available=False {reason}",
+        lambda: (_condition(kc, cluster, ns, "Available") or {}).get("reason") == reason,
         60,
     )
-    message = (_condition(kc, "sealed", ns, "Available") or {})["message"]
-    assert "kmc-sealed-encryption" in message and "restore the Secret" in message, message
+    message: str = (_condition(kc, cluster, ns, "Available") or {})["message"]
     reconciles = operator.metric("mothership_reconciles_total")
     kube.wait_until(
         "two resync rounds",
         lambda: operator.metric("mothership_reconciles_total") >= reconciles + 2,
         60,
     )
-    assert not _exists(kc, Secret, "kmc-sealed-encryption", ns), "a new key was made"
-    assert len(_warnings(kc, "sealed", ns, "EncryptionKeyMissing")) == 1
+    assert not _exists(kc, Secret, secret, ns), f"a new {secret} was made"
+    assert len(_warnings(kc, cluster, ns, reason)) == 1
+    return message
 
 
 def test_a_lost_certificate_authority_is_told_and_never_replaced(
@@ -620,29 +633,10 @@ def test_a_lost_certificate_authority_is_told_and_never_replaced(
     kc.patch(Secret, "trusted-proxy", {"metadata": {"finalizers": ["k0smotron.io/pki"]}},
              namespace=ns, patch_type=PatchType.MERGE)  # fmt: skip
 
-    kc.delete(Secret, "trusted-ca", namespace=ns)
-    kept = kc.get(Secret, "trusted-ca", namespace=ns)
-    assert kept.metadata.deletionTimestamp and kept.data and kept.data["tls.key"]
-    kc.patch(Secret, "trusted-ca", {"metadata": {"finalizers": None}}, namespace=ns,
-             patch_type=PatchType.MERGE)  # fmt: skip
-    kube.wait_until(
-        "Available=False CertificateAuthorityMissing",
-        lambda: (
-            (_condition(kc, "trusted", ns, "Available") or {}).get("reason")
-            == "CertificateAuthorityMissing"
-        ),
-        60,
+    message = _lose_guarded_secret(
+        kc, operator, ns, "trusted", "trusted-ca", "CertificateAuthorityMissing"
     )
-    message = (_condition(kc, "trusted", ns, "Available") or {})["message"]
     assert f"{ns}/trusted-ca" in message and "restore the Secret from a backup" in message
-    reconciles = operator.metric("mothership_reconciles_total")
-    kube.wait_until(
-        "two resync rounds",
-        lambda: operator.metric("mothership_reconciles_total") >= reconciles + 2,
-        60,
-    )
-    assert not _exists(kc, Secret, "trusted-ca", ns), "a new CA was made"
-    assert len(_warnings(kc, "trusted", ns, "CertificateAuthorityMissing")) == 1
 
     kc.delete(Cluster, "trusted", namespace=ns)
     kube.wait_until(
