@@ -33,6 +33,7 @@ from mothership.controllers import (
     children,
     cluster_status,
     concurrently,
+    datastore_tenant,
     events,
     kubernetes_distribution,
     metrics,
@@ -197,6 +198,10 @@ async def _converge(
     if not await ensure_pki(body, cluster, owned):
         return False
     if not await ensure_encryption_key(body, cluster, owned):
+        return False
+    problem = await datastore_tenant.ensure(body, cluster, owned)
+    if problem is not None:
+        await report_failure(body, problem.reason, problem.message)
         return False
 
     recorded = (body.get("status") or {}).get("version")
@@ -778,6 +783,8 @@ async def finalize(body: dict[str, Any]) -> None:
         metrics.WRITES.labels(kind="ClusterStatus").inc()
         assert written.metadata is not None
         resource_version = written.metadata.resourceVersion  # the status write moved it
+    if not await datastore_tenant.release(body):
+        return  # told in an event; the next resync tries again, the finalizer stays
     await release_encryption_key(name, namespace)
     await release_authorities(name, namespace)
     for component in (c for c, yes in opted_in.items() if yes):

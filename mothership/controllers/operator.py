@@ -23,6 +23,7 @@ from mothership.controllers import (
     children,
     cluster,
     controlplane,
+    datastore,
     join_token,
     remote_machine,
     runtime,
@@ -90,6 +91,7 @@ KOPF_EVENTS = KopfEvents()
 @kopf.on.event(controlplane.GROUP, controlplane.VERSION, controlplane.PLURAL)
 @kopf.on.event(worker_bootstrap.GROUP, worker_bootstrap.VERSION, worker_bootstrap.PLURAL)
 @kopf.on.event(remote_machine.GROUP, remote_machine.VERSION, remote_machine.PLURAL)
+@kopf.on.event(datastore.GROUP, datastore.VERSION, datastore.PLURAL)
 def capture_event_queue(**_: Any) -> None:
     KOPF_EVENTS.capture()
 
@@ -320,6 +322,8 @@ async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
                 await worker_bootstrap.reconcile(obj)
             elif kind == "remotemachine":
                 await remote_machine.reconcile(obj)
+            elif kind == "datastore":
+                await datastore.reconcile(obj)
             else:
                 await join_token.reconcile(obj)
         except ApiError as exc:
@@ -336,11 +340,19 @@ async def resync_once(namespaces: tuple[str, ...] = ()) -> None:
         ("controlplane", controlplane.ControlPlaneResource),
         ("bootstrap", worker_bootstrap.ConfigResource),
         ("remotemachine", remote_machine.RemoteMachineResource),
+        # Last: a DataStore being deleted waits for the Clusters released just before.
+        ("datastore", datastore.DataStoreResource),
     )
     for kind, resource in kinds:
         running: list[asyncio.Task[None]] = []
-        for namespace in namespaces or ("*",):
-            items = rt.client.list(resource, namespace=namespace, chunk_size=RESYNC_PAGE)
+        # A DataStore is cluster-scoped: one list, whichever namespaces are watched.
+        scopes = (None,) if kind == "datastore" else namespaces or ("*",)
+        for namespace in scopes:
+            items = rt.client.list(
+                resource,  # type: ignore[type-var]  # a global one is listed with namespace None
+                namespace=namespace,
+                chunk_size=RESYNC_PAGE,
+            )
             try:
                 async for item in items:
                     await sem.acquire()

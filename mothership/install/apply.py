@@ -22,7 +22,7 @@ from typing import Any
 from lightkube import Client
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
-from lightkube.generic_resource import create_namespaced_resource
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.admissionregistration_v1 import (
     MutatingWebhookConfiguration,
@@ -39,6 +39,7 @@ from lightkube.resources.rbac_authorization_v1 import (
 )
 from lightkube.types import CascadeType, PatchType
 
+from mothership.api.mothership import v1alpha1 as mothership_v1alpha1
 from mothership.install import manifests
 from mothership.render import encryption, names, pki_secrets
 from mothership.webhooks.registration import CONFIG_NAME, CRD_NAMES
@@ -54,6 +55,15 @@ ClusterResource = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster
 JTRResource = create_namespaced_resource(
     "k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests"
 )
+
+DataStoreResource = create_global_resource(
+    mothership_v1alpha1.GROUP,
+    mothership_v1alpha1.VERSION,
+    mothership_v1alpha1.KIND,
+    mothership_v1alpha1.PLURAL,
+)
+# Every CRD of the install: those with a conversion webhook, and those with one version.
+INSTALLED_CRD_NAMES = (*CRD_NAMES, mothership_v1alpha1.DATASTORE_CRD_NAME)
 
 Obj = dict[str, Any]
 Report = Callable[[str], None]
@@ -138,7 +148,7 @@ def _apply(client: Client, obj: Obj) -> None:
 def crds_established(client: Client) -> Poll:
     def poll() -> tuple[bool, str]:
         waiting = []
-        for name in CRD_NAMES:
+        for name in INSTALLED_CRD_NAMES:
             crd = client.get(CustomResourceDefinition, name)
             conditions = (crd.status.conditions if crd.status else None) or []
             if not any(c.type == "Established" and c.status == "True" for c in conditions):
@@ -443,9 +453,45 @@ def namespaced_install_objects(namespace: str) -> list[Leftover]:
     ]
 
 
+def release_datastores(client: Client) -> list[str]:
+    """Take the in-use finalizer off every DataStore, once no Cluster is left to use one.
+
+    Deleting the CRDs deletes the DataStores, and the operator that would release them goes
+    in the same uninstall (its RBAC first), so the CRD would wait for them forever. Only the
+    DataStore objects go; the database servers and the tenants' databases are not touched.
+    """
+    if clusters_left(client):
+        return []
+    released = []
+    try:
+        stores = list(client.list(DataStoreResource))
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return []
+        raise
+    for store in stores:
+        name, _ = _named(store)
+        assert store.metadata is not None
+        finalizers = list(store.metadata.finalizers or [])
+        if mothership_v1alpha1.IN_USE_FINALIZER not in finalizers:
+            continue
+        kept = [f for f in finalizers if f != mothership_v1alpha1.IN_USE_FINALIZER]
+        patch = {
+            "metadata": {
+                "finalizers": kept or None,
+                "resourceVersion": store.metadata.resourceVersion,
+            }
+        }
+        client.patch(DataStoreResource, name, patch, patch_type=PatchType.MERGE)
+        released.append(name)
+    return released
+
+
 def delete_installed(client: Client, namespace: str) -> list[Leftover]:
     """Delete the install: webhooks first (nothing may call a webhook being removed),
-    then RBAC, CRDs and the namespace, which takes the operator with it."""
+    then RBAC, CRDs and the namespace, which takes the operator with it. DataStores are
+    released first (:func:`release_datastores`), since no Cluster is left by now."""
+    release_datastores(client)
     deleted = installed_objects(client)
     resources = {r.__name__: r for r, _ in _LABELLED}
     ours = any(o.kind == "Namespace" and o.name == namespace for o in deleted)

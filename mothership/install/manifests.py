@@ -27,6 +27,7 @@ from mothership.api.controlplane.v1beta2 import CONTROL_PLANE_CRD
 from mothership.api.controlplane.v1beta2 import GROUP as CONTROLPLANE_GROUP
 from mothership.api.crdgen import all_crds
 from mothership.api.infrastructure.v1beta2 import GROUP as INFRA_GROUP
+from mothership.api.mothership import v1alpha1 as mothership_v1alpha1
 from mothership.install.templating import Context, Doc, Obj, Plain
 from mothership.render.facts import IMAGE_REPOSITORY_PATTERN
 from mothership.render.node_join import DOWNLOAD_URL_PATTERN, REGISTRY_MIRROR_PATTERN
@@ -318,6 +319,8 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str], names: Any 
 READ = ["get", "list", "watch"]
 CONTROL_PLANES = CONTROL_PLANE_CRD.plural
 WORKER_CONFIGS = WORKER_CONFIG_CRD.plural
+DATASTORE_GROUP = mothership_v1alpha1.GROUP
+DATASTORES = mothership_v1alpha1.PLURAL
 # Server-side apply is a PATCH, and a PATCH that creates needs `create` as well.
 APPLY = ["get", "list", "watch", "create", "patch"]
 
@@ -329,6 +332,13 @@ def cluster_role(ctx: Context) -> Obj:
         _rule(["k0smotron.io"], ["clusters"], READ),
         # External addresses of NodePort Clusters come from node addresses.
         _rule([""], ["nodes"], READ),
+        # DataStores are cluster-scoped, so they are here whatever namespaces are watched:
+        # the in-use finalizer by merge patch, tenants and Reachable in the status. The admin
+        # Secret a DataStore names is read (get) through the tenants role: in any namespace
+        # by default, else in the watched ones; own_namespace_role adds the operator's own.
+        _rule([DATASTORE_GROUP], [DATASTORES], [*READ, "patch", "update"]),
+        _rule([DATASTORE_GROUP], [f"{DATASTORES}/status"], ["get", "patch", "update"]),
+        _rule([DATASTORE_GROUP], [f"{DATASTORES}/finalizers"], ["update"]),
         # kopf discovers served resources through the CRDs; caBundle of the conversion.
         _rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], READ),
         _rule(
@@ -445,6 +455,9 @@ def own_namespace_role(ctx: Context) -> Obj:
         _rule(["coordination.k8s.io"], ["leases"], ["get", "update"], [LEASE_NAME]),
         _rule([""], ["secrets"], ["create"]),
         _rule([""], ["secrets"], ["get", "update"], [CERT_SECRET]),
+        # DataStore admin Secrets kept beside the operator (spec.adminSecretRef), readable
+        # even when this namespace is not one of the watched ones.
+        _rule([""], ["secrets"], ["get"]),
     ]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",

@@ -131,12 +131,27 @@ def _operator_spec(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     return {"api": api, "konnectivity": konnectivity, "storage": _storage(cluster_name, spec)}
 
 
+def kine_secret(cluster_name: str, spec: ClusterSpec) -> str | None:
+    """The Secret whose K0SMOTRON_KINE_DATASOURCE_URL key kine reads, if the URL is not inline.
+
+    Either the user's own (``storage.kine.dataSourceSecretName``) or, for a Cluster on a
+    shared DataStore, the one the operator writes with the tenant's generated credentials:
+    the pods consume both the same way, so a password is never in a pod spec or ConfigMap.
+    """
+    kine = spec.storage.kine
+    if spec.storage.type != "kine":
+        return None
+    if kine.data_store_ref is not None:
+        return names.datastore_secret(cluster_name)
+    return kine.data_source_secret_name or None
+
+
 def _storage(cluster_name: str, spec: ClusterSpec) -> dict[str, Any]:
     storage = spec.storage
     if storage.type == "nats":
         return {"type": "kine", "kine": {"dataSource": nats_data_source(spec.replicas)}}
     if storage.type == "kine":
-        if storage.kine.data_source_secret_name:
+        if kine_secret(cluster_name, spec):
             source = KINE_URL_PLACEHOLDER
         else:
             source = storage.kine.data_source_url or ""

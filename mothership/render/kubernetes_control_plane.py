@@ -337,7 +337,7 @@ def kine_endpoint(cluster: Cluster) -> str | None:
     storage = cluster.spec.storage
     if storage.type == "nats":
         return configmaps.nats_data_source(cluster.spec.replicas)
-    if storage.kine.data_source_secret_name:
+    if configmaps.kine_secret(identity(cluster)[0], cluster.spec):
         return None
     if storage.kine.data_source_url:
         return storage.kine.data_source_url
@@ -578,7 +578,7 @@ def _kine_container(cluster: Cluster, facts: Facts) -> dict[str, Any] | None:
                 "name": "KINE_ENDPOINT",
                 "valueFrom": {
                     "secretKeyRef": {
-                        "name": spec.storage.kine.data_source_secret_name,
+                        "name": configmaps.kine_secret(cluster_name, spec),
                         "key": KINE_DATASOURCE_SECRET_KEY,
                     }
                 },

@@ -6,6 +6,8 @@ Keeping k0smotron's names means a cluster migrated from k0smotron keeps its Secr
 
 from __future__ import annotations
 
+from mothership.api.mothership.v1alpha1 import tenant_secret_name
+
 MANAGED_BY = "mothership"
 FIELD_MANAGER = "mothership"
 HASH_ANNOTATION = "mothership.io/desired-hash"
@@ -115,6 +117,11 @@ def nats_service(cluster: str) -> str:
 
 def nats_token_secret(cluster: str) -> str:
     return f"kmc-{cluster}-nats-token"
+
+
+def datastore_secret(cluster: str) -> str:
+    """The tenant's own credentials on a shared DataStore, as its kine URL (operator-written)."""
+    return tenant_secret_name(cluster)
 
 
 def encryption_secret(cluster: str) -> str:

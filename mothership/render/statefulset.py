@@ -413,8 +413,9 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     mounts.append(_manifest_mount(telemetry, "k0s-telemetry"))
 
     env_from: list[dict[str, Any]] = [{"configMapRef": {"name": names.config_map(cluster_name)}}]
-    if spec.storage.kine.data_source_secret_name:
-        env_from.append({"secretRef": {"name": spec.storage.kine.data_source_secret_name}})
+    kine_secret = configmaps.kine_secret(cluster_name, spec)
+    if kine_secret:
+        env_from.append({"secretRef": {"name": kine_secret}})
 
     ports = [
         container_port("api", spec.service.api_port),

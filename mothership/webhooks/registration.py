@@ -32,6 +32,7 @@ from mothership.api.controlplane.v1beta2 import CONTROL_PLANE_CRD, TEMPLATE_CRD
 from mothership.api.infrastructure import v1beta2 as infrastructure
 from mothership.api.infrastructure.v1beta2 import GROUP as INFRA_GROUP
 from mothership.api.k0smotron.v1beta2 import CLUSTER_CRD, GROUP, JOIN_TOKEN_REQUEST_CRD
+from mothership.api.mothership import v1alpha1 as mothership_v1alpha1
 from mothership.webhooks.server import PATHS
 
 CONFIG_NAME = "mothership-k0smotron"
@@ -223,6 +224,15 @@ def webhook_configurations(
             group=INFRA_GROUP,
             versions=VERSIONS,
         ),
+        # mothership's own kinds: one version, cluster-scoped.
+        _webhook(
+            "datastores.validate",
+            [mothership_v1alpha1.PLURAL],
+            client_config(PATHS["validate_datastore"]),
+            group=mothership_v1alpha1.GROUP,
+            versions=[mothership_v1alpha1.VERSION],
+            scope="Cluster",
+        ),
     ]
     for hook in mutating:
         # Our defaults never undo another webhook's change, so a second pass adds nothing.
@@ -278,6 +288,7 @@ def _webhook(
     client_config: Obj,
     group: str = GROUP,
     versions: list[str] = VERSIONS,
+    scope: str = "Namespaced",
 ) -> Obj:
     return {
         "name": f"{name}.mothership.{GROUP}",
@@ -288,7 +299,7 @@ def _webhook(
                 "apiVersions": versions,
                 "operations": ["CREATE", "UPDATE"],
                 "resources": resources,
-                "scope": "Namespaced",
+                "scope": scope,
             }
         ],
         # Equivalent: a request through a version added later is converted to one of

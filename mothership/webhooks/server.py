@@ -10,6 +10,7 @@ Endpoints:
   other Clusters, on the final object; warnings go back to the client. ``/validate-cluster``
   also judges ``clusters/scale``, which ``kubectl scale`` uses and which never passes
   through the Cluster's own admission.
+- ``/validate-datastore``: a mothership.io DataStore (cluster-scoped, one version).
 - ``/convert``: ConversionReview for every kind with two versions, through
   :func:`mothership.api.conversion.convert`.
 - ``/healthz``: for probes.
@@ -63,6 +64,7 @@ PATHS = {
     "mutate_jtr": "/mutate-jtr",
     "validate_jtr": "/validate-jtr",
     "validate_capi": "/validate-capi",
+    "validate_datastore": "/validate-datastore",
     "convert": "/convert",
 }
 
@@ -202,6 +204,9 @@ class _Handlers:
 
     async def validate_jtr(self, request: web.Request) -> web.Response:
         return await self._admit(request, "JoinTokenRequest", self._validate)
+
+    async def validate_datastore(self, request: web.Request) -> web.Response:
+        return await self._admit(request, "DataStore", self._validate)
 
     async def validate_capi(self, request: web.Request) -> web.Response:
         """The Cluster API providers' kinds, one endpoint (the kind is in the request)."""

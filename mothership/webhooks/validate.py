@@ -1,11 +1,12 @@
-"""Validation rules for Clusters and JoinTokenRequests, as pure functions.
+"""Validation rules for Clusters, JoinTokenRequests and DataStores, as pure functions.
 
 The CRD schema already checks types, enums and required fields; these rules add what a
 schema cannot see (one field depending on another, the previous object, other Clusters)
 and repeat the schema's enum checks with messages that say what to write instead. Every
 message starts with the field path, in the apiVersion the user wrote, and ends with the fix.
 The rules for what a Cluster embeds (Kubernetes objects, URLs, flags, images, schedules) are
-in :mod:`.validate_embedded`; both report through :mod:`.findings`.
+in :mod:`.validate_embedded`, those for DataStores and a Cluster's ``dataStoreRef`` in
+:mod:`.validate_datastore`; all report through :mod:`.findings`.
 
 Rules are written once, for v1beta2: a v1beta1 object is converted first, and paths are
 translated back so a v1beta1 user reads ``spec.kineDataSourceURL``, not a field their
@@ -38,7 +39,7 @@ from mothership.api.k0smotron.v1beta2 import (
     StorageType,
 )
 from mothership.render import names, network_addons
-from mothership.webhooks import validate_embedded
+from mothership.webhooks import validate_datastore, validate_embedded
 from mothership.webhooks.defaults import DEFAULT_K0S_VERSION
 from mothership.webhooks.findings import Check as _Check
 from mothership.webhooks.findings import Obj
@@ -76,12 +77,15 @@ _GO_DURATION = re.compile(r"^[-+]?(?:0|(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μ
 
 
 def validate(obj: Obj, old: Obj | None = None, others: Iterable[Obj] = ()) -> Result:
-    """Validate a Cluster or JoinTokenRequest in either version; ``old`` only on UPDATE.
+    """Validate a Cluster or JoinTokenRequest in either version, or a DataStore; ``old`` only
+    on UPDATE.
 
     ``others`` are the Clusters already in the mothership (v1beta2, any namespace), for the
     node port check. Raises ValueError for a kind or apiVersion this module does not know.
     """
     kind = obj.get("kind")
+    if kind == validate_datastore.KIND:
+        return validate_datastore.validate_datastore(obj, old)
     if kind == "Cluster":
         return validate_cluster(obj, old, others)
     if kind == "JoinTokenRequest":
@@ -158,7 +162,13 @@ def validate_scale(cluster: Obj, old_replicas: Any, new_replicas: Any) -> Result
     if storage.get("type") == "kine" and new_replicas != old_replicas:
         kine = _sub(storage, "kine")
         scaled = {**spec, "replicas": new_replicas}
-        _shared_store(check, scaled, kine.get("dataSourceURL"), kine.get("dataSourceSecretName"))
+        _shared_store(
+            check,
+            scaled,
+            kine.get("dataSourceURL"),
+            kine.get("dataSourceSecretName"),
+            kine.get("dataStoreRef"),
+        )
     return Result(check.errors, check.warnings)
 
 
@@ -520,13 +530,14 @@ def _storage(check: _Check, spec: Obj, old_spec: Obj | None) -> None:
                 f"cannot be combined with {check.p('spec.storage.kine.dataSourceURL')}; keep "
                 "one of them (the Secret keeps database credentials out of the Cluster)",
             )
-        _shared_store(check, spec, url, secret)
+        _shared_store(check, spec, url, secret, kine.get("dataStoreRef"))
     elif url or secret:
         check.warn(
             "spec.storage.kine",
             f"ignored because spec.storage.type is {storage_type}; set the type to kine to "
             "use this data source",
         )
+    validate_datastore.data_store_ref(check, spec, old_spec)
     if old_spec is None:
         return
     _nats_replicas(check, spec, old_spec.get("replicas", 1), spec.get("replicas", 1))
@@ -547,23 +558,29 @@ def _storage(check: _Check, spec: Obj, old_spec: Obj | None) -> None:
         )
 
 
-def _shared_store(check: _Check, spec: Obj, url: Any, secret: Any) -> None:
+def _shared_store(check: _Check, spec: Obj, url: Any, secret: Any, ref: Any = None) -> None:
     """More than one control plane pod needs one data store they all reach.
 
     With storage type kine and no data source k0s falls back to a SQLite file inside each
     pod, and a sqlite:// URL names such a file too: every replica would then run its own
-    cluster state. k0smotron accepts both silently; here they are errors.
+    cluster state. k0smotron accepts both silently; here they are errors. A DataStore is a
+    database server every replica reaches.
     """
     replicas = _int(spec.get("replicas", 1))
-    if replicas is None or replicas <= 1:
+    if replicas is None or replicas <= 1 or isinstance(ref, dict):
         return
     if not url and not secret:
+        sources = [
+            check.p("spec.storage.kine.dataSourceURL"),
+            check.p("spec.storage.kine.dataSourceSecretName"),
+        ]
+        if not check.p.v1beta1:  # v1beta1 cannot name a DataStore
+            sources.append("spec.storage.kine.dataStoreRef")
         check.error(
             "spec.replicas",
             f"{replicas} replicas need a data store they share, but spec.storage.type is kine "
             "with no data source (each pod would keep its own SQLite file); set "
-            f"{check.p('spec.storage.kine.dataSourceURL')} or "
-            f"{check.p('spec.storage.kine.dataSourceSecretName')}, or use storage type etcd",
+            f"{', '.join(sources[:-1])} or {sources[-1]}, or use storage type etcd",
         )
     elif isinstance(url, str) and not secret and url.lower().startswith("sqlite:"):
         check.error(

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
-from lightkube.generic_resource import create_namespaced_resource
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
@@ -49,6 +49,7 @@ from lightkube.resources.core_v1 import (
 )
 from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 
+from mothership.datastores import sql_tenant
 from mothership.render import encryption
 from mothership.render.join_token import decode_join_token
 from mothership.testenv import kube
@@ -61,6 +62,7 @@ from tests.operator_proc import Operator
 from tests.poller import Poller, answers
 
 Cluster = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
+DataStore = create_global_resource("mothership.io", "v1alpha1", "DataStore", "datastores")
 JTR = create_namespaced_resource("k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests")
 IMAGE_TEMPLATE = "localhost/mothership/control-plane:{version}"
 VERSION = "v1.35.4"
@@ -555,6 +557,73 @@ def test_one_replica_on_mariadb_from_an_inline_url(
     tenant.create(ConfigMap(metadata=ObjectMeta(name="in-maria", namespace="default")))
     tables = mariadb_server.sql("SHOW TABLES", database.name)
     assert "kine" in tables.split()
+
+
+def test_one_replica_on_a_shared_postgresql_datastore(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+    postgres_server: Any,
+) -> None:
+    """The operator makes the tenant's database and user on a DataStore; the control plane
+    serves from it with those credentials only (the admin's never reach the pod)."""
+    ms = mothership_real
+    admin, admin_password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    postgres_server.sql(
+        f"CREATE ROLE {admin} LOGIN CREATEDB CREATEROLE PASSWORD '{admin_password}'"
+    )
+    kc.create(
+        Secret(
+            metadata=ObjectMeta(name="pg-admin", namespace=ns),
+            stringData={"username": admin, "password": admin_password},
+        )
+    )
+    store = f"shared-{ns}"
+    kc.create(
+        DataStore(
+            metadata=ObjectMeta(name=store),
+            spec={
+                "driver": "postgresql",
+                # The host as the node's pods (and the operator, in the node's network) see it.
+                "endpoints": [f"{ms.cfg.host_ip}:{postgres_server.port}"],
+                "adminSecretRef": {"name": "pg-admin", "namespace": ns},
+            },
+        )
+    )
+    applied = time.monotonic()
+    kc.create(
+        _cluster(
+            "shared",
+            ns,
+            storage={
+                "type": "kine",
+                "kine": {"dataStoreRef": {"name": store, "reclaimPolicy": "Delete"}},
+            },
+        )
+    )
+    _wait_condition(ms, kc, operator, "shared", ns, "Available", AVAILABLE_WITHIN)
+    print(
+        f"\nshared PostgreSQL DataStore: apply -> Available in {time.monotonic() - applied:.1f} s"
+    )
+    sts = kc.get(StatefulSet, "kmc-shared", namespace=ns)
+    assert admin_password not in json.dumps(sts.to_dict())
+    tenant = _tenant_client(_tenant_kubeconfig(kc, "shared", ns, tmp_path / "s.kubeconfig"))
+    tenant.create(ConfigMap(metadata=ObjectMeta(name="on-shared", namespace="default")))
+    database = sql_tenant.tenant_for(ns, "shared").database
+    assert "kine" in postgres_server.sql("SELECT tablename FROM pg_tables", database)
+    # Its data is in its own database, owned by its own user: not the admin's.
+    owner = postgres_server.sql(
+        f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{database}'"
+    ).strip()
+    assert owner == sql_tenant.tenant_for(ns, "shared").user
+
+    kc.delete(Cluster, "shared", namespace=ns)
+    kube.wait_until("Cluster gone", lambda: not _exists(kc, Cluster, "shared", ns), 120)
+    assert database not in postgres_server.databases(), "reclaimPolicy Delete drops it"
+    kc.delete(DataStore, store)
+    kube.wait_until("DataStore released", lambda: not _exists(kc, DataStore, store), 60)
 
 
 class _Writer:

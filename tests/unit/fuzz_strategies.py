@@ -544,6 +544,12 @@ KUBERNETES = _opt(
     )
 )
 
+# mothership's own (v1beta2 only): a shared DataStore by name, right and wrong.
+DATA_STORE_REF = st.fixed_dictionaries(
+    {"name": _pool("shared-postgres", "pg.db-1", "", "Shared_PG", "-x", "a" * 254)},
+    optional={"reclaimPolicy": _pool("Retain", "Delete", "delete", "Keep")},
+)
+
 _COMMON_SPEC: dict[str, st.SearchStrategy[Any]] = {
     "replicas": st.integers(-1, 5),
     "image": IMAGES,
@@ -571,7 +577,11 @@ CLUSTER_SPEC_V1BETA2 = _opt(
     controlPlaneFlags=_lists(FLAGS),
     storage=_opt(
         type=_pool("etcd", "kine", "nats"),
-        kine=_opt(dataSourceURL=URLS, dataSourceSecretName=_pool("kine-db", "")),
+        kine=_opt(
+            dataSourceURL=URLS,
+            dataSourceSecretName=_pool("kine-db", ""),
+            dataStoreRef=DATA_STORE_REF,
+        ),
         etcd=ETCD,
         nats=_opt(persistence=STORAGE_PERSISTENCE),
     ),

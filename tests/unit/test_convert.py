@@ -426,3 +426,36 @@ def test_distribution_edited_through_v1beta1_keeps_the_v1beta1_edit() -> None:
     v1["spec"]["replicas"] = 3
     back = convert(v1, V1BETA2)
     assert back["spec"] == {"distribution": "kubernetes", "replicas": 3}
+
+
+@pytest.mark.parametrize("etcd", [None, {"persistence": {"size": "1Gi"}}], ids=["bare", "stored"])
+def test_data_store_ref_survives_a_v1beta1_round_trip(etcd: dict[str, Any] | None) -> None:
+    """mothership's own dataStoreRef has no v1beta1 field: the stash keeps it, storage type
+    included (v1beta1 readers see no kine source, so the mapping alone would say etcd)."""
+    ref = {"name": "shared-postgres", "reclaimPolicy": "Delete"}
+    storage: dict[str, Any] = {"type": "kine", "kine": {"dataStoreRef": ref}}
+    if etcd is not None:  # as the API server stores it: the etcd section defaulted
+        storage["etcd"] = etcd
+    doc = v2_cluster({"replicas": 3, "storage": storage})
+    v1 = convert(doc, V1BETA1)
+    assert "kineDataSourceURL" not in v1["spec"] and "kineDataSourceSecretName" not in v1["spec"]
+    paths = {tuple(e["path"]) for e in stash(v1) or []}
+    expected = (
+        {("spec", "storage")}
+        if etcd is None
+        else {
+            ("spec", "storage", "type"),
+            ("spec", "storage", "kine"),
+        }
+    )
+    assert paths == expected
+    v1beta1.Cluster.model_validate(v1)
+    assert convert(v1, V1BETA2) == doc
+    # A v1beta1 client's unrelated edit keeps the ref.
+    v1["spec"]["replicas"] = 5
+    back = convert(v1, V1BETA2)
+    assert back["spec"]["storage"] == doc["spec"]["storage"]
+    assert back["spec"]["replicas"] == 5
+    kine_ref = v1beta2.Cluster.model_validate(back).spec.storage.kine.data_store_ref
+    assert kine_ref is not None
+    assert (kine_ref.name, kine_ref.reclaim_policy) == ("shared-postgres", "Delete")

@@ -198,8 +198,28 @@ def test_rbac_has_no_wildcards_and_no_cluster_wide_secret_updates() -> None:
             assert set(rule["verbs"]) <= {"get", "list", "watch", "create", "patch"}
     # Webhook configurations and CRDs may only be patched by name.
     for rule in roles["mothership-operator"]["rules"]:
-        if "patch" in rule["verbs"]:
+        if "patch" in rule["verbs"] and rule["apiGroups"] != ["mothership.io"]:
             assert set(rule["resourceNames"]) <= {CONFIG_NAME, *CRD_NAMES}
+
+
+def test_datastores_are_granted_cluster_wide_whatever_namespaces_are_watched() -> None:
+    """A DataStore is cluster-scoped: a RoleBinding of the tenants role could not grant it."""
+    for settings in (Settings(), Settings(watch_namespaces=("a",))):
+        roles = {r["metadata"]["name"]: r for r in objects_of("ClusterRole", settings)}
+        rules = [
+            r for r in roles["mothership-operator"]["rules"] if "mothership.io" in r["apiGroups"]
+        ]
+        assert [(r["resources"], r["verbs"]) for r in rules] == [
+            (["datastores"], ["get", "list", "watch", "patch", "update"]),
+            (["datastores/status"], ["get", "patch", "update"]),
+            (["datastores/finalizers"], ["update"]),
+        ]
+        assert all("resourceNames" not in r for r in rules)
+        tenants = roles["mothership-operator-tenants"]["rules"]
+        assert not [r for r in tenants if "mothership.io" in r["apiGroups"]]
+    # Admin Secrets beside the operator are readable even when its namespace is not watched.
+    (own,) = objects_of("Role", Settings(watch_namespaces=("a",)))
+    assert {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]} in own["rules"]
 
 
 def test_watched_namespaces_bind_the_tenant_role_only_there() -> None:

@@ -111,8 +111,8 @@ def test_several_replicas_on_sqlite_are_refused_with_the_reason() -> None:
     assert found == [
         "spec.replicas: 3 replicas need a data store they share, but spec.storage.type is "
         "kine with no data source (each pod would keep its own SQLite file); set "
-        "spec.storage.kine.dataSourceURL or spec.storage.kine.dataSourceSecretName, or use "
-        "storage type etcd"
+        "spec.storage.kine.dataSourceURL, spec.storage.kine.dataSourceSecretName or "
+        "spec.storage.kine.dataStoreRef, or use storage type etcd"
     ]
     assert errors(
         kube(replicas=3, storage={"type": "kine", "kine": {"dataSourceURL": "sqlite:///x.db"}})

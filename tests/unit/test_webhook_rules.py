@@ -466,8 +466,8 @@ def test_replicas_need_a_shared_store() -> None:
     assert errors(cluster(spec)) == [
         "spec.replicas: 3 replicas need a data store they share, but spec.storage.type is kine "
         "with no data source (each pod would keep its own SQLite file); set "
-        "spec.storage.kine.dataSourceURL or spec.storage.kine.dataSourceSecretName, or use "
-        "storage type etcd"
+        "spec.storage.kine.dataSourceURL, spec.storage.kine.dataSourceSecretName or "
+        "spec.storage.kine.dataStoreRef, or use storage type etcd"
     ]
     sqlite = {"replicas": 2, "storage": {"type": "kine", "kine": {"dataSourceURL": "sqlite:///x"}}}
     assert errors(cluster(sqlite)) == [
@@ -524,6 +524,155 @@ def test_storage_type_change_warns() -> None:
         "spec.storage.type: changed from etcd to kine: the control plane starts on the new, "
         "empty data store; existing cluster state is not migrated"
     ]
+
+
+# --- storage on a shared DataStore (spec.storage.kine.dataStoreRef) ---------------------------
+
+REF = "spec.storage.kine.dataStoreRef"
+
+
+def on_store(name: str = "shared-postgres", **extra: Any) -> dict:
+    return {"type": "kine", "kine": {"dataStoreRef": {"name": name}, **extra}}
+
+
+def test_a_datastore_ref_is_a_store_every_replica_shares() -> None:
+    assert validate(cluster({"replicas": 3, "storage": on_store()})) == ([], [])
+    with_policy = on_store()
+    with_policy["kine"]["dataStoreRef"]["reclaimPolicy"] = "Delete"
+    assert validate(cluster({"storage": with_policy})) == ([], [])
+    assert validate_scale(cluster({"replicas": 1, "storage": on_store()}), 1, 3).errors == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"dataSourceURL": "postgres://db"},
+        {"dataSourceSecretName": "db"},
+    ],
+)
+def test_a_datastore_ref_excludes_the_data_source_fields(source: dict) -> None:
+    assert errors(cluster({"storage": on_store(**source)})) == [
+        f"{REF}: cannot be combined with spec.storage.kine.dataSourceURL or "
+        "spec.storage.kine.dataSourceSecretName; remove those (the operator makes the database "
+        "and its credentials on the DataStore) or remove dataStoreRef"
+    ]
+
+
+@pytest.mark.parametrize("storage_type", ["etcd", "nats", None])
+def test_a_datastore_ref_needs_storage_type_kine(storage_type: str | None) -> None:
+    storage = on_store()
+    if storage_type is None:
+        del storage["type"]  # etcd, the default
+    else:
+        storage["type"] = storage_type
+    assert errors(cluster({"storage": storage})) == [
+        f"{REF}: needs spec.storage.type kine (it is {storage_type or 'etcd'}); set "
+        "spec.storage.type: kine, or remove dataStoreRef"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "Shared_Postgres",
+            '"Shared_Postgres" is not a valid name (a DNS-1123 subdomain); use lowercase letters, '
+            'digits, "-" and "." (at most 253), starting and ending with a letter or digit',
+        ),
+        ("", "required; give the name of a DataStore (kubectl get datastores)"),
+        ("x" * 254, None),
+        ("-pg", None),
+    ],
+)
+def test_a_datastore_ref_names_a_datastore(name: str, message: str | None) -> None:
+    found = validate(cluster({"storage": on_store(name)})).errors
+    assert [p.path for p in found] == [f"{REF}.name"]
+    if message is not None:
+        assert found[0].message == message
+    assert validate(cluster({"storage": on_store("pg.db-1")})).errors == []
+
+
+def test_a_datastore_ref_reclaim_policy_is_retain_or_delete() -> None:
+    storage = on_store()
+    storage["kine"]["dataStoreRef"]["reclaimPolicy"] = "delete"
+    assert errors(cluster({"storage": storage})) == [
+        f'{REF}.reclaimPolicy: "delete" is not valid; use Delete (values are case-sensitive)'
+    ]
+
+
+def test_the_datastore_of_an_existing_cluster_cannot_change() -> None:
+    old = cluster({"storage": on_store("shared-postgres")})
+    assert errors(cluster({"storage": on_store("other-postgres")}), old) == [
+        f'{REF}.name: cannot change from "shared-postgres" to "other-postgres": this '
+        'Cluster\'s data is on DataStore "shared-postgres"; moving a tenant between DataStores '
+        "is a separate operation, not a spec edit, so keep name: shared-postgres"
+    ]
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [
+        {"type": "kine", "kine": {"dataSourceURL": "postgres://db"}},
+        {"type": "kine"},
+        {"type": "etcd"},
+    ],
+)
+def test_the_datastore_ref_of_an_existing_cluster_cannot_be_removed(storage: dict) -> None:
+    old = cluster({"storage": on_store()})
+    assert errors(cluster({"storage": storage}), old) == [
+        f'{REF}: cannot be removed: this Cluster\'s data is on DataStore "shared-postgres"; '
+        "moving a tenant off a DataStore is a separate operation, not a spec edit, so keep "
+        "dataStoreRef (name: shared-postgres) and storage type kine"
+    ]
+
+
+def test_the_reclaim_policy_of_an_existing_cluster_may_change() -> None:
+    old = cluster({"storage": on_store()})
+    new_storage = on_store()
+    new_storage["kine"]["dataStoreRef"]["reclaimPolicy"] = "Delete"
+    assert validate(cluster({"storage": new_storage}), old) == ([], [])
+    assert validate(cluster({"replicas": 3, "storage": on_store()}), old) == ([], [])
+
+
+def test_moving_an_existing_cluster_onto_a_datastore_warns_of_the_empty_database() -> None:
+    old = cluster({"storage": {"type": "kine", "kine": {"dataSourceURL": "postgres://db"}}})
+    assert validate(cluster({"storage": on_store()}), old) == (
+        [],
+        [
+            Problem(
+                REF,
+                "set on an existing Cluster: the control plane starts on a new, empty database "
+                'on DataStore "shared-postgres"; existing cluster state is not migrated',
+            )
+        ],
+    )
+    # From etcd the storage type changes, which has its own warning (one, not two).
+    assert [w.path for w in validate(cluster({"storage": on_store()}), cluster({})).warnings] == [
+        "spec.storage.type"
+    ]
+
+
+def test_a_ref_not_in_effect_before_may_change() -> None:
+    """Left behind under another storage type (stored before this rule), it held no tenant."""
+    old = cluster({"storage": {"type": "etcd", "kine": {"dataStoreRef": {"name": "a"}}}})
+    assert errors(cluster({"storage": on_store("b")}), old) == []
+
+
+def test_the_control_plane_kind_gets_the_same_datastore_rules() -> None:
+    from mothership.webhooks import validate_capi
+
+    def kcp(storage: dict) -> dict:
+        return {
+            "apiVersion": "controlplane.cluster.x-k8s.io/v1beta2",
+            "kind": "K0smotronControlPlane",
+            "metadata": {"name": "cp", "namespace": "ns"},
+            "spec": {"version": "v1.35.4-k0s.0", "storage": storage},
+        }
+
+    old = kcp(on_store("a"))
+    found = validate_capi.validate(kcp(on_store("b")), old).errors
+    assert [p.path for p in found] == [f"{REF}.name"]
+    assert validate_capi.validate(kcp(on_store("a", dataSourceURL="postgres://x"))).errors
 
 
 def test_pvc_persistence_needs_a_claim_template() -> None:
@@ -757,6 +906,45 @@ def test_validate_scale_of_a_nats_cluster() -> None:
     assert response["status"]["message"].startswith("spec.replicas: cannot change from 1 to 3")
 
 
+def datastore(spec: dict, name: str = "shared-postgres") -> dict:
+    return {
+        "apiVersion": "mothership.io/v1alpha1",
+        "kind": "DataStore",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+DATASTORE_SPEC = {
+    "driver": "postgresql",
+    "endpoints": ["10.0.0.5:5432"],
+    "adminSecretRef": {"name": "pg-admin", "namespace": "mothership-system"},
+}
+
+
+def test_validate_datastore_refuses_a_bad_endpoint_naming_the_field() -> None:
+    bad = datastore({**DATASTORE_SPEC, "endpoints": ["postgres://10.0.0.5:5432"]})
+    response = post("/validate-datastore", admission_review(bad))["response"]
+    assert response["allowed"] is False
+    status = response["status"]
+    assert status["code"] == 422 and status["reason"] == "Invalid"
+    assert status["details"]["kind"] == "DataStore"
+    assert status["details"]["causes"][0]["field"] == "spec.endpoints[0]"
+    assert status["message"].startswith('spec.endpoints[0]: "postgres://10.0.0.5:5432" has a ')
+
+
+def test_validate_datastore_refuses_a_driver_change_and_admits_the_rest() -> None:
+    good = datastore(DATASTORE_SPEC)
+    review = post("/validate-datastore", admission_review(good))
+    assert review["response"] == {"uid": "u-1", "allowed": True}
+    moved = datastore({**DATASTORE_SPEC, "driver": "mysql"})
+    response = post("/validate-datastore", admission_review(moved, good))["response"]
+    assert response["allowed"] is False
+    assert response["status"]["details"]["causes"][0]["field"] == "spec.driver"
+    wrong = post("/validate-datastore", admission_review(cluster({})))["response"]
+    assert wrong["allowed"] is False and "handles DataStore" in wrong["status"]["message"]
+
+
 def test_delete_is_allowed_untouched() -> None:
     review = admission_review(cluster({"version": "bad"}), operation="DELETE")
     assert post("/validate-cluster", review)["response"] == {"uid": "u-1", "allowed": True}
@@ -870,20 +1058,34 @@ def test_registration_by_url() -> None:
         "https://127.0.0.1:9443/validate-cluster",
         "https://127.0.0.1:9443/validate-jtr",
         *["https://127.0.0.1:9443/validate-capi"] * 3,
+        "https://127.0.0.1:9443/validate-datastore",
     ]
     groups = [h["rules"][0]["apiGroups"] for h in validating["webhooks"]]
     assert groups[2:] == [
         ["controlplane.cluster.x-k8s.io"],
         ["bootstrap.cluster.x-k8s.io"],
         ["infrastructure.cluster.x-k8s.io"],
+        ["mothership.io"],
     ]
+    *k0smotron_and_capi, datastores = validating["webhooks"]
     for hook in (*mutating["webhooks"], *validating["webhooks"]):
         assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
         assert hook["matchPolicy"] == "Equivalent" and hook["timeoutSeconds"] == 10
         assert hook["admissionReviewVersions"] == ["v1"]
-        assert hook["rules"][0]["apiVersions"] == ["v1beta2", "v1beta1"]
         assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
         assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca
+    for hook in (*mutating["webhooks"], *k0smotron_and_capi):
+        assert hook["rules"][0]["apiVersions"] == ["v1beta2", "v1beta1"]
+        assert hook["rules"][0]["scope"] == "Namespaced"
+    assert datastores["rules"] == [
+        {
+            "apiGroups": ["mothership.io"],
+            "apiVersions": ["v1alpha1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["datastores"],
+            "scope": "Cluster",
+        }
+    ]
 
 
 def test_registration_by_service() -> None:

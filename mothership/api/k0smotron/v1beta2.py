@@ -106,6 +106,7 @@ CertificateType = Literal[
     "ca", "sa", "proxy", "etcd", "apiserver-etcd-client", "etcd-peer", "etcd-server"
 ]
 NodeRole = Literal["worker", "controller"]
+ReclaimPolicy = Literal["Retain", "Delete"]
 
 
 # --- shared building blocks (v1beta1 reuses them, as k0smotron does) -------------------------
@@ -358,6 +359,27 @@ class SecretMetadata(KubeModel):
 # --- v1beta2-only building blocks -------------------------------------------------------------
 
 
+class DataStoreRef(KubeModel):
+    """A shared mothership.io DataStore that holds this Cluster's data (mothership's own)."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        description=(
+            "Name of the DataStore (cluster-scoped). The operator creates a database and a "
+            "user for this Cluster on it; fixed once the Cluster exists."
+        ),
+    )
+    reclaim_policy: ReclaimPolicy = Field(
+        default="Retain",
+        alias="reclaimPolicy",
+        description=(
+            "Retain keeps the tenant's database and user when the Cluster is deleted (the "
+            "data belongs to the user); Delete drops them."
+        ),
+    )
+
+
 class KineSpec(KubeModel):
     """Connection to an external data store through kine (SQL databases, NATS)."""
 
@@ -370,6 +392,15 @@ class KineSpec(KubeModel):
         description=(
             f"Secret in the Cluster's namespace whose {KINE_DATASOURCE_SECRET_KEY} key holds "
             "the URL; keeps credentials out of the Cluster object."
+        ),
+    )
+    data_store_ref: DataStoreRef | None = Field(
+        default=None,
+        alias="dataStoreRef",
+        description=(
+            "Keep the data on a shared DataStore (mothership.io) instead of a URL: the "
+            "operator creates the database, the user and their Secret. Exclusive with "
+            "dataSourceURL and dataSourceSecretName. mothership's own: not in k0smotron."
         ),
     )
 

@@ -1,0 +1,230 @@
+"""A Cluster's tenancy on a shared DataStore: its own database, its own user, and a Secret.
+
+Runs before rendering: the control-plane pods read their kine URL from the Secret this
+writes (`<cluster>-datastore`), so it must exist before the pods are created. The Secret
+is written only after the database and the user exist with the password it holds, so
+its presence means "provisioned" and a reconcile that finds it does no SQL at all. A
+crash between the two leaves no Secret: the next pass makes a new password and sets it
+on the existing user (ensure is idempotent), so the two never disagree for long.
+
+The database outlives the Cluster unless `reclaimPolicy: Delete` asks otherwise (see
+`release`): the data belongs to the user, and a Cluster created again with the same
+namespace and name finds its database again (the user's password is set anew).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+
+from lightkube.codecs import from_dict
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_global_resource
+from lightkube.resources.core_v1 import Secret
+
+from mothership.api.k0smotron import v1beta2
+from mothership.api.k0smotron.v1beta2 import KINE_DATASOURCE_SECRET_KEY
+from mothership.api.mothership import v1alpha1
+from mothership.controllers import children, events, metrics
+from mothership.controllers.apply import get_or_none, owned_by
+from mothership.controllers.runtime import runtime
+from mothership.datastores import sql_admin, sql_tenant
+from mothership.render import names
+
+log = logging.getLogger("mothership.datastore")
+
+DataStoreResource = create_global_resource(
+    v1alpha1.GROUP, v1alpha1.VERSION, "DataStore", v1alpha1.PLURAL
+)
+DATASTORE_ANNOTATION = "mothership.io/datastore"
+"""On the tenant Secret: the DataStore it was provisioned on (kept in the children cache)."""
+TENANT_ANNOTATION = "mothership.io/datastore-tenant"
+"""On the tenant Secret: `<database>/<user>` on that DataStore, for the operator's reader."""
+
+NOT_FOUND_REASON = "DataStoreNotFound"
+CREDENTIALS_REASON = "DataStoreCredentialsMissing"
+UNREACHABLE_REASON = "DataStoreUnreachable"
+MOVED_REASON = "DataStoreChanged"
+
+
+class Problem(Exception):
+    """Why a tenant cannot be provisioned (or released): an Available reason and a message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def data_store_ref(cluster: v1beta2.Cluster) -> v1beta2.DataStoreRef | None:
+    storage = cluster.spec.storage
+    return storage.kine.data_store_ref if storage.type == "kine" else None
+
+
+def ref_from_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The dataStoreRef of a raw spec (deletion works from the body: no model needed)."""
+    storage = spec.get("storage") or {}
+    if storage.get("type") != "kine":
+        return None
+    ref = (storage.get("kine") or {}).get("dataStoreRef")
+    return ref if isinstance(ref, dict) and ref.get("name") else None
+
+
+async def admin_for(store_name: str, field: str) -> tuple[dict[str, Any], sql_admin.Admin]:
+    """The DataStore and an admin login to it; Problem names what is missing and where."""
+    client = runtime().client
+    try:
+        store = await client.get(DataStoreResource, store_name)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            raise Problem(
+                NOT_FOUND_REASON,
+                f"{field} names DataStore {store_name!r}, which does not exist: create it "
+                "(kubectl get datastores lists those that do) or correct the name",
+            ) from None
+        raise
+    body = store.to_dict()
+    spec = body.get("spec") or {}
+    ref = spec.get("adminSecretRef") or {}
+    where = f"{ref.get('namespace')}/{ref.get('name')}"
+    secret = await get_or_none(client, Secret, ref.get("name", ""), ref.get("namespace", ""))
+    if secret is None:
+        raise Problem(
+            CREDENTIALS_REASON,
+            f"DataStore {store_name!r}: its admin Secret {where} (spec.adminSecretRef) does "
+            "not exist; create it with the admin's username and password",
+        )
+    data = secret.data or {}
+    keys = (ref.get("usernameKey") or "username", ref.get("passwordKey") or "password")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise Problem(
+            CREDENTIALS_REASON,
+            f"DataStore {store_name!r}: its admin Secret {where} has no key "
+            f"{', '.join(missing)} (spec.adminSecretRef.usernameKey/passwordKey)",
+        )
+    user, password = (base64.b64decode(data[k]).decode() for k in keys)
+    endpoints = spec.get("endpoints") or []
+    try:
+        driver = sql_tenant.as_driver(spec.get("driver"))
+        host, port = sql_tenant.parse_endpoint(endpoints[0], driver)
+    except (IndexError, ValueError) as exc:
+        raise Problem(
+            UNREACHABLE_REASON, f"DataStore {store_name!r}: spec.driver/endpoints[0]: {exc}"
+        ) from None
+    return body, sql_admin.Admin(driver, host, port, user, password)
+
+
+async def ensure(
+    body: dict[str, Any],
+    cluster: v1beta2.Cluster,
+    owned: dict[tuple[str, str], children.Child],
+) -> Problem | None:
+    """Provision this Cluster's tenant on its DataStore if it has none yet; the Problem
+    when it cannot, for the caller to tell on the Cluster (Available=False)."""
+    ref = data_store_ref(cluster)
+    if ref is None:
+        return None
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    secret_name = names.datastore_secret(name)
+    child = owned.get(("Secret", secret_name))
+    if child is not None and child.annotations.get(DATASTORE_ANNOTATION) == ref.name:
+        return None
+    # Not (yet) in the watch cache: the Secret may still exist.
+    existing = await get_or_none(runtime().client, Secret, secret_name, namespace)
+    if existing is not None:
+        on = ((existing.metadata and existing.metadata.annotations) or {}).get(DATASTORE_ANNOTATION)
+        if on == ref.name:
+            return None
+        return Problem(
+            MOVED_REASON,
+            f"Secret {namespace}/{secret_name} holds this Cluster's credentials on "
+            f"DataStore {on!r}, not {ref.name!r}: a tenant is not moved by editing "
+            "spec.storage.kine.dataStoreRef.name; restore the name",
+        )
+    try:
+        await _provision(body, ref.name)
+    except Problem as problem:
+        return problem
+    return None
+
+
+async def _provision(body: dict[str, Any], store_name: str) -> None:
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    store, admin = await admin_for(store_name, "spec.storage.kine.dataStoreRef.name")
+    tenant = sql_tenant.tenant_for(namespace, name)
+    password = sql_tenant.new_password()
+    try:
+        created = await asyncio.to_thread(sql_admin.ensure_tenant, admin, tenant, password)
+    except sql_admin.DataStoreError as exc:
+        raise Problem(
+            UNREACHABLE_REASON,
+            f"DataStore {store_name!r}: could not create database {tenant.database} and user "
+            f"{tenant.user}: {exc}",
+        ) from None
+    url = sql_tenant.kine_url(admin.driver, admin.host, admin.port, tenant, password)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": names.datastore_secret(name),
+            "namespace": namespace,
+            "labels": names.labels(name, "datastore"),
+            "annotations": {
+                DATASTORE_ANNOTATION: store_name,
+                TENANT_ANNOTATION: f"{tenant.database}/{tenant.user}",
+            },
+        },
+        "stringData": {KINE_DATASOURCE_SECRET_KEY: url},
+    }
+    result = await runtime().client.create(from_dict(owned_by(secret, body)))
+    metrics.WRITES.labels(kind="Secret").inc()
+    children.observe_write(result.to_dict())
+    verb = "created" if created else "found (its password set anew)"
+    events.info(
+        body,
+        reason="DataStoreTenantReady",
+        message=f"database {tenant.database} and user {tenant.user} {verb} on DataStore "
+        f"{store_name} ({store['spec'].get('driver')}); credentials in Secret "
+        f"{names.datastore_secret(name)}",
+    )
+
+
+async def release(body: dict[str, Any]) -> bool:
+    """On deletion: drop the tenant's database and user if reclaimPolicy is Delete.
+
+    False while it cannot (the DataStore is gone or unreachable): the Cluster keeps its
+    finalizer and the next resync tries again, so nothing the user asked to remove is left
+    behind silently. Setting reclaimPolicy to Retain lets the deletion finish instead.
+    """
+    ref = ref_from_spec(body.get("spec") or {})
+    if ref is None or ref.get("reclaimPolicy", "Retain") != "Delete":
+        return True
+    meta = body["metadata"]
+    tenant = sql_tenant.tenant_for(meta["namespace"], meta["name"])
+    try:
+        _, admin = await admin_for(ref["name"], "spec.storage.kine.dataStoreRef.name")
+        dropped = await asyncio.to_thread(sql_admin.drop_tenant, admin, tenant)
+    except (Problem, sql_admin.DataStoreError) as exc:
+        message = exc.message if isinstance(exc, Problem) else str(exc)
+        events.warn(
+            body,
+            reason="DataStoreReleaseFailed",
+            message=f"reclaimPolicy Delete: database {tenant.database} not dropped yet "
+            f"({message}); retrying. Set spec.storage.kine.dataStoreRef.reclaimPolicy to "
+            "Retain to keep it and let the deletion finish",
+        )
+        return False
+    events.info(
+        body,
+        reason="DataStoreTenantDropped" if dropped else "DataStoreTenantGone",
+        message=f"reclaimPolicy Delete: database {tenant.database} and user {tenant.user} "
+        + ("dropped" if dropped else "were already gone")
+        + f" on DataStore {ref['name']}",
+    )
+    return True

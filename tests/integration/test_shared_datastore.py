@@ -1,0 +1,212 @@
+"""Clusters on a shared DataStore (kwok mothership, real PostgreSQL and MariaDB servers).
+
+The operator makes each tenant its own database and user on the server the DataStore
+names, hands the control plane its kine URL through a Secret, keeps the data when the
+Cluster goes (unless reclaimPolicy Delete), and holds the DataStore while it is in use.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+
+import pg8000.dbapi
+import pymysql
+import pytest
+from lightkube import Client
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_global_resource
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import StatefulSet
+from lightkube.resources.core_v1 import Event, Secret
+
+from mothership.datastores import sql_tenant
+from mothership.testenv import kube, sqlservers
+from mothership.testenv.local import LocalMothership
+from tests.integration.test_cluster_operator import Cluster, Operator, _condition, _exists
+
+# The same fixtures as the operator tests: CRDs applied once, a namespace per test.
+from tests.integration.test_cluster_operator import kc as kc
+from tests.integration.test_cluster_operator import ns as ns
+
+DataStore = create_global_resource("mothership.io", "v1alpha1", "DataStore", "datastores")
+DRIVERS = {"postgres": "postgresql", "mysql": "mysql"}
+
+
+@pytest.fixture(scope="module")
+def operator(
+    mothership_kwok: LocalMothership, kc: Client, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    op = Operator(mothership_kwok.cfg.kubeconfig, tmp_path_factory.mktemp("op") / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+
+
+def _admin(server: sqlservers.SqlServer) -> tuple[str, str]:
+    """A login that may create databases and users, as a platform team would hand over."""
+    user, password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    if server.kind == "postgres":
+        server.sql(f"CREATE ROLE {user} LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
+    else:
+        server.sql(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+        server.sql(f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%' WITH GRANT OPTION")
+    return user, password
+
+
+def _data_store(kc: Client, server: sqlservers.SqlServer, ns: str) -> str:
+    user, password = _admin(server)
+    kc.create(
+        Secret(
+            metadata=ObjectMeta(name="db-admin", namespace=ns),
+            stringData={"username": user, "password": password},
+        )
+    )
+    name = f"ds-{uuid.uuid4().hex[:6]}"
+    kc.create(
+        DataStore(
+            metadata=ObjectMeta(name=name),
+            spec={
+                "driver": DRIVERS[server.kind],
+                "endpoints": [f"127.0.0.1:{server.port}"],
+                "adminSecretRef": {"name": "db-admin", "namespace": ns},
+            },
+        )
+    )
+    return name
+
+
+def _on(store: str, name: str, ns: str, reclaim: str = "Retain") -> object:
+    return Cluster(
+        metadata=ObjectMeta(name=name, namespace=ns),
+        spec={
+            "replicas": 1,
+            "version": "v1.35.4-k0s.0",
+            "storage": {
+                "type": "kine",
+                "kine": {"dataStoreRef": {"name": store, "reclaimPolicy": reclaim}},
+            },
+        },
+    )
+
+
+def _store_status(kc: Client, name: str) -> dict:
+    return kc.get(DataStore, name).status or {}
+
+
+def _reachable(kc: Client, name: str) -> dict | None:
+    conditions = _store_status(kc, name).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "Reachable"), None)
+
+
+def _url(kc: Client, cluster: str, ns: str) -> str:
+    secret = kc.get(Secret, f"{cluster}-datastore", namespace=ns)
+    return base64.b64decode(secret.data["K0SMOTRON_KINE_DATASOURCE_URL"]).decode()
+
+
+def _login(server: sqlservers.SqlServer, tenant: sql_tenant.Tenant, password: str, db: str):
+    if server.kind == "postgres":
+        return pg8000.dbapi.connect(
+            user=tenant.user, password=password, host="127.0.0.1", port=server.port, database=db
+        )
+    return pymysql.connect(
+        user=tenant.user, password=password, host="127.0.0.1", port=server.port, database=db
+    )
+
+
+def _password(url: str, tenant: sql_tenant.Tenant) -> str:
+    # postgres://USER:PASS@... and mysql://USER:PASS@tcp(...)
+    return url.split("://", 1)[1].split("@", 1)[0].removeprefix(f"{tenant.user}:")
+
+
+def test_tenants_get_their_own_database_and_the_data_outlives_the_cluster(
+    kc: Client, operator: Operator, ns: str, sql_server: sqlservers.SqlServer
+) -> None:
+    store = _data_store(kc, sql_server, ns)
+    kube.wait_until(
+        "DataStore Reachable",
+        lambda: (_reachable(kc, store) or {}).get("status") == "True",
+        60,
+    )
+    kc.create(_on(store, "alpha", ns))
+    kc.create(_on(store, "beta", ns, reclaim="Delete"))
+    for name in ("alpha", "beta"):
+        kube.wait_until(
+            f"{name}-datastore Secret", lambda n=name: _exists(kc, Secret, f"{n}-datastore", ns), 60
+        )
+    alpha, beta = sql_tenant.tenant_for(ns, "alpha"), sql_tenant.tenant_for(ns, "beta")
+    assert {alpha.database, beta.database} <= set(sql_server.databases())
+
+    # The control plane reads the URL from the Secret; no password in the pod spec.
+    kube.wait_until("StatefulSet kmc-alpha", lambda: _exists(kc, StatefulSet, "kmc-alpha", ns), 60)
+    sts = kc.get(StatefulSet, "kmc-alpha", namespace=ns)
+    pod_spec = str(sts.spec.template.spec.to_dict())
+    assert "alpha-datastore" in pod_spec
+    password = _password(_url(kc, "alpha", ns), alpha)
+    assert password not in pod_spec
+
+    # The tenant's own login works on its own database, not on the other tenant's.
+    conn = _login(sql_server, alpha, password, alpha.database)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE kept (v INTEGER)")
+    cur.execute("INSERT INTO kept VALUES (42)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(Exception, match=r"(?i)denied|permission|not permitted|privilege"):
+        _login(sql_server, alpha, password, beta.database).close()
+
+    kube.wait_until(
+        "DataStore lists both tenants",
+        lambda: _store_status(kc, store).get("tenants") == [f"{ns}/alpha", f"{ns}/beta"],
+        60,
+    )
+    assert _store_status(kc, store)["tenantCount"] == 2
+
+    # In use: deleting the DataStore waits, and says for whom.
+    kc.delete(DataStore, store)
+    kube.wait_until(
+        "DataStore says it is in use",
+        lambda: "alpha" in ((_reachable(kc, store) or {}).get("message") or ""),
+        60,
+    )
+    assert kc.get(DataStore, store).metadata.deletionTimestamp
+
+    kc.delete(Cluster, "alpha", namespace=ns)
+    kc.delete(Cluster, "beta", namespace=ns)
+    kube.wait_until(
+        "both Clusters gone",
+        lambda: not _exists(kc, Cluster, "alpha", ns) and not _exists(kc, Cluster, "beta", ns),
+        90,
+    )
+    databases = sql_server.databases()
+    assert alpha.database in databases, "Retain (the default) keeps the tenant's data"
+    assert beta.database not in databases, "reclaimPolicy Delete drops the database"
+    rows = sql_server.sql("SELECT v FROM kept", database=alpha.database).split()
+    assert rows == ["42"]
+
+    def store_gone() -> bool:
+        try:
+            kc.get(DataStore, store)
+        except ApiError as exc:
+            return exc.status.code == 404
+        return False
+
+    kube.wait_until("DataStore released once unused", store_gone, 60)
+    events = [e.reason for e in kc.list(Event, namespace=ns)]
+    assert "DataStoreTenantReady" in events and "DataStoreTenantDropped" in events
+
+
+def test_a_cluster_on_a_missing_datastore_is_told_which_field(
+    kc: Client, operator: Operator, ns: str
+) -> None:
+    kc.create(_on("no-such-store", "lost", ns))
+
+    def told() -> bool:
+        cond = _condition(kc, "lost", ns, "Available") or {}
+        return cond.get("reason") == "DataStoreNotFound"
+
+    kube.wait_until("Available=False DataStoreNotFound", told, 60)
+    message = _condition(kc, "lost", ns, "Available")["message"]
+    assert "spec.storage.kine.dataStoreRef.name" in message and "no-such-store" in message
+    assert not _exists(kc, StatefulSet, "kmc-lost", ns), "no control plane without its data"
