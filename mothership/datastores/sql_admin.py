@@ -20,9 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import pg8000.native  # type: ignore[import-untyped]
-import pymysql  # type: ignore[import-untyped]
-
 from mothership.datastores.sql_tenant import (
     Driver,
     Tenant,
@@ -189,7 +186,7 @@ def _postgres(admin: Admin, patience: float | None = None) -> Iterator[Any]:
     sock = socket.create_connection((admin.host, admin.port), timeout=admin.timeout)
     try:
         sock.settimeout(patience or _patience(admin))
-        con = pg8000.native.Connection(
+        con = _pg8000().native.Connection(
             admin.user,
             host=admin.host,
             port=admin.port,
@@ -236,7 +233,7 @@ def _mysql_drop(cur: Any, tenant: Tenant) -> bool:
     for (session,) in cur.fetchall():
         try:
             cur.execute(f"KILL {int(session)}")
-        except pymysql.MySQLError as exc:
+        except _pymysql().MySQLError as exc:
             if exc.args[:1] != (_MYSQL_UNKNOWN_THREAD,):
                 raise
     if had_database:
@@ -258,7 +255,7 @@ def _mysql_has_user(cur: Any, user: str) -> bool:
 
 @contextmanager
 def _mysql(admin: Admin, patience: float | None = None) -> Iterator[Any]:
-    con = pymysql.connect(
+    con = _pymysql().connect(
         host=admin.host,
         port=admin.port,
         user=admin.user,
@@ -280,6 +277,24 @@ def _patience(admin: Admin) -> float:
     return max(admin.timeout, STATEMENT_TIMEOUT)
 
 
+# --- drivers ------------------------------------------------------------------------------
+
+
+def _pg8000() -> Any:
+    """pg8000, imported on first use: an operator serving no DataStore would otherwise hold
+    both drivers (4 MiB) for nothing."""
+    import pg8000.native  # type: ignore[import-untyped]
+
+    return pg8000
+
+
+def _pymysql() -> Any:
+    """PyMySQL, imported on first use (see _pg8000)."""
+    import pymysql  # type: ignore[import-untyped]
+
+    return pymysql
+
+
 # --- errors -------------------------------------------------------------------------------
 
 
@@ -294,7 +309,7 @@ def _failures(admin: Admin, doing: str, *passwords: str) -> Iterator[None]:
     default_port(admin.driver)  # ValueError for a driver this module does not speak
     try:
         yield
-    except (pg8000.Error, pymysql.MySQLError, OSError) as exc:
+    except (_pg8000().Error, _pymysql().MySQLError, OSError) as exc:
         text = _error_text(exc)
         for secret in (admin.password, *passwords):
             # Tenant passwords are 32+ characters. A very short admin password would mask
@@ -307,10 +322,10 @@ def _failures(admin: Admin, doing: str, *passwords: str) -> Iterator[None]:
 
 def _error_text(exc: BaseException) -> str:
     args = exc.args
-    if isinstance(exc, pg8000.DatabaseError) and args and isinstance(args[0], dict):
+    if isinstance(exc, _pg8000().DatabaseError) and args and isinstance(args[0], dict):
         fields = args[0]  # the server's error fields: M message, C SQLSTATE
         return f"{fields.get('M', exc)} (SQLSTATE {fields.get('C', '?')})"
-    if isinstance(exc, pymysql.MySQLError) and len(args) == 2 and isinstance(args[0], int):
+    if isinstance(exc, _pymysql().MySQLError) and len(args) == 2 and isinstance(args[0], int):
         return f"{args[1]} (error {args[0]})"
     text = str(exc) or type(exc).__name__
     if isinstance(exc, TimeoutError):
@@ -320,6 +335,6 @@ def _error_text(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     if cause is not None and str(cause):
         text = f"{text}: {cause}"
-    elif isinstance(exc, pg8000.InterfaceError) and text == "network error":
+    elif isinstance(exc, _pg8000().InterfaceError) and text == "network error":
         text = "the server closed the connection (network error)"
     return text
