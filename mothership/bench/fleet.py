@@ -28,7 +28,7 @@ from lightkube.resources.core_v1 import Namespace
 
 from mothership import pki
 from mothership.api.crdgen import all_crds
-from mothership.bench import audit, procstat
+from mothership.bench import audit, procstat, shared_datastore
 from mothership.controllers.cluster import ClusterResource
 from mothership.testenv import health, kube
 from mothership.testenv.local import LocalMothership, default_state_dir
@@ -56,6 +56,10 @@ class Result:
     requests: audit.Requests = field(default_factory=audit.Requests)
     resync_writes: int = -1
     resync_requests: int = -1
+    # --shared-postgres: tenant databases on the one server, and its memory (PSS) then.
+    shared_databases: int = -1
+    shared_server_mib: float = 0.0
+    shared_server_processes: int = 0
 
     def lines(self) -> list[str]:
         pc = sorted(self.per_cluster)
@@ -81,7 +85,15 @@ class Result:
             f"{self.requests.lease_renewals} lease renewals)",
             f"no-op resync                  {self.resync_writes} writes, "
             f"{self.resync_requests} requests (incl. lease renewals)",
-        ]
+        ] + (
+            [
+                f"shared PostgreSQL             {self.shared_databases} tenant databases, "
+                f"server memory {self.shared_server_mib:.1f} MiB PSS over "
+                f"{self.shared_server_processes} processes",
+            ]
+            if self.shared_databases >= 0
+            else []
+        )
 
 
 def operator_kubeconfig(ms: LocalMothership) -> Path:
@@ -194,7 +206,9 @@ def metric(ports: dict, name: str) -> float:
     )
 
 
-async def create_clusters(admin: Path, n: int, concurrency: int) -> dict[str, float]:
+async def create_clusters(
+    admin: Path, n: int, concurrency: int, storage: dict | None = None
+) -> dict[str, float]:
     client = AsyncClient(config=KubeConfig.from_file(admin), field_manager="bench")
     try:
         await client.create(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
@@ -210,7 +224,11 @@ async def create_clusters(admin: Path, n: int, concurrency: int) -> dict[str, fl
             await client.create(
                 ClusterResource(
                     metadata=ObjectMeta(name=name, namespace=NAMESPACE),
-                    spec={"replicas": 1, "version": "v1.35.4-k0s.0"},
+                    spec={
+                        "replicas": 1,
+                        "version": "v1.35.4-k0s.0",
+                        **({"storage": storage} if storage else {}),
+                    },
                 )
             )
             created[name] = time.monotonic()
@@ -234,9 +252,12 @@ def run(
     keep: bool,
     timeout: float,
     report: Report,
+    shared_postgres: bool = False,
 ) -> Result:
     with terminate_is_an_exit():
-        return _run(clusters, concurrency, resync, state_dir, keep, timeout, report)
+        return _run(
+            clusters, concurrency, resync, state_dir, keep, timeout, report, shared_postgres
+        )
 
 
 def _run(
@@ -247,21 +268,31 @@ def _run(
     keep: bool,
     timeout: float,
     report: Report,
+    shared: bool = False,
 ) -> Result:
     state = state_dir or default_state_dir("bench")
     ms = configure_mothership(state, clusters)
     result = Result(clusters, concurrency)
     proc = None
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(_down, ms, keep, state_dir is None, report, lambda: proc)
         ms.up(report, timeout=240)
         kc = kube.client(ms.cfg.kubeconfig)
         for crd in all_crds():
             kc.apply(from_dict(crd), field_manager="bench", force=True)
+        shared_pg = None
+        if shared:
+            report("starting a PostgreSQL server and a DataStore on it for every Cluster")
+            shared_datastore.ensure_namespace(kc, NAMESPACE)
+            shared_pg = stack.enter_context(
+                shared_datastore.shared_postgres(kc, NAMESPACE, ms.cfg.state_dir)
+            )
         proc, ports = start_operator(ms, resync)
         audit_log = ms.cfg.state_dir / "audit.log"
         report(f"creating {clusters} Clusters, {concurrency} at a time")
         started = time.monotonic()
-        created = asyncio.run(create_clusters(ms.cfg.kubeconfig, clusters, concurrency))
+        storage = shared_pg.storage if shared_pg else None
+        created = asyncio.run(create_clusters(ms.cfg.kubeconfig, clusters, concurrency, storage))
         result.create_seconds = time.monotonic() - started
         done: dict[str, float] = {}
         deadline = started + timeout
@@ -302,9 +333,23 @@ def _run(
         result.cpu_seconds = procstat.cpu_seconds(proc.pid)
         result.child_peak_rss_mib = procstat.child_rss_mib(proc.pid, peak=True)
         result.child_cpu_seconds = procstat.child_cpu_seconds(proc.pid)
-    finally:
-        if proc:
-            _stop(proc)
-        if not keep:
-            ms.down(report, purge=state_dir is None)
+        if shared_pg:
+            result.shared_databases = shared_pg.tenant_databases()
+            mib, processes = shared_pg.memory_mib()
+            result.shared_server_mib, result.shared_server_processes = mib, processes
     return result
+
+
+def _down(
+    ms: LocalMothership,
+    keep: bool,
+    purge: bool,
+    report: Report,
+    proc: Callable[[], subprocess.Popen[bytes] | None],
+) -> None:
+    """The operator first, then the mothership (the SQL server went just before, if any)."""
+    running = proc()
+    if running:
+        _stop(running)
+    if not keep:
+        ms.down(report, purge=purge)

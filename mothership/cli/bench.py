@@ -26,22 +26,38 @@ def fleet(
     timeout: float = typer.Option(1800.0, "--timeout", help="Give up after this many seconds."),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Bench mothership state."),
     keep: bool = typer.Option(False, "--keep", help="Leave the bench mothership running."),
+    shared_postgres: bool = typer.Option(
+        False,
+        "--shared-postgres",
+        help="Put every Cluster on one shared PostgreSQL DataStore (a private server from "
+        "Debian's package) instead of etcd, and print the server's memory.",
+    ),
     debug: bool = typer.Option(False, "--debug"),
 ) -> None:
     """Create N Clusters on a fresh kwok mothership and measure the operator.
 
     Prints time to convergence, operator peak RSS and CPU, API requests per Cluster and
     writes per object (from the API server's audit log), and writes on a no-op resync.
+    With --shared-postgres each Cluster's reconcile also makes its database and user on
+    one PostgreSQL server, and the server's memory with all of them is printed.
 
     Examples:
       mothership bench fleet --clusters 100
       mothership bench fleet --clusters 1000 --concurrency 50
+      mothership bench fleet --clusters 100 --shared-postgres
     """
     from mothership.bench import fleet as bench_fleet
 
     with friendly_errors(debug):
         result = bench_fleet.run(
-            clusters, concurrency, resync, state_dir, keep, timeout, reporter(console)
+            clusters,
+            concurrency,
+            resync,
+            state_dir,
+            keep,
+            timeout,
+            reporter(console),
+            shared_postgres=shared_postgres,
         )
     for line in result.lines():
         print(line)
