@@ -140,6 +140,12 @@ def create(
     kine_secret: str | None = typer.Option(
         None, "--kine-secret", help="Secret holding the kine URL (implies --storage kine)."
     ),
+    datastore: str | None = typer.Option(
+        None,
+        "--datastore",
+        help="Shared DataStore to put the tenant on: the operator makes its own database and "
+        "user there (implies --storage kine; see `kubectl get datastores`).",
+    ),
     persistence: Persistence | None = typer.Option(
         None, "--persistence", help="Where the data directory lives.", show_default="emptyDir"
     ),
@@ -184,6 +190,7 @@ def create(
             storage=storage.value if storage else None,
             kine_url=kine_url,
             kine_secret=kine_secret,
+            datastore=datastore,
             persistence=persistence.value if persistence else None,
             persistence_size=persistence_size,
             storage_class=storage_class,

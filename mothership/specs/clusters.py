@@ -57,6 +57,7 @@ class ClusterFlags:
     storage: str | None = None
     kine_url: str | None = None
     kine_secret: str | None = None
+    datastore: str | None = None
     persistence: str | None = None
     persistence_size: str | None = None
     storage_class: str | None = None
@@ -97,20 +98,28 @@ def spec_from_flags(f: ClusterFlags) -> Obj:
     if f.external_address is not None:
         spec["externalAddress"] = f.external_address
     storage_type = f.storage
-    if storage_type is None and (f.kine_url or f.kine_secret):
+    if storage_type is None and (f.kine_url or f.kine_secret or f.datastore):
         storage_type = "kine"
     if storage_type is not None:
         spec["storage"] = {"type": storage_type}
-    if f.kine_url or f.kine_secret:
+    if f.datastore and (f.kine_url or f.kine_secret):
+        raise InvalidInput(
+            "--datastore cannot be combined with --kine-url/--kine-secret: the operator makes "
+            "the database and its credentials on the DataStore; give one or the other"
+        )
+    if f.kine_url or f.kine_secret or f.datastore:
         if storage_type != "kine":
             raise InvalidInput(
-                f"--kine-url/--kine-secret need --storage kine (got --storage {storage_type})"
+                "--kine-url/--kine-secret/--datastore need --storage kine "
+                f"(got --storage {storage_type})"
             )
         kine: Obj = {}
         if f.kine_url:
             kine["dataSourceURL"] = f.kine_url
         if f.kine_secret:
             kine["dataSourceSecretName"] = f.kine_secret
+        if f.datastore:
+            kine["dataStoreRef"] = {"name": f.datastore}
         spec["storage"]["kine"] = kine
     persistence = f.persistence
     if persistence is None and f.host_path:

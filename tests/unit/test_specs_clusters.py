@@ -25,6 +25,15 @@ def test_kine_source_implies_kine_storage() -> None:
     assert spec["storage"] == {"type": "kine", "kine": {"dataSourceSecretName": "pg-url"}}
 
 
+def test_a_datastore_implies_kine_and_excludes_a_url() -> None:
+    spec = spec_from_flags(ClusterFlags(datastore="shared-pg"))
+    assert spec["storage"] == {"type": "kine", "kine": {"dataStoreRef": {"name": "shared-pg"}}}
+    with pytest.raises(InvalidInput, match="--datastore cannot be combined"):
+        spec_from_flags(ClusterFlags(datastore="shared-pg", kine_secret="pg-url"))
+    with pytest.raises(InvalidInput, match="need --storage kine"):
+        spec_from_flags(ClusterFlags(datastore="shared-pg", storage="etcd"))
+
+
 def test_kine_source_with_another_storage_is_refused() -> None:
     with pytest.raises(InvalidInput, match="--storage kine"):
         spec_from_flags(ClusterFlags(storage="etcd", kine_url="postgres://db/x"))
