@@ -284,9 +284,7 @@ def _run(
         if shared:
             report("starting a PostgreSQL server and a DataStore on it for every Cluster")
             shared_datastore.ensure_namespace(kc, NAMESPACE)
-            shared_pg = stack.enter_context(
-                shared_datastore.shared_postgres(kc, NAMESPACE, ms.cfg.state_dir)
-            )
+            shared_pg = stack.enter_context(shared_datastore.shared_postgres(kc, NAMESPACE))
         proc, ports = start_operator(ms, resync)
         audit_log = ms.cfg.state_dir / "audit.log"
         report(f"creating {clusters} Clusters, {concurrency} at a time")

@@ -63,9 +63,12 @@ def pss_mib(pid: int) -> float:
 
 
 @contextmanager
-def shared_postgres(kc: Client, namespace: str, parent: Path) -> Iterator[SharedPostgres]:
-    """Start the server, make an admin login, its Secret and the DataStore; remove all."""
-    server = sqlservers.start("postgres", parent)
+def shared_postgres(kc: Client, namespace: str) -> Iterator[SharedPostgres]:
+    """Start the server, make an admin login, its Secret and the DataStore; remove all.
+
+    The server's data dir is a temp dir of its own: PostgreSQL runs as its own user, who
+    cannot enter the bench's state dir under the invoking user's home."""
+    server = sqlservers.start("postgres")
     try:
         user, password = f"bench_admin_{secrets.token_hex(4)}", secrets.token_hex(16)
         server.sql(f"CREATE ROLE {user} LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
