@@ -123,7 +123,9 @@ class Result:
     def lines(self) -> list[str]:
         out = [
             f"bench density on mothership {self.mothership!r} (namespace {self.namespace}): "
-            f"kubernetes-distribution Clusters on kine/SQLite added one after another, each "
+            "kubernetes-distribution Clusters on "
+            + ("the storage of the spec below" if "storage" in self.spec else "kine/SQLite")
+            + " added one after another, each "
             f"getting GET /readyz and LIST namespaces at {self.rate:g} request/s in turn; "
             f"every step measured over {self.window:g} s",
             *(

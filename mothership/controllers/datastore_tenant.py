@@ -198,9 +198,10 @@ async def _provision(body: dict[str, Any], store_name: str) -> None:
 async def release(body: dict[str, Any]) -> bool:
     """On deletion: drop the tenant's database and user if reclaimPolicy is Delete.
 
-    False while it cannot (the DataStore is gone or unreachable): the Cluster keeps its
-    finalizer and the next resync tries again, so nothing the user asked to remove is left
-    behind silently. Setting reclaimPolicy to Retain lets the deletion finish instead.
+    False while it cannot (the server is unreachable, the admin Secret is missing): the
+    Cluster keeps its finalizer and the next resync tries again, so nothing the user asked
+    to remove is left behind silently; setting reclaimPolicy to Retain lets the deletion
+    finish instead. A DataStore that does not exist holds nothing: a warning, and done.
     """
     ref = ref_from_spec(body.get("spec") or {})
     if ref is None or ref.get("reclaimPolicy", "Retain") != "Delete":
@@ -210,16 +211,21 @@ async def release(body: dict[str, Any]) -> bool:
     try:
         _, admin = await admin_for(ref["name"], "spec.storage.kine.dataStoreRef.name")
         dropped = await asyncio.to_thread(sql_admin.drop_tenant, admin, tenant)
-    except (Problem, sql_admin.DataStoreError) as exc:
-        message = exc.message if isinstance(exc, Problem) else str(exc)
+    except Problem as exc:
+        if exc.reason != NOT_FOUND_REASON:
+            return _retrying(body, tenant, exc.message)
+        # No DataStore, no server to drop from: a Cluster that never got its database (the
+        # DataStore never existed), or one whose DataStore was forced away. Holding the
+        # deletion for ever would help nobody; the event says what was not done.
         events.warn(
             body,
-            reason="DataStoreReleaseFailed",
-            message=f"reclaimPolicy Delete: database {tenant.database} not dropped yet "
-            f"({message}); retrying. Set spec.storage.kine.dataStoreRef.reclaimPolicy to "
-            "Retain to keep it and let the deletion finish",
+            reason=NOT_FOUND_REASON,
+            message=f"reclaimPolicy Delete: DataStore {ref['name']} does not exist, so "
+            f"database {tenant.database} was not dropped anywhere",
         )
-        return False
+        return True
+    except sql_admin.DataStoreError as exc:
+        return _retrying(body, tenant, str(exc))
     events.info(
         body,
         reason="DataStoreTenantDropped" if dropped else "DataStoreTenantGone",
@@ -228,3 +234,14 @@ async def release(body: dict[str, Any]) -> bool:
         + f" on DataStore {ref['name']}",
     )
     return True
+
+
+def _retrying(body: dict[str, Any], tenant: sql_tenant.Tenant, why: str) -> bool:
+    events.warn(
+        body,
+        reason="DataStoreReleaseFailed",
+        message=f"reclaimPolicy Delete: database {tenant.database} not dropped yet ({why}); "
+        "retrying. Set spec.storage.kine.dataStoreRef.reclaimPolicy to Retain to keep it "
+        "and let the deletion finish",
+    )
+    return False

@@ -200,7 +200,7 @@ def test_tenants_get_their_own_database_and_the_data_outlives_the_cluster(
 def test_a_cluster_on_a_missing_datastore_is_told_which_field(
     kc: Client, operator: Operator, ns: str
 ) -> None:
-    kc.create(_on("no-such-store", "lost", ns))
+    kc.create(_on("no-such-store", "lost", ns, reclaim="Delete"))
 
     def told() -> bool:
         cond = _condition(kc, "lost", ns, "Available") or {}
@@ -210,3 +210,6 @@ def test_a_cluster_on_a_missing_datastore_is_told_which_field(
     message = _condition(kc, "lost", ns, "Available")["message"]
     assert "spec.storage.kine.dataStoreRef.name" in message and "no-such-store" in message
     assert not _exists(kc, StatefulSet, "kmc-lost", ns), "no control plane without its data"
+    # Nothing to drop where no DataStore is: the deletion is not held for ever.
+    kc.delete(Cluster, "lost", namespace=ns)
+    kube.wait_until("deleted", lambda: not _exists(kc, Cluster, "lost", ns), 60)
