@@ -27,6 +27,7 @@ from mothership.datastores.sql_tenant import (
     check_tenant,
     default_port,
     host_port,
+    scram_verifier,
 )
 
 # How long the login and each statement may wait for the server's answer once connected
@@ -124,10 +125,12 @@ def tenant_exists(admin: Admin, tenant: Tenant) -> bool:
 def _postgres_ensure(con: Any, tenant: Tenant, password: str) -> bool:
     db, user = tenant.database, tenant.user
     created = False
+    # The SCRAM verifier, not the password: the server (and its log) never sees it.
+    verifier = scram_verifier(password)
     if _postgres_has_role(con, user):
-        con.run(f"ALTER ROLE \"{user}\" WITH LOGIN PASSWORD '{password}'")
+        con.run(f"ALTER ROLE \"{user}\" WITH LOGIN PASSWORD '{verifier}'")
     else:
-        con.run(f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'")
+        con.run(f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{verifier}'")
         created = True
     _postgres_act_as(con, user)
     if not _postgres_has_database(con, db):

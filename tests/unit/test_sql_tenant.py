@@ -200,3 +200,32 @@ def test_kine_url_refuses_what_it_cannot_put_in_a_url_unescaped(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         kine_url("postgresql", host, 5432, tenant, password)
+
+
+def test_the_scram_verifier_checks_rfc_7677s_exchange_as_a_server_would() -> None:
+    """RFC 7677's example login (user "user", password "pencil"): the verifier we send to
+    PostgreSQL must accept the client's proof and produce the server signature printed in
+    the RFC, exactly as the server checks a login against what it stored."""
+    import base64
+    import hashlib
+    import hmac
+
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    verifier = sql_tenant.scram_verifier("pencil", salt)
+    method, rest = verifier.split("$", 1)
+    params, keys = rest.split("$")
+    assert method == "SCRAM-SHA-256" and params == f"4096:{base64.b64encode(salt).decode()}"
+    stored_key, server_key = (base64.b64decode(k) for k in keys.split(":"))
+    auth_message = (
+        b"n=user,r=rOprNGfwEbeRWgbNEkqO,"
+        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,"
+        b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    )
+    proof = base64.b64decode("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    client_signature = hmac.new(stored_key, auth_message, "sha256").digest()
+    client_key = bytes(a ^ b for a, b in zip(proof, client_signature, strict=True))
+    assert hashlib.sha256(client_key).digest() == stored_key
+    server_signature = hmac.new(server_key, auth_message, "sha256").digest()
+    assert base64.b64encode(server_signature) == b"6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+    # A fresh salt each time: two verifiers of one password differ.
+    assert sql_tenant.scram_verifier("pencil") != sql_tenant.scram_verifier("pencil")
