@@ -24,6 +24,7 @@ from typing import Any
 
 from mothership.api.bootstrap.v1beta2 import GROUP as BOOTSTRAP_GROUP
 from mothership.api.infrastructure.v1beta2 import GROUP as INFRA_GROUP
+from mothership.api.mothership import v1alpha1 as mothership_v1alpha1
 from mothership.install import manifests
 from mothership.install.templating import dump
 
@@ -42,6 +43,7 @@ HEADER = (
 )
 
 Obj = dict[str, Any]
+OWN_GROUP = mothership_v1alpha1.GROUP
 
 
 def version() -> str:
@@ -57,13 +59,28 @@ def _type_of(obj: Obj) -> str:
     return "control-plane"
 
 
+def _own_kind_crd(obj: Obj) -> bool:
+    """A CRD of mothership's own group (DataStore): not part of any Cluster API provider.
+
+    clusterctl deletes a provider only when no object of its CRDs is left, and refuses on a
+    cluster-scoped one (it reports "[, ]" as the objects found); Cluster API users get the
+    DataStore CRD from `mothership install` or deploy/crds, and the operator serves it
+    when it is there.
+    """
+    return obj["kind"] == "CustomResourceDefinition" and obj["spec"]["group"] == OWN_GROUP
+
+
 def components(provider_type: str, settings: manifests.Settings | None = None) -> list[Obj]:
     """The objects of one provider type, in apply order, each file naming the namespace."""
     if provider_type not in TYPES:
         raise ValueError(f"unknown provider type {provider_type!r}; one of {', '.join(TYPES)}")
     objs = manifests.objects(settings or manifests.Settings(cert_manager=True))
     namespace = next(o for o in objs if o["kind"] == "Namespace")
-    picked = [o for o in objs if o["kind"] != "Namespace" and _type_of(o) == provider_type]
+    picked = [
+        o
+        for o in objs
+        if o["kind"] != "Namespace" and _type_of(o) == provider_type and not _own_kind_crd(o)
+    ]
     crds = [o for o in picked if o["kind"] == "CustomResourceDefinition"]
     rest = [o for o in picked if o["kind"] != "CustomResourceDefinition"]
     return [*crds, namespace, *rest]

@@ -170,6 +170,7 @@ def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -
         [
             f"clusters.{GROUP}",
             f"jointokenrequests.{GROUP}",
+            "datastores.mothership.io",
             "k0sworkerconfigs.bootstrap.cluster.x-k8s.io",
             "k0sworkerconfigtemplates.bootstrap.cluster.x-k8s.io",
             "k0smotroncontrolplanes.controlplane.cluster.x-k8s.io",

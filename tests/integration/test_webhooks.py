@@ -364,7 +364,9 @@ def test_node_port_clash_names_the_other_cluster(
     webhooks: WebhookThread, kubectl: Kubectl, namespaces: tuple[str, str]
 ) -> None:
     ns_a, ns_b = namespaces
-    port = random.randrange(30200, 32700, 2)  # clear of the defaults 30132 and 30443
+    # Clear of the defaults 30132 and 30443, which other tests' Clusters hold (port + 1
+    # and port + 3 are taken too: 30442 once clashed with a documented example's 30443).
+    port = random.randrange(30500, 32700, 2)
     first, second = _unique("np-first"), _unique("np-second")
     service = {"type": "NodePort", "apiPort": port, "konnectivityPort": port + 1}
     _accepted(kubectl.apply(cluster(first, ns_a, {"service": service})))
