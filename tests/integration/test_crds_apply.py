@@ -184,6 +184,10 @@ def test_crds_are_established_and_structural(kc: Client, crd_names: list[str]) -
         assert conditions.get("NamesAccepted") == "True"
         assert "NonStructuralSchema" not in conditions, conditions
         served = kc.get(CustomResourceDefinition, name).spec.versions
+        if name.endswith(".mothership.io"):
+            # mothership's own kinds have one version so far.
+            assert [(v.name, v.storage) for v in served] == [("v1alpha1", True)]
+            continue
         assert [(v.name, v.storage) for v in served] == [("v1beta2", True), ("v1beta1", False)]
         if "cluster.x-k8s.io" in name:
             # Cluster API finds the version serving each of its contracts in these labels.
