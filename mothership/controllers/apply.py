@@ -74,8 +74,10 @@ class Applier:
     the watch catches up sees its own last write, not the state before it.
     """
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, registry: children.Registry | None = None) -> None:
         self.client = client
+        # The registry that takes our writes' answers: the mothership's, or a remote host's.
+        self.registry = registry if registry is not None else children.REGISTRY
         self.writes = 0
         self.skipped = 0
         self.taken_over = 0
@@ -102,7 +104,7 @@ class Applier:
         """Server-side apply, forced: our field manager owns what it sets."""
         result = await self.client.apply(from_dict(obj), field_manager=FIELD_MANAGER, force=True)
         self.writes += 1
-        children.observe_write(result.to_dict())
+        children.observe_write(result.to_dict(), self.registry)
         return result
 
     async def take_over(self, obj: dict[str, Any]) -> None:

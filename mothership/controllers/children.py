@@ -322,16 +322,16 @@ def children_of(key: Key) -> dict[tuple[str, str], Child]:
     return REGISTRY.of(key)
 
 
-def node_addresses() -> list[tuple[str, str | None]]:
+def node_addresses(registry: Registry = REGISTRY) -> list[tuple[str, str | None]]:
     """(node name, ExternalIP or else InternalIP), sorted: where NodePorts answer."""
-    return sorted(REGISTRY.nodes.items())
+    return sorted(registry.nodes.items())
 
 
-def observe_write(obj: Mapping[str, Any]) -> None:
+def observe_write(obj: Mapping[str, Any], registry: Registry = REGISTRY) -> None:
     """Record the API server's answer to one of our writes (apply or create)."""
     kind = BY_KIND.get(str(obj.get("kind")))
     if kind is not None:
-        REGISTRY.observe(kind, obj, written=True)
+        registry.observe(kind, obj, written=True)
 
 
 # -- list + watch ----------------------------------------------------------------------
@@ -407,6 +407,11 @@ class Watch:
         self.selector, self.metadata_only = selector, metadata_only
         self.synced = asyncio.Event()
         self.lists = 0
+        self.failure: BaseException | None = None  # the last, until a list or watch succeeds
+
+    @property
+    def error(self) -> str:
+        return f"{type(self.failure).__name__}: {self.failure}" if self.failure else ""
 
     def __repr__(self) -> str:
         return f"Watch({self.path})"
@@ -421,12 +426,14 @@ class Watch:
                     self.synced.set()
                 version = await self._watch(version)
                 failures = 0
+                self.failure = None
             except asyncio.CancelledError:
                 raise
             except Gone:
                 version = None
             except Exception as exc:
                 failures += 1
+                self.failure = exc
                 if _status_code(exc) in (401, 403, 404) and not self.synced.is_set():
                     # Not allowed or not served: reconciles must not wait for it forever.
                     log.error("cannot list %s: %s; treating it as empty", self.path, exc)
@@ -460,6 +467,7 @@ class Watch:
                 break
             params["continue"] = cont
         self.lists += 1
+        self.failure = None
         self.sink.prune(seen, _int(version))
         return version
 
@@ -519,6 +527,7 @@ class Watches:
         namespaces: Iterable[str] = (),
         registry: Registry = REGISTRY,
         kinds: Iterable[Kind] = KINDS,
+        selector: str = SELECTOR,
     ) -> None:
         self.http = http
         scopes: list[str | None] = list(namespaces) or [None]
@@ -527,7 +536,7 @@ class Watches:
                 http,
                 _path(kind, ns),
                 OwnedSink(kind, ns, registry),
-                selector=SELECTOR,
+                selector=selector,
                 metadata_only=kind.metadata_only,
             )
             for kind in kinds

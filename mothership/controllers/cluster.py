@@ -38,6 +38,7 @@ from mothership.controllers import (
     kubernetes_distribution,
     metrics,
     refusals,
+    remote_host,
     volumes,
 )
 from mothership.controllers.apply import get_or_none, owned_by
@@ -96,6 +97,7 @@ async def on_cluster_event(type: str, body: kopf.Body, **kw: Any) -> None:
         kubernetes_distribution.forget(key)
         rt.fingerprints.pop(key, None)
         rt.reconciled_versions.pop(key, None)
+        await rt.remotes.release(key)
         return
     if stale_event(body["metadata"]):
         return
@@ -168,7 +170,7 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
     owned = children.children_of(key)
     # Nothing we look at changed since the last full pass, and no probe is due: the
     # result would be the same, so skip rendering (a resync of a large fleet stays cheap).
-    seen = fingerprint(body, owned)
+    seen = fingerprint(body, owned, rt.remotes.children_of(key), rt.remotes.nodes(key))
     if (
         rt.fingerprints.get(key) == seen
         and not rt.probes.due(key)
@@ -180,6 +182,9 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
     except refusals.Refused as exc:
         await report_refusal(body, exc.refusal)
         return  # no fingerprint: the next resync tries again (a quota may have grown)
+    except remote_host.RemoteProblem as exc:
+        await report_failure(body, exc.reason, exc.message)
+        return  # likewise: the hosting cluster may answer at the next resync
     if converged:
         rt.fingerprints[key] = seen
 
@@ -191,10 +196,8 @@ async def _converge(
     owned: dict[tuple[str, str], children.Child],
 ) -> bool:
     """Render, write what differs, and record the status. False when the spec could not be
-    rendered (said in the status); raises Refused when the API server refused an object."""
-    rt = runtime()
-    name = key[1]
-    spec = body.get("spec") or {}
+    rendered (said in the status); raises Refused when the API server refused an object,
+    RemoteProblem when the hosting cluster the spec names cannot be used."""
     if not await ensure_pki(body, cluster, owned):
         return False
     if not await ensure_encryption_key(body, cluster, owned):
@@ -204,14 +207,45 @@ async def _converge(
         await report_failure(body, problem.reason, problem.message)
         return False
 
+    host = await _host_of(body)
+    with remote_host.reaching(host):
+        return await _place(body, key, cluster, owned, host)
+
+
+async def _host_of(body: dict[str, Any]) -> remote_host.Host:
+    """Where the workload objects go: the mothership, or the hosting cluster the spec names
+    (RemoteProblem when that cannot be used)."""
+    rt = runtime()
+    ref = remote_host.kubeconfig_ref(body)
+    if ref is None:
+        return remote_host.Host(rt.client, rt.applier, children.REGISTRY)
+    return await rt.remotes.host_for(rt.client, body, ref)
+
+
+async def _place(
+    body: dict[str, Any],
+    key: children.Key,
+    cluster: v1beta2.Cluster,
+    owned: dict[tuple[str, str], children.Child],
+    host: remote_host.Host,
+) -> bool:
+    """Render and write the control plane's objects on its host, then record the status.
+
+    `owned` is what the mothership holds for the Cluster (PKI, users' kubeconfig); `placed`
+    what its host holds (the same registry unless the control plane is hosted remotely).
+    """
+    rt = runtime()
+    name = key[1]
+    spec = body.get("spec") or {}
+    placed = host.children_of(key) if host.remote else owned
     recorded = (body.get("status") or {}).get("version")
     missing: list[str] = []
     # A new Service goes first, on its own: its cluster IP is part of the k0s config, the
     # StatefulSet and the kubeconfig, which are then written once instead of twice.
     for _ in range(2):
-        address = external_address(cluster, body, owned)
+        address = external_address(cluster, body, placed, children.node_addresses(host.registry))
         facts = kubernetes_distribution.facts(
-            cluster, facts_for(cluster, body, owned, address), recorded
+            cluster, facts_for(cluster, body, placed, address), recorded
         )
         try:
             objects = render_cluster(cluster, facts)
@@ -230,15 +264,16 @@ async def _converge(
                 "this is a bug in mothership: please report it with the spec",
             )
             return False
-        new = [o for o in objects if o["kind"] == "Service" and _child_of(o) not in owned]
+        new = [o for o in objects if o["kind"] == "Service" and _child_of(o) not in placed]
         if not new:
             break
         for service in new:
             with refusals.refused_as(service, spec):
-                await rt.applier.apply(owned_by(service, body), None)
+                await host.applier.apply(host.place(service, body), None)
             missing.append(f"Service/{service['metadata']['name']}")
             metrics.WRITES.labels(kind="Service").inc()
         owned = children.children_of(key)
+        placed = host.children_of(key) if host.remote else owned
     try:
         # Before the pods that mount it: a missing Secret holds them in creation.
         await kubernetes_distribution.ensure_certs(rt, body, cluster, facts, owned)
@@ -249,13 +284,13 @@ async def _converge(
 
     async def apply(obj: dict[str, Any]) -> str | None:
         """The object written (or held back), as `Kind/name`; None if it was in place."""
-        observed = owned.get((obj["kind"], obj["metadata"]["name"]))
+        observed = placed.get((obj["kind"], obj["metadata"]["name"]))
         if obj["kind"] == "StatefulSet":
-            obj, hold = await volumes.fit_claims(rt.client, body, obj, observed)
+            obj, hold = await volumes.fit_claims(host.client, body, obj, observed)
             if hold:
                 return f"{obj['kind']}/{obj['metadata']['name']}"
         with refusals.refused_as(obj, spec):
-            applied = await rt.applier.apply(owned_by(obj, body), observed)
+            applied = await host.applier.apply(host.place(obj, body), observed)
         if applied:
             metrics.WRITES.labels(kind=obj["kind"]).inc()
             return f"{obj['kind']}/{obj['metadata']['name']}"
@@ -264,6 +299,9 @@ async def _converge(
     # What the pods mount and the Services around them go together (one after another,
     # their round trips were most of the time from apply to the StatefulSet); the
     # StatefulSets after them, so a new pod finds its ConfigMaps and Secrets in place.
+    if host.remote:  # the pods there mount copies of the mothership's Secrets
+        wanted = remote_host.mounted_secrets(objects)
+        missing += await remote_host.copy_secrets(rt.client, host, body, wanted, owned, placed)
     written = await concurrently.all_at_once(
         [apply(o) for o in objects if o["kind"] != "StatefulSet"]
     )
@@ -271,7 +309,7 @@ async def _converge(
     missing += [w for w in written if w]
 
     kubeconfig_ready = await ensure_kubeconfig(body, cluster, address, owned)
-    sts = owned.get(("StatefulSet", names.statefulset(name)))
+    sts = placed.get(("StatefulSet", names.statefulset(name)))
     functional: bool | None = None
     error = ""
     if sts and (sts.status.get("readyReplicas") or 0) >= 1 and kubeconfig_ready:
@@ -325,19 +363,25 @@ def _child_of(obj: dict[str, Any]) -> tuple[str, str]:
     return (obj["kind"], obj["metadata"]["name"])
 
 
-def fingerprint(body: dict[str, Any], owned: dict[tuple[str, str], children.Child]) -> bytes:
+def fingerprint(
+    body: dict[str, Any],
+    owned: dict[tuple[str, str], children.Child],
+    placed: dict[tuple[str, str], children.Child] | None = None,
+    remote_nodes: list[tuple[str, str | None]] | None = None,
+) -> bytes:
     """Everything a reconcile's outcome depends on, as one short digest.
 
     The date is part of it so that time-based work (kubeconfig rotation ahead of expiry)
     gets a full pass at least daily even when nothing else moves.
     """
     meta = body["metadata"]
-    nodes = children.node_addresses()
+    nodes = remote_nodes if placed else children.node_addresses()
     text = repr(
         (
             datetime.now(UTC).date().isoformat(),
             meta.get("resourceVersion"),
             sorted(owned.items()),
+            sorted((placed or {}).items()),
             nodes if (body.get("spec") or {}).get("service", {}).get("type") == "NodePort" else (),
         )
     )
@@ -651,6 +695,7 @@ def external_address(
     cluster: v1beta2.Cluster,
     body: dict[str, Any],
     owned: dict[tuple[str, str], children.Child],
+    nodes: list[tuple[str, str | None]] | None = None,
 ) -> str | None:
     """Where clients reach the control plane: the spec, else what the Service got.
 
@@ -666,7 +711,8 @@ def external_address(
     if service_type == "LoadBalancer":
         return next((a for a in svc.status.get("lb", []) if a), None)
     if service_type == "NodePort":
-        return next((addr for _, addr in children.node_addresses() if addr), None)
+        found = children.node_addresses() if nodes is None else nodes
+        return next((addr for _, addr in found if addr), None)
     return svc.status.get("clusterIP") or None
 
 
@@ -783,11 +829,16 @@ async def finalize(body: dict[str, Any]) -> None:
         metrics.WRITES.labels(kind="ClusterStatus").inc()
         assert written.metadata is not None
         resource_version = written.metadata.resourceVersion  # the status write moved it
+    claims_of = [c for c, yes in opted_in.items() if yes]
+    if remote_host.kubeconfig_ref(body) is not None:
+        if not await _remove_remote(body, claims_of):
+            return  # told in an event; the next resync tries again, the finalizer stays
+        claims_of = []  # they were in the hosting cluster
     if not await datastore_tenant.release(body):
         return  # told in an event; the next resync tries again, the finalizer stays
     await release_encryption_key(name, namespace)
     await release_authorities(name, namespace)
-    for component in (c for c, yes in opted_in.items() if yes):
+    for component in claims_of:
         labels = {"cluster": name, "component": component}
         async for pvc in client.list(PersistentVolumeClaim, namespace=namespace, labels=labels):
             if pvc.metadata and pvc.metadata.name:
@@ -806,3 +857,32 @@ async def finalize(body: dict[str, Any]) -> None:
         # 409: the object changed since; that change's event runs this again.
         if exc.status.code not in (404, 409):
             raise
+
+
+async def _remove_remote(body: dict[str, Any], claims_of: list[str]) -> bool:
+    """Delete the control plane from its hosting cluster (no garbage collector crosses
+    clusters). False, with a warning, while that cluster cannot be used: the Cluster stays
+    until it can, since going without would leave a control plane running unowned."""
+    ref = remote_host.kubeconfig_ref(body)
+    assert ref is not None
+    rt = runtime()
+    meta = body["metadata"]
+    try:
+        host = await rt.remotes.host_for(rt.client, body, ref)
+        with remote_host.reaching(host):
+            deleted = await remote_host.remove(host, body, claims_of)
+    except remote_host.RemoteProblem as exc:
+        events.warn(
+            body,
+            reason=remote_host.CLEANUP_REASON,
+            message=f"{exc.message}; the Cluster is deleted once its objects there are, or "
+            f"remove the finalizer {FINALIZER} to leave them behind",
+        )
+        return False
+    events.info(
+        body,
+        reason="RemoteObjectsDeleted",
+        message=f"{deleted} objects deleted in the hosting cluster ({ref})",
+    )
+    await rt.remotes.release((meta["namespace"], meta["name"]))
+    return True

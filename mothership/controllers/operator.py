@@ -136,6 +136,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.triggers = Triggers(CHILD_WORKERS)
     memo.triggers.start()
     children.REGISTRY.listeners.append(memo.triggers.on_child)
+    runtime.RUNTIME.remotes.listeners.append(memo.triggers.on_child)  # hosting clusters' too
     memo.watches = children.Watches(children.http_client(config.get()), namespaces)
     memo.watches.start()
     # kopf starts its watches after the startup handlers: no Cluster is reconciled
@@ -285,6 +286,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if watches:
         await watches.stop()
     if runtime.RUNTIME:
+        await runtime.RUNTIME.remotes.stop()
         await runtime.RUNTIME.client.close()
 
 

@@ -15,6 +15,7 @@ from lightkube import AsyncClient
 
 from mothership.controllers import children, tenant
 from mothership.controllers.apply import Applier
+from mothership.controllers.remote_host import RemoteHosts
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Runtime:
     # cluster.stale_event): kopf's queue for one Cluster can lag a minute behind a burst,
     # while resyncs and child triggers have long reconciled a fresh read of it.
     reconciled_versions: dict[children.Key, int] = field(default_factory=dict)
+    # Hosting clusters of Clusters with spec.remoteHostCluster, shared by kubeconfig.
+    remotes: RemoteHosts = field(default_factory=RemoteHosts)
 
     def lock(self, key: children.Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())

@@ -39,7 +39,7 @@ from mothership.api.k0smotron.v1beta2 import (
     StorageType,
 )
 from mothership.render import names, network_addons
-from mothership.webhooks import validate_datastore, validate_embedded
+from mothership.webhooks import validate_datastore, validate_embedded, validate_remote_host
 from mothership.webhooks.defaults import DEFAULT_K0S_VERSION
 from mothership.webhooks.findings import Check as _Check
 from mothership.webhooks.findings import Obj
@@ -120,6 +120,7 @@ def validate_cluster(
         _node_port_clashes(check, new, others)
     _ingress(check, spec)
     _storage(check, spec, old_spec)
+    validate_remote_host.remote_host_cluster(check, spec, old_spec)
     _persistence(check, spec)
     _volume_sizes(check, spec, old_spec)
     validate_embedded.validate_embedded(check, spec)

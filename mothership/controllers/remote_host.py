@@ -1,0 +1,466 @@
+"""Control planes hosted in another cluster (``spec.remoteHostCluster.kubeconfigRef``).
+
+The Cluster, its status, the users' kubeconfig Secret, the PKI of record and join tokens
+stay in the mothership; every workload object of the control plane, and a copy of each
+Secret its pods mount, is written in the hosting cluster through the kubeconfig the user
+named. Owner references cannot cross clusters, so remote objects carry the Cluster's uid as
+a label and are deleted explicitly when the Cluster goes.
+
+One `RemoteHost` per distinct kubeconfig, not per Cluster: its API client, an Applier and a
+registry fed by the same label-selected, metadata-only watches the mothership's own objects
+have, so a hundred Clusters on one hosting cluster cost one set of watches, and memory grows
+with the objects, not with the Clusters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2 as httpx
+import yaml
+from lightkube import AsyncClient, KubeConfig
+from lightkube.core.exceptions import ApiError, ConfigError
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import StatefulSet
+from lightkube.resources.batch_v1 import CronJob
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Namespace,
+    PersistentVolumeClaim,
+    Secret,
+    Service,
+)
+from lightkube.resources.networking_v1 import Ingress, NetworkPolicy
+from lightkube.resources.policy_v1 import PodDisruptionBudget
+
+from mothership.controllers import children, tenant
+from mothership.controllers.apply import Applier, get_or_none, owned_by
+from mothership.render.names import FIELD_MANAGER, MANAGED_BY
+
+log = logging.getLogger("mothership.remote")
+
+UID_LABEL = "mothership.io/cluster-uid"
+"""On every object in a hosting cluster: the uid of the Cluster it belongs to (what an
+ownerReference says within one cluster), and the selector its deletion uses."""
+SOURCE_VERSION = "mothership.io/source-version"
+"""On a Secret copied to a hosting cluster: the resourceVersion of the mothership's Secret
+it was copied from, so an unchanged source is not read again."""
+MISSING_REASON = "RemoteKubeconfigMissing"
+UNREACHABLE_REASON = "RemoteHostUnreachable"
+CLEANUP_REASON = "RemoteCleanupFailed"
+FIELD = "spec.remoteHostCluster.kubeconfigRef"
+SYNC_SECONDS = 15.0
+REQUEST_SECONDS = 10.0
+
+RESOURCES: dict[str, Any] = {
+    "StatefulSet": StatefulSet,
+    "Service": Service,
+    "ConfigMap": ConfigMap,
+    "Secret": Secret,
+    "Ingress": Ingress,
+    "CronJob": CronJob,
+    "PodDisruptionBudget": PodDisruptionBudget,
+    "NetworkPolicy": NetworkPolicy,
+}
+"""Every kind the operator writes for a control plane (children.KINDS), as lightkube types."""
+
+
+class RemoteProblem(Exception):
+    """The hosting cluster cannot be used; said on the Cluster as Available=False."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+@dataclass(frozen=True)
+class Ref:
+    namespace: str
+    name: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"Secret {self.namespace}/{self.name} (key {self.key}, named by {FIELD})"
+
+
+def kubeconfig_ref(body: dict[str, Any]) -> Ref | None:
+    """Where the hosting cluster's kubeconfig is, or None: the mothership hosts it."""
+    ref = ((body.get("spec") or {}).get("remoteHostCluster") or {}).get("kubeconfigRef")
+    if not isinstance(ref, dict) or not ref.get("name"):
+        return None
+    namespace = ref.get("namespace") or body["metadata"]["namespace"]
+    return Ref(namespace, ref["name"], ref.get("key") or "value")
+
+
+@dataclass
+class Host:
+    """Where a Cluster's workload objects live: the mothership, or a hosting cluster."""
+
+    client: AsyncClient
+    applier: Applier
+    registry: children.Registry
+    ref: Ref | None = None  # None: the mothership itself
+
+    @property
+    def remote(self) -> bool:
+        return self.ref is not None
+
+    def children_of(self, key: children.Key) -> dict[tuple[str, str], children.Child]:
+        return self.registry.of(key)
+
+    def place(self, obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+        """obj as it is written here: owned by the Cluster, or labelled with its uid."""
+        if self.ref is None:
+            return owned_by(obj, owner)
+        meta = obj.get("metadata") or {}
+        labels = {**(meta.get("labels") or {}), UID_LABEL: owner["metadata"]["uid"]}
+        return {**obj, "metadata": {**meta, "labels": labels}}
+
+
+class RemoteHost:
+    """One hosting cluster: client, applier, registry and watches, shared by its Clusters."""
+
+    def __init__(self, ref: Ref, kubeconfig: str, listeners: list[children.Listener]) -> None:
+        try:
+            loaded = yaml.safe_load(kubeconfig)
+            if not isinstance(loaded, dict):
+                raise ValueError("not a YAML mapping")
+            config = KubeConfig.from_dict(loaded)
+            single = config.get()
+        except (ValueError, ConfigError, KeyError, TypeError, yaml.YAMLError) as exc:
+            raise RemoteProblem(
+                MISSING_REASON,
+                f"{ref} does not hold a usable kubeconfig ({type(exc).__name__}: {exc}); put "
+                "the hosting cluster's kubeconfig under that key",
+            ) from exc
+        self.ref = ref
+        self.client = AsyncClient(
+            config=config, field_manager=FIELD_MANAGER, timeout=httpx.Timeout(REQUEST_SECONDS)
+        )
+        self.registry = children.Registry()
+        self.registry.listeners = listeners  # the operator's triggers, shared
+        self.applier = Applier(self.client, self.registry)
+        # Only objects a mothership placed for a Cluster (the uid label): a hosting cluster
+        # that is a mothership itself has its own Clusters' objects, none of ours.
+        self.watches = children.Watches(
+            children.http_client(single),
+            (),
+            self.registry,
+            selector=f"{children.SELECTOR},{UID_LABEL}",
+        )
+        self.users: set[children.Key] = set()
+        self.namespaces: set[str] = set()  # known to exist there
+        self.started = False
+
+    def host(self, ref: Ref) -> Host:
+        return Host(self.client, self.applier, self.registry, ref)
+
+    async def ready(self, ref: Ref) -> None:
+        """Wait (once, briefly) for the first list of every watch; RemoteProblem if it fails.
+
+        Later calls do not wait: a hosting cluster that went away keeps its watches
+        retrying in the background, and each reconcile meanwhile says so at once.
+        """
+        if not self.started:
+            self.started = True
+            self.watches.start()
+            with suppress(TimeoutError):
+                await self.watches.synced(SYNC_SECONDS)
+        # Nodes only give a NodePort's address: a kubeconfig limited to namespaces still works.
+        owned = [w for w in self.watches.watches if w.path != "/api/v1/nodes"]
+        failed = [w for w in owned if w.failure and not w.lists]
+        waiting = [w for w in owned if not w.synced.is_set()]
+        if failed or waiting:
+            cause = next((w.failure for w in failed + waiting if w.failure), None)
+            error = explain(cause) if cause else f"no answer within {SYNC_SECONDS:.0f} s"
+            raise RemoteProblem(UNREACHABLE_REASON, unreachable(ref, error))
+
+    async def ensure_namespace(self, namespace: str) -> None:
+        """The Cluster's namespace exists in the hosting cluster (made if not; never deleted:
+        other things of the user's may live in it)."""
+        if namespace in self.namespaces:
+            return
+        if await get_or_none(self.client, Namespace, namespace, "") is None:
+            try:
+                await self.client.create(
+                    Namespace(
+                        metadata=ObjectMeta(
+                            name=namespace,
+                            labels={"app.kubernetes.io/created-by": MANAGED_BY},
+                        )
+                    )
+                )
+            except ApiError as exc:
+                if exc.status.code != 409:
+                    raise
+        self.namespaces.add(namespace)
+
+    async def stop(self) -> None:
+        if self.started:
+            await self.watches.stop()
+        else:
+            await self.watches.http.aclose()
+        await self.client.close()
+
+
+@dataclass
+class RemoteHosts:
+    """Every hosting cluster in use, by the kubeconfig that reaches it."""
+
+    listeners: list[children.Listener] = field(default_factory=list)
+    by_digest: dict[str, RemoteHost] = field(default_factory=dict)
+    of_cluster: dict[children.Key, str] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def children_of(self, key: children.Key) -> dict[tuple[str, str], children.Child]:
+        """What a reconcile last knew of the Cluster's remote objects (no I/O): empty for a
+        Cluster the mothership hosts, or one not reconciled since the operator started."""
+        digest = self.of_cluster.get(key)
+        remote = self.by_digest.get(digest) if digest else None
+        return remote.registry.of(key) if remote else {}
+
+    def nodes(self, key: children.Key) -> list[tuple[str, str | None]]:
+        digest = self.of_cluster.get(key)
+        remote = self.by_digest.get(digest) if digest else None
+        return children.node_addresses(remote.registry) if remote else []
+
+    async def host_for(self, client: AsyncClient, body: dict[str, Any], ref: Ref) -> Host:
+        """The hosting cluster of this Cluster, ready to be written to; RemoteProblem if the
+        Secret is missing or unusable, or the cluster does not answer."""
+        meta = body["metadata"]
+        key: children.Key = (meta["namespace"], meta["name"])
+        kubeconfig = await read_kubeconfig(client, ref)
+        digest = hashlib.sha256(kubeconfig.encode()).hexdigest()
+        async with self.lock:
+            remote = self.by_digest.get(digest)
+            if remote is None:
+                remote = self.by_digest[digest] = RemoteHost(ref, kubeconfig, self.listeners)
+            previous = self.of_cluster.get(key)
+            remote.users.add(key)
+            self.of_cluster[key] = digest
+        if previous is not None and previous != digest:  # the Secret's kubeconfig changed
+            await self._drop_user(previous, key)
+        await remote.ready(ref)
+        try:
+            await remote.ensure_namespace(meta["namespace"])
+        except httpx.TransportError as exc:
+            raise RemoteProblem(UNREACHABLE_REASON, unreachable(ref, explain(exc))) from exc
+        except ApiError as exc:
+            raise RemoteProblem(
+                UNREACHABLE_REASON,
+                unreachable(ref, f"namespace {meta['namespace']}: {exc.status.code} "
+                            f"{exc.status.reason} {exc.status.message}"),
+            ) from exc  # fmt: skip
+        return remote.host(ref)
+
+    async def release(self, key: children.Key) -> None:
+        """The Cluster is gone: its hosting cluster's watches stop with its last Cluster."""
+        digest = self.of_cluster.pop(key, None)
+        if digest is not None:
+            await self._drop_user(digest, key)
+
+    async def _drop_user(self, digest: str, key: children.Key) -> None:
+        remote = self.by_digest.get(digest)
+        if remote is None:
+            return
+        remote.users.discard(key)
+        if not remote.users:
+            del self.by_digest[digest]
+            await remote.stop()
+            log.info("no Cluster left on %s: its watches stopped", remote.ref)
+
+    async def stop(self) -> None:
+        for remote in list(self.by_digest.values()):
+            await remote.stop()
+        self.by_digest.clear()
+        self.of_cluster.clear()
+
+
+def explain(exc: BaseException) -> str:
+    """A failure of the hosting cluster in words that stay the same from one try to the next
+    (the condition message must not change on every resync)."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        code = exc.response.status_code
+        meaning = {401: "the credentials are not accepted", 403: "the credentials may not list "
+                   f"{exc.request.url.path.rsplit('/', 1)[-1]}"}.get(code, "")  # fmt: skip
+        return f"{code} {exc.response.reason_phrase}" + (f" ({meaning})" if meaning else "")
+    if "all connection attempts failed" in str(exc).lower():
+        return "no connection (refused, or no route to the server)"
+    return tenant.describe(exc)
+
+
+def unreachable(ref: Ref, error: str) -> str:
+    return (
+        f"the hosting cluster in {ref} cannot be used: {error}; check that its kubeconfig "
+        "names a reachable API server and credentials that may manage StatefulSets, Services, "
+        "ConfigMaps and Secrets there"
+    )
+
+
+async def read_kubeconfig(client: AsyncClient, ref: Ref) -> str:
+    try:
+        secret = await client.get(Secret, ref.name, namespace=ref.namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            raise RemoteProblem(
+                MISSING_REASON,
+                f"{ref} does not exist; create it with the hosting cluster's kubeconfig "
+                f"under key {ref.key}",
+            ) from exc
+        if exc.status.code == 403:
+            raise RemoteProblem(
+                MISSING_REASON,
+                f"{ref} cannot be read by the operator ({exc.status.message}); grant it get "
+                "on Secrets in that namespace",
+            ) from exc
+        raise
+    data = secret.data or {}
+    if ref.key not in data:
+        raise RemoteProblem(
+            MISSING_REASON,
+            f"{ref} has no key {ref.key} (it has: {', '.join(sorted(data)) or 'none'}); put "
+            "the hosting cluster's kubeconfig there",
+        )
+    try:
+        return base64.b64decode(data[ref.key]).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RemoteProblem(MISSING_REASON, f"{ref} is not a text kubeconfig: {exc}") from exc
+
+
+@contextmanager
+def reaching(host: Host) -> Iterator[None]:
+    """Turn a transport failure on the way to a hosting cluster into a RemoteProblem."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        if host.ref is None:
+            raise
+        raise RemoteProblem(UNREACHABLE_REASON, unreachable(host.ref, explain(exc))) from exc
+
+
+# -- the Secrets the pods mount ----------------------------------------------------------
+
+
+def _pod_specs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    spec = obj.get("spec") or {}
+    if obj.get("kind") in ("StatefulSet", "Deployment", "Job", "DaemonSet"):
+        yield ((spec.get("template") or {}).get("spec")) or {}
+    elif obj.get("kind") == "CronJob":
+        job = (spec.get("jobTemplate") or {}).get("spec") or {}
+        yield ((job.get("template") or {}).get("spec")) or {}
+
+
+def mounted_secrets(objects: Iterable[dict[str, Any]]) -> list[str]:
+    """Names of the Secrets the rendered pods use that are not rendered themselves: the PKI,
+    datastore and encryption Secrets the operator keeps in the mothership, and any the user
+    named (volumes, projected volumes, env, envFrom, image pull Secrets)."""
+    objects = list(objects)
+    rendered = {o["metadata"]["name"] for o in objects if o.get("kind") == "Secret"}
+    found: set[str] = set()
+    for obj in objects:
+        for pod in _pod_specs(obj):
+            for volume in pod.get("volumes") or []:
+                found.add((volume.get("secret") or {}).get("secretName") or "")
+                for source in (volume.get("projected") or {}).get("sources") or []:
+                    found.add((source.get("secret") or {}).get("name") or "")
+            found.update(s.get("name") or "" for s in pod.get("imagePullSecrets") or [])
+            for container in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+                for env in container.get("env") or []:
+                    ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+                    found.add(ref.get("name") or "")
+                for source in container.get("envFrom") or []:
+                    found.add((source.get("secretRef") or {}).get("name") or "")
+    return sorted(found - rendered - {""})
+
+
+def secret_copy(source: dict[str, Any], cluster: str) -> dict[str, Any]:
+    """The hosting cluster's copy of a mothership Secret: same name, type and data, labelled
+    as the Cluster's (so it is watched and deleted with it), no finalizers or owners."""
+    meta = source.get("metadata") or {}
+    labels = {
+        **(meta.get("labels") or {}),
+        "cluster": cluster,
+        **children.MANAGED,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "annotations": {SOURCE_VERSION: str(meta.get("resourceVersion") or "")},
+        },
+        "type": source.get("type") or "Opaque",
+        "data": source.get("data") or {},
+    }
+
+
+async def copy_secrets(
+    client: AsyncClient,
+    host: Host,
+    body: dict[str, Any],
+    wanted: Iterable[str],
+    owned: dict[tuple[str, str], children.Child],
+    placed: dict[tuple[str, str], children.Child],
+) -> list[str]:
+    """Copy the Secrets the pods mount from the mothership to the hosting cluster; those
+    whose copy is from the source's current version are not read. Returns `Secret/name`
+    for each written. A Secret the mothership does not have is left to the hosting cluster
+    (the user may have put it there)."""
+    meta = body["metadata"]
+    written = []
+    for name in wanted:
+        source = owned.get(("Secret", name))
+        copy = placed.get(("Secret", name))
+        if (
+            source is not None
+            and copy is not None
+            and not copy.drifted
+            and copy.annotations.get(SOURCE_VERSION) == str(source.version)
+        ):
+            continue
+        live = await get_or_none(client, Secret, name, meta["namespace"])
+        if live is None:
+            continue
+        wanted_copy = host.place(secret_copy(live.to_dict(), meta["name"]), body)
+        if await host.applier.apply(wanted_copy, copy):
+            written.append(f"Secret/{name}")
+    return written
+
+
+async def remove(host: Host, body: dict[str, Any], claims_of: Iterable[str]) -> int:
+    """Delete every object of this Cluster in the hosting cluster (by its uid label), and
+    the volume claims of the components listed in `claims_of`. Returns how many went."""
+    meta = body["metadata"]
+    namespace, uid = meta["namespace"], meta["uid"]
+    deleted = 0
+    for resource in RESOURCES.values():
+        async for obj in host.client.list(resource, namespace=namespace, labels={UID_LABEL: uid}):
+            if obj.metadata and obj.metadata.name:
+                await _delete(host.client, resource, obj.metadata.name, namespace)
+                deleted += 1
+    for component in claims_of:
+        labels = {"cluster": meta["name"], "component": component}
+        async for pvc in host.client.list(
+            PersistentVolumeClaim, namespace=namespace, labels=labels
+        ):
+            if pvc.metadata and pvc.metadata.name:
+                await _delete(host.client, PersistentVolumeClaim, pvc.metadata.name, namespace)
+                deleted += 1
+    return deleted
+
+
+async def _delete(client: AsyncClient, resource: Any, name: str, namespace: str) -> None:
+    try:
+        await client.delete(resource, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
