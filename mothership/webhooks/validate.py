@@ -456,10 +456,14 @@ def _wants_others(spec: Obj, old_spec: Obj | None) -> bool:
 
 def _node_port_clashes(check: _Check, cluster: Obj, others: Iterable[Obj]) -> None:
     me = _identity(cluster)
+    # Node ports clash only on one cluster's nodes: this mothership's, or one hosting cluster's.
+    host = validate_remote_host.hosted_by(_spec(cluster))
     taken: dict[int, tuple[str, str]] = {}
     for other in others:
         other_spec = _spec(other)
         if _identity(other) == me or not _is_node_port(other_spec):
+            continue
+        if validate_remote_host.hosted_by(other_spec) != host:
             continue
         namespace, name = _identity(other)
         for field, port in _service_ports(other_spec).items():

@@ -24,6 +24,13 @@ def kubeconfig_ref(spec: Obj) -> Obj | None:
     return ref if isinstance(ref, dict) else None
 
 
+def hosted_by(spec: Obj) -> tuple[str, str] | None:
+    """The Secret (namespace, name) naming the cluster the pods run in; None: the mothership.
+    Clusters on one host share its node ports; on different hosts they cannot clash."""
+    ref = kubeconfig_ref(spec)
+    return (str(ref.get("namespace")), str(ref.get("name"))) if ref else None
+
+
 def remote_host_cluster(check: Check, spec: Obj, old_spec: Obj | None) -> None:
     """The reference names a Secret a kubeconfig can be read from, and does not move."""
     ref = kubeconfig_ref(spec)

@@ -626,6 +626,76 @@ def test_one_replica_on_a_shared_postgresql_datastore(
     kube.wait_until("DataStore released", lambda: not _exists(kc, DataStore, store), 60)
 
 
+def test_a_control_plane_hosted_in_another_mothership_serves_from_there(
+    mothership_real: LocalMothership,
+    mothership_api: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+) -> None:
+    """The Cluster lives in an API-only mothership (with an operator of its own); its
+    control plane runs on the real node of this one, through the kubeconfig Secret the
+    Cluster names (spec.remoteHostCluster), and serves the users of the first."""
+    home = apply_checked_in_crds(kube.client(mothership_api.cfg.kubeconfig))
+    home.create(Namespace(metadata=ObjectMeta(name=ns)))
+    home_operator = Operator(
+        mothership_api.cfg.kubeconfig,
+        tmp_path / "home-operator.log",
+        IMAGE_TEMPLATE,
+        ETCD_IMAGE,
+        extra_args=tuple(monitoring_image_args(mothership_real.cfg)),
+        identity="remote-host-test",
+    )
+    home_operator.start()
+    try:
+        home.create(
+            Secret(
+                metadata=ObjectMeta(name="hosting", namespace=ns),
+                stringData={"value": mothership_real.cfg.kubeconfig.read_text()},
+            )
+        )
+        # NodePort: the home mothership's users reach the real node's address. Ports of
+        # their own, clear of the other tests' and of 30443.
+        api = 31500 + int(ns[-4:], 16) % 400 * 2
+        applied = time.monotonic()
+        home.create(
+            _cluster(
+                "hosted",
+                ns,
+                service={"type": "NodePort", "apiPort": api, "konnectivityPort": api + 1},
+                storage={"type": "kine"},
+                remoteHostCluster={"kubeconfigRef": {"name": "hosting", "namespace": ns}},
+            )
+        )
+        _wait_condition(
+            mothership_real, home, home_operator, "hosted", ns, "Available", AVAILABLE_WITHIN
+        )
+        print(f"\nhosted in another mothership: apply -> Available in "
+              f"{time.monotonic() - applied:.1f} s")  # fmt: skip
+        # The pod runs here, the Cluster and the users' kubeconfig are there.
+        assert kc.get(Pod, "kmc-hosted-0", namespace=ns).status.phase == "Running"
+        assert not _exists(home, StatefulSet, "kmc-hosted", ns)
+        assert not _exists(kc, Secret, "hosted-kubeconfig", ns)
+        tenant = _tenant_client(_tenant_kubeconfig(home, "hosted", ns, tmp_path / "h.kubeconfig"))
+        tenant.create(ConfigMap(metadata=ObjectMeta(name="hosted-far", namespace="default")))
+        assert tenant.get(ConfigMap, "hosted-far", namespace="default").metadata.uid
+
+        home.delete(Cluster, "hosted", namespace=ns)
+        kube.wait_until("Cluster gone", lambda: not _exists(home, Cluster, "hosted", ns), 120)
+        kube.wait_until(
+            "the control plane gone from the hosting mothership",
+            lambda: (
+                not _exists(kc, StatefulSet, "kmc-hosted", ns)
+                and not _exists(kc, Service, "kmc-hosted-nodeport", ns)
+            ),
+            60,
+        )
+    finally:
+        home_operator.stop()
+        home.delete(Namespace, ns)
+
+
 class _Writer:
     """Creates ConfigMaps in the tenant one after another on a thread; remembers which the
     API server acknowledged (the create answered) and when creates last failed/succeeded."""

@@ -226,3 +226,18 @@ def test_a_rendered_control_plane_mounts_the_pki_the_mothership_keeps(distributi
     # All of them the operator's own (PKI, certificates, encryption keys): none is the user's.
     ours = {names.encryption_secret("demo"), names.kubernetes_certs_secret("demo")}
     assert all(w.startswith("demo-") or w in ours for w in wanted), wanted
+
+
+def test_node_ports_clash_only_among_clusters_on_the_same_host() -> None:
+    def on(host: dict[str, Any], name: str) -> dict[str, Any]:
+        obj = cluster({"service": {"type": "NodePort"}, **host})
+        obj["metadata"] = {"name": name, "namespace": "tenants"}
+        return obj
+
+    here, far, also_far = on({}, "a"), on(remote(), "b"), on(remote(), "c")
+    elsewhere = on(remote("other-hosting"), "d")
+    clash = "node port 30443 is already used by Cluster tenants/"
+    assert not [e for e in validate(far, None, [here, elsewhere]).errors]
+    assert not [e for e in validate(here, None, [far]).errors]
+    found = [str(e) for e in validate(also_far, None, [here, far]).errors]
+    assert any(clash + "b" in e for e in found), found
