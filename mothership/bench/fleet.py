@@ -28,7 +28,7 @@ from lightkube.resources.core_v1 import Namespace
 
 from mothership import pki
 from mothership.api.crdgen import all_crds
-from mothership.bench import audit, procstat, shared_datastore
+from mothership.bench import audit, procstat, remote_hosting, shared_datastore
 from mothership.controllers.cluster import ClusterResource
 from mothership.testenv import health, kube
 from mothership.testenv.local import LocalMothership, default_state_dir
@@ -60,40 +60,62 @@ class Result:
     shared_databases: int = -1
     shared_server_mib: float = 0.0
     shared_server_processes: int = 0
+    # --remote-host: the operator's requests to the hosting mothership, and on the resync.
+    hosting: audit.Requests | None = None
+    hosting_resync_writes: int = -1
+    hosting_resync_requests: int = -1
 
     def lines(self) -> list[str]:
         pc = sorted(self.per_cluster)
         p50 = statistics.median(pc) if pc else 0.0
         p95 = pc[min(len(pc) - 1, math.ceil(0.95 * len(pc)) - 1)] if pc else 0.0
         writes = self.requests.writes_by_object
-        return [
-            f"clusters                      {self.clusters} (concurrency {self.concurrency})",
-            f"create all (API accepted)     {self.create_seconds:.1f} s",
-            f"all converged after           {self.converge_seconds:.1f} s",
-            f"per-cluster converge p50/p95  {p50:.1f} s / {p95:.1f} s",
-            f"operator peak RSS             {self.peak_rss_mib:.1f} MiB "
-            f"(after the resync round: {self.settled_rss_mib:.1f} MiB)",
-            f"operator CPU                  {self.cpu_seconds:.1f} s",
-            f"webhook process (child)       peak RSS {self.child_peak_rss_mib:.1f} MiB, "
-            f"CPU {self.child_cpu_seconds:.1f} s",
-            f"operator API requests         {self.requests.total} "
-            f"({self.requests.total / max(1, self.clusters):.1f} per cluster) "
-            f"{dict(sorted(self.requests.by_verb.items()))}",
-            f"writes per object             max {max(writes.values(), default=0)}, "
-            f"mean {statistics.mean(writes.values()) if writes else 0:.2f} "
-            f"over {len(writes)} objects (+{self.requests.events} events posted, "
-            f"{self.requests.lease_renewals} lease renewals)",
-            f"no-op resync                  {self.resync_writes} writes, "
-            f"{self.resync_requests} requests (incl. lease renewals)",
-        ] + (
+        return (
             [
-                f"shared PostgreSQL             {self.shared_databases} tenant databases, "
-                f"server memory {self.shared_server_mib:.1f} MiB PSS over "
-                f"{self.shared_server_processes} processes",
+                f"clusters                      {self.clusters} (concurrency {self.concurrency})",
+                f"create all (API accepted)     {self.create_seconds:.1f} s",
+                f"all converged after           {self.converge_seconds:.1f} s",
+                f"per-cluster converge p50/p95  {p50:.1f} s / {p95:.1f} s",
+                f"operator peak RSS             {self.peak_rss_mib:.1f} MiB "
+                f"(after the resync round: {self.settled_rss_mib:.1f} MiB)",
+                f"operator CPU                  {self.cpu_seconds:.1f} s",
+                f"webhook process (child)       peak RSS {self.child_peak_rss_mib:.1f} MiB, "
+                f"CPU {self.child_cpu_seconds:.1f} s",
+                f"operator API requests         {self.requests.total} "
+                f"({self.requests.total / max(1, self.clusters):.1f} per cluster) "
+                f"{dict(sorted(self.requests.by_verb.items()))}",
+                f"writes per object             max {max(writes.values(), default=0)}, "
+                f"mean {statistics.mean(writes.values()) if writes else 0:.2f} "
+                f"over {len(writes)} objects (+{self.requests.events} events posted, "
+                f"{self.requests.lease_renewals} lease renewals)",
+                f"no-op resync                  {self.resync_writes} writes, "
+                f"{self.resync_requests} requests (incl. lease renewals)",
             ]
-            if self.shared_databases >= 0
-            else []
+            + (
+                [
+                    f"shared PostgreSQL             {self.shared_databases} tenant databases, "
+                    f"server memory {self.shared_server_mib:.1f} MiB PSS over "
+                    f"{self.shared_server_processes} processes",
+                ]
+                if self.shared_databases >= 0
+                else []
+            )
+            + (self._hosting_lines() if self.hosting is not None else [])
         )
+
+    def _hosting_lines(self) -> list[str]:
+        assert self.hosting is not None
+        writes = self.hosting.writes_by_object
+        return [
+            f"hosting cluster requests      {self.hosting.total} "
+            f"({self.hosting.total / max(1, self.clusters):.1f} per cluster) "
+            f"{dict(sorted(self.hosting.by_verb.items()))}",
+            f"hosting writes per object     max {max(writes.values(), default=0)}, "
+            f"mean {statistics.mean(writes.values()) if writes else 0:.2f} "
+            f"over {len(writes)} objects",
+            f"hosting no-op resync          {self.hosting_resync_writes} writes, "
+            f"{self.hosting_resync_requests} requests",
+        ]
 
 
 def operator_kubeconfig(ms: LocalMothership) -> Path:
@@ -115,14 +137,14 @@ def operator_kubeconfig(ms: LocalMothership) -> Path:
     return path
 
 
-def configure_mothership(state_dir: Path, clusters: int) -> LocalMothership:
+def configure_mothership(state_dir: Path, clusters: int, name: str = "bench") -> LocalMothership:
     state_dir.mkdir(parents=True, exist_ok=True)
     policy = state_dir / "audit-policy.json"
     policy.write_text(audit.policy(OPERATOR_USER))
     # Two pods per Cluster (control plane and etcd); kwok nodes hold 250 pods each.
     nodes = max(3, math.ceil(2 * clusters / 200))
     ms = LocalMothership.configure(
-        "bench",
+        name,
         state_dir=state_dir,
         nodes="kwok",
         kwok_nodes=nodes,
@@ -207,7 +229,7 @@ def metric(ports: dict, name: str) -> float:
 
 
 async def create_clusters(
-    admin: Path, n: int, concurrency: int, storage: dict | None = None
+    admin: Path, n: int, concurrency: int, extra: dict | None = None
 ) -> dict[str, float]:
     client = AsyncClient(config=KubeConfig.from_file(admin), field_manager="bench")
     try:
@@ -227,7 +249,7 @@ async def create_clusters(
                     spec={
                         "replicas": 1,
                         "version": "v1.35.4-k0s.0",
-                        **({"storage": storage} if storage else {}),
+                        **(extra or {}),
                     },
                 )
             )
@@ -253,10 +275,19 @@ def run(
     timeout: float,
     report: Report,
     shared_postgres: bool = False,
+    remote_host: bool = False,
 ) -> Result:
     with terminate_is_an_exit():
         return _run(
-            clusters, concurrency, resync, state_dir, keep, timeout, report, shared_postgres
+            clusters,
+            concurrency,
+            resync,
+            state_dir,
+            keep,
+            timeout,
+            report,
+            shared_postgres,
+            remote_host,
         )
 
 
@@ -269,6 +300,7 @@ def _run(
     timeout: float,
     report: Report,
     shared: bool = False,
+    remote: bool = False,
 ) -> Result:
     state = state_dir or default_state_dir("bench")
     ms = configure_mothership(state, clusters)
@@ -285,12 +317,28 @@ def _run(
             report("starting a PostgreSQL server and a DataStore on it for every Cluster")
             shared_datastore.ensure_namespace(kc, NAMESPACE)
             shared_pg = stack.enter_context(shared_datastore.shared_postgres(kc, NAMESPACE))
+        hosting = None
+        if remote:
+            hosting = stack.enter_context(
+                remote_hosting.hosting_mothership(
+                    kc,
+                    NAMESPACE,
+                    state / "hosting",
+                    lambda path, name: configure_mothership(path, clusters, name),
+                    operator_kubeconfig,
+                    report,
+                    keep,
+                )
+            )
         proc, ports = start_operator(ms, resync)
         audit_log = ms.cfg.state_dir / "audit.log"
         report(f"creating {clusters} Clusters, {concurrency} at a time")
         started = time.monotonic()
-        storage = shared_pg.storage if shared_pg else None
-        created = asyncio.run(create_clusters(ms.cfg.kubeconfig, clusters, concurrency, storage))
+        extra = {
+            **({"storage": shared_pg.storage} if shared_pg else {}),
+            **(hosting.spec if hosting else {}),
+        }
+        created = asyncio.run(create_clusters(ms.cfg.kubeconfig, clusters, concurrency, extra))
         result.create_seconds = time.monotonic() - started
         done: dict[str, float] = {}
         deadline = started + timeout
@@ -314,6 +362,9 @@ def _run(
         result.converge_seconds = time.monotonic() - started
         result.per_cluster = list(done.values())
         result.requests, offset = audit.read(audit_log)
+        hosting_offset = 0
+        if hosting:
+            result.hosting, hosting_offset = hosting.requests()
         # A full resync round of a converged fleet: must write nothing.
         before = metric(ports, "mothership_reconciles_total")
         report(f"all converged; waiting for a full resync round (every {resync:.0f}s)")
@@ -326,6 +377,9 @@ def _run(
         resync_requests, _ = audit.read(audit_log, offset)
         result.resync_writes = resync_requests.writes
         result.resync_requests = resync_requests.total
+        if hosting:
+            there, _ = hosting.requests(hosting_offset)
+            result.hosting_resync_writes, result.hosting_resync_requests = there.writes, there.total
         result.peak_rss_mib = procstat.peak_rss_mib(proc.pid)
         result.settled_rss_mib = procstat.rss_mib(proc.pid)
         result.cpu_seconds = procstat.cpu_seconds(proc.pid)

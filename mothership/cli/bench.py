@@ -32,6 +32,12 @@ def fleet(
         help="Put every Cluster on one shared PostgreSQL DataStore (a private server from "
         "Debian's package) instead of etcd, and print the server's memory.",
     ),
+    remote_host: bool = typer.Option(
+        False,
+        "--remote-host",
+        help="Host every control plane in a second kwok mothership (spec.remoteHostCluster) "
+        "and print the operator's requests to it.",
+    ),
     debug: bool = typer.Option(False, "--debug"),
 ) -> None:
     """Create N Clusters on a fresh kwok mothership and measure the operator.
@@ -39,12 +45,15 @@ def fleet(
     Prints time to convergence, operator peak RSS and CPU, API requests per Cluster and
     writes per object (from the API server's audit log), and writes on a no-op resync.
     With --shared-postgres each Cluster's reconcile also makes its database and user on
-    one PostgreSQL server, and the server's memory with all of them is printed.
+    one PostgreSQL server, and the server's memory with all of them is printed. With
+    --remote-host the control planes' objects go to a second kwok mothership through one
+    kubeconfig Secret, and the requests there are printed too.
 
     Examples:
       mothership bench fleet --clusters 100
       mothership bench fleet --clusters 1000 --concurrency 50
       mothership bench fleet --clusters 100 --shared-postgres
+      mothership bench fleet --clusters 100 --remote-host
     """
     from mothership.bench import fleet as bench_fleet
 
@@ -58,6 +67,7 @@ def fleet(
             timeout,
             reporter(console),
             shared_postgres=shared_postgres,
+            remote_host=remote_host,
         )
     for line in result.lines():
         print(line)

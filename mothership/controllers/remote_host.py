@@ -18,6 +18,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ UNREACHABLE_REASON = "RemoteHostUnreachable"
 CLEANUP_REASON = "RemoteCleanupFailed"
 FIELD = "spec.remoteHostCluster.kubeconfigRef"
 SYNC_SECONDS = 15.0
+KUBECONFIG_SECONDS = 60.0
+"""How long a kubeconfig read from its Secret is used before it is read again: a rotated
+credential is picked up within this, a broken one at once (a failure drops it)."""
 REQUEST_SECONDS = 10.0
 
 RESOURCES: dict[str, Any] = {
@@ -157,6 +161,7 @@ class RemoteHost:
         )
         self.users: set[children.Key] = set()
         self.namespaces: set[str] = set()  # known to exist there
+        self.namespace_lock = asyncio.Lock()
         self.started = False
 
     def host(self, ref: Ref) -> Host:
@@ -185,6 +190,12 @@ class RemoteHost:
     async def ensure_namespace(self, namespace: str) -> None:
         """The Cluster's namespace exists in the hosting cluster (made if not; never deleted:
         other things of the user's may live in it)."""
+        if namespace in self.namespaces:
+            return
+        async with self.namespace_lock:  # one create, not one per Cluster starting at once
+            await self._ensure_namespace(namespace)
+
+    async def _ensure_namespace(self, namespace: str) -> None:
         if namespace in self.namespaces:
             return
         if await get_or_none(self.client, Namespace, namespace, "") is None:
@@ -218,6 +229,7 @@ class RemoteHosts:
     by_digest: dict[str, RemoteHost] = field(default_factory=dict)
     of_cluster: dict[children.Key, str] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    texts: dict[Ref, tuple[float, str]] = field(default_factory=dict)  # (read at, kubeconfig)
 
     def children_of(self, key: children.Key) -> dict[tuple[str, str], children.Child]:
         """What a reconcile last knew of the Cluster's remote objects (no I/O): empty for a
@@ -236,7 +248,25 @@ class RemoteHosts:
         Secret is missing or unusable, or the cluster does not answer."""
         meta = body["metadata"]
         key: children.Key = (meta["namespace"], meta["name"])
-        kubeconfig = await read_kubeconfig(client, ref)
+        try:
+            return await self._host_for(client, key, ref)
+        except RemoteProblem:
+            self.texts.pop(ref, None)  # the Secret may be what is wrong: read it next time
+            raise
+
+    async def _kubeconfig(self, client: AsyncClient, ref: Ref) -> str:
+        """The Secret's kubeconfig, read at most once per KUBECONFIG_SECONDS for all the
+        Clusters naming it: a full reconcile pass would otherwise read it every time."""
+        cached = self.texts.get(ref)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < KUBECONFIG_SECONDS:
+            return cached[1]
+        text = await read_kubeconfig(client, ref)
+        self.texts[ref] = (now, text)
+        return text
+
+    async def _host_for(self, client: AsyncClient, key: children.Key, ref: Ref) -> Host:
+        kubeconfig = await self._kubeconfig(client, ref)
         digest = hashlib.sha256(kubeconfig.encode()).hexdigest()
         async with self.lock:
             remote = self.by_digest.get(digest)
@@ -249,13 +279,13 @@ class RemoteHosts:
             await self._drop_user(previous, key)
         await remote.ready(ref)
         try:
-            await remote.ensure_namespace(meta["namespace"])
+            await remote.ensure_namespace(key[0])
         except httpx.TransportError as exc:
             raise RemoteProblem(UNREACHABLE_REASON, unreachable(ref, explain(exc))) from exc
         except ApiError as exc:
             raise RemoteProblem(
                 UNREACHABLE_REASON,
-                unreachable(ref, f"namespace {meta['namespace']}: {exc.status.code} "
+                unreachable(ref, f"namespace {key[0]}: {exc.status.code} "
                             f"{exc.status.reason} {exc.status.message}"),
             ) from exc  # fmt: skip
         return remote.host(ref)

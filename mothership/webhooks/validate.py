@@ -120,7 +120,7 @@ def validate_cluster(
         _node_port_clashes(check, new, others)
     _ingress(check, spec)
     _storage(check, spec, old_spec)
-    validate_remote_host.remote_host_cluster(check, spec, old_spec)
+    validate_remote_host.remote_host_cluster(check, spec, old_spec, _identity(new)[0])
     _persistence(check, spec)
     _volume_sizes(check, spec, old_spec)
     validate_embedded.validate_embedded(check, spec)

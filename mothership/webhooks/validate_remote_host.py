@@ -31,11 +31,25 @@ def hosted_by(spec: Obj) -> tuple[str, str] | None:
     return (str(ref.get("namespace")), str(ref.get("name"))) if ref else None
 
 
-def remote_host_cluster(check: Check, spec: Obj, old_spec: Obj | None) -> None:
-    """The reference names a Secret a kubeconfig can be read from, and does not move."""
+def remote_host_cluster(check: Check, spec: Obj, old_spec: Obj | None, namespace: str = "") -> None:
+    """The reference names a Secret in the Cluster's own namespace that a kubeconfig can be
+    read from, and does not move.
+
+    Own namespace: the operator reads the Secret with its own rights, on behalf of whoever
+    may create a Cluster; a Secret of another namespace would lend them credentials they
+    cannot read themselves (k0smotron takes any namespace; a copy of the Secret does here).
+    """
     ref = kubeconfig_ref(spec)
     if ref is not None:
         _ref_itself(check, ref)
+        theirs = ref.get("namespace")
+        if namespace and isinstance(theirs, str) and theirs and theirs != namespace:
+            check.error(
+                f"{REF}.namespace",
+                f"must be the Cluster's own namespace {show(namespace)}, not {show(theirs)}: "
+                "the operator would read another namespace's credentials on behalf of this "
+                f"one; copy the Secret into {namespace} and name it there",
+            )
     if old_spec is None:
         return
     old = kubeconfig_ref(old_spec)

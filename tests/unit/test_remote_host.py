@@ -241,3 +241,11 @@ def test_node_ports_clash_only_among_clusters_on_the_same_host() -> None:
     assert not [e for e in validate(here, None, [far]).errors]
     found = [str(e) for e in validate(also_far, None, [here, far]).errors]
     assert any(clash + "b" in e for e in found), found
+
+
+def test_the_secret_must_be_in_the_cluster_s_own_namespace() -> None:
+    assert errors(cluster(remote(namespace="platform"))) == [
+        f'{REF}.namespace: must be the Cluster\'s own namespace "tenants", not "platform": the '
+        "operator would read another namespace's credentials on behalf of this one; copy the "
+        "Secret into tenants and name it there"
+    ]
