@@ -171,6 +171,8 @@ def summary(obj: Obj) -> list[tuple[str, str]]:
             store += f" (URL from Secret {kine['dataSourceSecretName']})"
         elif kine.get("dataSourceURL"):
             store += f" ({_scheme(str(kine['dataSourceURL']))})"
+        elif isinstance(kine.get("dataStoreRef"), dict):
+            store += f" (its own database on DataStore {kine['dataStoreRef'].get('name', '?')})"
         else:
             store += " (SQLite on the data volume)"
     persistence = spec.get("persistence") or {}
@@ -183,6 +185,7 @@ def summary(obj: Obj) -> list[tuple[str, str]]:
         ("Replicas", f"{replicas(obj)} ready"),
         ("Storage", store),
         ("Persistence", str(persistence.get("type") or "emptyDir")),
+        ("Hosted in", hosted_in(spec)),
         (
             "Service",
             f"{service.get('type', 'ClusterIP')} (api {service.get('apiPort', DEFAULT_API_PORT)}, "
@@ -194,6 +197,14 @@ def summary(obj: Obj) -> list[tuple[str, str]]:
         ("Created", str(meta.get("creationTimestamp", "-"))),
     ]
     return rows
+
+
+def hosted_in(spec: Obj) -> str:
+    """Where the control plane's pods run: this mothership, or the cluster a Secret names."""
+    ref = (spec.get("remoteHostCluster") or {}).get("kubeconfigRef")
+    if not isinstance(ref, dict) or not ref.get("name"):
+        return "this mothership"
+    return f"the cluster in Secret {ref.get('namespace', '')}/{ref['name']}"
 
 
 def _scheme(url: str) -> str:

@@ -487,6 +487,7 @@ class Watch:
             if resp.status_code == 410:
                 raise Gone()
             resp.raise_for_status()
+            self.failure = None  # watching again: the last failure is over
             async for line in resp.aiter_lines():
                 if not line.strip():
                     continue

@@ -168,7 +168,8 @@ class RemoteHost:
         return Host(self.client, self.applier, self.registry, ref)
 
     async def ready(self, ref: Ref) -> None:
-        """Wait (once, briefly) for the first list of every watch; RemoteProblem if it fails.
+        """Wait (once, briefly) for the first list of every watch; RemoteProblem if it fails,
+        or if a watch is failing now (the hosting cluster went away after it answered).
 
         Later calls do not wait: a hosting cluster that went away keeps its watches
         retrying in the background, and each reconcile meanwhile says so at once.
@@ -180,7 +181,7 @@ class RemoteHost:
                 await self.watches.synced(SYNC_SECONDS)
         # Nodes only give a NodePort's address: a kubeconfig limited to namespaces still works.
         owned = [w for w in self.watches.watches if w.path != "/api/v1/nodes"]
-        failed = [w for w in owned if w.failure and not w.lists]
+        failed = [w for w in owned if w.failure]
         waiting = [w for w in owned if not w.synced.is_set()]
         if failed or waiting:
             cause = next((w.failure for w in failed + waiting if w.failure), None)

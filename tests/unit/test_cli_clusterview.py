@@ -154,3 +154,17 @@ def test_pod_trouble_names_the_pod_the_reason_and_the_image() -> None:
         "kmc-demo-1: Unschedulable (0/1 nodes)"
     )
     assert clusterview.pod_trouble([starting]) == ""
+
+
+def test_summary_names_the_datastore_and_the_hosting_cluster() -> None:
+    obj = {
+        "metadata": {"name": "far"},
+        "spec": {
+            "storage": {"type": "kine", "kine": {"dataStoreRef": {"name": "shared-pg"}}},
+            "remoteHostCluster": {"kubeconfigRef": {"name": "hosting", "namespace": "team-a"}},
+        },
+    }
+    rows = dict(clusterview.summary(obj))
+    assert rows["Storage"] == "kine (its own database on DataStore shared-pg)"
+    assert rows["Hosted in"] == "the cluster in Secret team-a/hosting"
+    assert dict(clusterview.summary({"metadata": {"name": "x"}}))["Hosted in"] == "this mothership"
