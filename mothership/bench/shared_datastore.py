@@ -71,7 +71,7 @@ def shared_postgres(kc: Client, namespace: str) -> Iterator[SharedPostgres]:
     server = sqlservers.start("postgres")
     try:
         user, password = f"bench_admin_{secrets.token_hex(4)}", secrets.token_hex(16)
-        server.sql(f"CREATE ROLE {user} LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
+        server.create_admin(user, password)
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",

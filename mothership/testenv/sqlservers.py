@@ -185,6 +185,21 @@ class SqlServer:
             self.sql(f"CREATE DATABASE IF NOT EXISTS `{name}`")
         return TenantDatabase(name, self.url(name), self.url(name, pod_host))
 
+    def create_admin(self, user: str, password: str, host: str = "%") -> None:
+        """A login that may create databases and users (what a platform team hands a
+        DataStore): CREATEDB CREATEROLE on PostgreSQL, every privilege with grant option on
+        MySQL/MariaDB (from `host`, MySQL's account host part)."""
+        if self.kind == "postgres":
+            self.sql(f"CREATE ROLE {user} LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
+        else:
+            self.sql(
+                f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'; "
+                f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'{host}' WITH GRANT OPTION"
+            )
+
+    def drop_admin(self, user: str, host: str = "%") -> None:
+        self.sql(f"DROP ROLE {user}" if self.kind == "postgres" else f"DROP USER '{user}'@'{host}'")
+
     def drop_database(self, name: str) -> None:
         check_database_name(name)
         if self.kind == "postgres":

@@ -571,9 +571,7 @@ def test_one_replica_on_a_shared_postgresql_datastore(
     serves from it with those credentials only (the admin's never reach the pod)."""
     ms = mothership_real
     admin, admin_password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    postgres_server.sql(
-        f"CREATE ROLE {admin} LOGIN CREATEDB CREATEROLE PASSWORD '{admin_password}'"
-    )
+    postgres_server.create_admin(admin, admin_password)
     kc.create(
         Secret(
             metadata=ObjectMeta(name="pg-admin", namespace=ns),

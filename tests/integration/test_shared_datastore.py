@@ -47,11 +47,7 @@ def operator(
 def _admin(server: sqlservers.SqlServer) -> tuple[str, str]:
     """A login that may create databases and users, as a platform team would hand over."""
     user, password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    if server.kind == "postgres":
-        server.sql(f"CREATE ROLE {user} LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
-    else:
-        server.sql(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
-        server.sql(f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%' WITH GRANT OPTION")
+    server.create_admin(user, password)
     return user, password
 
 

@@ -41,20 +41,10 @@ def shared(request: pytest.FixtureRequest) -> Iterator[Shared]:
     name = "postgres_server" if request.param == "postgres" else "mariadb_server"
     server: sqlservers.SqlServer = request.getfixturevalue(name)
     password = new_password()
-    if server.kind == "postgres":
-        server.sql(f"CREATE ROLE {ADMIN_USER} LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
-        admin = Admin("postgresql", HOST, server.port, ADMIN_USER, password)
-    else:
-        server.sql(
-            f"CREATE USER '{ADMIN_USER}'@'{HOST}' IDENTIFIED BY '{password}'; "
-            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'{HOST}' WITH GRANT OPTION"
-        )
-        admin = Admin("mysql", HOST, server.port, ADMIN_USER, password)
-    yield Shared(server, admin)
-    if server.kind == "postgres":
-        server.sql(f"DROP ROLE {ADMIN_USER}")
-    else:
-        server.sql(f"DROP USER '{ADMIN_USER}'@'{HOST}'")
+    server.create_admin(ADMIN_USER, password, HOST)
+    driver = "postgresql" if server.kind == "postgres" else "mysql"
+    yield Shared(server, Admin(driver, HOST, server.port, ADMIN_USER, password))
+    server.drop_admin(ADMIN_USER, HOST)
 
 
 @contextlib.contextmanager
