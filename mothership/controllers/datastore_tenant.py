@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
+import time
 from typing import Any
 
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_global_resource
 from lightkube.resources.core_v1 import Secret
+from lightkube.types import PatchType
 
 from mothership.api.k0smotron import v1beta2
 from mothership.api.k0smotron.v1beta2 import KINE_DATASOURCE_SECRET_KEY
@@ -30,7 +33,7 @@ from mothership.api.mothership import v1alpha1
 from mothership.controllers import children, events, metrics
 from mothership.controllers.apply import get_or_none, owned_by
 from mothership.controllers.runtime import runtime
-from mothership.datastores import sql_admin, sql_tenant
+from mothership.datastores import sql_admin, sql_move, sql_tenant
 from mothership.render import names
 
 log = logging.getLogger("mothership.datastore")
@@ -47,6 +50,7 @@ NOT_FOUND_REASON = "DataStoreNotFound"
 CREDENTIALS_REASON = "DataStoreCredentialsMissing"
 UNREACHABLE_REASON = "DataStoreUnreachable"
 MOVED_REASON = "DataStoreChanged"
+MOVE_FAILED_REASON = "DataStoreMoveFailed"
 
 
 class Problem(Exception):
@@ -135,21 +139,131 @@ async def ensure(
         return None
     # Not (yet) in the watch cache: the Secret may still exist.
     existing = await get_or_none(runtime().client, Secret, secret_name, namespace)
-    if existing is not None:
+    try:
+        if existing is None:
+            await _provision(body, ref.name)
+            return None
         on = ((existing.metadata and existing.metadata.annotations) or {}).get(DATASTORE_ANNOTATION)
         if on == ref.name:
             return None
-        return Problem(
-            MOVED_REASON,
-            f"Secret {namespace}/{secret_name} holds this Cluster's credentials on "
-            f"DataStore {on!r}, not {ref.name!r}: a tenant is not moved by editing "
-            "spec.storage.kine.dataStoreRef.name; restore the name",
-        )
-    try:
-        await _provision(body, ref.name)
+        if not on:
+            return Problem(
+                MOVED_REASON,
+                f"Secret {namespace}/{secret_name} holds this Cluster's kine URL but names no "
+                f"DataStore: it is not the operator's; delete it to provision on {ref.name!r}",
+            )
+        await _move(body, on, ref.name)
     except Problem as problem:
         return problem
     return None
+
+
+async def _move(body: dict[str, Any], source_name: str, target_name: str) -> None:
+    """Move the tenant from DataStore `source_name` to `target_name` (the spec changed).
+
+    The source login is disabled before the copy (writes stop: kine fails until the control
+    plane restarts on the target), the rows are copied with their ids, and only then is the
+    Secret rewritten; the caller's render rolls the pods, whose template names the DataStore.
+    A failure lets the tenant back in on the source and is told; the next pass tries again.
+    The source database is kept, its login disabled: moving never drops the user's data.
+    """
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    _, source = await admin_for(source_name, f"the DataStore this Cluster is on ({source_name})")
+    target_store, target = await admin_for(target_name, "spec.storage.kine.dataStoreRef.name")
+    refusal = _cannot_move(source, target, source_name, target_name)
+    if refusal:
+        raise Problem(MOVED_REASON, refusal)
+    tenant = sql_tenant.tenant_for(namespace, name)
+    events.info(
+        body,
+        reason="DataStoreMoving",
+        message=f"moving database {tenant.database} from DataStore {source_name} to "
+        f"{target_name}: writes stop until the control plane restarts on {target_name}",
+    )
+    started = time.monotonic()
+    password = sql_tenant.new_password()
+    try:
+        await asyncio.to_thread(sql_move.freeze, source, tenant)
+        await asyncio.to_thread(sql_admin.ensure_tenant, target, tenant, password)
+        copied = await asyncio.to_thread(sql_move.copy_tenant, source, target, tenant)
+    except sql_admin.DataStoreError as exc:
+        with contextlib.suppress(sql_admin.DataStoreError):
+            await asyncio.to_thread(sql_move.thaw, source, tenant)
+        raise Problem(
+            MOVE_FAILED_REASON,
+            f"moving database {tenant.database} from DataStore {source_name} to {target_name} "
+            f"failed, it stays on {source_name} (writes allowed again; retried): {exc}",
+        ) from None
+    url = sql_tenant.kine_url(target.driver, target.host, target.port, tenant, password)
+    secret = _secret(name, namespace, target_name, tenant, url)
+    result = await runtime().client.patch(
+        Secret,
+        secret["metadata"]["name"],
+        {"metadata": {"annotations": secret["metadata"]["annotations"]}, **_data(secret)},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
+    metrics.WRITES.labels(kind="Secret").inc()
+    children.observe_write(result.to_dict())
+    last = ", ".join(f"{t} up to id {i}" for t, i in copied.last_ids.items()) or "no tables"
+    events.info(
+        body,
+        reason="DataStoreMoved",
+        message=f"{copied.total} rows ({last}) copied from DataStore {source_name} to "
+        f"{target_name} ({target_store['spec'].get('driver')}) in "
+        f"{time.monotonic() - started:.1f} s; the database on {source_name} is kept with its "
+        "login disabled; the control plane restarts on the new one",
+    )
+
+
+def _cannot_move(
+    source: sql_admin.Admin, target: sql_admin.Admin, source_name: str, target_name: str
+) -> str | None:
+    if source.driver != target.driver:
+        return (
+            f"cannot move this tenant from DataStore {source_name} ({source.driver}) to "
+            f"{target_name} ({target.driver}): only between DataStores of one driver; "
+            f"restore spec.storage.kine.dataStoreRef.name to {source_name}"
+        )
+    if source.driver != "postgresql":
+        return (
+            f"moving a tenant between {source.driver} DataStores is not supported yet (only "
+            f"PostgreSQL); restore spec.storage.kine.dataStoreRef.name to {source_name}"
+        )
+    if (source.host, source.port) == (target.host, target.port):
+        return (
+            f"DataStores {source_name} and {target_name} name the same server "
+            f"({source.host}:{source.port}): there is nothing to move; restore "
+            f"spec.storage.kine.dataStoreRef.name to {source_name}"
+        )
+    return None
+
+
+def _secret(
+    name: str, namespace: str, store_name: str, tenant: sql_tenant.Tenant, url: str
+) -> dict[str, Any]:
+    """The tenant Secret: the kine URL, and which DataStore and tenant it is for."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": names.datastore_secret(name),
+            "namespace": namespace,
+            "labels": names.labels(name, "datastore"),
+            "annotations": {
+                DATASTORE_ANNOTATION: store_name,
+                TENANT_ANNOTATION: f"{tenant.database}/{tenant.user}",
+            },
+        },
+        "stringData": {KINE_DATASOURCE_SECRET_KEY: url},
+    }
+
+
+def _data(secret: dict[str, Any]) -> dict[str, Any]:
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in secret["stringData"].items()}
+    return {"data": encoded}
 
 
 async def _provision(body: dict[str, Any], store_name: str) -> None:
@@ -167,21 +281,7 @@ async def _provision(body: dict[str, Any], store_name: str) -> None:
             f"{tenant.user}: {exc}",
         ) from None
     url = sql_tenant.kine_url(admin.driver, admin.host, admin.port, tenant, password)
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": names.datastore_secret(name),
-            "namespace": namespace,
-            "labels": names.labels(name, "datastore"),
-            "annotations": {
-                DATASTORE_ANNOTATION: store_name,
-                TENANT_ANNOTATION: f"{tenant.database}/{tenant.user}",
-            },
-        },
-        "stringData": {KINE_DATASOURCE_SECRET_KEY: url},
-    }
+    secret = _secret(name, namespace, store_name, tenant, url)
     result = await runtime().client.create(from_dict(owned_by(secret, body)))
     metrics.WRITES.labels(kind="Secret").inc()
     children.observe_write(result.to_dict())

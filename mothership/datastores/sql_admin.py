@@ -183,7 +183,9 @@ def _postgres_has_database(con: Any, db: str) -> bool:
 
 
 @contextmanager
-def _postgres(admin: Admin, patience: float | None = None) -> Iterator[Any]:
+def _postgres(
+    admin: Admin, patience: float | None = None, database: str = _PG_ADMIN_DATABASE
+) -> Iterator[Any]:
     # The TCP connect is ours, so that Admin.timeout bounds reaching the server and
     # `patience` then each answer (pg8000 has one timeout for both; PyMySQL has two).
     sock = socket.create_connection((admin.host, admin.port), timeout=admin.timeout)
@@ -194,7 +196,7 @@ def _postgres(admin: Admin, patience: float | None = None) -> Iterator[Any]:
             host=admin.host,
             port=admin.port,
             password=admin.password,
-            database=_PG_ADMIN_DATABASE,
+            database=database,
             sock=sock,
             application_name="mothership",
         )

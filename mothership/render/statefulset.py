@@ -24,6 +24,8 @@ from mothership.render.facts import (
     object_meta,
 )
 
+DATASTORE_TEMPLATE_ANNOTATION = "mothership.io/datastore"
+"""On the pod template of a control plane on a shared DataStore: that DataStore's name."""
 COMPONENT = "control-plane"
 DATA_DIR = "/var/lib/k0s"
 MANIFESTS_DIR = f"{DATA_DIR}/manifests"
@@ -549,6 +551,14 @@ def assemble(
     if spec.topology_spread_constraints:
         out_pod["topologySpreadConstraints"] = copy.deepcopy(spec.topology_spread_constraints)
 
+    store = spec.storage.kine.data_store_ref if spec.storage.type == "kine" else None
+    if store is not None:
+        # The pods read their kine URL from a Secret whose content changes when the tenant
+        # moves to another DataStore; naming the DataStore here rolls them onto the new one.
+        template_meta["annotations"] = {
+            **(template_meta.get("annotations") or {}),
+            DATASTORE_TEMPLATE_ANNOTATION: store.name,
+        }
     out_spec["template"] = {"metadata": template_meta, "spec": out_pod}
     if claim_templates:
         out_spec["volumeClaimTemplates"] = claim_templates

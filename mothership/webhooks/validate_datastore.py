@@ -176,9 +176,9 @@ REF = "spec.storage.kine.dataStoreRef"
 def data_store_ref(check: Check, spec: Obj, old_spec: Obj | None) -> None:
     """``spec.storage.kine.dataStoreRef`` of a v1beta2 Cluster spec (``old_spec`` on UPDATE).
 
-    The ref stands instead of a data source URL or Secret and needs storage type kine; its
-    name is a DataStore's and is fixed once the Cluster exists (the tenant's database is on
-    that server: moving it is an operation of its own, not a spec edit); reclaimPolicy may
+    The ref stands instead of a data source URL or Secret and needs storage type kine; it
+    cannot be removed once the Cluster exists (the tenant's database is on that server), and
+    a new name moves the tenant to that DataStore (said in a warning); reclaimPolicy may
     change.
     """
     storage = sub(spec, "storage")
@@ -213,11 +213,12 @@ def data_store_ref(check: Check, spec: Obj, old_spec: Obj | None) -> None:
     name = ref.get("name")
     if name == old_name or not name:  # no name: _ref_itself said it is required
         return
-    check.error(
+    check.warn(
         f"{REF}.name",
-        f"cannot change from {show(old_name)} to {show(name)}: this Cluster's data is on "
-        f"DataStore {show(old_name)}; moving a tenant between DataStores is a separate "
-        f"operation, not a spec edit, so keep name: {old_name}",
+        f"changed from {show(old_name)} to {show(name)}: the operator moves this Cluster's "
+        f"database to DataStore {show(name)} (PostgreSQL, same driver): writes stop during "
+        "the copy and the control plane restarts on the new one; the database on "
+        f"{show(old_name)} is kept with its login disabled",
     )
 
 

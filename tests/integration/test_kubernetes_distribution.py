@@ -40,6 +40,7 @@ from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
 from lightkube.resources.certificates_v1 import CertificateSigningRequest
 from lightkube.resources.core_v1 import (
     ConfigMap,
+    Event,
     Namespace,
     PersistentVolume,
     PersistentVolumeClaim,
@@ -48,11 +49,12 @@ from lightkube.resources.core_v1 import (
     Service,
 )
 from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
+from lightkube.types import PatchType
 
 from mothership.datastores import sql_tenant
 from mothership.render import encryption
 from mothership.render.join_token import decode_join_token
-from mothership.testenv import kube
+from mothership.testenv import kube, sqlservers
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import monitoring_image_args
 from mothership.testenv.realnode import node_dir
@@ -622,6 +624,114 @@ def test_one_replica_on_a_shared_postgresql_datastore(
     assert database not in postgres_server.databases(), "reclaimPolicy Delete drops it"
     kc.delete(DataStore, store)
     kube.wait_until("DataStore released", lambda: not _exists(kc, DataStore, store), 60)
+
+
+def _kine_rows(server: Any, database: str) -> list[str]:
+    """`id|name|md5(value)` of every row of the tenant's kine table, by id."""
+    out = server.sql("SELECT id, name, md5(value) FROM kine ORDER BY id", database)
+    return out.strip().splitlines()
+
+
+def test_a_tenant_moves_to_another_postgresql_datastore_and_serves_again(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+    postgres_server: Any,
+) -> None:
+    """dataStoreRef.name edited: writes stop, the rows are copied with their revisions to the
+    second server, the control plane restarts there and serves every object it had."""
+    ms = mothership_real
+    second = sqlservers.start("postgres")
+    stores = {}
+    try:
+        for label, server in (("a", postgres_server), ("b", second)):
+            admin, password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+            server.create_admin(admin, password)
+            kc.create(
+                Secret(
+                    metadata=ObjectMeta(name=f"pg-admin-{label}", namespace=ns),
+                    stringData={"username": admin, "password": password},
+                )
+            )
+            stores[label] = f"move-{label}-{ns}"
+            kc.create(
+                DataStore(
+                    metadata=ObjectMeta(name=stores[label]),
+                    spec={
+                        "driver": "postgresql",
+                        "endpoints": [f"{ms.cfg.host_ip}:{server.port}"],
+                        "adminSecretRef": {"name": f"pg-admin-{label}", "namespace": ns},
+                    },
+                )
+            )
+        ref = {"name": stores["a"], "reclaimPolicy": "Delete"}
+        kc.create(_cluster("moving", ns, storage={"type": "kine", "kine": {"dataStoreRef": ref}}))
+        _wait_condition(ms, kc, operator, "moving", ns, "Available", AVAILABLE_WITHIN)
+        tenant = _tenant_client(_tenant_kubeconfig(kc, "moving", ns, tmp_path / "m.kubeconfig"))
+        for i in range(20):
+            tenant.create(
+                ConfigMap(
+                    metadata=ObjectMeta(name=f"before-{i}", namespace="default"),
+                    data={"i": str(i)},
+                )
+            )
+        database = sql_tenant.tenant_for(ns, "moving").database
+        old_pod = kc.get(Pod, "kmc-moving-0", namespace=ns).metadata.uid
+
+        moved_at = time.monotonic()
+        kc.patch(
+            Cluster,
+            "moving",
+            {"spec": {"storage": {"kine": {"dataStoreRef": {"name": stores["b"]}}}}},
+            namespace=ns,
+            patch_type=PatchType.MERGE,
+        )
+
+        def serving_from_b() -> bool:
+            pod = kc.get(Pod, "kmc-moving-0", namespace=ns)
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
+            )
+            return pod.metadata.uid != old_pod and ready and answers(tenant)
+
+        try:
+            kube.wait_until("the control plane restarted on the second server", serving_from_b, 240)
+        except Exception as exc:
+            raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
+        print(f"\nmoved to another PostgreSQL DataStore: serving again after "
+              f"{time.monotonic() - moved_at:.1f} s")  # fmt: skip
+        events = [e for e in kc.list(Event, namespace=ns) if e.involvedObject.name == "moving"]
+        moved = [e for e in events if e.reason == "DataStoreMoved"]
+        assert moved, [f"{e.reason}: {e.message}" for e in events]
+        print(f"DataStoreMoved: {moved[0].message}")
+        # Every row of the frozen source is on the target with its id (revision) and value.
+        source_rows = _kine_rows(postgres_server, database)
+        target_rows = _kine_rows(second, database)
+        assert source_rows and set(source_rows) <= set(target_rows)
+        assert (
+            postgres_server.sql(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = "
+                f"'{sql_tenant.tenant_for(ns, 'moving').user}'"
+            ).strip()
+            == "f"
+        ), "the old login is disabled: nothing writes there any more"
+        for i in range(20):
+            assert tenant.get(ConfigMap, f"before-{i}", namespace="default").data == {"i": str(i)}
+        tenant.create(ConfigMap(metadata=ObjectMeta(name="after", namespace="default")))
+        assert len(_kine_rows(postgres_server, database)) == len(source_rows)
+
+        kc.delete(Cluster, "moving", namespace=ns)
+        kube.wait_until("Cluster gone", lambda: not _exists(kc, Cluster, "moving", ns), 120)
+        assert database not in second.databases(), "reclaimPolicy Delete drops the current one"
+        assert database in postgres_server.databases(), "a move never drops the old one"
+        postgres_server.drop_database(database)
+    finally:
+        for name in stores.values():
+            with contextlib.suppress(ApiError):
+                kc.delete(DataStore, name)
+        sqlservers.remove(second)
 
 
 def test_a_control_plane_hosted_in_another_mothership_serves_from_there(

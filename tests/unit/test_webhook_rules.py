@@ -600,12 +600,15 @@ def test_a_datastore_ref_reclaim_policy_is_retain_or_delete() -> None:
     ]
 
 
-def test_the_datastore_of_an_existing_cluster_cannot_change() -> None:
+def test_a_new_datastore_name_moves_the_tenant_with_a_warning() -> None:
     old = cluster({"storage": on_store("shared-postgres")})
-    assert errors(cluster({"storage": on_store("other-postgres")}), old) == [
-        f'{REF}.name: cannot change from "shared-postgres" to "other-postgres": this '
-        'Cluster\'s data is on DataStore "shared-postgres"; moving a tenant between DataStores '
-        "is a separate operation, not a spec edit, so keep name: shared-postgres"
+    new = cluster({"storage": on_store("other-postgres")})
+    assert errors(new, old) == []
+    assert warnings(new, old) == [
+        f'{REF}.name: changed from "shared-postgres" to "other-postgres": the operator moves '
+        'this Cluster\'s database to DataStore "other-postgres" (PostgreSQL, same driver): '
+        "writes stop during the copy and the control plane restarts on the new one; the "
+        'database on "shared-postgres" is kept with its login disabled'
     ]
 
 
@@ -670,8 +673,10 @@ def test_the_control_plane_kind_gets_the_same_datastore_rules() -> None:
         }
 
     old = kcp(on_store("a"))
-    found = validate_capi.validate(kcp(on_store("b")), old).errors
-    assert [p.path for p in found] == [f"{REF}.name"]
+    moved = validate_capi.validate(kcp(on_store("b")), old)
+    assert moved.errors == [] and [p.path for p in moved.warnings] == [f"{REF}.name"]
+    removed = validate_capi.validate(kcp({"type": "etcd"}), old).errors
+    assert [p.path for p in removed] == [REF]
     assert validate_capi.validate(kcp(on_store("a", dataSourceURL="postgres://x"))).errors
 
 
