@@ -226,11 +226,6 @@ def _cannot_move(
             f"{target_name} ({target.driver}): only between DataStores of one driver; "
             f"restore spec.storage.kine.dataStoreRef.name to {source_name}"
         )
-    if source.driver != "postgresql":
-        return (
-            f"moving a tenant between {source.driver} DataStores is not supported yet (only "
-            f"PostgreSQL); restore spec.storage.kine.dataStoreRef.name to {source_name}"
-        )
     if (source.host, source.port) == (target.host, target.port):
         return (
             f"DataStores {source_name} and {target_name} name the same server "

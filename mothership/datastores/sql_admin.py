@@ -234,6 +234,15 @@ def _mysql_drop(cur: Any, tenant: Tenant) -> bool:
     had_database = _mysql_has_database(cur, db)
     had_user = _mysql_has_user(cur, user)
     # A dropped user's open sessions live on, and they hold locks DROP DATABASE waits for.
+    _mysql_end_sessions(cur, user)
+    if had_database:
+        cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+    if had_user:
+        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+    return had_database or had_user
+
+
+def _mysql_end_sessions(cur: Any, user: str) -> None:
     cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (user,))
     for (session,) in cur.fetchall():
         try:
@@ -241,11 +250,6 @@ def _mysql_drop(cur: Any, tenant: Tenant) -> bool:
         except _pymysql().MySQLError as exc:
             if exc.args[:1] != (_MYSQL_UNKNOWN_THREAD,):
                 raise
-    if had_database:
-        cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
-    if had_user:
-        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
-    return had_database or had_user
 
 
 def _mysql_has_database(cur: Any, db: str) -> bool:

@@ -1,4 +1,4 @@
-"""Move a tenant's database from one PostgreSQL server to another (blocking I/O).
+"""Move a tenant's database from one SQL server to another of its kind (blocking I/O).
 
 Used when a Cluster's dataStoreRef names another DataStore of the same driver. The tenant's
 login on the source is disabled and its sessions ended first, so nothing writes while the
@@ -7,9 +7,11 @@ on the target); the copy keeps every row's id, since kine's revisions are those 
 sets each sequence past the highest one. The source database is kept, its login disabled:
 the user's data is never dropped by a move.
 
-Tables are recreated from the catalogue (column types, collations, serial columns, the
-primary key); kine makes its other indexes itself when it starts (CREATE INDEX IF NOT
-EXISTS), so they are not copied.
+PostgreSQL tables are recreated from the catalogue (column types, collations, serial
+columns, the primary key); kine makes its other indexes itself when it starts (CREATE INDEX
+IF NOT EXISTS), so they are not copied. MySQL/MariaDB tables are recreated from SHOW CREATE
+TABLE, indexes and auto-increment counter included. PostgreSQL disables the login (NOLOGIN),
+MySQL locks the account (ACCOUNT LOCK); both end the sessions it has open.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from mothership.datastores.sql_admin import (
     Admin,
     DataStoreError,
     _failures,
+    _mysql,
+    _mysql_end_sessions,
     _postgres,
     _postgres_act_as,
 )
@@ -29,6 +33,7 @@ from mothership.datastores.sql_tenant import Tenant, check_tenant
 
 BATCH = 200  # rows per INSERT: few round trips, statements well below any size limit
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SEQUENCE = re.compile(r'^(public\.)?"?[a-z_][a-z0-9_]{0,62}"?$')
 _SERIAL = {"integer": "SERIAL", "bigint": "BIGSERIAL", "smallint": "SMALLSERIAL"}
 
 
@@ -56,9 +61,14 @@ def thaw(admin: Admin, tenant: Tenant) -> None:
 
 def _login(admin: Admin, tenant: Tenant, allowed: bool) -> None:
     check_tenant(tenant)
-    _postgres_only(admin)
     user = tenant.user
     doing = f"{'enable' if allowed else 'disable'} login {user!r}"
+    if admin.driver == "mysql":
+        with _failures(admin, doing), _mysql(admin) as cur:
+            cur.execute(f"ALTER USER '{user}'@'%' ACCOUNT {'UNLOCK' if allowed else 'LOCK'}")
+            if not allowed:
+                _mysql_end_sessions(cur, user)
+        return
     with _failures(admin, doing), _postgres(admin) as con:
         _postgres_act_as(con, user)
         con.run(f'ALTER ROLE "{user}" {"LOGIN" if allowed else "NOLOGIN"}')
@@ -75,8 +85,10 @@ def copy_tenant(source: Admin, target: Admin, tenant: Tenant) -> Copied:
     ensure_tenant made the database and user), replacing what a failed earlier copy left;
     DataStoreError unless both sides then hold the same rows and highest ids."""
     check_tenant(tenant)
-    _postgres_only(source)
-    _postgres_only(target)
+    if source.driver != target.driver:
+        raise ValueError(f"cannot copy from {source.driver} to {target.driver}")
+    if source.driver == "mysql":
+        return _mysql_copy(source, target, tenant)
     db, user = tenant.database, tenant.user
     copied = Copied()
     with (
@@ -105,11 +117,14 @@ def copy_tenant(source: Admin, target: Admin, tenant: Tenant) -> Copied:
             for start in range(0, len(rows), BATCH):
                 _insert(dst, table, columns, rows[start : start + BATCH])
             for column in serial:
-                dst.run(
-                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', '{column}'), "
-                    f'COALESCE((SELECT MAX("{column}") FROM "{table}"), 1), '
-                    f'(SELECT COUNT(*) > 0 FROM "{table}"))'
-                )
+                # The source's counter, not the highest id left: an id handed out once (a
+                # row compacted away since) is never handed out again.
+                seq = f"pg_get_serial_sequence('\"{table}\"', '{column}')"
+                (name,) = src.run(f"SELECT {seq}")[0]
+                if not _SEQUENCE.match(str(name)):
+                    raise DataStoreError(f"sequence {name!r}: not a name kine makes; not moved")
+                last, called = src.run(f"SELECT last_value, is_called FROM {name}")[0]
+                dst.run(f"SELECT setval({seq}, :last, :called)", last=last, called=called)
             before, after = _count(src, table, columns[0]), _count(dst, table, columns[0])
             if before != after:
                 raise DataStoreError(
@@ -179,6 +194,58 @@ def _count(con: Any, table: str, first: str) -> tuple[int, int]:
     return int(count), int(highest)
 
 
-def _postgres_only(admin: Admin) -> None:
-    if admin.driver != "postgresql":
-        raise ValueError(f"moving a tenant is done for PostgreSQL only, not {admin.driver}")
+def _mysql_copy(source: Admin, target: Admin, tenant: Tenant) -> Copied:
+    db = tenant.database
+    copied = Copied()
+    with (
+        _failures(source, f"copy {db!r} from here"),
+        _mysql(source) as src,
+        _failures(target, f"copy {db!r} to here"),
+        _mysql(target) as dst,
+    ):
+        src.execute(f"USE `{db}`")
+        dst.execute(f"USE `{db}`")
+        src.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1",
+            (db,),
+        )
+        for (table,) in list(src.fetchall()):
+            if not _NAME.match(str(table)):
+                raise DataStoreError(f"table {table!r}: not a name kine makes; not moved")
+            src.execute(f"SHOW CREATE TABLE `{table}`")
+            ddl = src.fetchall()[0][1]
+            dst.execute(f"DROP TABLE IF EXISTS `{table}`")
+            dst.execute(ddl)
+            src.execute(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+                (db, table),
+            )
+            columns = [str(c) for (c,) in src.fetchall()]
+            if not all(_NAME.match(c) for c in columns):
+                raise DataStoreError(f"table {table!r}: a column name kine does not make")
+            names = ", ".join(f"`{c}`" for c in columns)
+            src.execute(f"SELECT {names} FROM `{table}` ORDER BY 1")
+            rows = list(src.fetchall())
+            marks = ", ".join(["%s"] * len(columns))
+            for start in range(0, len(rows), BATCH):
+                dst.executemany(
+                    f"INSERT INTO `{table}` ({names}) VALUES ({marks})",
+                    rows[start : start + BATCH],
+                )
+            before = _mysql_count(src, table, columns[0])
+            after = _mysql_count(dst, table, columns[0])
+            if before != after:
+                raise DataStoreError(
+                    f"table {table!r}: {before} rows up to id {before[1]} on the source, "
+                    f"{after} on the target after the copy"
+                )
+            copied.rows[table], copied.last_ids[table] = before
+    return copied
+
+
+def _mysql_count(cur: Any, table: str, first: str) -> tuple[int, int]:
+    cur.execute(f"SELECT COUNT(*), COALESCE(MAX(`{first}`), 0) FROM `{table}`")
+    count, highest = cur.fetchall()[0]
+    return int(count), int(highest)

@@ -216,7 +216,7 @@ def data_store_ref(check: Check, spec: Obj, old_spec: Obj | None) -> None:
     check.warn(
         f"{REF}.name",
         f"changed from {show(old_name)} to {show(name)}: the operator moves this Cluster's "
-        f"database to DataStore {show(name)} (PostgreSQL, same driver): writes stop during "
+        f"database to DataStore {show(name)} (same driver): writes stop during "
         "the copy and the control plane restarts on the new one; the database on "
         f"{show(old_name)} is kept with its login disabled",
     )

@@ -606,7 +606,7 @@ def test_a_new_datastore_name_moves_the_tenant_with_a_warning() -> None:
     assert errors(new, old) == []
     assert warnings(new, old) == [
         f'{REF}.name: changed from "shared-postgres" to "other-postgres": the operator moves '
-        'this Cluster\'s database to DataStore "other-postgres" (PostgreSQL, same driver): '
+        'this Cluster\'s database to DataStore "other-postgres" (same driver): '
         "writes stop during the copy and the control plane restarts on the new one; the "
         'database on "shared-postgres" is kept with its login disabled'
     ]
