@@ -39,6 +39,7 @@ from mothership.controllers import (
     metrics,
     refusals,
     remote_host,
+    remote_secrets,
     volumes,
 )
 from mothership.controllers.apply import get_or_none, owned_by
@@ -300,8 +301,8 @@ async def _place(
     # their round trips were most of the time from apply to the StatefulSet); the
     # StatefulSets after them, so a new pod finds its ConfigMaps and Secrets in place.
     if host.remote:  # the pods there mount copies of the mothership's Secrets
-        wanted = remote_host.mounted_secrets(objects)
-        missing += await remote_host.copy_secrets(rt.client, host, body, wanted, owned, placed)
+        wanted = remote_secrets.mounted_secrets(objects)
+        missing += await remote_secrets.copy_secrets(rt.client, host, body, wanted, owned, placed)
     written = await concurrently.all_at_once(
         [apply(o) for o in objects if o["kind"] != "StatefulSet"]
     )

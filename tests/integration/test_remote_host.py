@@ -20,7 +20,8 @@ from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Secret, Service
 from lightkube.types import PatchType
 
-from mothership.controllers.remote_host import SOURCE_VERSION, UID_LABEL
+from mothership.controllers.remote_host import UID_LABEL
+from mothership.controllers.remote_secrets import SOURCE_VERSION
 from mothership.testenv import kube
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.ports import free_ports

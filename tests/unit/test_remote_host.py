@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mothership.api.k0smotron.v1beta2 import Cluster
-from mothership.controllers import remote_host
+from mothership.controllers import remote_host, remote_secrets
 from mothership.render import names
 from mothership.render.cluster import render_cluster
 from mothership.render.facts import Facts
@@ -146,7 +146,7 @@ def test_a_secret_copy_keeps_name_type_and_data_and_drops_what_binds_it_here() -
         "type": "kubernetes.io/tls",
         "data": {"tls.crt": "Y3J0", "tls.key": "a2V5"},
     }
-    copy_ = remote_host.secret_copy(copy.deepcopy(source), "demo")
+    copy_ = remote_secrets.secret_copy(copy.deepcopy(source), "demo")
     assert copy_ == {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -158,13 +158,13 @@ def test_a_secret_copy_keeps_name_type_and_data_and_drops_what_binds_it_here() -
                 "component": "pki",
                 "app.kubernetes.io/managed-by": "mothership",
             },
-            "annotations": {remote_host.SOURCE_VERSION: "812"},
+            "annotations": {remote_secrets.SOURCE_VERSION: "812"},
         },
         "type": "kubernetes.io/tls",
         "data": {"tls.crt": "Y3J0", "tls.key": "a2V5"},
     }
     # A user's Secret without our labels is labelled as the Cluster's there.
-    bare = remote_host.secret_copy({"metadata": {"name": "pull", "namespace": "t"}}, "demo")
+    bare = remote_secrets.secret_copy({"metadata": {"name": "pull", "namespace": "t"}}, "demo")
     assert bare["metadata"]["labels"]["cluster"] == "demo" and bare["type"] == "Opaque"
 
 
@@ -202,7 +202,7 @@ def test_mounted_secrets_are_found_wherever_a_pod_names_them() -> None:
         },
         {"kind": "Secret", "metadata": {"name": "vol"}},  # rendered: written there directly
     ]
-    assert remote_host.mounted_secrets(objects) == [
+    assert remote_secrets.mounted_secrets(objects) == [
         "cron",
         "env",
         "init-env",
@@ -219,7 +219,7 @@ def test_a_rendered_control_plane_mounts_the_pki_the_mothership_keeps(distributi
     objects = render_cluster(
         Cluster.model_validate(cluster(spec)), Facts(external_address="192.0.2.10")
     )
-    wanted = remote_host.mounted_secrets(objects)
+    wanted = remote_secrets.mounted_secrets(objects)
     assert names.pki_secret("demo", "ca") in wanted
     rendered = {o["metadata"]["name"] for o in objects if o["kind"] == "Secret"}
     assert not rendered & set(wanted)
