@@ -736,7 +736,6 @@ def test_a_tenant_moves_to_another_postgresql_datastore_and_serves_again(
 
 def test_a_control_plane_hosted_in_another_mothership_serves_from_there(
     mothership_real: LocalMothership,
-    mothership_api: LocalMothership,
     kc: Client,
     operator: Operator,
     ns: str,
@@ -744,11 +743,31 @@ def test_a_control_plane_hosted_in_another_mothership_serves_from_there(
 ) -> None:
     """The Cluster lives in an API-only mothership (with an operator of its own); its
     control plane runs on the real node of this one, through the kubeconfig Secret the
-    Cluster names (spec.remoteHostCluster), and serves the users of the first."""
-    home = apply_checked_in_crds(kube.client(mothership_api.cfg.kubeconfig))
+    Cluster names (spec.remoteHostCluster), and serves the users of the first.
+
+    The home mothership is this test's own: CRDs applied and webhooks registered in the
+    session's API-only mothership would be there for the tests that use it after."""
+    home_ms = LocalMothership.configure(
+        "test-remote-home", state_dir=tmp_path / "home", nodes="none"
+    )
+    home_ms.up(timeout=240)
+    try:
+        _serve_from_a_hosting_mothership(mothership_real, home_ms, kc, ns, tmp_path)
+    finally:
+        home_ms.down(purge=True)
+
+
+def _serve_from_a_hosting_mothership(
+    mothership_real: LocalMothership,
+    home_ms: LocalMothership,
+    kc: Client,
+    ns: str,
+    tmp_path: Path,
+) -> None:
+    home = apply_checked_in_crds(kube.client(home_ms.cfg.kubeconfig))
     home.create(Namespace(metadata=ObjectMeta(name=ns)))
     home_operator = Operator(
-        mothership_api.cfg.kubeconfig,
+        home_ms.cfg.kubeconfig,
         tmp_path / "home-operator.log",
         IMAGE_TEMPLATE,
         ETCD_IMAGE,
@@ -801,7 +820,6 @@ def test_a_control_plane_hosted_in_another_mothership_serves_from_there(
         )
     finally:
         home_operator.stop()
-        home.delete(Namespace, ns)
 
 
 class _Writer:
