@@ -561,6 +561,33 @@ def test_one_replica_on_mariadb_from_an_inline_url(
     assert "kine" in tables.split()
 
 
+def _postgres_data_store(
+    ms: LocalMothership, kc: Client, server: Any, ns: str, store: str, secret: str
+) -> str:
+    """A DataStore named `store` on `server`, with an admin login of its own kept in Secret
+    `secret` of `ns`; returns the admin's password."""
+    admin, password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    server.create_admin(admin, password)
+    kc.create(
+        Secret(
+            metadata=ObjectMeta(name=secret, namespace=ns),
+            stringData={"username": admin, "password": password},
+        )
+    )
+    kc.create(
+        DataStore(
+            metadata=ObjectMeta(name=store),
+            spec={
+                "driver": "postgresql",
+                # The host as the node's pods (and the operator, in the node's network) see it.
+                "endpoints": [f"{ms.cfg.host_ip}:{server.port}"],
+                "adminSecretRef": {"name": secret, "namespace": ns},
+            },
+        )
+    )
+    return password
+
+
 def test_one_replica_on_a_shared_postgresql_datastore(
     mothership_real: LocalMothership,
     kc: Client,
@@ -572,26 +599,8 @@ def test_one_replica_on_a_shared_postgresql_datastore(
     """The operator makes the tenant's database and user on a DataStore; the control plane
     serves from it with those credentials only (the admin's never reach the pod)."""
     ms = mothership_real
-    admin, admin_password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    postgres_server.create_admin(admin, admin_password)
-    kc.create(
-        Secret(
-            metadata=ObjectMeta(name="pg-admin", namespace=ns),
-            stringData={"username": admin, "password": admin_password},
-        )
-    )
     store = f"shared-{ns}"
-    kc.create(
-        DataStore(
-            metadata=ObjectMeta(name=store),
-            spec={
-                "driver": "postgresql",
-                # The host as the node's pods (and the operator, in the node's network) see it.
-                "endpoints": [f"{ms.cfg.host_ip}:{postgres_server.port}"],
-                "adminSecretRef": {"name": "pg-admin", "namespace": ns},
-            },
-        )
-    )
+    admin_password = _postgres_data_store(ms, kc, postgres_server, ns, store, "pg-admin")
     applied = time.monotonic()
     kc.create(
         _cluster(
@@ -647,25 +656,8 @@ def test_a_tenant_moves_to_another_postgresql_datastore_and_serves_again(
     stores = {}
     try:
         for label, server in (("a", postgres_server), ("b", second)):
-            admin, password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-            server.create_admin(admin, password)
-            kc.create(
-                Secret(
-                    metadata=ObjectMeta(name=f"pg-admin-{label}", namespace=ns),
-                    stringData={"username": admin, "password": password},
-                )
-            )
             stores[label] = f"move-{label}-{ns}"
-            kc.create(
-                DataStore(
-                    metadata=ObjectMeta(name=stores[label]),
-                    spec={
-                        "driver": "postgresql",
-                        "endpoints": [f"{ms.cfg.host_ip}:{server.port}"],
-                        "adminSecretRef": {"name": f"pg-admin-{label}", "namespace": ns},
-                    },
-                )
-            )
+            _postgres_data_store(ms, kc, server, ns, stores[label], f"pg-admin-{label}")
         ref = {"name": stores["a"], "reclaimPolicy": "Delete"}
         kc.create(_cluster("moving", ns, storage={"type": "kine", "kine": {"dataStoreRef": ref}}))
         _wait_condition(ms, kc, operator, "moving", ns, "Available", AVAILABLE_WITHIN)
