@@ -421,7 +421,7 @@ def facts_for(
 
 def etcd_step(cluster: v1beta2.Cluster, observed: children.Child | None) -> int | None:
     """Grow or shrink etcd one member at a time, and only once every member is ready."""
-    if cluster.spec.storage.type != "etcd" or observed is None:
+    if not cluster.spec.storage.managed_etcd or observed is None:
         return None
     target = etcd_desired_replicas(cluster.spec.replicas)
     current = observed.status.get("replicas") or 0
@@ -492,7 +492,7 @@ async def ensure_pki(
         return False
     await hold_authorities(body, owned)
     wanted = list(pki_secrets.ALL_PURPOSES)
-    if cluster.spec.storage.type == "etcd":
+    if cluster.spec.storage.managed_etcd:
         wanted += pki_secrets.ETCD_LEAVES
     have = {p for p in wanted if names.pki_secret(name, p) in present}
     nats = cluster.spec.storage.type == "nats"
@@ -505,7 +505,7 @@ async def ensure_pki(
     # kept as it is. No lookup first: the create is the lookup.
     new = await asyncio.to_thread(pki_secrets.missing_secrets, name, namespace, have)
     created = await _create_all(body, new)
-    if cluster.spec.storage.type == "etcd" and not set(pki_secrets.ETCD_LEAVES) <= have:
+    if cluster.spec.storage.managed_etcd and not set(pki_secrets.ETCD_LEAVES) <= have:
         etcd_name = names.pki_secret(name, "etcd")
         ours = next((s for s in new if s["metadata"]["name"] == etcd_name), None)
         if ours and etcd_name in created:

@@ -22,7 +22,7 @@ from mothership.controllers import datastore_tenant, events, metrics
 from mothership.controllers.cluster import ClusterResource
 from mothership.controllers.conditions import Condition, merge
 from mothership.controllers.runtime import runtime
-from mothership.datastores import sql_admin
+from mothership.datastores import etcd_admin, sql_admin
 
 log = logging.getLogger("mothership.datastore")
 
@@ -75,7 +75,12 @@ async def reconcile(body: dict[str, Any]) -> None:
 async def _reachable(name: str) -> Condition:
     try:
         _, admin = await datastore_tenant.admin_for(name, "metadata.name")
-        await asyncio.to_thread(sql_admin.ping, admin)
+        if isinstance(admin, etcd_admin.EtcdAdmin):
+            await asyncio.to_thread(etcd_admin.ping, admin)
+            where = ", ".join(admin.urls)
+        else:
+            await asyncio.to_thread(sql_admin.ping, admin)
+            where = f"{admin.host}:{admin.port}"
     except datastore_tenant.Problem as problem:
         return Condition(v1alpha1.CONDITION_REACHABLE, False, problem.reason, problem.message)
     except sql_admin.DataStoreError as exc:
@@ -86,7 +91,7 @@ async def _reachable(name: str) -> Condition:
         v1alpha1.CONDITION_REACHABLE,
         True,
         "LoggedIn",
-        f"the operator logged in as {admin.user} at {admin.host}:{admin.port}",
+        f"the operator logged in as {admin.user} at {where}",
     )
 
 

@@ -19,6 +19,8 @@ import base64
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lightkube.codecs import from_dict
@@ -33,7 +35,7 @@ from mothership.api.mothership import v1alpha1
 from mothership.controllers import children, events, metrics
 from mothership.controllers.apply import get_or_none, owned_by
 from mothership.controllers.runtime import runtime
-from mothership.datastores import sql_admin, sql_move, sql_tenant
+from mothership.datastores import etcd_admin, sql_admin, sql_move, sql_tenant
 from mothership.render import names
 
 log = logging.getLogger("mothership.datastore")
@@ -51,6 +53,12 @@ CREDENTIALS_REASON = "DataStoreCredentialsMissing"
 UNREACHABLE_REASON = "DataStoreUnreachable"
 MOVED_REASON = "DataStoreChanged"
 MOVE_FAILED_REASON = "DataStoreMoveFailed"
+DRIVER_REASON = "DataStoreDriverMismatch"
+ETCD_ENDPOINTS_KEY = v1alpha1.ETCD_ENDPOINTS_KEY
+ETCD_PREFIX_KEY = v1alpha1.ETCD_PREFIX_KEY
+CERT_ANNOTATION = "mothership.io/datastore-cert-not-after"
+"""On an etcd tenant Secret: when its client certificate expires (renewed a month before)."""
+RENEW_BEFORE = timedelta(days=30)
 
 
 class Problem(Exception):
@@ -64,19 +72,38 @@ class Problem(Exception):
 
 def data_store_ref(cluster: v1beta2.Cluster) -> v1beta2.DataStoreRef | None:
     storage = cluster.spec.storage
-    return storage.kine.data_store_ref if storage.type == "kine" else None
+    if storage.type == "kine":
+        return storage.kine.data_store_ref
+    if storage.type == "etcd":
+        return storage.etcd.data_store_ref
+    return None
 
 
 def ref_from_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
     """The dataStoreRef of a raw spec (deletion works from the body: no model needed)."""
     storage = spec.get("storage") or {}
-    if storage.get("type") != "kine":
+    kind = storage.get("type")
+    if kind not in ("kine", "etcd"):
         return None
-    ref = (storage.get("kine") or {}).get("dataStoreRef")
+    ref = (storage.get(kind) or {}).get("dataStoreRef")
     return ref if isinstance(ref, dict) and ref.get("name") else None
 
 
-async def admin_for(store_name: str, field: str) -> tuple[dict[str, Any], sql_admin.Admin]:
+def ref_field(spec: dict[str, Any]) -> str:
+    """Path of the dataStoreRef in the spec, for messages."""
+    kind = (spec.get("storage") or {}).get("type")
+    return f"spec.storage.{'etcd' if kind == 'etcd' else 'kine'}.dataStoreRef"
+
+
+AnyAdmin = sql_admin.Admin | etcd_admin.EtcdAdmin
+
+
+async def _secret_data(name: str, namespace: str) -> dict[str, str] | None:
+    secret = await get_or_none(runtime().client, Secret, name, namespace)
+    return None if secret is None else dict(secret.data or {})
+
+
+async def admin_for(store_name: str, field: str) -> tuple[dict[str, Any], AnyAdmin]:
     """The DataStore and an admin login to it; Problem names what is missing and where."""
     client = runtime().client
     try:
@@ -93,14 +120,13 @@ async def admin_for(store_name: str, field: str) -> tuple[dict[str, Any], sql_ad
     spec = body.get("spec") or {}
     ref = spec.get("adminSecretRef") or {}
     where = f"{ref.get('namespace')}/{ref.get('name')}"
-    secret = await get_or_none(client, Secret, ref.get("name", ""), ref.get("namespace", ""))
-    if secret is None:
+    data = await _secret_data(ref.get("name", ""), ref.get("namespace", ""))
+    if data is None:
         raise Problem(
             CREDENTIALS_REASON,
             f"DataStore {store_name!r}: its admin Secret {where} (spec.adminSecretRef) does "
             "not exist; create it with the admin's username and password",
         )
-    data = secret.data or {}
     keys = (ref.get("usernameKey") or "username", ref.get("passwordKey") or "password")
     missing = [k for k in keys if k not in data]
     if missing:
@@ -111,14 +137,66 @@ async def admin_for(store_name: str, field: str) -> tuple[dict[str, Any], sql_ad
         )
     user, password = (base64.b64decode(data[k]).decode() for k in keys)
     endpoints = spec.get("endpoints") or []
+    driver = spec.get("driver")
+    if driver == "etcd":
+        return body, await _etcd_admin(store_name, spec, user, password)
     try:
-        driver = sql_tenant.as_driver(spec.get("driver"))
-        host, port = sql_tenant.parse_endpoint(endpoints[0], driver)
+        sql_driver = sql_tenant.as_driver(driver)
+        host, port = sql_tenant.parse_endpoint(endpoints[0], sql_driver)
     except (IndexError, ValueError) as exc:
         raise Problem(
             UNREACHABLE_REASON, f"DataStore {store_name!r}: spec.driver/endpoints[0]: {exc}"
         ) from None
-    return body, sql_admin.Admin(driver, host, port, user, password)
+    return body, sql_admin.Admin(sql_driver, host, port, user, password)
+
+
+async def _etcd_admin(
+    store_name: str, spec: dict[str, Any], user: str, password: str
+) -> etcd_admin.EtcdAdmin:
+    try:
+        endpoints = tuple(v1alpha1.split_endpoint(e, "etcd") for e in spec.get("endpoints") or [])
+    except ValueError as exc:
+        raise Problem(
+            UNREACHABLE_REASON, f"DataStore {store_name!r}: spec.endpoints: {exc}"
+        ) from None
+    ref = (spec.get("tls") or {}).get("secretRef") or {}
+    if not ref.get("name") or not endpoints:
+        raise Problem(
+            CREDENTIALS_REASON,
+            f"DataStore {store_name!r}: an etcd DataStore needs spec.endpoints and "
+            "spec.tls.secretRef (its CA certificate and key)",
+        )
+    where = f"{ref.get('namespace')}/{ref.get('name')}"
+    data = await _secret_data(ref["name"], ref.get("namespace", ""))
+    wanted = (v1alpha1.TLS_CA_CERT_KEY, v1alpha1.TLS_CA_KEY_KEY)
+    missing = [k for k in wanted if data is not None and k not in data]
+    if data is None or missing:
+        what = "does not exist" if data is None else f"has no key {', '.join(missing)}"
+        raise Problem(
+            CREDENTIALS_REASON,
+            f"DataStore {store_name!r}: its TLS Secret {where} (spec.tls.secretRef) {what}; "
+            f"it needs {wanted[0]} and {wanted[1]} of the CA etcd trusts for clients",
+        )
+    ca_cert, ca_key = (base64.b64decode(data[k]) for k in wanted)
+    return etcd_admin.EtcdAdmin(endpoints, user, password, ca_cert, ca_key)
+
+
+def _driver_problem(admin: AnyAdmin, store_name: str, field: str) -> Problem | None:
+    """A kine ref must name a SQL DataStore, an etcd ref an etcd one."""
+    on_etcd = field.startswith("spec.storage.etcd")
+    if on_etcd == isinstance(admin, etcd_admin.EtcdAdmin):
+        return None
+    want, other = ("etcd", "kine") if on_etcd else ("postgresql or mysql", "etcd")
+    return Problem(
+        DRIVER_REASON,
+        f"{field} names DataStore {store_name!r} of driver {_driver_of(admin)}, but this "
+        f"field takes a {want} DataStore; use spec.storage.{other}.dataStoreRef (storage "
+        f"type {other}) for it, or name a {want} DataStore",
+    )
+
+
+def _driver_of(admin: AnyAdmin) -> str:
+    return "etcd" if isinstance(admin, etcd_admin.EtcdAdmin) else admin.driver
 
 
 async def ensure(
@@ -131,31 +209,58 @@ async def ensure(
     ref = data_store_ref(cluster)
     if ref is None:
         return None
+    field = ref_field(body.get("spec") or {})
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     secret_name = names.datastore_secret(name)
     child = owned.get(("Secret", secret_name))
-    if child is not None and child.annotations.get(DATASTORE_ANNOTATION) == ref.name:
+    if (
+        child is not None
+        and child.annotations.get(DATASTORE_ANNOTATION) == ref.name
+        and not renewal_due(child.annotations)
+    ):
         return None
     # Not (yet) in the watch cache: the Secret may still exist.
     existing = await get_or_none(runtime().client, Secret, secret_name, namespace)
     try:
         if existing is None:
-            await _provision(body, ref.name)
+            await _provision(body, ref.name, field)
             return None
-        on = ((existing.metadata and existing.metadata.annotations) or {}).get(DATASTORE_ANNOTATION)
+        annotations = (existing.metadata and existing.metadata.annotations) or {}
+        on = annotations.get(DATASTORE_ANNOTATION)
         if on == ref.name:
+            if renewal_due(annotations):
+                await _provision(body, ref.name, field, renew=True)
             return None
         if not on:
             return Problem(
                 MOVED_REASON,
-                f"Secret {namespace}/{secret_name} holds this Cluster's kine URL but names no "
-                f"DataStore: it is not the operator's; delete it to provision on {ref.name!r}",
+                f"Secret {namespace}/{secret_name} holds this Cluster's data store credentials "
+                f"but names no DataStore: it is not the operator's; delete it to provision on "
+                f"{ref.name!r}",
+            )
+        if field.startswith("spec.storage.etcd"):
+            return Problem(
+                MOVED_REASON,
+                f"this Cluster's keys are on etcd DataStore {on!r}; moving them to another "
+                f"etcd DataStore is not supported yet: restore {field}.name to {on}",
             )
         await _move(body, on, ref.name)
     except Problem as problem:
         return problem
     return None
+
+
+def renewal_due(annotations: Mapping[str, str], now: datetime | None = None) -> bool:
+    """Whether an etcd tenant's client certificate expires within RENEW_BEFORE."""
+    text = annotations.get(CERT_ANNOTATION)
+    if not text:
+        return False
+    try:
+        not_after = datetime.fromisoformat(text)
+    except ValueError:
+        return True
+    return not_after - (now or datetime.now(UTC)) < RENEW_BEFORE
 
 
 async def _move(body: dict[str, Any], source_name: str, target_name: str) -> None:
@@ -174,6 +279,7 @@ async def _move(body: dict[str, Any], source_name: str, target_name: str) -> Non
     refusal = _cannot_move(source, target, source_name, target_name)
     if refusal:
         raise Problem(MOVED_REASON, refusal)
+    assert isinstance(source, sql_admin.Admin) and isinstance(target, sql_admin.Admin)
     tenant = sql_tenant.tenant_for(namespace, name)
     events.info(
         body,
@@ -196,7 +302,7 @@ async def _move(body: dict[str, Any], source_name: str, target_name: str) -> Non
             f"failed, it stays on {source_name} (writes allowed again; retried): {exc}",
         ) from None
     url = sql_tenant.kine_url(target.driver, target.host, target.port, tenant, password)
-    secret = _secret(name, namespace, target_name, tenant, url)
+    secret = _sql_secret(name, namespace, target_name, tenant, url)
     result = await runtime().client.patch(
         Secret,
         secret["metadata"]["name"],
@@ -218,13 +324,17 @@ async def _move(body: dict[str, Any], source_name: str, target_name: str) -> Non
 
 
 def _cannot_move(
-    source: sql_admin.Admin, target: sql_admin.Admin, source_name: str, target_name: str
+    source: AnyAdmin, target: AnyAdmin, source_name: str, target_name: str
 ) -> str | None:
-    if source.driver != target.driver:
+    if (
+        isinstance(source, etcd_admin.EtcdAdmin)
+        or isinstance(target, etcd_admin.EtcdAdmin)
+        or source.driver != target.driver
+    ):
         return (
-            f"cannot move this tenant from DataStore {source_name} ({source.driver}) to "
-            f"{target_name} ({target.driver}): only between DataStores of one driver; "
-            f"restore spec.storage.kine.dataStoreRef.name to {source_name}"
+            f"cannot move this tenant from DataStore {source_name} ({_driver_of(source)}) to "
+            f"{target_name} ({_driver_of(target)}): only between SQL DataStores of one "
+            f"driver; restore spec.storage.kine.dataStoreRef.name to {source_name}"
         )
     if (source.host, source.port) == (target.host, target.port):
         return (
@@ -236,9 +346,14 @@ def _cannot_move(
 
 
 def _secret(
-    name: str, namespace: str, store_name: str, tenant: sql_tenant.Tenant, url: str
+    name: str,
+    namespace: str,
+    store_name: str,
+    tenant: str,
+    data: dict[str, str],
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The tenant Secret: the kine URL, and which DataStore and tenant it is for."""
+    """The tenant Secret: its credentials, and which DataStore and tenant they are for."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -249,11 +364,46 @@ def _secret(
             "labels": names.labels(name, "datastore"),
             "annotations": {
                 DATASTORE_ANNOTATION: store_name,
-                TENANT_ANNOTATION: f"{tenant.database}/{tenant.user}",
+                TENANT_ANNOTATION: tenant,
+                **(annotations or {}),
             },
         },
-        "stringData": {KINE_DATASOURCE_SECRET_KEY: url},
+        "stringData": data,
     }
+
+
+def _sql_secret(
+    name: str, namespace: str, store_name: str, tenant: sql_tenant.Tenant, url: str
+) -> dict[str, Any]:
+    tenant_name = f"{tenant.database}/{tenant.user}"
+    return _secret(name, namespace, store_name, tenant_name, {KINE_DATASOURCE_SECRET_KEY: url})
+
+
+def _etcd_secret(
+    name: str,
+    namespace: str,
+    store_name: str,
+    admin: etcd_admin.EtcdAdmin,
+    tenant: etcd_admin.EtcdTenant,
+) -> dict[str, Any]:
+    """What the API server needs: where etcd is, its CA, the tenant's certificate and key.
+    Never the CA key: that stays in the DataStore's Secret."""
+    cert = etcd_admin.client_cert(admin, tenant)
+    data = {
+        ETCD_ENDPOINTS_KEY: ",".join(admin.urls),
+        ETCD_PREFIX_KEY: tenant.prefix,
+        "ca.crt": admin.ca_cert_pem.decode(),
+        "tls.crt": cert.cert_pem.decode(),
+        "tls.key": cert.key_pem.decode(),
+    }
+    return _secret(
+        name,
+        namespace,
+        store_name,
+        tenant.user,
+        data,
+        {CERT_ANNOTATION: cert.not_after.isoformat()},
+    )
 
 
 def _data(secret: dict[str, Any]) -> dict[str, Any]:
@@ -261,32 +411,65 @@ def _data(secret: dict[str, Any]) -> dict[str, Any]:
     return {"data": encoded}
 
 
-async def _provision(body: dict[str, Any], store_name: str) -> None:
+async def _provision(
+    body: dict[str, Any], store_name: str, field: str, *, renew: bool = False
+) -> None:
+    """Make the tenant and write its Secret (`renew`: rewrite the Secret of one that has
+    it, with a new client certificate)."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
-    store, admin = await admin_for(store_name, "spec.storage.kine.dataStoreRef.name")
-    tenant = sql_tenant.tenant_for(namespace, name)
-    password = sql_tenant.new_password()
-    try:
-        created = await asyncio.to_thread(sql_admin.ensure_tenant, admin, tenant, password)
-    except sql_admin.DataStoreError as exc:
-        raise Problem(
-            UNREACHABLE_REASON,
-            f"DataStore {store_name!r}: could not create database {tenant.database} and user "
-            f"{tenant.user}: {exc}",
-        ) from None
-    url = sql_tenant.kine_url(admin.driver, admin.host, admin.port, tenant, password)
-    secret = _secret(name, namespace, store_name, tenant, url)
-    result = await runtime().client.create(from_dict(owned_by(secret, body)))
+    store, admin = await admin_for(store_name, f"{field}.name")
+    mismatch = _driver_problem(admin, store_name, f"{field}.name")
+    if mismatch is not None:
+        raise mismatch
+    if isinstance(admin, etcd_admin.EtcdAdmin):
+        etcd = etcd_admin.etcd_tenant_for(namespace, name)
+        try:
+            created = await asyncio.to_thread(etcd_admin.ensure_tenant, admin, etcd)
+        except sql_admin.DataStoreError as exc:
+            raise Problem(
+                UNREACHABLE_REASON,
+                f"DataStore {store_name!r}: could not create etcd user and role {etcd.user}: {exc}",
+            ) from None
+        secret = _etcd_secret(name, namespace, store_name, admin, etcd)
+        made = f"etcd user and role {etcd.user} (keys under {etcd.prefix}/) " + (
+            "created" if created else "found"
+        )
+    else:
+        tenant = sql_tenant.tenant_for(namespace, name)
+        password = sql_tenant.new_password()
+        try:
+            created = await asyncio.to_thread(sql_admin.ensure_tenant, admin, tenant, password)
+        except sql_admin.DataStoreError as exc:
+            raise Problem(
+                UNREACHABLE_REASON,
+                f"DataStore {store_name!r}: could not create database {tenant.database} and "
+                f"user {tenant.user}: {exc}",
+            ) from None
+        url = sql_tenant.kine_url(admin.driver, admin.host, admin.port, tenant, password)
+        secret = _sql_secret(name, namespace, store_name, tenant, url)
+        verb = "created" if created else "found (its password set anew)"
+        made = f"database {tenant.database} and user {tenant.user} {verb}"
+    client = runtime().client
+    if renew:
+        patched = await client.patch(
+            Secret,
+            secret["metadata"]["name"],
+            {"metadata": {"annotations": secret["metadata"]["annotations"]}, **_data(secret)},
+            namespace=namespace,
+            patch_type=PatchType.MERGE,
+        )
+        written = patched.to_dict()
+    else:
+        written = (await client.create(from_dict(owned_by(secret, body)))).to_dict()
     metrics.WRITES.labels(kind="Secret").inc()
-    children.observe_write(result.to_dict())
-    verb = "created" if created else "found (its password set anew)"
+    children.observe_write(written)
     events.info(
         body,
-        reason="DataStoreTenantReady",
-        message=f"database {tenant.database} and user {tenant.user} {verb} on DataStore "
-        f"{store_name} ({store['spec'].get('driver')}); credentials in Secret "
-        f"{names.datastore_secret(name)}",
+        reason="DataStoreTenantRenewed" if renew else "DataStoreTenantReady",
+        message=f"{made} on DataStore {store_name} ({store['spec'].get('driver')}); "
+        + ("client certificate renewed in" if renew else "credentials in")
+        + f" Secret {names.datastore_secret(name)}",
     )
 
 
@@ -298,17 +481,29 @@ async def release(body: dict[str, Any]) -> bool:
     to remove is left behind silently; setting reclaimPolicy to Retain lets the deletion
     finish instead. A DataStore that does not exist holds nothing: a warning, and done.
     """
-    ref = ref_from_spec(body.get("spec") or {})
+    spec = body.get("spec") or {}
+    ref = ref_from_spec(spec)
     if ref is None or ref.get("reclaimPolicy", "Retain") != "Delete":
         return True
+    field = ref_field(spec)
     meta = body["metadata"]
-    tenant = sql_tenant.tenant_for(meta["namespace"], meta["name"])
+    sql = sql_tenant.tenant_for(meta["namespace"], meta["name"])
+    etcd = etcd_admin.etcd_tenant_for(meta["namespace"], meta["name"])
+    on_etcd = field.startswith("spec.storage.etcd")
+    what = (
+        f"etcd keys under {etcd.prefix}/, user and role {etcd.user}"
+        if on_etcd
+        else f"database {sql.database} and user {sql.user}"
+    )
     try:
-        _, admin = await admin_for(ref["name"], "spec.storage.kine.dataStoreRef.name")
-        dropped = await asyncio.to_thread(sql_admin.drop_tenant, admin, tenant)
+        _, admin = await admin_for(ref["name"], f"{field}.name")
+        if isinstance(admin, etcd_admin.EtcdAdmin):
+            dropped = await asyncio.to_thread(etcd_admin.drop_tenant, admin, etcd)
+        else:
+            dropped = await asyncio.to_thread(sql_admin.drop_tenant, admin, sql)
     except Problem as exc:
         if exc.reason != NOT_FOUND_REASON:
-            return _retrying(body, tenant, exc.message)
+            return _retrying(body, what, field, exc.message)
         # No DataStore, no server to drop from: a Cluster that never got its database (the
         # DataStore never existed), or one whose DataStore was forced away. Holding the
         # deletion for ever would help nobody; the event says what was not done.
@@ -316,27 +511,27 @@ async def release(body: dict[str, Any]) -> bool:
             body,
             reason=NOT_FOUND_REASON,
             message=f"reclaimPolicy Delete: DataStore {ref['name']} does not exist, so "
-            f"database {tenant.database} was not dropped anywhere",
+            f"{what} were not dropped anywhere",
         )
         return True
     except sql_admin.DataStoreError as exc:
-        return _retrying(body, tenant, str(exc))
+        return _retrying(body, what, field, str(exc))
     events.info(
         body,
         reason="DataStoreTenantDropped" if dropped else "DataStoreTenantGone",
-        message=f"reclaimPolicy Delete: database {tenant.database} and user {tenant.user} "
+        message=f"reclaimPolicy Delete: {what} "
         + ("dropped" if dropped else "were already gone")
         + f" on DataStore {ref['name']}",
     )
     return True
 
 
-def _retrying(body: dict[str, Any], tenant: sql_tenant.Tenant, why: str) -> bool:
+def _retrying(body: dict[str, Any], what: str, field: str, why: str) -> bool:
     events.warn(
         body,
         reason="DataStoreReleaseFailed",
-        message=f"reclaimPolicy Delete: database {tenant.database} not dropped yet ({why}); "
-        "retrying. Set spec.storage.kine.dataStoreRef.reclaimPolicy to Retain to keep it "
+        message=f"reclaimPolicy Delete: {what} not dropped yet ({why}); "
+        f"retrying. Set {field}.reclaimPolicy to Retain to keep them "
         "and let the deletion finish",
     )
     return False

@@ -208,10 +208,14 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 def _name(common_name: str, organizations: Sequence[str]) -> x509.Name:
-    if not common_name:
+    # A subject of organizations alone is allowed: etcd's JSON gateway refuses a client
+    # certificate with a common name (it would not be the user), so the operator's has none.
+    if not common_name and not organizations:
         raise ValueError("common_name must not be empty")
     attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
-    return x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    if common_name:
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attributes)
 
 
 def _common_name(cert: x509.Certificate) -> str:

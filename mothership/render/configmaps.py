@@ -156,6 +156,11 @@ def _storage(cluster_name: str, spec: ClusterSpec) -> dict[str, Any]:
         else:
             source = storage.kine.data_source_url or ""
         return {"type": "kine", "kine": {"dataSource": source}}
+    if storage.shared_etcd:
+        raise RenderError(
+            "spec.storage.etcd.dataStoreRef: the k0s distribution cannot run on an etcd "
+            "DataStore yet; use spec.distribution kubernetes"
+        )
     return {
         "type": "etcd",
         "etcd": {
@@ -446,7 +451,7 @@ def prometheus_config(cluster: Cluster) -> dict[str, Any]:
             ],
         }
     ]
-    if spec.storage.type == "etcd":
+    if spec.storage.managed_etcd:
         jobs.append(
             {
                 "job_name": "k0smotron_etcd_metrics",

@@ -381,7 +381,7 @@ def defrag_cronjob(cluster: Cluster) -> dict[str, Any]:
 
 def render_etcd(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
     """Service, StatefulSet and (when enabled) defrag CronJob; nothing for kine or NATS."""
-    if cluster.spec.storage.type != "etcd":
+    if not cluster.spec.storage.managed_etcd:
         return []
     out = [etcd_service(cluster), etcd_statefulset(cluster, facts)]
     if cluster.spec.storage.etcd.defrag_job.enabled:

@@ -29,6 +29,7 @@ from mothership.api.k0smotron.v1beta2 import (
     ClusterSpec,
     GoRuntime,
 )
+from mothership.api.mothership.v1alpha1 import ETCD_ENDPOINTS_KEY, ETCD_PREFIX_KEY
 from mothership.render import configmaps, encryption, names, network, statefulset
 from mothership.render.etcd import CLIENT_PORT as ETCD_CLIENT_PORT
 from mothership.render.facts import (
@@ -44,6 +45,12 @@ COMPONENT = statefulset.COMPONENT
 CONFIG_COMPONENT = "control-plane-config"
 
 PKI_DIR = "/etc/kubernetes/pki"
+# A Cluster on an etcd DataStore: the tenant Secret's files and keys the API server reads.
+DATASTORE_CA_FILE = "datastore-ca.crt"
+DATASTORE_CERT_FILE = "datastore-client.crt"
+DATASTORE_KEY_FILE = "datastore-client.key"
+ETCD_SERVERS_ENV = "MOTHERSHIP_ETCD_SERVERS"
+ETCD_PREFIX_ENV = "MOTHERSHIP_ETCD_PREFIX"
 CONFIG_DIR = "/etc/kubernetes/config"
 ENCRYPTION_DIR = "/etc/kubernetes/encryption"
 DATA_DIR = "/var/lib/mothership"
@@ -206,6 +213,18 @@ def advertise(cluster: Cluster, facts: Facts) -> tuple[str, str]:
 
 def _storage_flags(cluster: Cluster) -> list[str]:
     cluster_name, _ = identity(cluster)
+    if cluster.spec.storage.shared_etcd:
+        # The tenant Secret the operator wrote: where the DataStore's etcd is, and a client
+        # certificate whose user may touch this prefix only. Compaction needs etcd's root
+        # role, which no tenant has: the DataStore's etcd compacts itself.
+        return [
+            f"--etcd-servers=$({ETCD_SERVERS_ENV})",
+            f"--etcd-cafile={PKI_DIR}/{DATASTORE_CA_FILE}",
+            f"--etcd-certfile={PKI_DIR}/{DATASTORE_CERT_FILE}",
+            f"--etcd-keyfile={PKI_DIR}/{DATASTORE_KEY_FILE}",
+            f"--etcd-prefix=$({ETCD_PREFIX_ENV})",
+            "--etcd-compaction-interval=0",
+        ]
     if cluster.spec.storage.type != "etcd":
         return [f"--etcd-servers=http://{KINE_ADDRESS}"]
     return [
@@ -466,7 +485,18 @@ def pki_volumes(cluster: Cluster) -> dict[str, dict[str, Any]]:
             },
         ),
     ]
-    if cluster.spec.storage.type == "etcd":
+    if cluster.spec.storage.shared_etcd:
+        apiserver.append(
+            _projection(
+                names.datastore_secret(identity(cluster)[0]),
+                {
+                    "ca.crt": DATASTORE_CA_FILE,
+                    "tls.crt": DATASTORE_CERT_FILE,
+                    "tls.key": DATASTORE_KEY_FILE,
+                },
+            )
+        )
+    if cluster.spec.storage.managed_etcd:
         apiserver += [
             _projection(s["etcd"], {"tls.crt": "etcd-ca.crt"}),
             _projection(
@@ -514,7 +544,7 @@ def monitoring_pki_volume(cluster: Cluster) -> dict[str, Any]:
             {f"{MONITORING_CERT}.crt": "admin.crt", f"{MONITORING_CERT}.key": "admin.key"},
         )
     ]
-    if cluster.spec.storage.type == "etcd":
+    if cluster.spec.storage.managed_etcd:
         sources.append(_projection(s["etcd"], {"tls.crt": "etcd-ca.crt", "tls.key": "etcd-ca.key"}))
     return _pki_volume("pki-monitoring", sources)
 
@@ -666,6 +696,22 @@ def containers(cluster: Cluster, facts: Facts) -> tuple[list[dict[str, Any]], li
         apiserver_mounts,
     )
     apiserver["env"] = [_field_env("POD_IP", "status.podIP")]
+    if spec.storage.shared_etcd:
+        apiserver["env"] += [
+            {
+                "name": env,
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": names.datastore_secret(identity(cluster)[0]),
+                        "key": key,
+                    }
+                },
+            }
+            for env, key in (
+                (ETCD_SERVERS_ENV, ETCD_ENDPOINTS_KEY),
+                (ETCD_PREFIX_ENV, ETCD_PREFIX_KEY),
+            )
+        ]
     apiserver["ports"] = [statefulset.container_port("api", spec.service.api_port)]
     port = spec.service.api_port
     # Startup gets three minutes (a cold kine or etcd) and ends when the API server is

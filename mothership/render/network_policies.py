@@ -133,6 +133,6 @@ def etcd_policy(cluster: Cluster) -> dict[str, Any]:
 def render_network_policies(cluster: Cluster) -> list[dict[str, Any]]:
     """The control plane's policy, and etcd's when the Cluster runs managed etcd."""
     out = [control_plane_policy(cluster)]
-    if cluster.spec.storage.type == "etcd":
+    if cluster.spec.storage.managed_etcd:
         out.append(etcd_policy(cluster))
     return out

@@ -105,7 +105,7 @@ def certificate_refs(cluster: Cluster) -> list[tuple[str, str]]:
         ]
     else:
         refs = [(kind, names.pki_secret(cluster_name, kind)) for kind in DEFAULT_CERT_TYPES]
-    if spec.storage.type == "etcd" and all(kind != "apiserver-etcd-client" for kind, _ in refs):
+    if spec.storage.managed_etcd and all(kind != "apiserver-etcd-client" for kind, _ in refs):
         refs.append(
             ("apiserver-etcd-client", names.pki_secret(cluster_name, "apiserver-etcd-client"))
         )
@@ -551,7 +551,13 @@ def assemble(
     if spec.topology_spread_constraints:
         out_pod["topologySpreadConstraints"] = copy.deepcopy(spec.topology_spread_constraints)
 
-    store = spec.storage.kine.data_store_ref if spec.storage.type == "kine" else None
+    store = (
+        spec.storage.kine.data_store_ref
+        if spec.storage.type == "kine"
+        else spec.storage.etcd.data_store_ref
+        if spec.storage.type == "etcd"
+        else None
+    )
     if store is not None:
         # The pods read their kine URL from a Secret whose content changes when the tenant
         # moves to another DataStore; naming the DataStore here rolls them onto the new one.

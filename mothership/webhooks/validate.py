@@ -543,6 +543,7 @@ def _storage(check: _Check, spec: Obj, old_spec: Obj | None) -> None:
             "use this data source",
         )
     validate_datastore.data_store_ref(check, spec, old_spec)
+    validate_datastore.etcd_data_store_ref(check, spec, old_spec)
     if old_spec is None:
         return
     _nats_replicas(check, spec, old_spec.get("replicas", 1), spec.get("replicas", 1))

@@ -14,7 +14,13 @@ import re
 from typing import Any, get_args
 
 from mothership.api.k0smotron.v1beta2 import ReclaimPolicy
-from mothership.api.mothership.v1alpha1 import DEFAULT_PORTS, DRIVERS, split_endpoint
+from mothership.api.mothership.v1alpha1 import (
+    DEFAULT_PORTS,
+    DRIVERS,
+    TLS_CA_CERT_KEY,
+    TLS_CA_KEY_KEY,
+    split_endpoint,
+)
 from mothership.webhooks.findings import Check, Obj, Paths, Result, show, sub
 
 KIND = "DataStore"
@@ -71,6 +77,8 @@ def validate_datastore(obj: Obj, old: Obj | None = None) -> Result:
         _driver(check, driver)
     endpoints(check, spec.get("endpoints"), str(driver) if driver_known else None)
     admin_secret_ref(check, spec.get("adminSecretRef"))
+    if driver_known:
+        tls(check, spec.get("tls"), str(driver))
     if old_spec is not None:
         old_driver = old_spec.get("driver")
         if old_driver in DRIVERS and driver != old_driver:
@@ -101,6 +109,8 @@ _DRIVER_SPELLINGS = {
     "postgresql": "postgresql",
     "mysql": "mysql",
     "mariadb": "mysql",
+    "etcd": "etcd",
+    "etcd3": "etcd",
 }
 
 
@@ -166,6 +176,37 @@ def admin_secret_ref(check: Check, ref: Any) -> None:
                 f"{show(key)} is not a Secret key; keys are letters, digits, '-', '_' and '.', "
                 f"e.g. {'username' if field == 'usernameKey' else 'password'}",
             )
+
+
+def tls(check: Check, value: Any, driver: str) -> None:
+    """etcd needs its CA (tenants authenticate with certificates from it); the SQL drivers do
+    not use TLS yet, and a setting that would be ignored is refused rather than trusted."""
+    if value is None:
+        if driver == "etcd":
+            check.error(
+                "spec.tls",
+                f"required for driver etcd: name the Secret with {TLS_CA_CERT_KEY} and "
+                f"{TLS_CA_KEY_KEY} of the CA etcd trusts for clients, e.g. "
+                "{secretRef: {name: etcd-ca, namespace: mothership-system}}",
+            )
+        return
+    if driver != "etcd":
+        check.error(
+            "spec.tls",
+            f"not supported for driver {driver} yet (the operator and kine would not use it); "
+            "remove it, and let the server accept plain connections from the pods' network",
+        )
+        return
+    ref = sub(value, "secretRef") if isinstance(value, dict) else {}
+    if not ref:
+        check.error(
+            "spec.tls.secretRef", "required; e.g. {name: etcd-ca, namespace: mothership-system}"
+        )
+        return
+    for field, label in (("name", False), ("namespace", True)):
+        problem = name_problem(ref.get(field), label=label)
+        if problem is not None:
+            check.error(f"spec.tls.secretRef.{field}", problem)
 
 
 # --- a Cluster's reference ----------------------------------------------------------------------
@@ -249,3 +290,66 @@ def _ref_itself(check: Check, storage: Obj, kine: Obj, ref: Obj) -> None:
         ]
         fix = f"use {near[0]} (values are case-sensitive)" if near else "use Retain or Delete"
         check.error(f"{REF}.reclaimPolicy", f"{show(policy)} is not valid; {fix}")
+
+
+ETCD_REF = "spec.storage.etcd.dataStoreRef"
+
+
+def etcd_data_store_ref(check: Check, spec: Obj, old_spec: Obj | None) -> None:
+    """``spec.storage.etcd.dataStoreRef``: needs storage type etcd and the kubernetes
+    distribution, and is fixed for the Cluster's life (its keys are on that etcd: set,
+    removed or renamed later it would start an empty cluster or strand the data)."""
+    storage = sub(spec, "storage")
+    ref = sub(storage, "etcd").get("dataStoreRef")
+    old_storage = sub(old_spec, "storage") if old_spec is not None else {}
+    old_ref = sub(old_storage, "etcd").get("dataStoreRef")
+    if isinstance(ref, dict):
+        storage_type = storage.get("type", "etcd")
+        if storage_type != "etcd":
+            check.warn(
+                ETCD_REF,
+                f"ignored because spec.storage.type is {storage_type}; set the type to etcd "
+                "to keep the data on this DataStore",
+            )
+        if spec.get("distribution") != "kubernetes":
+            check.error(
+                ETCD_REF,
+                "is for the kubernetes distribution only for now (the k0s distribution "
+                "cannot take the etcd client certificate from a Secret yet); set "
+                "spec.distribution: kubernetes, or use an SQL DataStore through "
+                "spec.storage.kine.dataStoreRef",
+            )
+        problem = name_problem(ref.get("name"))
+        if problem is not None:
+            if problem.startswith("required"):
+                problem = "required; give the name of an etcd DataStore (kubectl get datastores)"
+            check.error(f"{ETCD_REF}.name", problem)
+        policy = ref.get("reclaimPolicy")
+        if policy is not None and policy not in RECLAIM_POLICIES:
+            check.error(
+                f"{ETCD_REF}.reclaimPolicy", f"{show(policy)} is not valid; use Retain or Delete"
+            )
+    if old_spec is None:
+        return
+    old_name = old_ref.get("name") if isinstance(old_ref, dict) else None
+    name = ref.get("name") if isinstance(ref, dict) else None
+    if old_name == name:
+        return
+    if old_name is None:
+        check.error(
+            ETCD_REF,
+            "cannot be added to an existing Cluster: its data is in its own etcd, and the "
+            "control plane would start empty on the DataStore; create a new Cluster instead",
+        )
+    elif name is None:
+        check.error(
+            ETCD_REF,
+            f"cannot be removed: this Cluster's keys are on DataStore {show(old_name)}; keep "
+            f"dataStoreRef (name: {old_name})",
+        )
+    else:
+        check.error(
+            f"{ETCD_REF}.name",
+            f"cannot change from {show(old_name)} to {show(name)}: moving keys between etcd "
+            f"DataStores is not supported yet; keep {old_name}",
+        )

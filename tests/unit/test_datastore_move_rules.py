@@ -19,7 +19,7 @@ def test_two_servers_of_one_driver_make_a_move() -> None:
 def test_what_is_not_moved_is_said_with_the_way_back() -> None:
     assert _cannot_move(admin(), admin("mysql", port=3306), "a", "b") == (
         "cannot move this tenant from DataStore a (postgresql) to b (mysql): only between "
-        "DataStores of one driver; restore spec.storage.kine.dataStoreRef.name to a"
+        "SQL DataStores of one driver; restore spec.storage.kine.dataStoreRef.name to a"
     )
     assert _cannot_move(admin(), admin(), "a", "b") == (
         "DataStores a and b name the same server (db-a:5432): there is nothing to move; "

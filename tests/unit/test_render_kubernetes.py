@@ -261,6 +261,51 @@ def test_etcd_storage_uses_the_managed_etcd_with_client_certificates() -> None:
     assert init["image"] == etcd["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
+def test_an_etcd_datastore_replaces_the_managed_etcd_with_the_tenant_secret() -> None:
+    cluster = make(storage={"type": "etcd", "etcd": {"dataStoreRef": {"name": "shared"}}})
+    objs = objects(cluster)
+    assert not [o for o in objs if "etcd" in o["metadata"]["name"]]
+    apiserver = container(cluster, "kube-apiserver")
+    f = flags(apiserver)
+    assert f["etcd-servers"] == "$(MOTHERSHIP_ETCD_SERVERS)"
+    assert f["etcd-prefix"] == "$(MOTHERSHIP_ETCD_PREFIX)"
+    assert f["etcd-compaction-interval"] == "0"  # tenants may not compact a shared etcd
+    assert (f["etcd-cafile"], f["etcd-certfile"], f["etcd-keyfile"]) == (
+        "/etc/kubernetes/pki/datastore-ca.crt",
+        "/etc/kubernetes/pki/datastore-client.crt",
+        "/etc/kubernetes/pki/datastore-client.key",
+    )
+    env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in apiserver["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert env["MOTHERSHIP_ETCD_SERVERS"] == {"name": "demo-datastore", "key": "endpoints"}
+    assert env["MOTHERSHIP_ETCD_PREFIX"] == {"name": "demo-datastore", "key": "prefix"}
+    volume = {v["name"]: v for v in pod(cluster)["volumes"]}["pki-apiserver"]
+    sources = {s["secret"]["name"]: s["secret"]["items"] for s in volume["projected"]["sources"]}
+    assert sources["demo-datastore"] == [
+        {"key": "ca.crt", "path": "datastore-ca.crt"},
+        {"key": "tls.crt", "path": "datastore-client.crt"},
+        {"key": "tls.key", "path": "datastore-client.key"},
+    ]
+    assert "demo-etcd" not in sources and "demo-apiserver-etcd-client" not in sources
+    sts = find(objs, "StatefulSet", "kmc-demo")
+    assert sts["spec"]["template"]["metadata"]["annotations"]["mothership.io/datastore"] == "shared"
+    assert not [c for c in pod(cluster)["containers"] if c["name"] == "kine"]
+
+
+def test_the_k0s_distribution_cannot_render_an_etcd_datastore() -> None:
+    cluster = Cluster.model_validate(
+        {
+            "metadata": {"name": "demo", "namespace": NS},
+            "spec": {"storage": {"type": "etcd", "etcd": {"dataStoreRef": {"name": "shared"}}}},
+        }
+    )
+    with pytest.raises(RenderError, match=r"spec.storage.etcd.dataStoreRef: the k0s distribution"):
+        render_cluster(cluster, FACTS)
+
+
 def test_growing_etcd_changes_the_member_count_not_the_pods() -> None:
     """The founding members stay what the StatefulSet was first written with (its
     annotation, read back as a fact): each growth step adds a pod and restarts none."""

@@ -304,6 +304,16 @@ class EtcdSpec(KubeModel):
     resources: FreeForm | None = Field(
         default=None, description="core/v1 ResourceRequirements for the etcd container."
     )
+    data_store_ref: DataStoreRef | None = Field(
+        default=None,
+        alias="dataStoreRef",
+        description=(
+            "Keep the data on a shared etcd DataStore (mothership.io) under a key prefix of "
+            "this Cluster's own instead of a managed etcd StatefulSet: the operator creates "
+            "the etcd user, its role and client certificate. The other etcd fields are then "
+            "unused. kubernetes distribution only. mothership's own: not in k0smotron."
+        ),
+    )
 
 
 ETCD_SCHEMA_DEFAULT: JsonDict = {"persistence": {}}
@@ -367,15 +377,17 @@ class DataStoreRef(KubeModel):
         max_length=253,
         description=(
             "Name of the DataStore (cluster-scoped). The operator creates a database and a "
-            "user for this Cluster on it; fixed once the Cluster exists."
+            "user for this Cluster on it (etcd: a user and a role limited to the Cluster's "
+            "key prefix); fixed once the Cluster exists, except that naming another DataStore "
+            "of the same SQL driver moves the data there."
         ),
     )
     reclaim_policy: ReclaimPolicy = Field(
         default="Retain",
         alias="reclaimPolicy",
         description=(
-            "Retain keeps the tenant's database and user when the Cluster is deleted (the "
-            "data belongs to the user); Delete drops them."
+            "Retain keeps the tenant's database and user (etcd: keys, user and role) when the "
+            "Cluster is deleted (the data belongs to the user); Delete drops them."
         ),
     )
 
@@ -427,6 +439,16 @@ class StorageSpec(KubeModel):
         json_schema_extra={"default": ETCD_SCHEMA_DEFAULT},
     )
     nats: NatsSpec = Field(default_factory=NatsSpec, description="Used when type is nats.")
+
+    @property
+    def managed_etcd(self) -> bool:
+        """An etcd StatefulSet of the Cluster's own: type etcd without a DataStore."""
+        return self.type == "etcd" and self.etcd.data_store_ref is None
+
+    @property
+    def shared_etcd(self) -> bool:
+        """Keys under a prefix of the Cluster's own on an etcd DataStore."""
+        return self.type == "etcd" and self.etcd.data_store_ref is not None
 
 
 class PatchTarget(KubeModel):

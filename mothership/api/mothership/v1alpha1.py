@@ -1,11 +1,13 @@
 """mothership.io/v1alpha1: DataStore, a database server shared by many hosted control planes.
 
-A DataStore names a PostgreSQL or MySQL server and a Secret with credentials that may create
-databases and users. A Cluster with storage type kine points at it by name
-(``spec.storage.kine.dataStoreRef``); the operator then creates a database and a user for
-that Cluster, writes the tenant's credentials into the Secret ``<cluster>-datastore`` in the
-Cluster's namespace, and kine connects with them. Not in k0smotron: there a Cluster carries a
-kine data source URL written by hand.
+A DataStore names a PostgreSQL, MySQL or etcd server and a Secret with credentials that may
+create databases and users. A Cluster points at it by name: ``spec.storage.kine.dataStoreRef``
+for the SQL drivers, ``spec.storage.etcd.dataStoreRef`` for etcd. The operator then creates a
+database and a user for that Cluster (etcd: a user, a role limited to the Cluster's key prefix
+and a client certificate), writes the tenant's credentials into the Secret
+``<cluster>-datastore`` in the Cluster's namespace, and kine (or, on etcd, the API server)
+connects with them. Not in k0smotron: there a Cluster carries a kine data source URL written
+by hand.
 """
 
 from __future__ import annotations
@@ -33,13 +35,22 @@ IN_USE_FINALIZER = "mothership.io/datastore-in-use"
 DATASTORE_SECRET_SUFFIX = "-datastore"
 """The tenant's credentials Secret, in the Cluster's namespace, is ``<cluster>-datastore``."""
 
-Driver = Literal["postgresql", "mysql"]
+Driver = Literal["postgresql", "mysql", "etcd"]
 DRIVERS: tuple[str, ...] = get_args(Driver)
-DEFAULT_PORTS: dict[str, int] = {"postgresql": 5432, "mysql": 3306}
+SQL_DRIVERS: tuple[str, ...] = ("postgresql", "mysql")
+DEFAULT_PORTS: dict[str, int] = {"postgresql": 5432, "mysql": 3306, "etcd": 2379}
 """Port of an endpoint written as a bare host, by driver."""
 
 DEFAULT_USERNAME_KEY = "username"
 DEFAULT_PASSWORD_KEY = "password"
+ETCD_ENDPOINTS_KEY = "endpoints"
+"""Key of an etcd tenant Secret: the etcd client URLs, comma-separated (--etcd-servers)."""
+ETCD_PREFIX_KEY = "prefix"
+"""Key of an etcd tenant Secret: the tenant's key prefix (--etcd-prefix)."""
+TLS_CA_CERT_KEY = "ca.crt"
+"""Key of the TLS Secret: the CA certificate the data store's server certificate is signed by."""
+TLS_CA_KEY_KEY = "ca.key"
+"""Key of the TLS Secret (etcd): the CA's private key, for the tenants' client certificates."""
 
 
 def tenant_secret_name(cluster_name: str) -> str:
@@ -150,27 +161,64 @@ class AdminSecretRef(KubeModel):
     )
 
 
+class TLSSecretRef(KubeModel):
+    """A Secret with the certificate authority of the data store's TLS."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    namespace: str = Field(
+        min_length=1,
+        max_length=63,
+        description="Namespace of the Secret; the operator must be allowed to read it.",
+    )
+
+
+class DataStoreTLS(KubeModel):
+    """How to trust the data store's server, and (etcd) how to make its clients' certificates."""
+
+    secret_ref: TLSSecretRef = Field(
+        alias="secretRef",
+        description=(
+            f"Secret with {TLS_CA_CERT_KEY}: the CA that signed the server's certificate (the "
+            "operator and the control planes verify the server with it); for etcd also "
+            f"{TLS_CA_KEY_KEY}: the key of the CA etcd trusts for client certificates "
+            "(--trusted-ca-file), with which the operator issues each tenant's certificate."
+        ),
+    )
+
+
 class DataStoreSpec(KubeModel):
-    """A database server that hosts the data of many Clusters, one database each."""
+    """A database server that hosts the data of many Clusters, one database (or etcd key
+    prefix) each."""
 
     driver: Driver = Field(
         description=(
-            "Kind of database server: postgresql or mysql. Fixed at creation (the tenants' "
-            "databases live in it)."
+            "Kind of database server: postgresql, mysql or etcd. Fixed at creation (the "
+            "tenants' databases live in it)."
         )
     )
     endpoints: list[str] = Field(
         min_length=1,
         description=(
             "Addresses of the server, each host or host:port (port: 5432 for postgresql, "
-            "3306 for mysql when left out; IPv6 as [address]:port), without scheme. Both the "
+            "3306 for mysql, 2379 for etcd when left out; IPv6 as [address]:port), without "
+            "scheme (etcd is always spoken to over TLS). Both the "
             "operator and the control plane pods connect to them, so they must be reachable "
             "from the pods' network."
         ),
     )
     admin_secret_ref: AdminSecretRef = Field(
         alias="adminSecretRef",
-        description="Credentials the operator creates and drops tenant databases and users with.",
+        description=(
+            "Credentials the operator creates and drops tenant databases and users with "
+            "(etcd: a user with the root role; auth must be enabled on the etcd cluster)."
+        ),
+    )
+    tls: DataStoreTLS | None = Field(
+        default=None,
+        description=(
+            "TLS of the server. Required for etcd, whose tenants authenticate with client "
+            "certificates; not yet used for postgresql and mysql (refused there)."
+        ),
     )
 
     def addresses(self) -> list[tuple[str, int]]:
