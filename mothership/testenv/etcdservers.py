@@ -83,8 +83,9 @@ class EtcdServer:
                 self.proc.wait(timeout=10)
 
 
-def start(timeout: float = 30.0) -> EtcdServer:
-    """A fresh etcd with auth enabled; call :func:`remove` when done."""
+def start(timeout: float = 30.0, host_ips: tuple[str, ...] = ()) -> EtcdServer:
+    """A fresh etcd with auth enabled; call :func:`remove` when done. `host_ips`: more
+    addresses its certificate must name (a local mothership's host_ip, as pods dial it)."""
     base = Path(tempfile.mkdtemp(prefix="mothership-etcd-ds-"))
     ports = free_ports(["client", "peer"], host="0.0.0.0")
     ca = certs.new_ca("mothership-test-etcd-datastore")
@@ -93,7 +94,7 @@ def start(timeout: float = 30.0) -> EtcdServer:
         ca,
         "etcd",
         dns_names=["localhost"],
-        ip_addresses=[LOOPBACK, REAL_HOST_IP],
+        ip_addresses=sorted({LOOPBACK, REAL_HOST_IP, *host_ips}),
         server=True,
         client=True,
     )

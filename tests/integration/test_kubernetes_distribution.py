@@ -51,15 +51,16 @@ from lightkube.resources.core_v1 import (
 from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 from lightkube.types import PatchType
 
-from mothership.datastores import sql_tenant
+from mothership.datastores import etcd_admin, sql_tenant
 from mothership.render import encryption
 from mothership.render.join_token import decode_join_token
-from mothership.testenv import kube, sqlservers
+from mothership.testenv import etcdservers, kube, sqlservers
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import monitoring_image_args
 from mothership.testenv.realnode import node_dir
 from tests import metrics_scrape
 from tests.crds import apply_checked_in_crds
+from tests.integration.test_shared_etcd import etcd_data_store
 from tests.operator_proc import Operator
 from tests.poller import Poller, answers
 
@@ -633,6 +634,43 @@ def test_one_replica_on_a_shared_postgresql_datastore(
     assert database not in postgres_server.databases(), "reclaimPolicy Delete drops it"
     kc.delete(DataStore, store)
     kube.wait_until("DataStore released", lambda: not _exists(kc, DataStore, store), 60)
+
+
+def test_one_replica_on_a_shared_etcd_datastore(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+) -> None:
+    """The API server keeps its keys under the tenant's prefix on a shared etcd with auth,
+    reached with the client certificate the operator issued; Delete removes them."""
+    ms = mothership_real
+    server = etcdservers.start(host_ips=(ms.cfg.host_ip,))
+    try:
+        store = etcd_data_store(kc, server, ns, ms.cfg.host_ip)
+        applied = time.monotonic()
+        ref = {"name": store, "reclaimPolicy": "Delete"}
+        kc.create(_cluster("on-etcd", ns, storage={"type": "etcd", "etcd": {"dataStoreRef": ref}}))
+        _wait_condition(ms, kc, operator, "on-etcd", ns, "Available", AVAILABLE_WITHIN)
+        print(f"\nshared etcd DataStore: apply -> Available in {time.monotonic() - applied:.1f} s")
+        assert not _exists(kc, StatefulSet, "kmc-on-etcd-etcd", ns)
+        tenant = _tenant_client(_tenant_kubeconfig(kc, "on-etcd", ns, tmp_path / "e.kubeconfig"))
+        tenant.create(ConfigMap(metadata=ObjectMeta(name="in-etcd", namespace="default")))
+        prefix = etcd_admin.etcd_tenant_for(ns, "on-etcd").prefix
+        keys = server.root("get", f"{prefix}/", "--prefix", "--keys-only").split()
+        assert f"{prefix}/configmaps/default/in-etcd" in keys, keys[:20]
+        # Nothing of this tenant outside its prefix (kube-apiserver keeps no global keys).
+        everything = server.root("get", "/", "--prefix", "--keys-only").split()
+        assert everything and all(k.startswith(f"{prefix}/") for k in everything), everything[:5]
+
+        kc.delete(Cluster, "on-etcd", namespace=ns)
+        kube.wait_until("Cluster gone", lambda: not _exists(kc, Cluster, "on-etcd", ns), 120)
+        assert server.root("get", f"{prefix}/", "--prefix", "--keys-only").strip() == ""
+        kc.delete(DataStore, store)
+        kube.wait_until("DataStore released", lambda: not _exists(kc, DataStore, store), 60)
+    finally:
+        etcdservers.remove(server)
 
 
 def _kine_rows(server: Any, database: str) -> list[str]:

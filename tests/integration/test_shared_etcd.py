@@ -140,8 +140,9 @@ def test_tenants_get_a_prefix_a_user_and_a_certificate_that_reach_nothing_else(
     assert not _exists(kc, StatefulSet, "kmc-alpha-etcd", ns)
     kube.wait_until(
         "DataStore lists both tenants",
-        lambda: (kc.get(DataStore, store).status or {}).get("tenants")
-        == [f"{ns}/alpha", f"{ns}/beta"],
+        lambda: (
+            (kc.get(DataStore, store).status or {}).get("tenants") == [f"{ns}/alpha", f"{ns}/beta"]
+        ),
         90,
     )
 

@@ -442,7 +442,7 @@ def test_the_etcd_reference_is_fixed_for_the_cluster_s_life() -> None:
         "between etcd DataStores is not supported yet; keep a"
     ]
     assert errors(etcd_cluster(), on) == [
-        'spec.storage.etcd.dataStoreRef: cannot be removed: this Cluster\'s keys are on '
+        "spec.storage.etcd.dataStoreRef: cannot be removed: this Cluster's keys are on "
         'DataStore "a"; keep dataStoreRef (name: a)'
     ]
     assert errors(on, etcd_cluster()) == [
