@@ -406,7 +406,10 @@ def facts_for(
         )
     )
     etcd_sts = owned.get(("StatefulSet", names.etcd(name)))
+    store_secret = owned.get(("Secret", names.datastore_secret(name)))
     return Facts(
+        datastore_tls=store_secret is not None
+        and store_secret.annotations.get(datastore_tenant.TLS_ANNOTATION) == "true",
         external_address=address,
         k0s_version_default=recorded or DEFAULT_K0S_VERSION,
         service_cluster_ips=ips,

@@ -54,8 +54,11 @@ UNREACHABLE_REASON = "DataStoreUnreachable"
 MOVED_REASON = "DataStoreChanged"
 MOVE_FAILED_REASON = "DataStoreMoveFailed"
 DRIVER_REASON = "DataStoreDriverMismatch"
+TLS_REASON = "DataStoreTLSUnsupported"
 ETCD_ENDPOINTS_KEY = v1alpha1.ETCD_ENDPOINTS_KEY
 ETCD_PREFIX_KEY = v1alpha1.ETCD_PREFIX_KEY
+TLS_ANNOTATION = "mothership.io/datastore-tls"
+"""On a SQL tenant Secret: "true" when it holds the server's CA (rendering mounts it)."""
 CERT_ANNOTATION = "mothership.io/datastore-cert-not-after"
 """On an etcd tenant Secret: when its client certificate expires (renewed a month before)."""
 RENEW_BEFORE = timedelta(days=30)
@@ -147,7 +150,30 @@ async def admin_for(store_name: str, field: str) -> tuple[dict[str, Any], AnyAdm
         raise Problem(
             UNREACHABLE_REASON, f"DataStore {store_name!r}: spec.driver/endpoints[0]: {exc}"
         ) from None
-    return body, sql_admin.Admin(sql_driver, host, port, user, password)
+    ca_pem = None
+    if (spec.get("tls") or {}).get("secretRef"):
+        (ca_pem,) = await _tls_secret(
+            store_name, spec, (v1alpha1.TLS_CA_CERT_KEY,), "of the server"
+        )
+    return body, sql_admin.Admin(sql_driver, host, port, user, password, ca_pem=ca_pem)
+
+
+async def _tls_secret(
+    store_name: str, spec: dict[str, Any], wanted: tuple[str, ...], what: str
+) -> list[bytes]:
+    """The values of `wanted` in the DataStore's spec.tls Secret; Problem naming what lacks."""
+    ref = (spec.get("tls") or {}).get("secretRef") or {}
+    where = f"{ref.get('namespace')}/{ref.get('name')}"
+    data = await _secret_data(ref.get("name", ""), ref.get("namespace", ""))
+    missing = [k for k in wanted if data is not None and k not in data]
+    if data is None or missing:
+        lack = "does not exist" if data is None else f"has no key {', '.join(missing)}"
+        raise Problem(
+            CREDENTIALS_REASON,
+            f"DataStore {store_name!r}: its TLS Secret {where} (spec.tls.secretRef) {lack}; "
+            f"it needs {' and '.join(wanted)} of the CA {what}",
+        )
+    return [base64.b64decode(data[k]) for k in wanted]
 
 
 async def _etcd_admin(
@@ -159,25 +185,18 @@ async def _etcd_admin(
         raise Problem(
             UNREACHABLE_REASON, f"DataStore {store_name!r}: spec.endpoints: {exc}"
         ) from None
-    ref = (spec.get("tls") or {}).get("secretRef") or {}
-    if not ref.get("name") or not endpoints:
+    if not (spec.get("tls") or {}).get("secretRef") or not endpoints:
         raise Problem(
             CREDENTIALS_REASON,
             f"DataStore {store_name!r}: an etcd DataStore needs spec.endpoints and "
             "spec.tls.secretRef (its CA certificate and key)",
         )
-    where = f"{ref.get('namespace')}/{ref.get('name')}"
-    data = await _secret_data(ref["name"], ref.get("namespace", ""))
-    wanted = (v1alpha1.TLS_CA_CERT_KEY, v1alpha1.TLS_CA_KEY_KEY)
-    missing = [k for k in wanted if data is not None and k not in data]
-    if data is None or missing:
-        what = "does not exist" if data is None else f"has no key {', '.join(missing)}"
-        raise Problem(
-            CREDENTIALS_REASON,
-            f"DataStore {store_name!r}: its TLS Secret {where} (spec.tls.secretRef) {what}; "
-            f"it needs {wanted[0]} and {wanted[1]} of the CA etcd trusts for clients",
-        )
-    ca_cert, ca_key = (base64.b64decode(data[k]) for k in wanted)
+    ca_cert, ca_key = await _tls_secret(
+        store_name,
+        spec,
+        (v1alpha1.TLS_CA_CERT_KEY, v1alpha1.TLS_CA_KEY_KEY),
+        "etcd trusts for clients",
+    )
     return etcd_admin.EtcdAdmin(endpoints, user, password, ca_cert, ca_key)
 
 
@@ -192,6 +211,20 @@ def _driver_problem(admin: AnyAdmin, store_name: str, field: str) -> Problem | N
         f"{field} names DataStore {store_name!r} of driver {_driver_of(admin)}, but this "
         f"field takes a {want} DataStore; use spec.storage.{other}.dataStoreRef (storage "
         f"type {other}) for it, or name a {want} DataStore",
+    )
+
+
+def _tls_problem(body: dict[str, Any], admin: sql_admin.Admin, store_name: str) -> Problem | None:
+    """k0s runs kine itself with only a data source: a MySQL DSN cannot name a CA, and there
+    is no flag to give it one (PostgreSQL's URL can, so that works on both)."""
+    distribution = (body.get("spec") or {}).get("distribution")
+    if admin.ca_pem is None or admin.driver != "mysql" or distribution == "kubernetes":
+        return None
+    return Problem(
+        TLS_REASON,
+        f"DataStore {store_name!r} is a mysql server with TLS (spec.tls), which the k0s "
+        "distribution's kine cannot verify (no way to give it the CA); use the kubernetes "
+        "distribution, or a DataStore without spec.tls",
     )
 
 
@@ -280,6 +313,9 @@ async def _move(body: dict[str, Any], source_name: str, target_name: str) -> Non
     if refusal:
         raise Problem(MOVED_REASON, refusal)
     assert isinstance(source, sql_admin.Admin) and isinstance(target, sql_admin.Admin)
+    unsupported = _tls_problem(body, target, target_name)
+    if unsupported is not None:
+        raise unsupported
     tenant = sql_tenant.tenant_for(namespace, name)
     events.info(
         body,
@@ -301,8 +337,7 @@ async def _move(body: dict[str, Any], source_name: str, target_name: str) -> Non
             f"moving database {tenant.database} from DataStore {source_name} to {target_name} "
             f"failed, it stays on {source_name} (writes allowed again; retried): {exc}",
         ) from None
-    url = sql_tenant.kine_url(target.driver, target.host, target.port, tenant, password)
-    secret = _sql_secret(name, namespace, target_name, tenant, url)
+    secret = _sql_secret(name, namespace, target_name, target, tenant, password)
     result = await runtime().client.patch(
         Secret,
         secret["metadata"]["name"],
@@ -373,10 +408,23 @@ def _secret(
 
 
 def _sql_secret(
-    name: str, namespace: str, store_name: str, tenant: sql_tenant.Tenant, url: str
+    name: str,
+    namespace: str,
+    store_name: str,
+    admin: sql_admin.Admin,
+    tenant: sql_tenant.Tenant,
+    password: str,
 ) -> dict[str, Any]:
+    """The kine URL; with TLS also the server's CA, which the pods mount at TENANT_CA_DIR."""
+    ca_file = f"{v1alpha1.TENANT_CA_DIR}/{v1alpha1.TLS_CA_CERT_KEY}" if admin.ca_pem else None
+    url = sql_tenant.kine_url(admin.driver, admin.host, admin.port, tenant, password, ca_file)
+    data = {KINE_DATASOURCE_SECRET_KEY: url}
+    annotations = {}
+    if admin.ca_pem is not None:
+        data[v1alpha1.TLS_CA_CERT_KEY] = admin.ca_pem.decode()
+        annotations[TLS_ANNOTATION] = "true"
     tenant_name = f"{tenant.database}/{tenant.user}"
-    return _secret(name, namespace, store_name, tenant_name, {KINE_DATASOURCE_SECRET_KEY: url})
+    return _secret(name, namespace, store_name, tenant_name, data, annotations)
 
 
 def _etcd_secret(
@@ -436,6 +484,9 @@ async def _provision(
             "created" if created else "found"
         )
     else:
+        unsupported = _tls_problem(body, admin, store_name)
+        if unsupported is not None:
+            raise unsupported
         tenant = sql_tenant.tenant_for(namespace, name)
         password = sql_tenant.new_password()
         try:
@@ -446,8 +497,7 @@ async def _provision(
                 f"DataStore {store_name!r}: could not create database {tenant.database} and "
                 f"user {tenant.user}: {exc}",
             ) from None
-        url = sql_tenant.kine_url(admin.driver, admin.host, admin.port, tenant, password)
-        secret = _sql_secret(name, namespace, store_name, tenant, url)
+        secret = _sql_secret(name, namespace, store_name, admin, tenant, password)
         verb = "created" if created else "found (its password set anew)"
         made = f"database {tenant.database} and user {tenant.user} {verb}"
     client = runtime().client

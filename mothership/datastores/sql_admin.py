@@ -15,6 +15,7 @@ what the server or driver said but never a password.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,6 +61,19 @@ class Admin:
     user: str
     password: str = field(repr=False)
     timeout: float = 5.0  # seconds to reach the server (connect)
+    ca_pem: bytes | None = field(default=None, repr=False)
+    """The CA of the server's certificate (DataStore spec.tls): TLS, verified, when set."""
+
+    def tls(self) -> ssl.SSLContext | None:
+        """A context that verifies the server's certificate and host name, or None."""
+        if self.ca_pem is None:
+            return None
+        try:
+            return ssl.create_default_context(cadata=self.ca_pem.decode())
+        except (ssl.SSLError, ValueError, UnicodeDecodeError) as exc:
+            raise DataStoreError(
+                f"{self.host}:{self.port}: spec.tls: ca.crt is not a PEM certificate: {exc}"
+            ) from None
 
 
 def ping(admin: Admin) -> None:
@@ -199,6 +213,7 @@ def _postgres(
             database=database,
             sock=sock,
             application_name="mothership",
+            ssl_context=admin.tls(),
         )
     except BaseException:
         sock.close()
@@ -274,6 +289,7 @@ def _mysql(admin: Admin, patience: float | None = None) -> Iterator[Any]:
         write_timeout=patience or _patience(admin),
         autocommit=True,
         charset="utf8mb4",
+        ssl=admin.tls(),
     )
     try:
         with con.cursor() as cur:

@@ -199,10 +199,14 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def kine_url(driver: Driver, host: str, port: int, tenant: Tenant, password: str) -> str:
+def kine_url(
+    driver: Driver, host: str, port: int, tenant: Tenant, password: str, ca_file: str | None = None
+) -> str:
     """kine's ``--endpoint`` for the tenant: a postgres:// URL with TLS off
-    (``sslmode=disable``) or, behind ``mysql://``, the Go MySQL driver's DSN. Host, names
-    and password are checked rather than escaped: the Go DSN form has no escaping."""
+    (``sslmode=disable``), or verified against `ca_file` (``sslmode=verify-full``), or,
+    behind ``mysql://``, the Go MySQL driver's DSN (whose TLS comes from kine's --ca-file
+    flag: the DSN cannot name a CA). Host, names and password are checked rather than
+    escaped: the Go DSN form has no escaping."""
     default_port(driver)
     check_tenant(tenant)
     check_password(password)
@@ -214,5 +218,6 @@ def kine_url(driver: Driver, host: str, port: int, tenant: Tenant, password: str
         raise ValueError(f"port {port} is not between 1 and 65535")
     address = host_port(host, port)
     if driver == "postgresql":
-        return f"postgres://{tenant.user}:{password}@{address}/{tenant.database}?sslmode=disable"
+        tls = f"sslmode=verify-full&sslrootcert={ca_file}" if ca_file else "sslmode=disable"
+        return f"postgres://{tenant.user}:{password}@{address}/{tenant.database}?{tls}"
     return f"mysql://{tenant.user}:{password}@tcp({address})/{tenant.database}"

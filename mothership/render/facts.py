@@ -69,6 +69,8 @@ class Facts:
       of the monitoring sidecars of Clusters that keep the API's defaults
       (DEFAULT_PROMETHEUS_IMAGE, DEFAULT_PROXY_IMAGE), for a mothership that cannot pull
       those. None: the defaults.
+    - datastore_tls: the Cluster's SQL DataStore has TLS (its tenant Secret says so and
+      holds the CA): kine gets the CA file mounted and named.
     """
 
     external_address: str | None = None
@@ -83,6 +85,7 @@ class Facts:
     k0s_image_repository: str | None = None
     monitoring_prometheus_image: str | None = None
     monitoring_proxy_image: str | None = None
+    datastore_tls: bool = False
 
 
 def k0s_version(spec: ClusterSpec, facts: Facts) -> str:

@@ -29,7 +29,12 @@ from mothership.api.k0smotron.v1beta2 import (
     ClusterSpec,
     GoRuntime,
 )
-from mothership.api.mothership.v1alpha1 import ETCD_ENDPOINTS_KEY, ETCD_PREFIX_KEY
+from mothership.api.mothership.v1alpha1 import (
+    ETCD_ENDPOINTS_KEY,
+    ETCD_PREFIX_KEY,
+    TENANT_CA_DIR,
+    TLS_CA_CERT_KEY,
+)
 from mothership.render import configmaps, encryption, names, network, statefulset
 from mothership.render.etcd import CLIENT_PORT as ETCD_CLIENT_PORT
 from mothership.render.facts import (
@@ -615,6 +620,11 @@ def _kine_container(cluster: Cluster, facts: Facts) -> dict[str, Any] | None:
             }
         )
     mounts = [_mount(statefulset.data_volume_name(cluster), DATA_DIR, read_only=False)]
+    ca = statefulset.datastore_ca_volume(cluster, facts)
+    if ca is not None:
+        # The PostgreSQL URL names the file itself; a MySQL DSN cannot, this flag does.
+        args.append(f"--ca-file={TENANT_CA_DIR}/{TLS_CA_CERT_KEY}")
+        mounts.append(ca[1])
     ports: list[dict[str, Any]] = []
     # Every container of a terminating pod gets SIGTERM at once; kine's is held back (the
     # kubelet's own sleep, no shell needed in the image) until the API server has stopped.
@@ -675,6 +685,9 @@ def containers(cluster: Cluster, facts: Facts) -> tuple[list[dict[str, Any]], li
     data = statefulset.data_volume(cluster)
     if data is not None:
         volumes.append(data)
+    ca = statefulset.datastore_ca_volume(cluster, facts)
+    if ca is not None:
+        volumes.append(ca[0])
 
     key_volume = encryption.volume(identity(cluster)[0])
     volumes.append(key_volume)

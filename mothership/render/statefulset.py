@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from mothership.api.k0smotron.v1beta2 import Cluster, ClusterSpec, Mount
+from mothership.api.mothership.v1alpha1 import TENANT_CA_DIR, TLS_CA_CERT_KEY
 from mothership.render import configmaps, ingress, names, scheduling
 from mothership.render.facts import (
     Facts,
@@ -414,6 +415,11 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     volumes.append({"name": telemetry, "configMap": {"name": telemetry}})
     mounts.append(_manifest_mount(telemetry, "k0s-telemetry"))
 
+    ca = datastore_ca_volume(cluster, facts)
+    if ca is not None:
+        volumes.append(ca[0])
+        mounts.append(ca[1])
+
     env_from: list[dict[str, Any]] = [{"configMapRef": {"name": names.config_map(cluster_name)}}]
     kine_secret = configmaps.kine_secret(cluster_name, spec)
     if kine_secret:
@@ -574,3 +580,27 @@ def assemble(
         "metadata": object_meta(cluster, names.statefulset(cluster_name), COMPONENT),
         "spec": out_spec,
     }
+
+
+DATASTORE_CA_VOLUME = "datastore-ca"
+
+
+def datastore_ca_volume(
+    cluster: Cluster, facts: Facts
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(volume, mount) of the SQL DataStore's CA for kine, when that DataStore has TLS: the
+    tenant Secret's ca.crt at TENANT_CA_DIR, where its kine URL (or --ca-file) names it."""
+    spec = cluster.spec
+    if not (
+        facts.datastore_tls and spec.storage.type == "kine" and spec.storage.kine.data_store_ref
+    ):
+        return None
+    volume = {
+        "name": DATASTORE_CA_VOLUME,
+        "secret": {
+            "secretName": names.datastore_secret(identity(cluster)[0]),
+            "items": [{"key": TLS_CA_CERT_KEY, "path": TLS_CA_CERT_KEY}],
+        },
+    }
+    mount = {"name": DATASTORE_CA_VOLUME, "mountPath": TENANT_CA_DIR, "readOnly": True}
+    return volume, mount

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mothership.pki import certs
 from mothership.testenv.config import REACHABLE_LAN_CIDR, REAL_BRIDGE_CIDR, REAL_HOST_IP
 from mothership.testenv.ports import free_ports
 from mothership.testenv.procs import ComponentFailed, log_tail
@@ -163,6 +164,9 @@ class SqlServer:
     # How it was started, so that it can be started again on the same data (start_again).
     argv: list[str] = field(default_factory=list)
     run_as: str | None = None
+    # With TLS (start(..., tls=True)): the CA its certificate is from; network logins must
+    # use TLS then.
+    ca: certs.CertKey | None = None
 
     @property
     def pid(self) -> int | None:
@@ -342,10 +346,32 @@ def _base_dir(prefix: str, parent: Path | None) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
 
+def _server_tls(base: Path, run_as: str | None) -> tuple[certs.CertKey, Path, Path, Path]:
+    """A CA and a server certificate for a TLS server: (CA, ca.crt, server.crt, server.key),
+    the files owned by the server's user (PostgreSQL refuses a key others may read)."""
+    ca = certs.new_ca("mothership-test-sql")
+    server = certs.issue_cert(
+        ca,
+        "sql",
+        dns_names=["localhost"],
+        ip_addresses=sorted({LOOPBACK, REAL_HOST_IP}),
+        server=True,
+    )
+    files = base / "tls"
+    files.mkdir()
+    paths = (files / "ca.crt", files / "server.crt", files / "server.key")
+    for path, data in zip(paths, (ca.cert_pem, server.cert_pem, server.key_pem), strict=True):
+        path.write_bytes(data)
+    paths[2].chmod(0o600)
+    _chown_tree(files, run_as)
+    return ca, *paths
+
+
 def start_postgres(
-    parent: Path | None = None, user: str = "kine", timeout: float = 60.0
+    parent: Path | None = None, user: str = "kine", timeout: float = 60.0, tls: bool = False
 ) -> SqlServer:
-    """initdb a private cluster and start it; the kine user is its password superuser."""
+    """initdb a private cluster and start it; the kine user is its password superuser.
+    `tls`: network logins must use TLS with a certificate from a CA of its own."""
     bindir = _postgres_bin_dir()
     run_as = _service_user("postgres")
     base = _base_dir("mship-postgres-", parent)
@@ -379,14 +405,19 @@ def start_postgres(
         raise ComponentFailed(f"initdb failed: {init.stdout}{init.stderr}")
     # Password logins from loopback and from pods of a real node (the host's, or one in a
     # machine, whose pods come from the machine's address), nothing else.
+    host = "hostssl" if tls else "host"
     (base / "data" / "pg_hba.conf").write_text(
         "local all all trust\n"
-        f"host all all {LOOPBACK}/32 scram-sha-256\n"
-        f"host all all {REAL_BRIDGE_CIDR} scram-sha-256\n"
-        f"host all all {REACHABLE_LAN_CIDR} scram-sha-256\n"
+        f"{host} all all {LOOPBACK}/32 scram-sha-256\n"
+        f"{host} all all {REAL_BRIDGE_CIDR} scram-sha-256\n"
+        f"{host} all all {REACHABLE_LAN_CIDR} scram-sha-256\n"
     )
     port = free_ports(["postgres"])["postgres"]
     server = SqlServer("postgres", base, port, user, password, log=log, run_as=run_as)
+    tls_args: list[str] = []
+    if tls:
+        server.ca, _, crt, key = _server_tls(base, run_as)
+        tls_args = ["-c", "ssl=on", "-c", f"ssl_cert_file={crt}", "-c", f"ssl_key_file={key}"]
     server.argv = [
         str(bindir / "postgres"),
         "-D",
@@ -409,15 +440,17 @@ def start_postgres(
         "synchronous_commit=off",
         "-c",
         "full_page_writes=off",
+        *tls_args,
     ]
     server.launch(timeout)
     return server
 
 
 def start_mariadb(
-    parent: Path | None = None, user: str = "kine", timeout: float = 90.0
+    parent: Path | None = None, user: str = "kine", timeout: float = 90.0, tls: bool = False
 ) -> SqlServer:
-    """mariadb-install-db a private data dir and start mariadbd with its own socket and port."""
+    """mariadb-install-db a private data dir and start mariadbd with its own socket and port.
+    `tls`: network logins must use TLS with a certificate from a CA of its own."""
     mariadbd = _mariadb_server()
     run_as = _service_user("mysql")
     base = _base_dir("mship-mariadb-", parent)
@@ -456,6 +489,15 @@ def start_mariadb(
         raise ComponentFailed(f"mariadb-install-db failed: {init.stdout}{init.stderr}")
     port = free_ports(["mariadb"])["mariadb"]
     server = SqlServer("mysql", base, port, user, password, log=log)
+    tls_args: list[str] = []
+    if tls:
+        server.ca, ca_file, crt, key = _server_tls(base, run_as)
+        tls_args = [
+            f"--ssl-ca={ca_file}",
+            f"--ssl-cert={crt}",
+            f"--ssl-key={key}",
+            "--require-secure-transport=ON",
+        ]
     # mariadbd drops to --user itself (in `common`), so it is started as root.
     server.argv = [
         mariadbd,
@@ -472,6 +514,7 @@ def start_mariadb(
         "--innodb-flush-log-at-trx-commit=0",
         "--innodb-doublewrite=0",
         f"--log-error={log}",
+        *tls_args,
     ]
     server.launch(timeout)
     # Password logins from loopback and from pods of a real node, nothing else (as above).
@@ -484,8 +527,10 @@ def start_mariadb(
     return server
 
 
-def start(kind: Kind, parent: Path | None = None) -> SqlServer:
-    return start_postgres(parent) if kind == "postgres" else start_mariadb(parent)
+def start(kind: Kind, parent: Path | None = None, tls: bool = False) -> SqlServer:
+    if kind == "postgres":
+        return start_postgres(parent, tls=tls)
+    return start_mariadb(parent, tls=tls)
 
 
 def remove(server: SqlServer) -> None:

@@ -179,8 +179,8 @@ def admin_secret_ref(check: Check, ref: Any) -> None:
 
 
 def tls(check: Check, value: Any, driver: str) -> None:
-    """etcd needs its CA (tenants authenticate with certificates from it); the SQL drivers do
-    not use TLS yet, and a setting that would be ignored is refused rather than trusted."""
+    """etcd needs its CA (tenants authenticate with certificates from it); for the SQL
+    drivers it is optional and makes the operator and kine verify the server with it."""
     if value is None:
         if driver == "etcd":
             check.error(
@@ -189,13 +189,6 @@ def tls(check: Check, value: Any, driver: str) -> None:
                 f"{TLS_CA_KEY_KEY} of the CA etcd trusts for clients, e.g. "
                 "{secretRef: {name: etcd-ca, namespace: mothership-system}}",
             )
-        return
-    if driver != "etcd":
-        check.error(
-            "spec.tls",
-            f"not supported for driver {driver} yet (the operator and kine would not use it); "
-            "remove it, and let the server accept plain connections from the pods' network",
-        )
         return
     ref = sub(value, "secretRef") if isinstance(value, dict) else {}
     if not ref:

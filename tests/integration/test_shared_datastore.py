@@ -8,6 +8,7 @@ Cluster goes (unless reclaimPolicy Delete), and holds the DataStore while it is 
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -20,8 +21,10 @@ from lightkube.generic_resource import create_global_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import Event, Secret
+from lightkube.types import PatchType
 
 from mothership.datastores import sql_tenant
+from mothership.pki import certs
 from mothership.testenv import kube, sqlservers
 from mothership.testenv.local import LocalMothership
 from tests.integration.test_cluster_operator import Cluster, Operator, _condition, _exists
@@ -209,3 +212,107 @@ def test_a_cluster_on_a_missing_datastore_is_told_which_field(
     # Nothing to drop where no DataStore is: the deletion is not held for ever.
     kc.delete(Cluster, "lost", namespace=ns)
     kube.wait_until("deleted", lambda: not _exists(kc, Cluster, "lost", ns), 60)
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_a_datastore_with_tls_is_verified_by_the_operator_and_named_to_kine(
+    kc: Client, operator: Operator, ns: str, kind: sqlservers.Kind
+) -> None:
+    """A server that takes TLS logins only: the operator logs in with TLS and checks the
+    certificate against spec.tls; the tenant Secret carries the CA for kine, and the
+    PostgreSQL URL asks for verify-full. Without the CA the same DataStore is not reachable."""
+    server = sqlservers.start(kind, tls=True)
+    try:
+        assert server.ca is not None
+        user, password = _admin(server)
+        kc.create(
+            Secret(
+                metadata=ObjectMeta(name="db-admin", namespace=ns),
+                stringData={"username": user, "password": password},
+            )
+        )
+        kc.create(
+            Secret(
+                metadata=ObjectMeta(name="db-ca", namespace=ns),
+                stringData={"ca.crt": server.ca.cert_pem.decode()},
+            )
+        )
+        store = f"tls-{uuid.uuid4().hex[:6]}"
+        kc.create(
+            DataStore(
+                metadata=ObjectMeta(name=store),
+                spec={
+                    "driver": DRIVERS[kind],
+                    "endpoints": [f"127.0.0.1:{server.port}"],
+                    "adminSecretRef": {"name": "db-admin", "namespace": ns},
+                    "tls": {"secretRef": {"name": "db-ca", "namespace": ns}},
+                },
+            )
+        )
+        kube.wait_until(
+            "DataStore Reachable over TLS",
+            lambda: (_reachable(kc, store) or {}).get("status") == "True",
+            60,
+        )
+        spec = _on(store, "secure", ns).spec  # type: ignore[attr-defined]
+        if kind == "mysql":
+            # k0s's kine cannot be given a CA for MySQL: told, and the kubernetes one can.
+            kc.create(_on(store, "k0s-mysql", ns))
+
+            def told() -> bool:
+                cond = _condition(kc, "k0s-mysql", ns, "Available") or {}
+                return cond.get("reason") == "DataStoreTLSUnsupported"
+
+            kube.wait_until("DataStoreTLSUnsupported", told, 60)
+            spec = {**spec, "distribution": "kubernetes", "version": "v1.35.4"}
+        kc.create(Cluster(metadata=ObjectMeta(name="secure", namespace=ns), spec=spec))
+        kube.wait_until(
+            "secure-datastore Secret", lambda: _exists(kc, Secret, "secure-datastore", ns), 60
+        )
+        secret = kc.get(Secret, "secure-datastore", namespace=ns)
+        assert base64.b64decode(secret.data["ca.crt"]) == server.ca.cert_pem
+        assert secret.metadata.annotations["mothership.io/datastore-tls"] == "true"
+        url = _url(kc, "secure", ns)
+        if kind == "postgres":
+            assert url.endswith("?sslmode=verify-full&sslrootcert=/etc/mothership/datastore/ca.crt")
+        # The control plane mounts the CA where the URL (or kine's --ca-file) names it.
+        kube.wait_until("StatefulSet", lambda: _exists(kc, StatefulSet, "kmc-secure", ns), 60)
+        pod = kc.get(StatefulSet, "kmc-secure", namespace=ns).spec.template.spec
+        assert "datastore-ca" in {v.name for v in pod.volumes}
+        # The server refuses the same login without TLS: the encryption is not optional.
+        tenant = sql_tenant.tenant_for(ns, "secure")
+        password = _password(url, tenant)
+        _login(server, tenant, password, tenant.database).close()  # with TLS: yes
+        login = {
+            "user": tenant.user,
+            "password": password,
+            "host": "127.0.0.1",
+            "database": tenant.database,
+        }
+        with pytest.raises((pg8000.dbapi.Error, pymysql.MySQLError)):
+            if kind == "postgres":
+                pg8000.dbapi.connect(**login, port=server.port, ssl_context=False).close()
+            else:
+                pymysql.connect(**login, port=server.port, ssl_disabled=True).close()
+
+        # A CA that did not sign the server's certificate: the operator will not log in.
+        kc.patch(
+            Secret,
+            "db-ca",
+            {"stringData": {"ca.crt": certs.new_ca("other").cert_pem.decode()}},
+            namespace=ns,
+        )
+        kc.patch(
+            DataStore, store, {"metadata": {"labels": {"poke": "1"}}}, patch_type=PatchType.MERGE
+        )
+        kube.wait_until(
+            "DataStore not Reachable with the wrong CA",
+            lambda: (_reachable(kc, store) or {}).get("status") == "False",
+            60,
+        )
+        assert "CERTIFICATE_VERIFY_FAILED" in _reachable(kc, store)["message"]
+        for name in ("secure", "k0s-mysql"):
+            with contextlib.suppress(ApiError):
+                kc.delete(Cluster, name, namespace=ns)
+    finally:
+        sqlservers.remove(server)

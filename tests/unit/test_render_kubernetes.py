@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -227,6 +228,33 @@ def test_kine_url_from_the_secret_never_enters_the_pod_spec() -> None:
     ]
     inline = make(storage={"type": "kine", "kine": {"dataSourceURL": "postgres://db/x"}})
     assert flags(container(inline, "kine"))["endpoint"] == "postgres://db/x"
+
+
+def test_a_datastore_with_tls_gives_kine_its_ca_in_both_distributions() -> None:
+    storage = {"type": "kine", "kine": {"dataStoreRef": {"name": "pg"}}}
+    cluster = make(storage=storage)
+    tls = dataclasses.replace(FACTS, datastore_tls=True)
+    assert "ca-file" not in flags(container(cluster, "kine"))  # without TLS: as before
+    assert "datastore-ca" not in {v["name"] for v in pod(cluster)["volumes"]}
+    kine = container(cluster, "kine", tls)
+    assert flags(kine)["ca-file"] == "/etc/mothership/datastore/ca.crt"
+    assert {"name": "datastore-ca", "mountPath": "/etc/mothership/datastore", "readOnly": True} in (
+        kine["volumeMounts"]
+    )
+    volume = {v["name"]: v for v in pod(cluster, tls)["volumes"]}["datastore-ca"]
+    assert volume["secret"] == {
+        "secretName": "demo-datastore",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    k0s = Cluster.model_validate(
+        {"metadata": {"name": "demo", "namespace": NS}, "spec": {"storage": storage}}
+    )
+    sts = find(render_cluster(k0s, tls), "StatefulSet", "kmc-demo")["spec"]["template"]["spec"]
+    controller = sts["containers"][0]
+    assert {"name": "datastore-ca", "mountPath": "/etc/mothership/datastore", "readOnly": True} in (
+        controller["volumeMounts"]
+    )
+    assert "datastore-ca" in {v["name"] for v in sts["volumes"]}
 
 
 def test_nats_is_embedded_in_kine_with_routes_from_the_environment() -> None:

@@ -174,6 +174,14 @@ def test_kine_urls_for_both_drivers() -> None:
     assert kine_url("mysql", "db.example.com", 3306, tenant, password) == (
         f"mysql://{user}:{password}@tcp(db.example.com:3306)/{db}"
     )
+    ca = "/etc/mothership/datastore/ca.crt"
+    assert kine_url("postgresql", "10.0.0.5", 5432, tenant, password, ca) == (
+        f"postgres://{user}:{password}@10.0.0.5:5432/{db}?sslmode=verify-full&sslrootcert={ca}"
+    )
+    # The MySQL DSN cannot name a CA file: kine's --ca-file does (see the render).
+    assert kine_url("mysql", "db.example.com", 3306, tenant, password, ca) == (
+        f"mysql://{user}:{password}@tcp(db.example.com:3306)/{db}"
+    )
 
 
 def test_kine_urls_bracket_ipv6_hosts() -> None:

@@ -379,16 +379,16 @@ def test_an_etcd_datastore_passes_and_defaults_its_port() -> None:
     assert model.addresses() == [("etcd-0.example.com", 2379), ("fd00::5", 2380)]
 
 
-def test_etcd_needs_its_ca_and_sql_refuses_tls() -> None:
+def test_etcd_needs_its_ca_and_sql_may_have_one() -> None:
     no_tls = {k: v for k, v in ETCD_SPEC.items() if k != "tls"}
     assert errors(datastore(no_tls)) == [
         "spec.tls: required for driver etcd: name the Secret with ca.crt and ca.key of the CA "
         "etcd trusts for clients, e.g. {secretRef: {name: etcd-ca, namespace: "
         "mothership-system}}"
     ]
-    assert errors(with_spec(tls=ETCD_SPEC["tls"])) == [
-        "spec.tls: not supported for driver postgresql yet (the operator and kine would not "
-        "use it); remove it, and let the server accept plain connections from the pods' network"
+    assert errors(with_spec(tls=ETCD_SPEC["tls"])) == []
+    assert errors(with_spec(tls={"secretRef": {"name": "pg-ca"}})) == [
+        "spec.tls.secretRef.namespace: required; give a DNS-1123 label"
     ]
     bad = {**ETCD_SPEC, "tls": {"secretRef": {"name": "Etcd_CA", "namespace": "x"}}}
     assert [e.split(":")[0] for e in errors(datastore(bad))] == ["spec.tls.secretRef.name"]

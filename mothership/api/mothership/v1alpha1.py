@@ -47,6 +47,8 @@ ETCD_ENDPOINTS_KEY = "endpoints"
 """Key of an etcd tenant Secret: the etcd client URLs, comma-separated (--etcd-servers)."""
 ETCD_PREFIX_KEY = "prefix"
 """Key of an etcd tenant Secret: the tenant's key prefix (--etcd-prefix)."""
+TENANT_CA_DIR = "/etc/mothership/datastore"
+"""Where a control-plane pod finds the DataStore's CA (ca.crt) when the DataStore has TLS."""
 TLS_CA_CERT_KEY = "ca.crt"
 """Key of the TLS Secret: the CA certificate the data store's server certificate is signed by."""
 TLS_CA_KEY_KEY = "ca.key"
@@ -217,7 +219,9 @@ class DataStoreSpec(KubeModel):
         default=None,
         description=(
             "TLS of the server. Required for etcd, whose tenants authenticate with client "
-            "certificates; not yet used for postgresql and mysql (refused there)."
+            "certificates. For postgresql and mysql: the operator and kine connect with TLS "
+            "and verify the server's certificate and host name against ca.crt (mysql with "
+            "the kubernetes distribution only: k0s cannot give its kine a CA)."
         ),
     )
 
