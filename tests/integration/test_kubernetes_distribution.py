@@ -636,6 +636,78 @@ def test_one_replica_on_a_shared_postgresql_datastore(
     kube.wait_until("DataStore released", lambda: not _exists(kc, DataStore, store), 60)
 
 
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_kine_verifies_a_datastore_with_tls_and_serves(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+    kind: sqlservers.Kind,
+) -> None:
+    """A SQL server that takes TLS logins only: kine verifies its certificate with the CA
+    from the tenant Secret (PostgreSQL: verify-full in the URL; MySQL: --ca-file) and the
+    control plane serves."""
+    ms = mothership_real
+    server = sqlservers.start(kind, tls=True)
+    try:
+        assert server.ca is not None
+        admin, password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        server.create_admin(admin, password)
+        kc.create(
+            Secret(
+                metadata=ObjectMeta(name="db-admin", namespace=ns),
+                stringData={"username": admin, "password": password},
+            )
+        )
+        kc.create(
+            Secret(
+                metadata=ObjectMeta(name="db-ca", namespace=ns),
+                stringData={"ca.crt": server.ca.cert_pem.decode()},
+            )
+        )
+        store = f"tls-{ns}"
+        kc.create(
+            DataStore(
+                metadata=ObjectMeta(name=store),
+                spec={
+                    "driver": "postgresql" if kind == "postgres" else "mysql",
+                    "endpoints": [f"{ms.cfg.host_ip}:{server.port}"],
+                    "adminSecretRef": {"name": "db-admin", "namespace": ns},
+                    "tls": {"secretRef": {"name": "db-ca", "namespace": ns}},
+                },
+            )
+        )
+        applied = time.monotonic()
+        ref = {"name": store, "reclaimPolicy": "Delete"}
+        kc.create(_cluster("tls", ns, storage={"type": "kine", "kine": {"dataStoreRef": ref}}))
+        _wait_condition(ms, kc, operator, "tls", ns, "Available", AVAILABLE_WITHIN)
+        print(f"\n{kind} DataStore with TLS: apply -> Available in "
+              f"{time.monotonic() - applied:.1f} s")  # fmt: skip
+        tenant = _tenant_client(_tenant_kubeconfig(kc, "tls", ns, tmp_path / "t.kubeconfig"))
+        tenant.create(ConfigMap(metadata=ObjectMeta(name="over-tls", namespace="default")))
+        database = sql_tenant.tenant_for(ns, "tls").database
+        user = sql_tenant.tenant_for(ns, "tls").user
+        # kine's own sessions on the server are encrypted (the server takes no other).
+        if kind == "postgres":
+            encrypted = server.sql(
+                "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
+                f"WHERE ssl AND usename = '{user}'"
+            )
+        else:
+            # require_secure_transport: the server lets no TCP session in without TLS.
+            encrypted = server.sql(
+                f"SELECT count(*) FROM information_schema.processlist WHERE user = '{user}'"
+            )
+        assert int(encrypted.strip()) > 0, encrypted
+        assert database in server.databases()
+        kc.delete(Cluster, "tls", namespace=ns)
+        kube.wait_until("Cluster gone", lambda: not _exists(kc, Cluster, "tls", ns), 120)
+        kc.delete(DataStore, store)
+    finally:
+        sqlservers.remove(server)
+
+
 def test_one_replica_on_a_shared_etcd_datastore(
     mothership_real: LocalMothership,
     kc: Client,
