@@ -273,12 +273,9 @@ async def ensure(
                 f"{ref.name!r}",
             )
         if field.startswith("spec.storage.etcd"):
-            return Problem(
-                MOVED_REASON,
-                f"this Cluster's keys are on etcd DataStore {on!r}; moving them to another "
-                f"etcd DataStore is not supported yet: restore {field}.name to {on}",
-            )
-        await _move(body, on, ref.name)
+            await _move_etcd(body, on, ref.name)
+        else:
+            await _move(body, on, ref.name)
     except Problem as problem:
         return problem
     return None
@@ -355,6 +352,72 @@ async def _move(body: dict[str, Any], source_name: str, target_name: str) -> Non
         f"{target_name} ({target_store['spec'].get('driver')}) in "
         f"{time.monotonic() - started:.1f} s; the database on {source_name} is kept with its "
         "login disabled; the control plane restarts on the new one",
+    )
+
+
+async def _move_etcd(body: dict[str, Any], source_name: str, target_name: str) -> None:
+    """Move the tenant's keys from etcd DataStore `source_name` to `target_name`.
+
+    As for SQL (see _move): the tenant's permission on the source is taken away first (its
+    API server stops), the keys are copied and compared, then the Secret is rewritten with
+    the target's endpoints and a certificate from the target's CA, and the pods roll. A
+    failure gives the permission back. The keys on the source are kept, the role without
+    permission: moving never deletes the user's data.
+    """
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    field = "spec.storage.etcd.dataStoreRef"
+    _, source = await admin_for(source_name, f"the DataStore this Cluster is on ({source_name})")
+    _, target = await admin_for(target_name, f"{field}.name")
+    for store, admin in ((source_name, source), (target_name, target)):
+        mismatch = _driver_problem(admin, store, f"{field}.name")
+        if mismatch is not None:
+            raise mismatch
+    assert isinstance(source, etcd_admin.EtcdAdmin) and isinstance(target, etcd_admin.EtcdAdmin)
+    if set(source.endpoints) & set(target.endpoints):
+        raise Problem(
+            MOVED_REASON,
+            f"DataStores {source_name} and {target_name} name the same etcd: there is nothing "
+            f"to move; restore {field}.name to {source_name}",
+        )
+    tenant = etcd_admin.etcd_tenant_for(namespace, name)
+    events.info(
+        body,
+        reason="DataStoreMoving",
+        message=f"moving the keys under {tenant.prefix}/ from DataStore {source_name} to "
+        f"{target_name}: the control plane stops until it restarts on {target_name}",
+    )
+    started = time.monotonic()
+    try:
+        await asyncio.to_thread(etcd_admin.freeze, source, tenant)
+        await asyncio.to_thread(etcd_admin.ensure_tenant, target, tenant)
+        copied = await asyncio.to_thread(etcd_admin.copy_tenant, source, target, tenant)
+    except sql_admin.DataStoreError as exc:
+        with contextlib.suppress(sql_admin.DataStoreError):
+            await asyncio.to_thread(etcd_admin.thaw, source, tenant)
+        raise Problem(
+            MOVE_FAILED_REASON,
+            f"moving the keys under {tenant.prefix}/ from DataStore {source_name} to "
+            f"{target_name} failed, they stay on {source_name} (the control plane may write "
+            f"again; retried): {exc}",
+        ) from None
+    secret = _etcd_secret(name, namespace, target_name, target, tenant)
+    result = await runtime().client.patch(
+        Secret,
+        secret["metadata"]["name"],
+        {"metadata": {"annotations": secret["metadata"]["annotations"]}, **_data(secret)},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
+    metrics.WRITES.labels(kind="Secret").inc()
+    children.observe_write(result.to_dict())
+    events.info(
+        body,
+        reason="DataStoreMoved",
+        message=f"{copied.keys} keys ({copied.leased} with a lease, given a new one) copied "
+        f"from DataStore {source_name} to {target_name} and compared in "
+        f"{time.monotonic() - started:.1f} s; the keys on {source_name} are kept, the "
+        "tenant's permission there withdrawn; the control plane restarts on the new one",
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 import ssl
 import tempfile
@@ -135,6 +136,116 @@ def drop_tenant(admin: EtcdAdmin, tenant: EtcdTenant) -> bool:
         had_user = _gone_ok(call, "/v3/auth/user/delete", {"name": tenant.user})
         _gone_ok(call, "/v3/auth/role/delete", {"role": tenant.role})
     return had_keys or had_user
+
+
+# --- moving a tenant to another etcd -----------------------------------------------------------
+
+PAGE = 500  # keys per range read while copying
+BATCH = 100  # puts per transaction (etcd's default --max-txn-ops is 128)
+MOVED_LEASE_SECONDS = 3600
+"""Keys that had a lease on the source (events) get one lease of this length on the target:
+they stay transient instead of outliving their purpose for ever."""
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What a copy moved: how many keys, how many of them with a lease, and a digest of every
+    key and value (the same on both sides when the copy is whole)."""
+
+    keys: int
+    leased: int
+    digest: str
+
+
+def freeze(admin: EtcdAdmin, tenant: EtcdTenant) -> None:
+    """Take the tenant's permission away: its API server can neither write nor read until
+    it restarts elsewhere. The user and role stay (thaw gives the permission back)."""
+    start, end = tenant.key_range
+    with _session(admin, f"freeze tenant {tenant.user!r}") as call:
+        _gone_ok(
+            call,
+            "/v3/auth/role/revoke",
+            {"role": tenant.role, "key": _b64(start), "range_end": _b64(end)},
+        )
+
+
+def thaw(admin: EtcdAdmin, tenant: EtcdTenant) -> None:
+    """Give the tenant its permission back (after a failed move)."""
+    ensure_tenant(admin, tenant)
+
+
+def copy_tenant(source: EtcdAdmin, target: EtcdAdmin, tenant: EtcdTenant) -> Copied:
+    """Copy every key under the tenant's prefix from `source` to `target`, replacing what a
+    failed earlier try left there, and check both sides hold the same keys and values.
+
+    Revisions cannot be kept (the target's counter is shared with its other tenants): the
+    API server restarting there relists, and watchers with an old resourceVersion start over.
+    """
+    start, end = tenant.key_range
+    with _session(target, f"clear {tenant.prefix}/ before the copy") as put:
+        put("/v3/kv/deleterange", {"key": _b64(start), "range_end": _b64(end)})
+    lease_id = ""
+    with (
+        _session(source, f"read {tenant.prefix}/") as get,
+        _session(target, f"write {tenant.prefix}/") as put,
+    ):
+        keys = leased = 0
+        for page in _pages(get, start, end):
+            ops = []
+            for kv in page:
+                op: dict[str, Any] = {"key": kv["key"], "value": kv.get("value", "")}
+                if kv.get("lease") not in (None, "0", 0):
+                    if not lease_id:
+                        granted = put("/v3/lease/grant", {"TTL": str(MOVED_LEASE_SECONDS)})
+                        lease_id = str(granted["ID"])
+                    op["lease"] = lease_id
+                    leased += 1
+                ops.append({"request_put": op})
+            for i in range(0, len(ops), BATCH):
+                put("/v3/kv/txn", {"success": ops[i : i + BATCH]})
+            keys += len(page)
+    source_digest = _digest(source, tenant)
+    target_digest = _digest(target, tenant)
+    if source_digest != target_digest:
+        raise DataStoreError(
+            f"etcd at {target.urls[0]}: the copy of {tenant.prefix}/ differs from the source "
+            f"({target_digest[1]} keys against {source_digest[1]})"
+        )
+    return Copied(keys, leased, source_digest[0])
+
+
+def _pages(call: Any, start: bytes, end: bytes) -> Iterator[list[dict[str, Any]]]:
+    key = start
+    while True:
+        answer = call(
+            "/v3/kv/range",
+            {
+                "key": _b64(key),
+                "range_end": _b64(end),
+                "limit": PAGE,
+                "sort_order": "ASCEND",
+                "sort_target": "KEY",
+            },
+        )
+        page = answer.get("kvs") or []
+        if page:
+            yield page
+        if not answer.get("more") or not page:
+            return
+        key = base64.b64decode(page[-1]["key"]) + b"\x00"
+
+
+def _digest(admin: EtcdAdmin, tenant: EtcdTenant) -> tuple[str, int]:
+    """(sha256 over every key and value in key order, how many keys)."""
+    start, end = tenant.key_range
+    digest = hashlib.sha256()
+    count = 0
+    with _session(admin, f"check {tenant.prefix}/") as call:
+        for page in _pages(call, start, end):
+            for kv in page:
+                digest.update(kv["key"].encode() + b"=" + kv.get("value", "").encode() + b"\n")
+                count += 1
+    return digest.hexdigest(), count
 
 
 def key_count(admin: EtcdAdmin, tenant: EtcdTenant) -> int:

@@ -290,8 +290,8 @@ ETCD_REF = "spec.storage.etcd.dataStoreRef"
 
 def etcd_data_store_ref(check: Check, spec: Obj, old_spec: Obj | None) -> None:
     """``spec.storage.etcd.dataStoreRef``: needs storage type etcd and the kubernetes
-    distribution, and is fixed for the Cluster's life (its keys are on that etcd: set,
-    removed or renamed later it would start an empty cluster or strand the data)."""
+    distribution; it cannot be added or removed later (the control plane would start empty
+    or strand its data), and a new name moves the keys there (said in a warning)."""
     storage = sub(spec, "storage")
     ref = sub(storage, "etcd").get("dataStoreRef")
     old_storage = sub(old_spec, "storage") if old_spec is not None else {}
@@ -341,8 +341,10 @@ def etcd_data_store_ref(check: Check, spec: Obj, old_spec: Obj | None) -> None:
             f"dataStoreRef (name: {old_name})",
         )
     else:
-        check.error(
+        check.warn(
             f"{ETCD_REF}.name",
-            f"cannot change from {show(old_name)} to {show(name)}: moving keys between etcd "
-            f"DataStores is not supported yet; keep {old_name}",
+            f"changed from {show(old_name)} to {show(name)}: the operator moves this Cluster's "
+            f"keys to etcd DataStore {show(name)}: the control plane stops during the copy and "
+            f"restarts on the new one (resourceVersions start over there); the keys on "
+            f"{show(old_name)} are kept",
         )

@@ -9,14 +9,16 @@ may do is checked against the real server with etcdctl: its own prefix yes, anot
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from lightkube import Client
+from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import StatefulSet
-from lightkube.resources.core_v1 import Secret
+from lightkube.resources.core_v1 import Event, Namespace, Secret
 from lightkube.types import PatchType
 
 from mothership.datastores import etcd_admin
@@ -196,3 +198,72 @@ def test_a_kine_ref_to_an_etcd_datastore_is_told_and_bad_credentials_are_named(
     kube.wait_until("DataStore not Reachable", refused, 60)
     assert "authentication failed" in _reachable(kc, store)["message"]
     assert "spec.adminSecretRef" in _reachable(kc, store)["message"]
+
+
+def test_a_tenant_s_keys_move_to_another_etcd_datastore(
+    kc: Client, operator: Operator, ns: str, etcd: etcdservers.EtcdServer
+) -> None:
+    """dataStoreRef.name edited: the tenant loses its permission on the first etcd, its keys
+    (values byte for byte) are copied to the second, the Secret names the second with a
+    certificate from its CA; the first keeps the keys."""
+    second = etcdservers.start()
+    try:
+        first_store = etcd_data_store(kc, etcd, ns, "127.0.0.1")
+        kc.create(on_etcd(first_store, "mover", ns))
+        kube.wait_until(
+            "mover-datastore Secret", lambda: _exists(kc, Secret, "mover-datastore", ns), 60
+        )
+        tenant = etcd_admin.etcd_tenant_for(ns, "mover")
+        first_cert, _ = tenant_cert(kc, "mover", ns)
+        for i in range(30):
+            etcd.etcdctl(first_cert, "put", f"{tenant.prefix}/registry/k{i}", f"value {i} \x01")
+        lease = etcd.root("lease", "grant", "600").split()[1]
+        etcd.root("put", f"--lease={lease}", f"{tenant.prefix}/registry/events/e", "transient")
+
+        # The second DataStore's Secrets live in another namespace than the first's.
+        other_ns = f"{ns}-b"
+        kc.create(Namespace(metadata=ObjectMeta(name=other_ns)))
+        second_store = etcd_data_store(kc, second, other_ns, "127.0.0.1")
+        kc.patch(
+            Cluster,
+            "mover",
+            {"spec": {"storage": {"etcd": {"dataStoreRef": {"name": second_store}}}}},
+            namespace=ns,
+            patch_type=PatchType.MERGE,
+        )
+
+        def on_second() -> bool:
+            secret = kc.get(Secret, "mover-datastore", namespace=ns)
+            return (secret.metadata.annotations or {}).get(
+                "mothership.io/datastore"
+            ) == second_store
+
+        kube.wait_until("the Secret names the second etcd", on_second, 90)
+        cert, data = tenant_cert(kc, "mover", ns)
+        assert data["endpoints"] == f"https://127.0.0.1:{second.port}"
+        assert certs.cert_signed_by(cert.cert_pem, second.ca.cert_pem)
+        for i in (0, 29):
+            got = second.etcdctl(
+                cert, "get", f"{tenant.prefix}/registry/k{i}", "--print-value-only"
+            )
+            assert got.rstrip("\n") == f"value {i} \x01"
+        moved = second.root("get", f"{tenant.prefix}/", "--prefix", "--keys-only").split()
+        assert len(moved) == 31, moved
+        leased = second.root("get", f"{tenant.prefix}/registry/events/e", "-w", "json")
+        assert '"lease":0' not in leased.replace(" ", "") and '"lease"' in leased
+        # The first etcd keeps the keys, but the tenant may no longer touch them.
+        assert len(etcd.root("get", f"{tenant.prefix}/", "--prefix", "--keys-only").split()) == 31
+        with pytest.raises(etcdservers.EtcdctlError, match="permission denied"):
+            etcd.etcdctl(first_cert, "get", f"{tenant.prefix}/registry/k0")
+        events = [
+            e.message
+            for e in kc.list(Event, namespace=ns)
+            if e.involvedObject.name == "mover" and e.reason == "DataStoreMoved"
+        ]
+        assert events and events[0].startswith("31 keys (1 with a lease, given a new one) copied")
+        kc.delete(Cluster, "mover", namespace=ns)
+        kube.wait_until("mover gone", lambda: not _exists(kc, Cluster, "mover", ns), 90)
+    finally:
+        etcdservers.remove(second)
+        with contextlib.suppress(ApiError):
+            kc.delete(Namespace, f"{ns}-b")

@@ -434,12 +434,15 @@ def test_the_etcd_reference_names_a_datastore() -> None:
     ]
 
 
-def test_the_etcd_reference_is_fixed_for_the_cluster_s_life() -> None:
+def test_the_etcd_reference_stays_and_a_new_name_moves_the_keys() -> None:
     on = etcd_cluster({"name": "a"})
     assert errors(etcd_cluster({"name": "a", "reclaimPolicy": "Delete"}), on) == []
-    assert errors(etcd_cluster({"name": "b"}), on) == [
-        'spec.storage.etcd.dataStoreRef.name: cannot change from "a" to "b": moving keys '
-        "between etcd DataStores is not supported yet; keep a"
+    moved = validate(etcd_cluster({"name": "b"}), on)
+    assert [str(e) for e in moved.errors] == []
+    assert [str(w) for w in moved.warnings] == [
+        'spec.storage.etcd.dataStoreRef.name: changed from "a" to "b": the operator moves this '
+        'Cluster\'s keys to etcd DataStore "b": the control plane stops during the copy and '
+        'restarts on the new one (resourceVersions start over there); the keys on "a" are kept'
     ]
     assert errors(etcd_cluster(), on) == [
         "spec.storage.etcd.dataStoreRef: cannot be removed: this Cluster's keys are on "

@@ -379,7 +379,7 @@ class DataStoreRef(KubeModel):
             "Name of the DataStore (cluster-scoped). The operator creates a database and a "
             "user for this Cluster on it (etcd: a user and a role limited to the Cluster's "
             "key prefix); fixed once the Cluster exists, except that naming another DataStore "
-            "of the same SQL driver moves the data there."
+            "of the same driver moves the data there."
         ),
     )
     reclaim_policy: ReclaimPolicy = Field(
