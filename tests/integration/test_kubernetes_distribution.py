@@ -745,6 +745,79 @@ def test_one_replica_on_a_shared_etcd_datastore(
         etcdservers.remove(server)
 
 
+def test_a_tenant_moves_to_another_etcd_datastore_and_serves_again(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+) -> None:
+    """etcd dataStoreRef.name edited: the keys move to the second etcd and the API server,
+    restarted there with a certificate from its CA, serves every object it had."""
+    ms = mothership_real
+    servers = [etcdservers.start(host_ips=(ms.cfg.host_ip,)) for _ in range(2)]
+    try:
+        stores = [etcd_data_store(kc, servers[0], ns, ms.cfg.host_ip)]
+        kc.create(Namespace(metadata=ObjectMeta(name=f"{ns}-b")))
+        stores.append(etcd_data_store(kc, servers[1], f"{ns}-b", ms.cfg.host_ip))
+        ref = {"name": stores[0], "reclaimPolicy": "Delete"}
+        kc.create(_cluster("moving", ns, storage={"type": "etcd", "etcd": {"dataStoreRef": ref}}))
+        _wait_condition(ms, kc, operator, "moving", ns, "Available", AVAILABLE_WITHIN)
+        tenant = _tenant_client(_tenant_kubeconfig(kc, "moving", ns, tmp_path / "m.kubeconfig"))
+        for i in range(20):
+            tenant.create(
+                ConfigMap(
+                    metadata=ObjectMeta(name=f"before-{i}", namespace="default"),
+                    data={"i": str(i)},
+                )
+            )
+        old_pod = kc.get(Pod, "kmc-moving-0", namespace=ns).metadata.uid
+        moved_at = time.monotonic()
+        kc.patch(
+            Cluster,
+            "moving",
+            {"spec": {"storage": {"etcd": {"dataStoreRef": {"name": stores[1]}}}}},
+            namespace=ns,
+            patch_type=PatchType.MERGE,
+        )
+
+        def serving_from_second() -> bool:
+            pod = kc.get(Pod, "kmc-moving-0", namespace=ns)
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
+            )
+            return pod.metadata.uid != old_pod and ready and answers(tenant)
+
+        try:
+            kube.wait_until(
+                "the control plane restarted on the second etcd", serving_from_second, 240
+            )
+        except Exception as exc:
+            raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
+        print(f"\nmoved to another etcd DataStore: serving again after "
+              f"{time.monotonic() - moved_at:.1f} s")  # fmt: skip
+        events = [e for e in kc.list(Event, namespace=ns) if e.involvedObject.name == "moving"]
+        moved = [e for e in events if e.reason == "DataStoreMoved"]
+        assert moved, [f"{e.reason}: {e.message}" for e in events]
+        print(f"DataStoreMoved: {moved[0].message}")
+        for i in range(20):
+            got = tenant.get(ConfigMap, f"before-{i}", namespace="default")
+            assert got.data == {"i": str(i)}
+        tenant.create(ConfigMap(metadata=ObjectMeta(name="after", namespace="default")))
+        prefix = etcd_admin.etcd_tenant_for(ns, "moving").prefix
+        on_second = servers[1].root(
+            "get", f"{prefix}/configmaps/default/", "--prefix", "--keys-only"
+        )
+        assert f"{prefix}/configmaps/default/after" in on_second.split()
+        kc.delete(Cluster, "moving", namespace=ns)
+        kube.wait_until("Cluster gone", lambda: not _exists(kc, Cluster, "moving", ns), 120)
+    finally:
+        for server in servers:
+            etcdservers.remove(server)
+        with contextlib.suppress(ApiError):
+            kc.delete(Namespace, f"{ns}-b")
+
+
 def _kine_rows(server: Any, database: str) -> list[str]:
     """`id|name|md5(value)` of every row of the tenant's kine table, by id."""
     out = server.sql("SELECT id, name, md5(value) FROM kine ORDER BY id", database)
