@@ -175,6 +175,9 @@ def summary(obj: Obj) -> list[tuple[str, str]]:
             store += f" (its own database on DataStore {kine['dataStoreRef'].get('name', '?')})"
         else:
             store += " (SQLite on the data volume)"
+    etcd_ref = (storage.get("etcd") or {}).get("dataStoreRef")
+    if store == "etcd" and isinstance(etcd_ref, dict):
+        store += f" (its own key prefix on DataStore {etcd_ref.get('name', '?')})"
     persistence = spec.get("persistence") or {}
     service = spec.get("service") or {}
     rows = [

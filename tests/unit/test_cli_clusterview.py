@@ -168,3 +168,7 @@ def test_summary_names_the_datastore_and_the_hosting_cluster() -> None:
     assert rows["Storage"] == "kine (its own database on DataStore shared-pg)"
     assert rows["Hosted in"] == "the cluster in Secret team-a/hosting"
     assert dict(clusterview.summary({"metadata": {"name": "x"}}))["Hosted in"] == "this mothership"
+    on_etcd = {"storage": {"type": "etcd", "etcd": {"dataStoreRef": {"name": "shared-etcd"}}}}
+    rows = dict(clusterview.summary({"metadata": {"name": "e"}, "spec": on_etcd}))
+    assert rows["Storage"] == "etcd (its own key prefix on DataStore shared-etcd)"
+    assert dict(clusterview.summary({"metadata": {"name": "x"}}))["Storage"] == "etcd"
