@@ -335,15 +335,7 @@ async def _move(body: dict[str, Any], source_name: str, target_name: str) -> Non
             f"failed, it stays on {source_name} (writes allowed again; retried): {exc}",
         ) from None
     secret = _sql_secret(name, namespace, target_name, target, tenant, password)
-    result = await runtime().client.patch(
-        Secret,
-        secret["metadata"]["name"],
-        {"metadata": {"annotations": secret["metadata"]["annotations"]}, **_data(secret)},
-        namespace=namespace,
-        patch_type=PatchType.MERGE,
-    )
-    metrics.WRITES.labels(kind="Secret").inc()
-    children.observe_write(result.to_dict())
+    await _rewrite(secret, namespace)
     last = ", ".join(f"{t} up to id {i}" for t, i in copied.last_ids.items()) or "no tables"
     events.info(
         body,
@@ -402,15 +394,7 @@ async def _move_etcd(body: dict[str, Any], source_name: str, target_name: str) -
             f"again; retried): {exc}",
         ) from None
     secret = _etcd_secret(name, namespace, target_name, target, tenant)
-    result = await runtime().client.patch(
-        Secret,
-        secret["metadata"]["name"],
-        {"metadata": {"annotations": secret["metadata"]["annotations"]}, **_data(secret)},
-        namespace=namespace,
-        patch_type=PatchType.MERGE,
-    )
-    metrics.WRITES.labels(kind="Secret").inc()
-    children.observe_write(result.to_dict())
+    await _rewrite(secret, namespace)
     events.info(
         body,
         reason="DataStoreMoved",
@@ -482,10 +466,11 @@ def _sql_secret(
     ca_file = f"{v1alpha1.TENANT_CA_DIR}/{v1alpha1.TLS_CA_CERT_KEY}" if admin.ca_pem else None
     url = sql_tenant.kine_url(admin.driver, admin.host, admin.port, tenant, password, ca_file)
     data = {KINE_DATASOURCE_SECRET_KEY: url}
-    annotations = {}
+    # "false" said, not left out: a move from a server with TLS to one without rewrites the
+    # Secret by merging, which would keep a "true".
+    annotations = {TLS_ANNOTATION: "true" if admin.ca_pem is not None else "false"}
     if admin.ca_pem is not None:
         data[v1alpha1.TLS_CA_CERT_KEY] = admin.ca_pem.decode()
-        annotations[TLS_ANNOTATION] = "true"
     tenant_name = f"{tenant.database}/{tenant.user}"
     return _secret(name, namespace, store_name, tenant_name, data, annotations)
 
@@ -515,6 +500,19 @@ def _etcd_secret(
         data,
         {CERT_ANNOTATION: cert.not_after.isoformat()},
     )
+
+
+async def _rewrite(secret: dict[str, Any], namespace: str) -> None:
+    """Replace the tenant Secret's data and our annotations (a move, a renewal)."""
+    result = await runtime().client.patch(
+        Secret,
+        secret["metadata"]["name"],
+        {"metadata": {"annotations": secret["metadata"]["annotations"]}, **_data(secret)},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
+    metrics.WRITES.labels(kind="Secret").inc()
+    children.observe_write(result.to_dict())
 
 
 def _data(secret: dict[str, Any]) -> dict[str, Any]:
@@ -563,20 +561,12 @@ async def _provision(
         secret = _sql_secret(name, namespace, store_name, admin, tenant, password)
         verb = "created" if created else "found (its password set anew)"
         made = f"database {tenant.database} and user {tenant.user} {verb}"
-    client = runtime().client
     if renew:
-        patched = await client.patch(
-            Secret,
-            secret["metadata"]["name"],
-            {"metadata": {"annotations": secret["metadata"]["annotations"]}, **_data(secret)},
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-        )
-        written = patched.to_dict()
+        await _rewrite(secret, namespace)
     else:
-        written = (await client.create(from_dict(owned_by(secret, body)))).to_dict()
-    metrics.WRITES.labels(kind="Secret").inc()
-    children.observe_write(written)
+        created_secret = await runtime().client.create(from_dict(owned_by(secret, body)))
+        metrics.WRITES.labels(kind="Secret").inc()
+        children.observe_write(created_secret.to_dict())
     events.info(
         body,
         reason="DataStoreTenantRenewed" if renew else "DataStoreTenantReady",

@@ -275,21 +275,21 @@ def _user_add(user: str) -> dict[str, Any]:
 
 def _absent_ok(call: Any, path: str, body: dict[str, Any]) -> bool:
     """True if made, False if it was there already."""
-    try:
-        call(path, body)
-    except _Refused as exc:
-        if _EXISTS in exc.message:
-            return False
-        raise
-    return True
+    return _tolerating(_EXISTS, call, path, body)
 
 
 def _gone_ok(call: Any, path: str, body: dict[str, Any]) -> bool:
     """True if it existed (and the call went through), False if etcd did not know it."""
+    return _tolerating(_NOT_FOUND, call, path, body)
+
+
+def _tolerating(refusal: str, call: Any, path: str, body: dict[str, Any]) -> bool:
+    """False when etcd refuses the call with `refusal` in its message, True when it went
+    through; any other refusal is raised."""
     try:
         call(path, body)
     except _Refused as exc:
-        if _NOT_FOUND in exc.message:
+        if refusal in exc.message:
             return False
         raise
     return True

@@ -271,18 +271,23 @@ def _ref_itself(check: Check, storage: Obj, kine: Obj, ref: Obj) -> None:
             f"needs spec.storage.type kine (it is {storage_type}); set spec.storage.type: "
             "kine, or remove dataStoreRef",
         )
+    _name_and_policy(check, REF, ref, "a DataStore")
+
+
+def _name_and_policy(check: Check, path: str, ref: Obj, what: str) -> None:
+    """The name and reclaimPolicy of a dataStoreRef (kine's or etcd's)."""
     problem = name_problem(ref.get("name"))
     if problem is not None:
         if problem.startswith("required"):
-            problem = "required; give the name of a DataStore (kubectl get datastores)"
-        check.error(f"{REF}.name", problem)
+            problem = f"required; give the name of {what} (kubectl get datastores)"
+        check.error(f"{path}.name", problem)
     policy = ref.get("reclaimPolicy")
     if policy is not None and policy not in RECLAIM_POLICIES:
         near = [
             p for p in RECLAIM_POLICIES if isinstance(policy, str) and p.lower() == policy.lower()
         ]
         fix = f"use {near[0]} (values are case-sensitive)" if near else "use Retain or Delete"
-        check.error(f"{REF}.reclaimPolicy", f"{show(policy)} is not valid; {fix}")
+        check.error(f"{path}.reclaimPolicy", f"{show(policy)} is not valid; {fix}")
 
 
 ETCD_REF = "spec.storage.etcd.dataStoreRef"
@@ -312,16 +317,7 @@ def etcd_data_store_ref(check: Check, spec: Obj, old_spec: Obj | None) -> None:
                 "spec.distribution: kubernetes, or use an SQL DataStore through "
                 "spec.storage.kine.dataStoreRef",
             )
-        problem = name_problem(ref.get("name"))
-        if problem is not None:
-            if problem.startswith("required"):
-                problem = "required; give the name of an etcd DataStore (kubectl get datastores)"
-            check.error(f"{ETCD_REF}.name", problem)
-        policy = ref.get("reclaimPolicy")
-        if policy is not None and policy not in RECLAIM_POLICIES:
-            check.error(
-                f"{ETCD_REF}.reclaimPolicy", f"{show(policy)} is not valid; use Retain or Delete"
-            )
+        _name_and_policy(check, ETCD_REF, ref, "an etcd DataStore")
     if old_spec is None:
         return
     old_name = old_ref.get("name") if isinstance(old_ref, dict) else None

@@ -60,6 +60,7 @@ from mothership.testenv.localoperator import monitoring_image_args
 from mothership.testenv.realnode import node_dir
 from tests import metrics_scrape
 from tests.crds import apply_checked_in_crds
+from tests.integration.test_shared_datastore import tls_data_store
 from tests.integration.test_shared_etcd import etcd_data_store
 from tests.operator_proc import Operator
 from tests.poller import Poller, answers
@@ -651,33 +652,7 @@ def test_kine_verifies_a_datastore_with_tls_and_serves(
     ms = mothership_real
     server = sqlservers.start(kind, tls=True)
     try:
-        assert server.ca is not None
-        admin, password = f"adm_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-        server.create_admin(admin, password)
-        kc.create(
-            Secret(
-                metadata=ObjectMeta(name="db-admin", namespace=ns),
-                stringData={"username": admin, "password": password},
-            )
-        )
-        kc.create(
-            Secret(
-                metadata=ObjectMeta(name="db-ca", namespace=ns),
-                stringData={"ca.crt": server.ca.cert_pem.decode()},
-            )
-        )
-        store = f"tls-{ns}"
-        kc.create(
-            DataStore(
-                metadata=ObjectMeta(name=store),
-                spec={
-                    "driver": "postgresql" if kind == "postgres" else "mysql",
-                    "endpoints": [f"{ms.cfg.host_ip}:{server.port}"],
-                    "adminSecretRef": {"name": "db-admin", "namespace": ns},
-                    "tls": {"secretRef": {"name": "db-ca", "namespace": ns}},
-                },
-            )
-        )
+        store = tls_data_store(kc, server, ns, ms.cfg.host_ip)
         applied = time.monotonic()
         ref = {"name": store, "reclaimPolicy": "Delete"}
         kc.create(_cluster("tls", ns, storage={"type": "kine", "kine": {"dataStoreRef": ref}}))
@@ -781,24 +756,7 @@ def test_a_tenant_moves_to_another_etcd_datastore_and_serves_again(
             patch_type=PatchType.MERGE,
         )
 
-        def serving_from_second() -> bool:
-            pod = kc.get(Pod, "kmc-moving-0", namespace=ns)
-            ready = any(
-                c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
-            )
-            return pod.metadata.uid != old_pod and ready and answers(tenant)
-
-        try:
-            kube.wait_until(
-                "the control plane restarted on the second etcd", serving_from_second, 240
-            )
-        except Exception as exc:
-            raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
-        print(f"\nmoved to another etcd DataStore: serving again after "
-              f"{time.monotonic() - moved_at:.1f} s")  # fmt: skip
-        events = [e for e in kc.list(Event, namespace=ns) if e.involvedObject.name == "moving"]
-        moved = [e for e in events if e.reason == "DataStoreMoved"]
-        assert moved, [f"{e.reason}: {e.message}" for e in events]
+        moved = _moved_and_serving(ms, kc, operator, ns, old_pod, tenant, moved_at, "etcd")
         print(f"DataStoreMoved: {moved[0].message}")
         for i in range(20):
             got = tenant.get(ConfigMap, f"before-{i}", namespace="default")
@@ -816,6 +774,36 @@ def test_a_tenant_moves_to_another_etcd_datastore_and_serves_again(
             etcdservers.remove(server)
         with contextlib.suppress(ApiError):
             kc.delete(Namespace, f"{ns}-b")
+
+
+def _moved_and_serving(
+    ms: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    old_pod: str,
+    tenant: Client,
+    moved_at: float,
+    what: str,
+) -> list[Any]:
+    """Wait until Cluster "moving" runs a new pod that is Ready and answers; print how long
+    that took and return the DataStoreMoved events."""
+
+    def serving_again() -> bool:
+        pod = kc.get(Pod, "kmc-moving-0", namespace=ns)
+        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        return pod.metadata.uid != old_pod and ready and answers(tenant)
+
+    try:
+        kube.wait_until(f"the control plane restarted on the second {what}", serving_again, 240)
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
+    print(f"\nmoved to another {what} DataStore: serving again after "
+          f"{time.monotonic() - moved_at:.1f} s")  # fmt: skip
+    events = [e for e in kc.list(Event, namespace=ns) if e.involvedObject.name == "moving"]
+    moved = [e for e in events if e.reason == "DataStoreMoved"]
+    assert moved, [f"{e.reason}: {e.message}" for e in events]
+    return moved
 
 
 def _kine_rows(server: Any, database: str) -> list[str]:
@@ -864,22 +852,7 @@ def test_a_tenant_moves_to_another_postgresql_datastore_and_serves_again(
             patch_type=PatchType.MERGE,
         )
 
-        def serving_from_b() -> bool:
-            pod = kc.get(Pod, "kmc-moving-0", namespace=ns)
-            ready = any(
-                c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
-            )
-            return pod.metadata.uid != old_pod and ready and answers(tenant)
-
-        try:
-            kube.wait_until("the control plane restarted on the second server", serving_from_b, 240)
-        except Exception as exc:
-            raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
-        print(f"\nmoved to another PostgreSQL DataStore: serving again after "
-              f"{time.monotonic() - moved_at:.1f} s")  # fmt: skip
-        events = [e for e in kc.list(Event, namespace=ns) if e.involvedObject.name == "moving"]
-        moved = [e for e in events if e.reason == "DataStoreMoved"]
-        assert moved, [f"{e.reason}: {e.message}" for e in events]
+        moved = _moved_and_serving(ms, kc, operator, ns, old_pod, tenant, moved_at, "PostgreSQL")
         print(f"DataStoreMoved: {moved[0].message}")
         # Every row of the frozen source is on the target with its id (revision) and value.
         source_rows = _kine_rows(postgres_server, database)

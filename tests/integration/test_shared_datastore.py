@@ -214,6 +214,38 @@ def test_a_cluster_on_a_missing_datastore_is_told_which_field(
     kube.wait_until("deleted", lambda: not _exists(kc, Cluster, "lost", ns), 60)
 
 
+def tls_data_store(kc: Client, server: sqlservers.SqlServer, ns: str, host: str) -> str:
+    """A DataStore on a server started with TLS: an admin login and the server's CA, each
+    in a Secret of `ns`; the server reached at `host`."""
+    assert server.ca is not None
+    user, password = _admin(server)
+    kc.create(
+        Secret(
+            metadata=ObjectMeta(name="db-admin", namespace=ns),
+            stringData={"username": user, "password": password},
+        )
+    )
+    kc.create(
+        Secret(
+            metadata=ObjectMeta(name="db-ca", namespace=ns),
+            stringData={"ca.crt": server.ca.cert_pem.decode()},
+        )
+    )
+    store = f"tls-{uuid.uuid4().hex[:6]}"
+    kc.create(
+        DataStore(
+            metadata=ObjectMeta(name=store),
+            spec={
+                "driver": DRIVERS[server.kind],
+                "endpoints": [f"{host}:{server.port}"],
+                "adminSecretRef": {"name": "db-admin", "namespace": ns},
+                "tls": {"secretRef": {"name": "db-ca", "namespace": ns}},
+            },
+        )
+    )
+    return store
+
+
 @pytest.mark.parametrize("kind", ["postgres", "mysql"])
 def test_a_datastore_with_tls_is_verified_by_the_operator_and_named_to_kine(
     kc: Client, operator: Operator, ns: str, kind: sqlservers.Kind
@@ -223,32 +255,7 @@ def test_a_datastore_with_tls_is_verified_by_the_operator_and_named_to_kine(
     PostgreSQL URL asks for verify-full. Without the CA the same DataStore is not reachable."""
     server = sqlservers.start(kind, tls=True)
     try:
-        assert server.ca is not None
-        user, password = _admin(server)
-        kc.create(
-            Secret(
-                metadata=ObjectMeta(name="db-admin", namespace=ns),
-                stringData={"username": user, "password": password},
-            )
-        )
-        kc.create(
-            Secret(
-                metadata=ObjectMeta(name="db-ca", namespace=ns),
-                stringData={"ca.crt": server.ca.cert_pem.decode()},
-            )
-        )
-        store = f"tls-{uuid.uuid4().hex[:6]}"
-        kc.create(
-            DataStore(
-                metadata=ObjectMeta(name=store),
-                spec={
-                    "driver": DRIVERS[kind],
-                    "endpoints": [f"127.0.0.1:{server.port}"],
-                    "adminSecretRef": {"name": "db-admin", "namespace": ns},
-                    "tls": {"secretRef": {"name": "db-ca", "namespace": ns}},
-                },
-            )
-        )
+        store = tls_data_store(kc, server, ns, "127.0.0.1")
         kube.wait_until(
             "DataStore Reachable over TLS",
             lambda: (_reachable(kc, store) or {}).get("status") == "True",

@@ -430,7 +430,8 @@ def test_the_etcd_reference_names_a_datastore() -> None:
         "(kubectl get datastores)"
     ]
     assert errors(etcd_cluster({"name": "x", "reclaimPolicy": "delete"})) == [
-        'spec.storage.etcd.dataStoreRef.reclaimPolicy: "delete" is not valid; use Retain or Delete'
+        'spec.storage.etcd.dataStoreRef.reclaimPolicy: "delete" is not valid; use Delete '
+        "(values are case-sensitive)"
     ]
 
 
