@@ -33,6 +33,7 @@ import atexit
 import contextlib
 import ctypes
 import datetime
+import errno
 import json
 import logging
 import os
@@ -51,6 +52,7 @@ READY_SECONDS = 60.0  # from spawn to listening (imports, the first TLS context)
 STOP_SECONDS = 10.0
 RESTART_MIN_SECONDS = 0.5
 RESTART_MAX_SECONDS = 30.0
+BIND_WAIT_SECONDS = 30.0  # the port held by the child of an operator that just died
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -264,7 +266,7 @@ def _read_pair(cert_dir: Path) -> tuple[bytes, bytes] | None:
 async def _serve(args: argparse.Namespace) -> None:
     from lightkube import AsyncClient, KubeConfig
 
-    from mothership.webhooks.server import cluster_lister, serve
+    from mothership.webhooks.server import cluster_lister
 
     cert_dir = Path(args.cert_dir)
     config = KubeConfig.from_file(args.kubeconfig) if args.kubeconfig else KubeConfig.from_env()
@@ -272,10 +274,15 @@ async def _serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     look = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    def _stop() -> None:
+        stop.set()
+        look.set()  # leave the wait now: a new operator may be waiting for this port
+
+    loop.add_signal_handler(signal.SIGTERM, _stop)
     loop.add_signal_handler(signal.SIGHUP, look.set)
     served = _read_pair(cert_dir)
-    runner = await serve(args.host, args.port, cert_dir, cluster_lister(client))
+    runner = await _serve_when_free(args.host, args.port, cert_dir, cluster_lister(client))
     try:
         # The one line the parent waits for; stdout is not used after it.
         sys.stdout.write(json.dumps({"port": runner.port}) + "\n")
@@ -300,6 +307,30 @@ async def _serve(args: argparse.Namespace) -> None:
     finally:
         await runner.stop()
         await client.close()
+
+
+async def _serve_when_free(host: str, port: int, cert_dir: Path, lister: Any) -> Any:
+    """``serve``, waiting up to :data:`BIND_WAIT_SECONDS` while the port is in use.
+
+    An operator killed and started again at once (SIGKILL, a crash, a test) finds its
+    port still held by its old child: the kernel sends that one SIGTERM when the old
+    operator dies, and it lets go within moments. Failing at once would make the new
+    operator exit; waiting a bounded time costs nothing when the port is free.
+    """
+    from mothership.webhooks.server import serve
+
+    deadline = time.monotonic() + BIND_WAIT_SECONDS
+    told = False
+    while True:
+        try:
+            return await serve(host, port, cert_dir, lister)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or port == 0 or time.monotonic() > deadline:
+                raise
+            if not told:
+                log.warning("port %s:%s in use; waiting for it to be free", host, port)
+                told = True
+            await asyncio.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> None:

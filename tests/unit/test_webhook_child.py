@@ -243,3 +243,38 @@ def test_the_service_serves_from_a_child_or_a_thread(tmp_path: Path) -> None:
 
     runner, status, _ = asyncio.run(scenario(Serving.thread))
     assert not isinstance(runner, WebhookChild) and status == 200
+
+
+def test_a_child_waits_for_a_port_its_predecessor_still_holds(tmp_path: Path, capfd) -> None:
+    """An operator started again right after a SIGKILL finds the old child on its port."""
+    import socket
+
+    material = tls.webhook_tls(tmp_path / "certs")
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    child = WebhookChild(
+        "127.0.0.1", port, tmp_path / "certs", kubeconfig=_kubeconfig(tmp_path / "kubeconfig")
+    )
+    seen: list[str] = []
+
+    def told_to_wait() -> bool:
+        seen.append(capfd.readouterr().err)
+        return "in use; waiting" in "".join(seen)
+
+    async def scenario() -> None:
+        starting = asyncio.create_task(child.start())
+        try:
+            await asyncio.to_thread(_until, "the child says it waits for the port", told_to_wait)
+            assert not starting.done()
+            held.close()
+            await asyncio.wait_for(starting, TIMEOUT)
+            assert child.port == port
+            health = f"{child.url_base}/healthz"
+            assert await asyncio.to_thread(_get, health, material.ca_pem) == 200
+        finally:
+            held.close()
+            await child.stop()
+
+    asyncio.run(scenario())
