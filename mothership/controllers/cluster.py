@@ -410,6 +410,9 @@ def facts_for(
     return Facts(
         datastore_tls=store_secret is not None
         and store_secret.annotations.get(datastore_tenant.TLS_ANNOTATION) == "true",
+        datastore_cert_not_after=store_secret.annotations.get(datastore_tenant.CERT_ANNOTATION)
+        if store_secret is not None
+        else None,
         external_address=address,
         k0s_version_default=recorded or DEFAULT_K0S_VERSION,
         service_cluster_ips=ips,

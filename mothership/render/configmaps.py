@@ -16,6 +16,7 @@ from typing import Any, cast
 import yaml
 
 from mothership.api.k0smotron.v1beta2 import Cluster, ClusterSpec
+from mothership.api.mothership.v1alpha1 import TENANT_CA_DIR, TLS_CA_CERT_KEY
 from mothership.render import names
 from mothership.render.facts import (
     Facts,
@@ -39,6 +40,15 @@ CLUSTER_DOMAIN = "cluster.local"
 # mounted as environment); the ConfigMap carries this marker and the entrypoint swaps the
 # URL in. Kept out of the user-visible API, so ours rather than k0smotron's spelling.
 KINE_URL_PLACEHOLDER = "__MOTHERSHIP_KINE_DATASOURCE_URL__"
+# An etcd DataStore's endpoints and the tenant's key prefix, from the tenant Secret by
+# environment (the same variables the kubernetes distribution's API server reads).
+ETCD_SERVERS_ENV = "MOTHERSHIP_ETCD_SERVERS"
+ETCD_PREFIX_ENV = "MOTHERSHIP_ETCD_PREFIX"
+ETCD_SERVERS_PLACEHOLDER = "__MOTHERSHIP_ETCD_SERVERS__"
+ETCD_PREFIX_PLACEHOLDER = "__MOTHERSHIP_ETCD_PREFIX__"
+# Where the tenant's etcd client certificate is mounted (beside the CA, TENANT_CA_DIR).
+TENANT_CERT_FILE = "tls.crt"
+TENANT_KEY_FILE = "tls.key"
 
 NATS_STORE_DIR = "/nats-data"
 NATS_CONFIG_PATH = "/etc/nats/nats.conf"
@@ -114,12 +124,15 @@ def _operator_spec(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     api: dict[str, Any] = {"port": spec.service.api_port, "sans": sans(cluster, facts)}
     konnectivity: dict[str, Any] = {"agentPort": spec.service.konnectivity_port}
     nllb = _nested(spec.k0s_config or {}, "spec", "network", "nodeLocalLoadBalancing", "enabled")
+    if spec.storage.shared_etcd:
+        # Only etcd's root may compact; the etcd DataStore's owner runs auto-compaction.
+        api["extraArgs"] = {"etcd-compaction-interval": "0"}
     if spec.ingress is not None:
         ingress = spec.ingress
         api["externalAddress"] = _host_port(ingress.api_host, ingress.port)
         # Workers reach the API through the ingress, not through endpoints the API server
         # would publish for itself.
-        api["extraArgs"] = {"endpoint-reconciler-type": "none"}
+        api.setdefault("extraArgs", {})["endpoint-reconciler-type"] = "none"
         if native_ingress_konnectivity(spec, facts):
             konnectivity["externalAddress"] = _host_port(ingress.konnectivity_host, ingress.port)
         else:
@@ -157,10 +170,20 @@ def _storage(cluster_name: str, spec: ClusterSpec) -> dict[str, Any]:
             source = storage.kine.data_source_url or ""
         return {"type": "kine", "kine": {"dataSource": source}}
     if storage.shared_etcd:
-        raise RenderError(
-            "spec.storage.etcd.dataStoreRef: the k0s distribution cannot run on an etcd "
-            "DataStore yet; use spec.distribution kubernetes"
-        )
+        # The endpoints (one comma-joined item: k0s joins the list with commas anyway) and
+        # the prefix are in the tenant Secret: the entrypoint swaps them in.
+        return {
+            "type": "etcd",
+            "etcd": {
+                "externalCluster": {
+                    "endpoints": [ETCD_SERVERS_PLACEHOLDER],
+                    "etcdPrefix": ETCD_PREFIX_PLACEHOLDER,
+                    "caFile": f"{TENANT_CA_DIR}/{TLS_CA_CERT_KEY}",
+                    "clientCertFile": f"{TENANT_CA_DIR}/{TENANT_CERT_FILE}",
+                    "clientKeyFile": f"{TENANT_CA_DIR}/{TENANT_KEY_FILE}",
+                }
+            },
+        }
     return {
         "type": "etcd",
         "etcd": {
@@ -223,8 +246,9 @@ def _dump(obj: Any) -> str:
 def config_config_map(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     cluster_name, _ = identity(cluster)
     text = _dump(k0s_config(cluster, facts))
-    # Single-quoted, so the entrypoint can drop in any URL by doubling its quotes.
-    text = text.replace(KINE_URL_PLACEHOLDER, f"'{KINE_URL_PLACEHOLDER}'")
+    # Single-quoted, so the entrypoint can drop in any value by doubling its quotes.
+    for placeholder in ENV_PLACEHOLDERS.values():
+        text = text.replace(placeholder, f"'{placeholder}'")
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -253,14 +277,22 @@ def controller_flags(spec: ClusterSpec) -> list[str]:
     return flags + extra
 
 
-# awk program replacing `marker` with the kine URL from the environment, quotes doubled
-# (`sq` is a single quote). A module constant so tests can run it on its own.
-KINE_URL_AWK = """
-    BEGIN { url = ENVIRON["K0SMOTRON_KINE_DATASOURCE_URL"]; gsub(sq, sq sq, url) }
+# Environment variable -> the placeholder the entrypoint replaces with its value.
+ENV_PLACEHOLDERS = {
+    "K0SMOTRON_KINE_DATASOURCE_URL": KINE_URL_PLACEHOLDER,
+    ETCD_SERVERS_ENV: ETCD_SERVERS_PLACEHOLDER,
+    ETCD_PREFIX_ENV: ETCD_PREFIX_PLACEHOLDER,
+}
+
+# awk program replacing `marker` with the value of the environment variable `var`, quotes
+# doubled (`sq` is a single quote). A module constant so tests can run it on its own.
+ENV_VALUE_AWK = """
+    BEGIN { value = ENVIRON[var]; gsub(sq, sq sq, value) }
+    value == "" { print; next }
     {
       done = ""
       while ((at = index($0, marker)) > 0) {
-        done = done substr($0, 1, at - 1) url
+        done = done substr($0, 1, at - 1) value
         $0 = substr($0, at + length(marker))
       }
       print done $0
@@ -274,13 +306,17 @@ set -eu
 mkdir -p /etc/k0s
 printf '%s\\n' "$K0SMOTRON_K0S_YAML" > /etc/k0s/k0s.yaml
 
-# A kine URL kept in a Secret arrives as an environment variable. The config holds a
-# single-quoted placeholder for it: awk swaps it in without interpreting the URL, and
-# doubling quote characters keeps the YAML string intact whatever the URL contains.
-if [ -n "${K0SMOTRON_KINE_DATASOURCE_URL:-}" ]; then
-  awk -v "sq='" -v marker="@PLACEHOLDER@" '@KINE_AWK@' /etc/k0s/k0s.yaml > /etc/k0s/k0s.yaml.new
+# A kine URL kept in a Secret (or an etcd DataStore's endpoints and key prefix) arrives
+# as an environment variable. The config holds a single-quoted placeholder for each: awk
+# swaps the value in without interpreting it, and doubling quote characters keeps the
+# YAML string intact whatever the value contains. A variable that is not set leaves its
+# placeholder (and the file) as it was.
+swap() {
+  awk -v "sq='" -v var="$1" -v marker="$2" '@ENV_AWK@' /etc/k0s/k0s.yaml \\
+    > /etc/k0s/k0s.yaml.new
   mv /etc/k0s/k0s.yaml.new /etc/k0s/k0s.yaml
-fi
+}
+@SWAPS@
 
 # Embedded NATS: kine starts the server from this file. Members find each other through
 # the headless Service; each one routes to all the others.
@@ -325,8 +361,8 @@ apk add --no-cache libcap >/dev/null || echo "mothership: could not install libc
 
 def entrypoint_script(spec: ClusterSpec) -> str:
     script = (
-        _ENTRYPOINT_HEAD.replace("@KINE_AWK@", KINE_URL_AWK)
-        .replace("@PLACEHOLDER@", KINE_URL_PLACEHOLDER)
+        _ENTRYPOINT_HEAD.replace("@ENV_AWK@", ENV_VALUE_AWK)
+        .replace("@SWAPS@", "\n".join(f"swap {v} {p}" for v, p in ENV_PLACEHOLDERS.items()))
         .replace("@NATS_CONFIG@", NATS_CONFIG_PATH)
         .replace("@NATS_STORE@", NATS_STORE_DIR)
         .replace("@NATS_CLIENT_PORT@", str(NATS_CLIENT_PORT))

@@ -30,8 +30,6 @@ from mothership.api.k0smotron.v1beta2 import (
     GoRuntime,
 )
 from mothership.api.mothership.v1alpha1 import (
-    ETCD_ENDPOINTS_KEY,
-    ETCD_PREFIX_KEY,
     TENANT_CA_DIR,
     TLS_CA_CERT_KEY,
 )
@@ -54,8 +52,8 @@ PKI_DIR = "/etc/kubernetes/pki"
 DATASTORE_CA_FILE = "datastore-ca.crt"
 DATASTORE_CERT_FILE = "datastore-client.crt"
 DATASTORE_KEY_FILE = "datastore-client.key"
-ETCD_SERVERS_ENV = "MOTHERSHIP_ETCD_SERVERS"
-ETCD_PREFIX_ENV = "MOTHERSHIP_ETCD_PREFIX"
+ETCD_SERVERS_ENV = configmaps.ETCD_SERVERS_ENV
+ETCD_PREFIX_ENV = configmaps.ETCD_PREFIX_ENV
 CONFIG_DIR = "/etc/kubernetes/config"
 ENCRYPTION_DIR = "/etc/kubernetes/encryption"
 DATA_DIR = "/var/lib/mothership"
@@ -709,22 +707,7 @@ def containers(cluster: Cluster, facts: Facts) -> tuple[list[dict[str, Any]], li
         apiserver_mounts,
     )
     apiserver["env"] = [_field_env("POD_IP", "status.podIP")]
-    if spec.storage.shared_etcd:
-        apiserver["env"] += [
-            {
-                "name": env,
-                "valueFrom": {
-                    "secretKeyRef": {
-                        "name": names.datastore_secret(identity(cluster)[0]),
-                        "key": key,
-                    }
-                },
-            }
-            for env, key in (
-                (ETCD_SERVERS_ENV, ETCD_ENDPOINTS_KEY),
-                (ETCD_PREFIX_ENV, ETCD_PREFIX_KEY),
-            )
-        ]
+    apiserver["env"] += statefulset.etcd_datastore_env(cluster)
     apiserver["ports"] = [statefulset.container_port("api", spec.service.api_port)]
     port = spec.service.api_port
     # Startup gets three minutes (a cold kine or etcd) and ends when the API server is

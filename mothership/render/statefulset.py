@@ -13,8 +13,18 @@ import hashlib
 import re
 from typing import Any
 
-from mothership.api.k0smotron.v1beta2 import Cluster, ClusterSpec, Mount
-from mothership.api.mothership.v1alpha1 import TENANT_CA_DIR, TLS_CA_CERT_KEY
+from mothership.api.k0smotron.v1beta2 import (
+    KINE_DATASOURCE_SECRET_KEY,
+    Cluster,
+    ClusterSpec,
+    Mount,
+)
+from mothership.api.mothership.v1alpha1 import (
+    ETCD_ENDPOINTS_KEY,
+    ETCD_PREFIX_KEY,
+    TENANT_CA_DIR,
+    TLS_CA_CERT_KEY,
+)
 from mothership.render import configmaps, ingress, names, scheduling
 from mothership.render.facts import (
     Facts,
@@ -27,6 +37,10 @@ from mothership.render.facts import (
 
 DATASTORE_TEMPLATE_ANNOTATION = "mothership.io/datastore"
 """On the pod template of a control plane on a shared DataStore: that DataStore's name."""
+DATASTORE_CERT_TEMPLATE_ANNOTATION = "mothership.io/datastore-cert-not-after"
+"""On the pod template of a control plane on an etcd DataStore: when its client certificate
+ends. A renewal changes it, and the pods roll onto the new certificate (the API server reads
+the files once, at start)."""
 COMPONENT = "control-plane"
 DATA_DIR = "/var/lib/k0s"
 MANIFESTS_DIR = f"{DATA_DIR}/manifests"
@@ -422,7 +436,11 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
 
     env_from: list[dict[str, Any]] = [{"configMapRef": {"name": names.config_map(cluster_name)}}]
     kine_secret = configmaps.kine_secret(cluster_name, spec)
-    if kine_secret:
+    env = etcd_datastore_env(cluster)
+    if kine_secret and spec.storage.kine.data_store_ref is not None:
+        # The operator's tenant Secret also holds ca.crt, no variable name: take the one key.
+        env.append(_secret_env(KINE_DATASOURCE_SECRET_KEY, kine_secret, KINE_DATASOURCE_SECRET_KEY))
+    elif kine_secret:
         env_from.append({"secretRef": {"name": kine_secret}})
 
     ports = [
@@ -437,6 +455,7 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         "args": ["/bin/sh", "-c", configmaps.ENTRYPOINT_PATH],
         "ports": ports,
         "envFrom": env_from,
+        **({"env": env} if env else {}),
         "readinessProbe": readiness,
         "livenessProbe": liveness,
         "volumeMounts": mounts,
@@ -451,7 +470,7 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         # start together: a member waits for the others before it becomes ready.
         sts_spec["serviceName"] = names.nats_service(cluster_name)
         sts_spec["podManagementPolicy"] = "Parallel"
-        controller["env"] = _nats_env(cluster)
+        controller["env"] = env + _nats_env(cluster)
         ports.append(container_port("nats-cluster", configmaps.NATS_CLUSTER_PORT))
         mounts.append({"name": NATS_VOLUME, "mountPath": configmaps.NATS_STORE_DIR})
         claim_templates.append(nats_claim_template(cluster))
@@ -571,6 +590,10 @@ def assemble(
             **(template_meta.get("annotations") or {}),
             DATASTORE_TEMPLATE_ANNOTATION: store.name,
         }
+        if spec.storage.shared_etcd and facts.datastore_cert_not_after:
+            template_meta["annotations"][DATASTORE_CERT_TEMPLATE_ANNOTATION] = (
+                facts.datastore_cert_not_after
+            )
     out_spec["template"] = {"metadata": template_meta, "spec": out_pod}
     if claim_templates:
         out_spec["volumeClaimTemplates"] = claim_templates
@@ -588,10 +611,14 @@ DATASTORE_CA_VOLUME = "datastore-ca"
 def datastore_ca_volume(
     cluster: Cluster, facts: Facts
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """(volume, mount) of the SQL DataStore's CA for kine, when that DataStore has TLS: the
-    tenant Secret's ca.crt at TENANT_CA_DIR, where its kine URL (or --ca-file) names it."""
+    """(volume, mount) of the tenant Secret's files at TENANT_CA_DIR, where the kine URL (or
+    --ca-file) or the k0s config names them: an SQL DataStore's CA when that DataStore has
+    TLS; for the k0s distribution on an etcd DataStore, the CA and the client pair too."""
     spec = cluster.spec
-    if not (
+    keys = [TLS_CA_CERT_KEY]
+    if spec.storage.shared_etcd and spec.distribution != "kubernetes":
+        keys += [configmaps.TENANT_CERT_FILE, configmaps.TENANT_KEY_FILE]
+    elif not (
         facts.datastore_tls and spec.storage.type == "kine" and spec.storage.kine.data_store_ref
     ):
         return None
@@ -599,8 +626,24 @@ def datastore_ca_volume(
         "name": DATASTORE_CA_VOLUME,
         "secret": {
             "secretName": names.datastore_secret(identity(cluster)[0]),
-            "items": [{"key": TLS_CA_CERT_KEY, "path": TLS_CA_CERT_KEY}],
+            "items": [{"key": key, "path": key} for key in keys],
         },
     }
     mount = {"name": DATASTORE_CA_VOLUME, "mountPath": TENANT_CA_DIR, "readOnly": True}
     return volume, mount
+
+
+def etcd_datastore_env(cluster: Cluster) -> list[dict[str, Any]]:
+    """The etcd DataStore's endpoints and the tenant's key prefix, from the tenant Secret
+    (named keys: ``envFrom`` would also try ca.crt and tls.key, which are no variable names)."""
+    if not cluster.spec.storage.shared_etcd:
+        return []
+    secret = names.datastore_secret(identity(cluster)[0])
+    return [
+        _secret_env(configmaps.ETCD_SERVERS_ENV, secret, ETCD_ENDPOINTS_KEY),
+        _secret_env(configmaps.ETCD_PREFIX_ENV, secret, ETCD_PREFIX_KEY),
+    ]
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}

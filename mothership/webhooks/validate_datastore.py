@@ -309,14 +309,6 @@ def etcd_data_store_ref(check: Check, spec: Obj, old_spec: Obj | None) -> None:
                 f"ignored because spec.storage.type is {storage_type}; set the type to etcd "
                 "to keep the data on this DataStore",
             )
-        if spec.get("distribution") != "kubernetes":
-            check.error(
-                ETCD_REF,
-                "is for the kubernetes distribution only for now (the k0s distribution "
-                "cannot take the etcd client certificate from a Secret yet); set "
-                "spec.distribution: kubernetes, or use an SQL DataStore through "
-                "spec.storage.kine.dataStoreRef",
-            )
         _name_and_policy(check, ETCD_REF, ref, "an etcd DataStore")
     if old_spec is None:
         return

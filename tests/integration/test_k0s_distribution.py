@@ -43,8 +43,9 @@ from lightkube.resources.core_v1 import (
 from lightkube.types import PatchType
 
 from mothership.api.k0smotron.v1beta2 import DEFAULT_K0S_IMAGE, DEFAULT_PROMETHEUS_IMAGE
+from mothership.datastores import etcd_admin
 from mothership.render import node_join
-from mothership.testenv import kube, machines, monitoring_images
+from mothership.testenv import etcdservers, kube, machines, monitoring_images
 from mothership.testenv.k0s_tenant import air_gapped_k0s_config, apply_user_cni
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import monitoring_image_args, node_mirror_args
@@ -52,6 +53,7 @@ from mothership.testenv.node_images import BUSYBOX_IMAGE
 from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_VERSION
 from tests import metrics_scrape
 from tests.crds import apply_checked_in_crds
+from tests.integration.test_shared_etcd import DataStore, etcd_data_store
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
 from tests.poller import Poller
@@ -404,6 +406,66 @@ def test_k0s_on_kine_with_postgres_from_a_secret_keeps_its_data_across_a_restart
         120,
     )
     assert tenant.get(ConfigMap, "kept", namespace="default").data == {"a": "1"}
+
+
+def test_k0s_keeps_its_keys_under_its_prefix_on_a_shared_etcd_datastore(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+) -> None:
+    """k0s's external etcd, filled in from the tenant Secret: the endpoints and prefix by
+    the entrypoint, the CA and the client pair the operator issued by a mount. Its keys stay
+    under the tenant's prefix on an etcd with auth, and Delete removes them."""
+    name = "k0s-etcd"
+    server = etcdservers.start(host_ips=(mothership_real.cfg.host_ip,))
+    try:
+        store = etcd_data_store(kc, server, ns, mothership_real.cfg.host_ip)
+        service = {"type": "NodePort", "apiPort": 32043, "konnectivityPort": 32032}
+        ref = {"name": store, "reclaimPolicy": "Delete"}
+        applied = time.monotonic()
+        kc.create(
+            ClusterV2(
+                metadata=ObjectMeta(name=name, namespace=ns),
+                spec={
+                    "version": VERSION,
+                    "replicas": 1,
+                    "service": service,
+                    "storage": {"type": "etcd", "etcd": {"dataStoreRef": ref}},
+                },
+            )
+        )
+        _wait_ready(kc, operator, name, ns)
+        print(f"\nk0s on a shared etcd DataStore: Available in {time.monotonic() - applied:.1f} s")
+        assert not _get_or_none_in(kc, StatefulSet, f"kmc-{name}-etcd", ns)
+        tenant = kube.client(_tenant_kubeconfig(kc, name, ns, tmp_path / "etcd.kubeconfig"))
+        tenant.create(ConfigMap(metadata=ObjectMeta(name="in-etcd", namespace="default")))
+        prefix = etcd_admin.etcd_tenant_for(ns, name).prefix
+        keys = server.root("get", f"{prefix}/", "--prefix", "--keys-only").split()
+        assert f"{prefix}/configmaps/default/in-etcd" in keys, keys[:20]
+        everything = server.root("get", "/", "--prefix", "--keys-only").split()
+        assert everything and all(k.startswith(f"{prefix}/") for k in everything), everything[:5]
+
+        kc.delete(ClusterV2, name, namespace=ns)
+        kube.wait_until(
+            "Cluster gone", lambda: _get_or_none_in(kc, ClusterV2, name, ns) is None, 120
+        )
+        assert server.root("get", f"{prefix}/", "--prefix", "--keys-only").strip() == ""
+        kc.delete(DataStore, store)
+        kube.wait_until("DataStore released", lambda: _gone(kc, DataStore, store), 60)
+    finally:
+        etcdservers.remove(server)
+
+
+def _gone(client: Client, kind: Any, name: str) -> bool:
+    try:
+        client.get(kind, name)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return True
+        raise
+    return False
 
 
 def _get_or_none(client: Client, kind: Any, name: str) -> Any:

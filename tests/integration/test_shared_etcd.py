@@ -12,6 +12,7 @@ import base64
 import contextlib
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from lightkube import Client
@@ -140,6 +141,37 @@ def test_tenants_get_a_prefix_a_user_and_a_certificate_that_reach_nothing_else(
     # managed etcd.
     kube.wait_until("StatefulSet kmc-alpha", lambda: _exists(kc, StatefulSet, "kmc-alpha", ns), 60)
     assert not _exists(kc, StatefulSet, "kmc-alpha-etcd", ns)
+
+    # A certificate near its end is renewed, and the pod template follows (pods roll).
+    soon = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    kc.patch(
+        Secret,
+        "alpha-datastore",
+        {"metadata": {"annotations": {"mothership.io/datastore-cert-not-after": soon}}},
+        namespace=ns,
+    )
+
+    def renewed() -> str | None:
+        annotations = kc.get(Secret, "alpha-datastore", namespace=ns).metadata.annotations or {}
+        not_after = annotations.get("mothership.io/datastore-cert-not-after", soon)
+        return None if not_after == soon else not_after
+
+    kube.wait_until("alpha's certificate renewed", lambda: renewed() is not None, 60)
+    renewed_cert, _ = tenant_cert(kc, "alpha", ns)
+    assert renewed_cert.cert_pem != alpha_cert.cert_pem
+    assert renewed_cert.common_name == alpha.user
+    kube.wait_until(
+        "the pod template names the renewed certificate",
+        lambda: (
+            (
+                kc.get(StatefulSet, "kmc-alpha", namespace=ns).spec.template.metadata.annotations
+                or {}
+            ).get("mothership.io/datastore-cert-not-after")
+            == renewed()
+        ),
+        60,
+    )
+    etcd.etcdctl(renewed_cert, "get", f"{alpha.prefix}/registry/x")
     kube.wait_until(
         "DataStore lists both tenants",
         lambda: (

@@ -189,6 +189,22 @@ def test_kine_url_goes_into_the_config_and_no_etcd_is_rendered() -> None:
     assert not [o for o in objects if "etcd" in o["metadata"]["name"]]
 
 
+def _entrypoint_config(tmp_path: Any, objects: list, env: dict[str, str]) -> dict:
+    """Run the entrypoint's own shell up to the NATS part, with /etc/k0s in tmp_path, and
+    return the k0s config it wrote: the swap of Secret values into the config, for real."""
+    text = find(objects, "ConfigMap", "kmc-demo-config")["data"]["K0SMOTRON_K0S_YAML"]
+    script = find(objects, "ConfigMap", "kmc-entrypoint-demo-config")["data"][
+        configmaps.ENTRYPOINT_KEY
+    ]
+    head = script[: script.index("# Embedded NATS")].replace("/etc/k0s", str(tmp_path))
+    subprocess.run(
+        ["sh", "-c", head],
+        env={"PATH": os.environ["PATH"], "K0SMOTRON_K0S_YAML": text, **env},
+        check=True,
+    )
+    return yaml.safe_load((tmp_path / "k0s.yaml").read_text())
+
+
 @pytest.mark.skipif(shutil.which("awk") is None, reason="needs awk")
 def test_kine_secret_url_is_swapped_in_by_the_entrypoint_intact(tmp_path: Any) -> None:
     spec = {"storage": {"type": "kine", "kine": {"dataSourceSecretName": "db-creds"}}}
@@ -196,25 +212,48 @@ def test_kine_secret_url_is_swapped_in_by_the_entrypoint_intact(tmp_path: Any) -
     assert {"secretRef": {"name": "db-creds"}} in controller(objects)["envFrom"]
     text = find(objects, "ConfigMap", "kmc-demo-config")["data"]["K0SMOTRON_K0S_YAML"]
     assert f"'{configmaps.KINE_URL_PLACEHOLDER}'" in text
-    config_file = tmp_path / "k0s.yaml"
-    config_file.write_text(text)
     nasty = "mysql://user:p'a&ss\\w|d#x@tcp(db:3306)/kine"
-    result = subprocess.run(
-        [
-            "awk",
-            "-v",
-            "sq='",
-            "-v",
-            f"marker={configmaps.KINE_URL_PLACEHOLDER}",
-            configmaps.KINE_URL_AWK,
-            str(config_file),
-        ],
-        env={**os.environ, "K0SMOTRON_KINE_DATASOURCE_URL": nasty},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert yaml.safe_load(result.stdout)["spec"]["storage"]["kine"]["dataSource"] == nasty
+    config = _entrypoint_config(tmp_path, objects, {"K0SMOTRON_KINE_DATASOURCE_URL": nasty})
+    assert config["spec"]["storage"]["kine"]["dataSource"] == nasty
+
+
+@pytest.mark.skipif(shutil.which("awk") is None, reason="needs awk")
+def test_an_etcd_datastore_reaches_k0s_from_the_tenant_secret(tmp_path: Any) -> None:
+    spec = {"storage": {"type": "etcd", "etcd": {"dataStoreRef": {"name": "shared"}}}}
+    objects = render_cluster(make(spec), Facts())
+    pod = controller(objects)
+    secret = "demo-datastore"
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["env"] if "valueFrom" in e}
+    assert refs["MOTHERSHIP_ETCD_SERVERS"] == {"name": secret, "key": "endpoints"}
+    assert refs["MOTHERSHIP_ETCD_PREFIX"] == {"name": secret, "key": "prefix"}
+    assert all(source.get("secretRef") is None for source in pod["envFrom"])
+    volumes = find(objects, "StatefulSet", "kmc-demo")["spec"]["template"]["spec"]["volumes"]
+    volume = next(v for v in volumes if v["name"] == "datastore-ca")
+    assert volume["secret"] == {
+        "secretName": secret,
+        "items": [{"key": k, "path": k} for k in ("ca.crt", "tls.crt", "tls.key")],
+    }
+    mount = {"name": "datastore-ca", "mountPath": "/etc/mothership/datastore", "readOnly": True}
+    assert mount in pod["volumeMounts"]
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "StatefulSet"] == ["kmc-demo"]
+
+    endpoints = "https://etcd-0.example.net:2379,https://etcd-1.example.net:2379"
+    env = {"MOTHERSHIP_ETCD_SERVERS": endpoints, "MOTHERSHIP_ETCD_PREFIX": "/k0s_team_demo_0a1b"}
+    config = _entrypoint_config(tmp_path, objects, env)
+    assert config["spec"]["storage"] == {
+        "type": "etcd",
+        "etcd": {
+            "externalCluster": {
+                "endpoints": [endpoints],
+                "etcdPrefix": "/k0s_team_demo_0a1b",
+                "caFile": "/etc/mothership/datastore/ca.crt",
+                "clientCertFile": "/etc/mothership/datastore/tls.crt",
+                "clientKeyFile": "/etc/mothership/datastore/tls.key",
+            }
+        },
+    }
+    # Only etcd's root may compact: the tenant's API server must not try.
+    assert config["spec"]["api"]["extraArgs"] == {"etcd-compaction-interval": "0"}
 
 
 def test_endpoint_manifest_appears_once_the_address_is_known() -> None:

@@ -321,17 +321,13 @@ def test_an_etcd_datastore_replaces_the_managed_etcd_with_the_tenant_secret() ->
     sts = find(objs, "StatefulSet", "kmc-demo")
     assert sts["spec"]["template"]["metadata"]["annotations"]["mothership.io/datastore"] == "shared"
     assert not [c for c in pod(cluster)["containers"] if c["name"] == "kine"]
-
-
-def test_the_k0s_distribution_cannot_render_an_etcd_datastore() -> None:
-    cluster = Cluster.model_validate(
-        {
-            "metadata": {"name": "demo", "namespace": NS},
-            "spec": {"storage": {"type": "etcd", "etcd": {"dataStoreRef": {"name": "shared"}}}},
-        }
+    # A renewed client certificate (a new end date on the Secret) rolls the pods.
+    renewed = dataclasses.replace(FACTS, datastore_cert_not_after="2027-12-06T00:00:00+00:00")
+    template = find(render_cluster(cluster, renewed), "StatefulSet", "kmc-demo")["spec"]["template"]
+    assert template["metadata"]["annotations"]["mothership.io/datastore-cert-not-after"] == (
+        "2027-12-06T00:00:00+00:00"
     )
-    with pytest.raises(RenderError, match=r"spec.storage.etcd.dataStoreRef: the k0s distribution"):
-        render_cluster(cluster, FACTS)
+    assert template != sts["spec"]["template"]
 
 
 def test_growing_etcd_changes_the_member_count_not_the_pods() -> None:

@@ -413,15 +413,10 @@ def test_a_cluster_on_an_etcd_datastore_passes() -> None:
     assert errors(etcd_cluster({"name": "shared-etcd", "reclaimPolicy": "Delete"})) == []
 
 
-def test_the_etcd_reference_is_for_the_kubernetes_distribution() -> None:
+def test_the_etcd_reference_is_for_both_distributions() -> None:
     obj = etcd_cluster({"name": "shared-etcd"})
     del obj["spec"]["distribution"]
-    assert errors(obj) == [
-        "spec.storage.etcd.dataStoreRef: is for the kubernetes distribution only for now (the "
-        "k0s distribution cannot take the etcd client certificate from a Secret yet); set "
-        "spec.distribution: kubernetes, or use an SQL DataStore through "
-        "spec.storage.kine.dataStoreRef"
-    ]
+    assert errors(obj) == []
 
 
 def test_the_etcd_reference_names_a_datastore() -> None:
