@@ -207,6 +207,10 @@ async def _converge(
     if problem is not None:
         await report_failure(body, problem.reason, problem.message)
         return False
+    if datastore_tenant.data_store_ref(cluster) is not None:
+        # The tenant Secret it may just have written (or renewed) is a fact of this render:
+        # the pods start with its CA mounted and its certificate's date, not a roll later.
+        owned = children.children_of(key)
 
     host = await _host_of(body)
     with remote_host.reaching(host):

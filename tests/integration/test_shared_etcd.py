@@ -142,6 +142,16 @@ def test_tenants_get_a_prefix_a_user_and_a_certificate_that_reach_nothing_else(
     kube.wait_until("StatefulSet kmc-alpha", lambda: _exists(kc, StatefulSet, "kmc-alpha", ns), 60)
     assert not _exists(kc, StatefulSet, "kmc-alpha-etcd", ns)
 
+    # The first StatefulSet already names the certificate: no roll right after creation.
+    first = kc.get(StatefulSet, "kmc-alpha", namespace=ns)
+    first_annotations = first.spec.template.metadata.annotations or {}
+    secret_annotations = kc.get(Secret, "alpha-datastore", namespace=ns).metadata.annotations
+    assert (
+        first_annotations["mothership.io/datastore-cert-not-after"]
+        == (secret_annotations["mothership.io/datastore-cert-not-after"])
+    )
+    assert first.metadata.generation == 1
+
     # A certificate near its end is renewed, and the pod template follows (pods roll).
     soon = (datetime.now(UTC) + timedelta(days=3)).isoformat()
     kc.patch(
