@@ -144,7 +144,8 @@ def create(
         None,
         "--datastore",
         help="Shared DataStore to put the tenant on: the operator makes its own database and "
-        "user there (implies --storage kine; see `kubectl get datastores`).",
+        "user there (implies --storage kine; with --storage etcd, an etcd DataStore: a key "
+        "prefix, user and role of its own; see `kubectl get datastores`).",
     ),
     persistence: Persistence | None = typer.Option(
         None, "--persistence", help="Where the data directory lives.", show_default="emptyDir"

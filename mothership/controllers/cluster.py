@@ -414,7 +414,7 @@ def facts_for(
     return Facts(
         datastore_tls=store_secret is not None
         and store_secret.annotations.get(datastore_tenant.TLS_ANNOTATION) == "true",
-        datastore_cert_not_after=store_secret.annotations.get(datastore_tenant.CERT_ANNOTATION)
+        datastore_revision=store_secret.annotations.get(datastore_tenant.REVISION_ANNOTATION)
         if store_secret is not None
         else None,
         external_address=address,

@@ -68,8 +68,24 @@ async def reconcile(body: dict[str, Any]) -> None:
                 }
             },
         )
+    _note_generation(name, meta.get("generation"), tenants)
     reachable = await _reachable(name)
     await _write_status(body, tenants, [reachable])
+
+
+def _note_generation(name: str, generation: int | None, tenants: list[str]) -> None:
+    """Record the DataStore's generation; when its spec changed, reconcile its tenants now
+    (each rewrites its Secret from the new spec: endpoints, TLS) instead of at a resync."""
+    if generation is None:
+        return
+    previous = datastore_tenant.STORE_GENERATIONS.get(name)
+    datastore_tenant.STORE_GENERATIONS[name] = generation
+    if previous is None or generation <= previous:
+        return
+    for tenant in tenants:
+        namespace, _, cluster = tenant.partition("/")
+        for listener in datastore_tenant.STORE_CHANGED:
+            listener((namespace, cluster))
 
 
 async def _reachable(name: str) -> Condition:

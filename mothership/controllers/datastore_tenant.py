@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,6 +63,19 @@ TLS_ANNOTATION = "mothership.io/datastore-tls"
 CERT_ANNOTATION = "mothership.io/datastore-cert-not-after"
 """On an etcd tenant Secret: when its client certificate expires (renewed a month before)."""
 RENEW_BEFORE = timedelta(days=30)
+GENERATION_ANNOTATION = "mothership.io/datastore-generation"
+"""On a tenant Secret: the DataStore's metadata.generation it was written from. Once the
+DataStore's spec changes (endpoints, TLS), its tenants' Secrets are written again."""
+REVISION_ANNOTATION = "mothership.io/datastore-revision"
+"""On a tenant Secret: a digest of its data, new at every write (a move, a renewal, a
+changed DataStore). Rendering puts it on the pod template: the pods roll onto the new
+credentials, which they read only at start."""
+UPDATED_REASON = "DataStoreTenantUpdated"
+
+STORE_GENERATIONS: dict[str, int] = {}
+"""DataStore name -> the metadata.generation its watch last showed (the DataStore handler)."""
+STORE_CHANGED: list[Callable[[children.Key], None]] = []
+"""Called with each tenant of a DataStore whose spec changed: the operator reconciles it."""
 
 
 class Problem(Exception):
@@ -251,6 +265,7 @@ async def ensure(
         child is not None
         and child.annotations.get(DATASTORE_ANNOTATION) == ref.name
         and not renewal_due(child.annotations)
+        and not store_changed(child.annotations, ref.name)
     ):
         return None
     # Not (yet) in the watch cache: the Secret may still exist.
@@ -263,7 +278,9 @@ async def ensure(
         on = annotations.get(DATASTORE_ANNOTATION)
         if on == ref.name:
             if renewal_due(annotations):
-                await _provision(body, ref.name, field, renew=True)
+                await _provision(body, ref.name, field, renew="client certificate renewed")
+            elif store_changed(annotations, ref.name):
+                await _provision(body, ref.name, field, renew="the DataStore's spec changed")
             return None
         if not on:
             return Problem(
@@ -279,6 +296,29 @@ async def ensure(
     except Problem as problem:
         return problem
     return None
+
+
+def store_changed(annotations: Mapping[str, str], store_name: str) -> bool:
+    """Whether the DataStore's spec changed since the tenant Secret was written from it.
+
+    Older than the DataStore's generation only: a Secret written from a fresher read than
+    the watch has shown yet is not stale. A Secret without the annotation (written by an
+    operator before it) is taken as current: no surprise rewrite on upgrade.
+    """
+    seen = STORE_GENERATIONS.get(store_name)
+    try:
+        written = int(annotations.get(GENERATION_ANNOTATION) or "")
+    except ValueError:
+        return False
+    return seen is not None and written < seen
+
+
+def revision(data: Mapping[str, str]) -> str:
+    """A digest of the tenant Secret's data: what the pod template carries."""
+    digest = hashlib.sha256()
+    for key in sorted(data):
+        digest.update(f"{key}\0{data[key]}\0".encode())
+    return digest.hexdigest()[:16]
 
 
 def renewal_due(annotations: Mapping[str, str], now: datetime | None = None) -> bool:
@@ -335,7 +375,7 @@ async def _move(body: dict[str, Any], source_name: str, target_name: str) -> Non
             f"failed, it stays on {source_name} (writes allowed again; retried): {exc}",
         ) from None
     secret = _sql_secret(name, namespace, target_name, target, tenant, password)
-    await _rewrite(secret, namespace)
+    await _rewrite(_stamped(secret, target_store), namespace)
     last = ", ".join(f"{t} up to id {i}" for t, i in copied.last_ids.items()) or "no tables"
     events.info(
         body,
@@ -360,7 +400,7 @@ async def _move_etcd(body: dict[str, Any], source_name: str, target_name: str) -
     name, namespace = meta["name"], meta["namespace"]
     field = "spec.storage.etcd.dataStoreRef"
     _, source = await admin_for(source_name, f"the DataStore this Cluster is on ({source_name})")
-    _, target = await admin_for(target_name, f"{field}.name")
+    target_store, target = await admin_for(target_name, f"{field}.name")
     for store, admin in ((source_name, source), (target_name, target)):
         mismatch = _driver_problem(admin, store, f"{field}.name")
         if mismatch is not None:
@@ -394,7 +434,7 @@ async def _move_etcd(body: dict[str, Any], source_name: str, target_name: str) -
             f"again; retried): {exc}",
         ) from None
     secret = _etcd_secret(name, namespace, target_name, target, tenant)
-    await _rewrite(secret, namespace)
+    await _rewrite(_stamped(secret, target_store), namespace)
     events.info(
         body,
         reason="DataStoreMoved",
@@ -502,6 +542,16 @@ def _etcd_secret(
     )
 
 
+def _stamped(secret: dict[str, Any], store: Mapping[str, Any]) -> dict[str, Any]:
+    """The Secret with the DataStore generation it comes from and its data's revision."""
+    annotations = secret["metadata"]["annotations"]
+    generation = (store.get("metadata") or {}).get("generation")
+    if generation is not None:
+        annotations[GENERATION_ANNOTATION] = str(generation)
+    annotations[REVISION_ANNOTATION] = revision(secret["stringData"])
+    return secret
+
+
 async def _rewrite(secret: dict[str, Any], namespace: str) -> None:
     """Replace the tenant Secret's data and our annotations (a move, a renewal)."""
     result = await runtime().client.patch(
@@ -521,10 +571,10 @@ def _data(secret: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _provision(
-    body: dict[str, Any], store_name: str, field: str, *, renew: bool = False
+    body: dict[str, Any], store_name: str, field: str, *, renew: str | None = None
 ) -> None:
-    """Make the tenant and write its Secret (`renew`: rewrite the Secret of one that has
-    it, with a new client certificate)."""
+    """Make the tenant and write its Secret (`renew`, why: rewrite the Secret of one that
+    has it, with a new client certificate or password)."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     store, admin = await admin_for(store_name, f"{field}.name")
@@ -561,17 +611,21 @@ async def _provision(
         secret = _sql_secret(name, namespace, store_name, admin, tenant, password)
         verb = "created" if created else "found (its password set anew)"
         made = f"database {tenant.database} and user {tenant.user} {verb}"
+    secret = _stamped(secret, store)
     if renew:
         await _rewrite(secret, namespace)
     else:
         created_secret = await runtime().client.create(from_dict(owned_by(secret, body)))
         metrics.WRITES.labels(kind="Secret").inc()
         children.observe_write(created_secret.to_dict())
+    reason = "DataStoreTenantReady"
+    if renew:
+        reason = "DataStoreTenantRenewed" if "certificate" in renew else UPDATED_REASON
     events.info(
         body,
-        reason="DataStoreTenantRenewed" if renew else "DataStoreTenantReady",
+        reason=reason,
         message=f"{made} on DataStore {store_name} ({store['spec'].get('driver')}); "
-        + ("client certificate renewed in" if renew else "credentials in")
+        + (f"{renew}: credentials rewritten in" if renew else "credentials in")
         + f" Secret {names.datastore_secret(name)}",
     )
 

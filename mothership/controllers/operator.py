@@ -24,6 +24,7 @@ from mothership.controllers import (
     cluster,
     controlplane,
     datastore,
+    datastore_tenant,
     join_token,
     remote_machine,
     runtime,
@@ -136,6 +137,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.triggers = Triggers(CHILD_WORKERS)
     memo.triggers.start()
     children.REGISTRY.listeners.append(memo.triggers.on_child)
+    datastore_tenant.STORE_CHANGED.append(memo.triggers.add)
     runtime.RUNTIME.remotes.listeners.append(memo.triggers.on_child)  # hosting clusters' too
     memo.watches = children.Watches(children.http_client(config.get()), namespaces)
     memo.watches.start()
@@ -281,6 +283,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     triggers = getattr(memo, "triggers", None)
     if triggers:
         children.REGISTRY.listeners.remove(triggers.on_child)
+        datastore_tenant.STORE_CHANGED.remove(triggers.add)
         await triggers.stop()
     watches = getattr(memo, "watches", None)
     if watches:

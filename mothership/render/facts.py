@@ -71,9 +71,9 @@ class Facts:
       those. None: the defaults.
     - datastore_tls: the Cluster's SQL DataStore has TLS (its tenant Secret says so and
       holds the CA): kine gets the CA file mounted and named.
-    - datastore_cert_not_after: when the client certificate in the tenant Secret of a
-      Cluster on an etcd DataStore ends (the Secret's annotation): on the pod template, so
-      a renewed certificate rolls the control plane.
+    - datastore_revision: the revision of the tenant Secret of a Cluster on a shared
+      DataStore (the Secret's annotation, new at each write): on the pod template, so a
+      renewed certificate or rewritten credentials roll the control plane.
     """
 
     external_address: str | None = None
@@ -89,7 +89,7 @@ class Facts:
     monitoring_prometheus_image: str | None = None
     monitoring_proxy_image: str | None = None
     datastore_tls: bool = False
-    datastore_cert_not_after: str | None = None
+    datastore_revision: str | None = None
 
 
 def k0s_version(spec: ClusterSpec, facts: Facts) -> str:

@@ -37,10 +37,10 @@ from mothership.render.facts import (
 
 DATASTORE_TEMPLATE_ANNOTATION = "mothership.io/datastore"
 """On the pod template of a control plane on a shared DataStore: that DataStore's name."""
-DATASTORE_CERT_TEMPLATE_ANNOTATION = "mothership.io/datastore-cert-not-after"
-"""On the pod template of a control plane on an etcd DataStore: when its client certificate
-ends. A renewal changes it, and the pods roll onto the new certificate (the API server reads
-the files once, at start)."""
+DATASTORE_REVISION_TEMPLATE_ANNOTATION = "mothership.io/datastore-revision"
+"""On the pod template of a control plane on a shared DataStore: the revision of its tenant
+Secret. A rewrite (renewed certificate, changed DataStore, a move) changes it and the pods
+roll onto the new credentials, which they read only at start."""
 COMPONENT = "control-plane"
 DATA_DIR = "/var/lib/k0s"
 MANIFESTS_DIR = f"{DATA_DIR}/manifests"
@@ -590,9 +590,9 @@ def assemble(
             **(template_meta.get("annotations") or {}),
             DATASTORE_TEMPLATE_ANNOTATION: store.name,
         }
-        if spec.storage.shared_etcd and facts.datastore_cert_not_after:
-            template_meta["annotations"][DATASTORE_CERT_TEMPLATE_ANNOTATION] = (
-                facts.datastore_cert_not_after
+        if facts.datastore_revision:
+            template_meta["annotations"][DATASTORE_REVISION_TEMPLATE_ANNOTATION] = (
+                facts.datastore_revision
             )
     out_spec["template"] = {"metadata": template_meta, "spec": out_pod}
     if claim_templates:

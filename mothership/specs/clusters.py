@@ -107,12 +107,14 @@ def spec_from_flags(f: ClusterFlags) -> Obj:
             "--datastore cannot be combined with --kine-url/--kine-secret: the operator makes "
             "the database and its credentials on the DataStore; give one or the other"
         )
-    if f.kine_url or f.kine_secret or f.datastore:
+    if f.datastore and storage_type == "etcd":
+        # An etcd DataStore: a key prefix, a user and a role of its own there.
+        spec["storage"]["etcd"] = {"dataStoreRef": {"name": f.datastore}}
+    elif f.kine_url or f.kine_secret or f.datastore:
         if storage_type != "kine":
-            raise InvalidInput(
-                "--kine-url/--kine-secret/--datastore need --storage kine "
-                f"(got --storage {storage_type})"
-            )
+            what = "--kine-url/--kine-secret" if not f.datastore else "--datastore"
+            need = "--storage kine" if not f.datastore else "--storage kine (or etcd)"
+            raise InvalidInput(f"{what} need {need} (got --storage {storage_type})")
         kine: Obj = {}
         if f.kine_url:
             kine["dataSourceURL"] = f.kine_url

@@ -162,6 +162,37 @@ def test_tenants_get_their_own_database_and_the_data_outlives_the_cluster(
     )
     assert _store_status(kc, store)["tenantCount"] == 2
 
+    # The platform team moves the server to another name: every tenant's Secret is written
+    # again from the DataStore's new spec, and the pod templates follow (the pods roll).
+    kc.patch(
+        DataStore,
+        store,
+        {"spec": {"endpoints": [f"localhost:{sql_server.port}"]}},
+        patch_type=PatchType.MERGE,
+    )
+    for name in ("alpha", "beta"):
+        kube.wait_until(
+            f"{name}'s URL names the new endpoint",
+            lambda n=name: (
+                f"localhost:{sql_server.port}" in _url(kc, n, ns)
+                or f"tcp(localhost:{sql_server.port})" in _url(kc, n, ns)
+            ),
+            60,
+        )
+
+    def revisions() -> tuple[str | None, str | None]:
+        secret = kc.get(Secret, "alpha-datastore", namespace=ns).metadata.annotations or {}
+        sts = kc.get(StatefulSet, "kmc-alpha", namespace=ns).spec.template.metadata
+        key = "mothership.io/datastore-revision"
+        return secret.get(key), (sts.annotations or {}).get(key)
+
+    kube.wait_until("alpha's pod template follows", lambda: len(set(revisions())) == 1, 60)
+    assert revisions()[0] is not None
+    assert "DataStoreTenantUpdated" in [e.reason for e in kc.list(Event, namespace=ns)]
+    new_password = _password(_url(kc, "alpha", ns), alpha)
+    assert new_password != password
+    _login(sql_server, alpha, new_password, alpha.database).close()
+
     # In use: deleting the DataStore waits, and says for whom.
     kc.delete(DataStore, store)
     kube.wait_until(

@@ -142,44 +142,34 @@ def test_tenants_get_a_prefix_a_user_and_a_certificate_that_reach_nothing_else(
     kube.wait_until("StatefulSet kmc-alpha", lambda: _exists(kc, StatefulSet, "kmc-alpha", ns), 60)
     assert not _exists(kc, StatefulSet, "kmc-alpha-etcd", ns)
 
-    # The first StatefulSet already names the certificate: no roll right after creation.
-    first = kc.get(StatefulSet, "kmc-alpha", namespace=ns)
-    first_annotations = first.spec.template.metadata.annotations or {}
-    secret_annotations = kc.get(Secret, "alpha-datastore", namespace=ns).metadata.annotations
-    assert (
-        first_annotations["mothership.io/datastore-cert-not-after"]
-        == (secret_annotations["mothership.io/datastore-cert-not-after"])
-    )
-    assert first.metadata.generation == 1
+    # The first StatefulSet already names the Secret's revision: no roll after creation.
+    revision = "mothership.io/datastore-revision"
+
+    def template_says() -> str | None:
+        template = kc.get(StatefulSet, "kmc-alpha", namespace=ns).spec.template.metadata
+        return (template.annotations or {}).get(revision)
+
+    def secret_says(key: str = revision) -> str | None:
+        annotations = kc.get(Secret, "alpha-datastore", namespace=ns).metadata.annotations
+        return (annotations or {}).get(key)
+
+    first_revision = secret_says()
+    assert first_revision and template_says() == first_revision
+    assert kc.get(StatefulSet, "kmc-alpha", namespace=ns).metadata.generation == 1
 
     # A certificate near its end is renewed, and the pod template follows (pods roll).
+    not_after = "mothership.io/datastore-cert-not-after"
     soon = (datetime.now(UTC) + timedelta(days=3)).isoformat()
     kc.patch(
-        Secret,
-        "alpha-datastore",
-        {"metadata": {"annotations": {"mothership.io/datastore-cert-not-after": soon}}},
-        namespace=ns,
+        Secret, "alpha-datastore", {"metadata": {"annotations": {not_after: soon}}}, namespace=ns
     )
-
-    def renewed() -> str | None:
-        annotations = kc.get(Secret, "alpha-datastore", namespace=ns).metadata.annotations or {}
-        not_after = annotations.get("mothership.io/datastore-cert-not-after", soon)
-        return None if not_after == soon else not_after
-
-    kube.wait_until("alpha's certificate renewed", lambda: renewed() is not None, 60)
+    kube.wait_until("alpha's certificate renewed", lambda: secret_says(not_after) != soon, 60)
     renewed_cert, _ = tenant_cert(kc, "alpha", ns)
     assert renewed_cert.cert_pem != alpha_cert.cert_pem
     assert renewed_cert.common_name == alpha.user
+    assert secret_says() != first_revision
     kube.wait_until(
-        "the pod template names the renewed certificate",
-        lambda: (
-            (
-                kc.get(StatefulSet, "kmc-alpha", namespace=ns).spec.template.metadata.annotations
-                or {}
-            ).get("mothership.io/datastore-cert-not-after")
-            == renewed()
-        ),
-        60,
+        "the pod template names the renewed Secret", lambda: template_says() == secret_says(), 60
     )
     etcd.etcdctl(renewed_cert, "get", f"{alpha.prefix}/registry/x")
     kube.wait_until(

@@ -57,3 +57,29 @@ def test_renewal_is_due_a_month_before_expiry() -> None:
     assert renewal_due({CERT_ANNOTATION: (now + timedelta(days=29)).isoformat()}, now)
     assert renewal_due({CERT_ANNOTATION: "garbage"}, now)
     assert not renewal_due({}, now)  # SQL tenants have no certificate
+
+
+def test_a_tenant_secret_is_stale_only_when_written_from_an_older_datastore_spec() -> None:
+    from mothership.controllers import datastore_tenant as dt
+
+    dt.STORE_GENERATIONS["shared"] = 3
+    try:
+        at = {dt.GENERATION_ANNOTATION: "2"}
+        assert dt.store_changed(at, "shared")
+        assert not dt.store_changed({dt.GENERATION_ANNOTATION: "3"}, "shared")
+        # Written from a fresher read than the watch has shown: not stale.
+        assert not dt.store_changed({dt.GENERATION_ANNOTATION: "4"}, "shared")
+        # Written by an operator before this annotation, or a DataStore not seen yet.
+        assert not dt.store_changed({}, "shared")
+        assert not dt.store_changed(at, "other")
+    finally:
+        del dt.STORE_GENERATIONS["shared"]
+
+
+def test_the_revision_follows_every_key_and_value() -> None:
+    from mothership.controllers.datastore_tenant import revision
+
+    base = {"endpoints": "https://a:2379", "tls.crt": "one"}
+    assert revision(base) == revision(dict(reversed(list(base.items()))))
+    assert revision(base) != revision({**base, "tls.crt": "two"})
+    assert revision(base) != revision({"endpoints": "https://a:2379tls.crt", "": "one"})

@@ -321,11 +321,11 @@ def test_an_etcd_datastore_replaces_the_managed_etcd_with_the_tenant_secret() ->
     sts = find(objs, "StatefulSet", "kmc-demo")
     assert sts["spec"]["template"]["metadata"]["annotations"]["mothership.io/datastore"] == "shared"
     assert not [c for c in pod(cluster)["containers"] if c["name"] == "kine"]
-    # A renewed client certificate (a new end date on the Secret) rolls the pods.
-    renewed = dataclasses.replace(FACTS, datastore_cert_not_after="2027-12-06T00:00:00+00:00")
+    # A rewritten tenant Secret (a new revision) rolls the pods.
+    renewed = dataclasses.replace(FACTS, datastore_revision="0a1b2c3d4e5f6789")
     template = find(render_cluster(cluster, renewed), "StatefulSet", "kmc-demo")["spec"]["template"]
-    assert template["metadata"]["annotations"]["mothership.io/datastore-cert-not-after"] == (
-        "2027-12-06T00:00:00+00:00"
+    assert template["metadata"]["annotations"]["mothership.io/datastore-revision"] == (
+        "0a1b2c3d4e5f6789"
     )
     assert template != sts["spec"]["template"]
 

@@ -30,8 +30,12 @@ def test_a_datastore_implies_kine_and_excludes_a_url() -> None:
     assert spec["storage"] == {"type": "kine", "kine": {"dataStoreRef": {"name": "shared-pg"}}}
     with pytest.raises(InvalidInput, match="--datastore cannot be combined"):
         spec_from_flags(ClusterFlags(datastore="shared-pg", kine_secret="pg-url"))
-    with pytest.raises(InvalidInput, match="need --storage kine"):
-        spec_from_flags(ClusterFlags(datastore="shared-pg", storage="etcd"))
+    on_etcd = spec_from_flags(ClusterFlags(datastore="shared-etcd", storage="etcd"))
+    assert on_etcd["storage"] == {"type": "etcd", "etcd": {"dataStoreRef": {"name": "shared-etcd"}}}
+    with pytest.raises(
+        InvalidInput, match=r"^--datastore need --storage kine \(or etcd\) \(got --storage nats\)$"
+    ):
+        spec_from_flags(ClusterFlags(datastore="shared", storage="nats"))
 
 
 def test_kine_source_with_another_storage_is_refused() -> None:
