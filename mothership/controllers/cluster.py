@@ -596,8 +596,10 @@ async def ensure_encryption_key(
     False (told on the Cluster) when the key is gone from a control plane that ran with
     it: a new key could not read what the old one wrote, so none is made and the pods,
     which cannot mount it, wait for the Secret to be restored from a backup."""
-    if cluster.spec.distribution != "kubernetes":
-        return True
+    if cluster.spec.distribution != "kubernetes" and encryption.user_provider(
+        cluster.spec.k0s_config
+    ):
+        return True  # the user's k0sConfig names an EncryptionConfiguration of its own
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     secret = names.encryption_secret(name)

@@ -17,7 +17,7 @@ import yaml
 
 from mothership.api.k0smotron.v1beta2 import Cluster, ClusterSpec
 from mothership.api.mothership.v1alpha1 import TENANT_CA_DIR, TLS_CA_CERT_KEY
-from mothership.render import names
+from mothership.render import encryption, names
 from mothership.render.facts import (
     Facts,
     RenderError,
@@ -124,9 +124,15 @@ def _operator_spec(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     api: dict[str, Any] = {"port": spec.service.api_port, "sans": sans(cluster, facts)}
     konnectivity: dict[str, Any] = {"agentPort": spec.service.konnectivity_port}
     nllb = _nested(spec.k0s_config or {}, "spec", "network", "nodeLocalLoadBalancing", "enabled")
+    extra: dict[str, str] = {}
+    if not encryption.user_provider(spec.k0s_config):
+        # The tenant's Secrets reach the datastore sealed with the Cluster's own key.
+        extra.update(encryption.k0s_extra_args())
     if spec.storage.shared_etcd:
         # Only etcd's root may compact; the etcd DataStore's owner runs auto-compaction.
-        api["extraArgs"] = {"etcd-compaction-interval": "0"}
+        extra["etcd-compaction-interval"] = "0"
+    if extra:
+        api["extraArgs"] = extra
     if spec.ingress is not None:
         ingress = spec.ingress
         api["externalAddress"] = _host_port(ingress.api_host, ingress.port)

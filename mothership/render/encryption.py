@@ -96,10 +96,32 @@ def apiserver_flags(mount_dir: str) -> list[str]:
     ]
 
 
-def volume(cluster: str) -> dict[str, Any]:
+def volume(cluster: str, mode: int = 0o440) -> dict[str, Any]:
     """The pod volume of the key Secret (not optional: an API server must never start
     writing Secrets in plain text because the key was not there)."""
     return {
         "name": "encryption",
-        "secret": {"secretName": names.encryption_secret(cluster), "defaultMode": 0o440},
+        "secret": {"secretName": names.encryption_secret(cluster), "defaultMode": mode},
+    }
+
+
+K0S_DIR = "/etc/mothership/encryption"
+# Under k0s the API server runs as k0s's own `kube-apiserver` system user, whose uid the
+# image chooses: the file must be readable by others in the container (all of them
+# control-plane components k0s runs; nothing else runs in the pod's controller container).
+K0S_MODE = 0o444
+
+
+def user_provider(k0s_config: dict[str, Any] | None) -> bool:
+    """Whether the user's k0sConfig already names an EncryptionConfiguration: theirs wins."""
+    spec = (k0s_config or {}).get("spec") or {}
+    args = ((spec.get("api") or {}) if isinstance(spec, dict) else {}).get("extraArgs") or {}
+    return isinstance(args, dict) and "encryption-provider-config" in args
+
+
+def k0s_extra_args() -> dict[str, str]:
+    """k0s's api.extraArgs for the key Secret mounted at K0S_DIR."""
+    return {
+        flag.removeprefix("--").split("=", 1)[0]: flag.split("=", 1)[1]
+        for flag in apiserver_flags(K0S_DIR)
     }

@@ -25,7 +25,7 @@ from mothership.api.mothership.v1alpha1 import (
     TENANT_CA_DIR,
     TLS_CA_CERT_KEY,
 )
-from mothership.render import configmaps, ingress, names, scheduling
+from mothership.render import configmaps, encryption, ingress, names, scheduling
 from mothership.render.facts import (
     Facts,
     RenderError,
@@ -433,6 +433,13 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     if ca is not None:
         volumes.append(ca[0])
         mounts.append(ca[1])
+    encrypted = not encryption.user_provider(spec.k0s_config)
+    if encrypted:
+        key_volume = encryption.volume(cluster_name, encryption.K0S_MODE)
+        volumes.append(key_volume)
+        mounts.append(
+            {"name": key_volume["name"], "mountPath": encryption.K0S_DIR, "readOnly": True}
+        )
 
     env_from: list[dict[str, Any]] = [{"configMapRef": {"name": names.config_map(cluster_name)}}]
     kine_secret = configmaps.kine_secret(cluster_name, spec)
@@ -489,7 +496,7 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
     ]
     # The client certificate k0s writes for admin access.
     credentials = [{"name": data_name, "mountPath": DATA_DIR}]
-    return assemble(
+    out = assemble(
         cluster,
         facts,
         containers=[controller],
@@ -499,6 +506,11 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         sts_spec=sts_spec,
         monitoring_credentials=credentials,
     )
+    if encrypted:
+        # This control plane writes with the key: a missing key Secret is a lost key.
+        annotations = out["metadata"].setdefault("annotations", {})
+        annotations[encryption.KEY_ANNOTATION] = names.encryption_secret(cluster_name)
+    return out
 
 
 def assemble(

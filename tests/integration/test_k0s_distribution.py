@@ -44,7 +44,7 @@ from lightkube.types import PatchType
 
 from mothership.api.k0smotron.v1beta2 import DEFAULT_K0S_IMAGE, DEFAULT_PROMETHEUS_IMAGE
 from mothership.datastores import etcd_admin
-from mothership.render import node_join
+from mothership.render import encryption, node_join
 from mothership.testenv import etcdservers, kube, machines, monitoring_images
 from mothership.testenv.k0s_tenant import air_gapped_k0s_config, apply_user_cni
 from mothership.testenv.local import LocalMothership
@@ -417,7 +417,8 @@ def test_k0s_keeps_its_keys_under_its_prefix_on_a_shared_etcd_datastore(
 ) -> None:
     """k0s's external etcd, filled in from the tenant Secret: the endpoints and prefix by
     the entrypoint, the CA and the client pair the operator issued by a mount. Its keys stay
-    under the tenant's prefix on an etcd with auth, and Delete removes them."""
+    under the tenant's prefix on an etcd with auth, Secrets sealed with the Cluster's own
+    key, and Delete removes them."""
     name = "k0s-etcd"
     server = etcdservers.start(host_ips=(mothership_real.cfg.host_ip,))
     try:
@@ -446,6 +447,19 @@ def test_k0s_keeps_its_keys_under_its_prefix_on_a_shared_etcd_datastore(
         assert f"{prefix}/configmaps/default/in-etcd" in keys, keys[:20]
         everything = server.root("get", "/", "--prefix", "--keys-only").split()
         assert everything and all(k.startswith(f"{prefix}/") for k in everything), everything[:5]
+        # Secrets reach etcd sealed with the Cluster's own key (read here as etcd's root).
+        sealed = f"sealed-{uuid.uuid4().hex}"
+        tenant.create(
+            Secret(
+                metadata=ObjectMeta(name="sealed", namespace="default"), stringData={"v": sealed}
+            )
+        )
+        found = json.loads(server.root("get", f"{prefix}/secrets/default/sealed", "-w", "json"))
+        stored = base64.b64decode(found["kvs"][0]["value"])
+        assert stored.startswith(encryption.STORED_PREFIX.encode()), stored[:60]
+        assert sealed.encode() not in stored
+        got = tenant.get(Secret, "sealed", namespace="default").data or {}
+        assert base64.b64decode(got["v"]).decode() == sealed
 
         kc.delete(ClusterV2, name, namespace=ns)
         kube.wait_until(
@@ -455,6 +469,12 @@ def test_k0s_keeps_its_keys_under_its_prefix_on_a_shared_etcd_datastore(
         kc.delete(DataStore, store)
         kube.wait_until("DataStore released", lambda: _gone(kc, DataStore, store), 60)
     finally:
+        # Gone while its etcd still answers: reclaimPolicy Delete waits for the etcd.
+        if _get_or_none_in(kc, ClusterV2, name, ns) is not None:
+            kc.delete(ClusterV2, name, namespace=ns)
+            kube.wait_until(
+                "Cluster gone", lambda: _get_or_none_in(kc, ClusterV2, name, ns) is None, 120
+            )
         etcdservers.remove(server)
 
 

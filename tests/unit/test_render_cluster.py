@@ -155,7 +155,12 @@ def test_user_config_is_kept_where_the_operator_has_no_say() -> None:
     assert config["spec"]["network"] == {"provider": "calico", "clusterDomain": "corp.local"}
     assert config["spec"]["telemetry"] == {"enabled": False}
     assert config["spec"]["api"]["port"] == 30443  # the Service dictates the port
-    assert config["spec"]["api"]["extraArgs"] == {"v": "4"}
+    assert config["spec"]["api"]["extraArgs"] == {
+        "v": "4",
+        # Secrets at rest sealed with the Cluster's own key (the user named no provider).
+        "encryption-provider-config": "/etc/mothership/encryption/encryption-config.yaml",
+        "encryption-provider-config-automatic-reload": "true",
+    }
     # No address known to the operator: the user's own stays.
     assert config["spec"]["api"]["externalAddress"] == "mine.example"
 
@@ -253,7 +258,7 @@ def test_an_etcd_datastore_reaches_k0s_from_the_tenant_secret(tmp_path: Any) -> 
         },
     }
     # Only etcd's root may compact: the tenant's API server must not try.
-    assert config["spec"]["api"]["extraArgs"] == {"etcd-compaction-interval": "0"}
+    assert config["spec"]["api"]["extraArgs"]["etcd-compaction-interval"] == "0"
 
 
 def test_endpoint_manifest_appears_once_the_address_is_known() -> None:
@@ -640,3 +645,25 @@ def test_monitoring_image_settings_replace_only_the_default_images() -> None:
         "quay.io/k0sproject/prometheus:v2.44.0",
         "nginx:1.19.10",
     )
+
+
+def test_k0s_seals_secrets_with_the_clusters_key_unless_the_user_names_a_provider() -> None:
+    objects = render_cluster(make(), Facts())
+    sts = find(objects, "StatefulSet", "kmc-demo")
+    assert sts["metadata"]["annotations"]["mothership.io/encryption-key-secret"] == (
+        "kmc-demo-encryption"
+    )
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["encryption"]["secret"]["secretName"] == "kmc-demo-encryption"
+    mount = {"name": "encryption", "mountPath": "/etc/mothership/encryption", "readOnly": True}
+    assert mount in controller(objects)["volumeMounts"]
+
+    own = {"spec": {"api": {"extraArgs": {"encryption-provider-config": "/mine/enc.yaml"}}}}
+    objects = render_cluster(make({"k0sConfig": own}), Facts())
+    text = find(objects, "ConfigMap", "kmc-demo-config")["data"]["K0SMOTRON_K0S_YAML"]
+    assert yaml.safe_load(text)["spec"]["api"]["extraArgs"] == {
+        "encryption-provider-config": "/mine/enc.yaml"
+    }
+    sts = find(objects, "StatefulSet", "kmc-demo")
+    assert "mothership.io/encryption-key-secret" not in (sts["metadata"].get("annotations") or {})
+    assert "encryption" not in {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
