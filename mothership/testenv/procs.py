@@ -148,10 +148,37 @@ def terminate(pid: int, started: int, timeout: float = 15.0, *, crash: bool = Fa
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             _reap(pid)
-            if start_time(pid) != started:
+            if _exited(pid, started):
                 return
             time.sleep(0.05)
     raise ComponentFailed(f"process {pid} survived SIGKILL")
+
+
+def _exited(pid: int, started: int) -> bool:
+    """Gone, or a zombie with no thread left: its sockets and files are closed.
+
+    A killed multi-threaded process (Go's) shows its first thread as a zombie while the
+    others are still exiting, and the files they share stay open until the last one is
+    gone: a listener restarted on the same port at that moment finds it in use.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[19]) != started:
+            return True
+        if fields[0] != "Z":
+            return False
+        threads = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return True
+    for tid in threads:
+        try:
+            state = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            return False
+    return True
 
 
 def _reap(pid: int) -> None:
