@@ -53,7 +53,7 @@ from mothership.testenv.node_images import BUSYBOX_IMAGE
 from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_VERSION
 from tests import metrics_scrape
 from tests.crds import apply_checked_in_crds
-from tests.integration.test_shared_etcd import DataStore, etcd_data_store
+from tests.integration.test_shared_etcd import DataStore, etcd_data_store, keys_only_under
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
 from tests.poller import Poller
@@ -443,10 +443,7 @@ def test_k0s_keeps_its_keys_under_its_prefix_on_a_shared_etcd_datastore(
         tenant = kube.client(_tenant_kubeconfig(kc, name, ns, tmp_path / "etcd.kubeconfig"))
         tenant.create(ConfigMap(metadata=ObjectMeta(name="in-etcd", namespace="default")))
         prefix = etcd_admin.etcd_tenant_for(ns, name).prefix
-        keys = server.root("get", f"{prefix}/", "--prefix", "--keys-only").split()
-        assert f"{prefix}/configmaps/default/in-etcd" in keys, keys[:20]
-        everything = server.root("get", "/", "--prefix", "--keys-only").split()
-        assert everything and all(k.startswith(f"{prefix}/") for k in everything), everything[:5]
+        keys_only_under(server, prefix, "configmaps/default/in-etcd")
         # Secrets reach etcd sealed with the Cluster's own key (read here as etcd's root).
         sealed = f"sealed-{uuid.uuid4().hex}"
         tenant.create(

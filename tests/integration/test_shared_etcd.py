@@ -81,6 +81,15 @@ def etcd_data_store(kc: Client, server: etcdservers.EtcdServer, ns: str, host: s
     return name
 
 
+def keys_only_under(server: etcdservers.EtcdServer, prefix: str, expected: str) -> None:
+    """`expected` is stored under the tenant's prefix, and nothing in the etcd is outside it
+    (kube-apiserver keeps no global keys)."""
+    keys = server.root("get", f"{prefix}/", "--prefix", "--keys-only").split()
+    assert f"{prefix}/{expected}" in keys, keys[:20]
+    everything = server.root("get", "/", "--prefix", "--keys-only").split()
+    assert everything and all(k.startswith(f"{prefix}/") for k in everything), everything[:5]
+
+
 def on_etcd(store: str, name: str, ns: str, reclaim: str = "Retain") -> object:
     return Cluster(
         metadata=ObjectMeta(name=name, namespace=ns),
