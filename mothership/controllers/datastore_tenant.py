@@ -70,7 +70,9 @@ REVISION_ANNOTATION = "mothership.io/datastore-revision"
 """On a tenant Secret: a digest of its data, new at every write (a move, a renewal, a
 changed DataStore). Rendering puts it on the pod template: the pods roll onto the new
 credentials, which they read only at start."""
-UPDATED_REASON = "DataStoreTenantUpdated"
+RENEWED = ("DataStoreTenantRenewed", "client certificate renewed")
+UPDATED = ("DataStoreTenantUpdated", "the DataStore's spec changed")
+"""Why a tenant Secret is written again: (event reason, what the message says)."""
 
 STORE_GENERATIONS: dict[str, int] = {}
 """DataStore name -> the metadata.generation its watch last showed (the DataStore handler)."""
@@ -278,9 +280,9 @@ async def ensure(
         on = annotations.get(DATASTORE_ANNOTATION)
         if on == ref.name:
             if renewal_due(annotations):
-                await _provision(body, ref.name, field, renew="client certificate renewed")
+                await _provision(body, ref.name, field, renew=RENEWED)
             elif store_changed(annotations, ref.name):
-                await _provision(body, ref.name, field, renew="the DataStore's spec changed")
+                await _provision(body, ref.name, field, renew=UPDATED)
             return None
         if not on:
             return Problem(
@@ -571,10 +573,10 @@ def _data(secret: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _provision(
-    body: dict[str, Any], store_name: str, field: str, *, renew: str | None = None
+    body: dict[str, Any], store_name: str, field: str, *, renew: tuple[str, str] | None = None
 ) -> None:
-    """Make the tenant and write its Secret (`renew`, why: rewrite the Secret of one that
-    has it, with a new client certificate or password)."""
+    """Make the tenant and write its Secret (`renew`, RENEWED or UPDATED: rewrite the
+    Secret of one that has it, with a new client certificate or password)."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     store, admin = await admin_for(store_name, f"{field}.name")
@@ -618,14 +620,12 @@ async def _provision(
         created_secret = await runtime().client.create(from_dict(owned_by(secret, body)))
         metrics.WRITES.labels(kind="Secret").inc()
         children.observe_write(created_secret.to_dict())
-    reason = "DataStoreTenantReady"
-    if renew:
-        reason = "DataStoreTenantRenewed" if "certificate" in renew else UPDATED_REASON
+    reason, why = renew or ("DataStoreTenantReady", "")
     events.info(
         body,
         reason=reason,
         message=f"{made} on DataStore {store_name} ({store['spec'].get('driver')}); "
-        + (f"{renew}: credentials rewritten in" if renew else "credentials in")
+        + (f"{why}: credentials rewritten in" if why else "credentials in")
         + f" Secret {names.datastore_secret(name)}",
     )
 
