@@ -531,8 +531,8 @@ def _etcd_secret(
         ETCD_ENDPOINTS_KEY: ",".join(admin.urls),
         ETCD_PREFIX_KEY: tenant.prefix,
         "ca.crt": admin.ca_cert_pem.decode(),
-        "tls.crt": cert.cert_pem.decode(),
-        "tls.key": cert.key_pem.decode(),
+        v1alpha1.ETCD_CLIENT_CERT_KEY: cert.cert_pem.decode(),
+        v1alpha1.ETCD_CLIENT_KEY_KEY: cert.key_pem.decode(),
     }
     return _secret(
         name,

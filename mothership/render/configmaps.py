@@ -16,7 +16,12 @@ from typing import Any, cast
 import yaml
 
 from mothership.api.k0smotron.v1beta2 import Cluster, ClusterSpec
-from mothership.api.mothership.v1alpha1 import TENANT_CA_DIR, TLS_CA_CERT_KEY
+from mothership.api.mothership.v1alpha1 import (
+    ETCD_CLIENT_CERT_KEY,
+    ETCD_CLIENT_KEY_KEY,
+    TENANT_CA_DIR,
+    TLS_CA_CERT_KEY,
+)
 from mothership.render import encryption, names
 from mothership.render.facts import (
     Facts,
@@ -46,9 +51,6 @@ ETCD_SERVERS_ENV = "MOTHERSHIP_ETCD_SERVERS"
 ETCD_PREFIX_ENV = "MOTHERSHIP_ETCD_PREFIX"
 ETCD_SERVERS_PLACEHOLDER = "__MOTHERSHIP_ETCD_SERVERS__"
 ETCD_PREFIX_PLACEHOLDER = "__MOTHERSHIP_ETCD_PREFIX__"
-# Where the tenant's etcd client certificate is mounted (beside the CA, TENANT_CA_DIR).
-TENANT_CERT_FILE = "tls.crt"
-TENANT_KEY_FILE = "tls.key"
 
 NATS_STORE_DIR = "/nats-data"
 NATS_CONFIG_PATH = "/etc/nats/nats.conf"
@@ -185,8 +187,8 @@ def _storage(cluster_name: str, spec: ClusterSpec) -> dict[str, Any]:
                     "endpoints": [ETCD_SERVERS_PLACEHOLDER],
                     "etcdPrefix": ETCD_PREFIX_PLACEHOLDER,
                     "caFile": f"{TENANT_CA_DIR}/{TLS_CA_CERT_KEY}",
-                    "clientCertFile": f"{TENANT_CA_DIR}/{TENANT_CERT_FILE}",
-                    "clientKeyFile": f"{TENANT_CA_DIR}/{TENANT_KEY_FILE}",
+                    "clientCertFile": f"{TENANT_CA_DIR}/{ETCD_CLIENT_CERT_KEY}",
+                    "clientKeyFile": f"{TENANT_CA_DIR}/{ETCD_CLIENT_KEY_KEY}",
                 }
             },
         }

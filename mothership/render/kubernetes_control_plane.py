@@ -30,6 +30,8 @@ from mothership.api.k0smotron.v1beta2 import (
     GoRuntime,
 )
 from mothership.api.mothership.v1alpha1 import (
+    ETCD_CLIENT_CERT_KEY,
+    ETCD_CLIENT_KEY_KEY,
     TENANT_CA_DIR,
     TLS_CA_CERT_KEY,
 )
@@ -493,9 +495,9 @@ def pki_volumes(cluster: Cluster) -> dict[str, dict[str, Any]]:
             _projection(
                 names.datastore_secret(identity(cluster)[0]),
                 {
-                    "ca.crt": DATASTORE_CA_FILE,
-                    "tls.crt": DATASTORE_CERT_FILE,
-                    "tls.key": DATASTORE_KEY_FILE,
+                    TLS_CA_CERT_KEY: DATASTORE_CA_FILE,
+                    ETCD_CLIENT_CERT_KEY: DATASTORE_CERT_FILE,
+                    ETCD_CLIENT_KEY_KEY: DATASTORE_KEY_FILE,
                 },
             )
         )

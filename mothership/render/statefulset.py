@@ -20,6 +20,8 @@ from mothership.api.k0smotron.v1beta2 import (
     Mount,
 )
 from mothership.api.mothership.v1alpha1 import (
+    ETCD_CLIENT_CERT_KEY,
+    ETCD_CLIENT_KEY_KEY,
     ETCD_ENDPOINTS_KEY,
     ETCD_PREFIX_KEY,
     TENANT_CA_DIR,
@@ -629,7 +631,7 @@ def datastore_ca_volume(
     spec = cluster.spec
     keys = [TLS_CA_CERT_KEY]
     if spec.storage.shared_etcd and spec.distribution != "kubernetes":
-        keys += [configmaps.TENANT_CERT_FILE, configmaps.TENANT_KEY_FILE]
+        keys += [ETCD_CLIENT_CERT_KEY, ETCD_CLIENT_KEY_KEY]
     elif not (
         facts.datastore_tls and spec.storage.type == "kine" and spec.storage.kine.data_store_ref
     ):
