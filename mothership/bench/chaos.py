@@ -58,13 +58,22 @@ CHILD_KINDS: dict[str, Any] = {
 
 
 class _Operator:
-    """`mothership operator run` restarted on the same ports after each kill."""
+    """`mothership operator run` restarted on the same ports after each kill.
 
-    def __init__(self, ms: LocalMothership) -> None:
+    Like a kubelet, it is also restarted when it exits by itself, at once and at any
+    time (each such exit is recorded: the run fails on it, since none of the faults is a
+    reason for an operator to give up, but the rest of the table stays meaningful).
+    """
+
+    def __init__(self, ms: LocalMothership, report: Report) -> None:
         self.ms = ms
+        self.report = report
         self.ports = free_ports(["metrics", "health", "webhook"])
         self.kubeconfig = fleet.operator_kubeconfig(ms)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.exits: list[int] = []  # codes of the exits nobody caused
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         (self.ms.cfg.state_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -82,14 +91,28 @@ class _Operator:
         )  # fmt: skip
         log.close()
 
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
+    def kill_and_restart(self) -> None:
+        with self._lock:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+            self.start()
+
+    def supervise(self) -> None:
+        """Until stop(): an operator that exited without our kill is started again."""
+        while not self._stopping.wait(0.5):
+            with self._lock:
+                if self.proc is None or self.proc.poll() is None or self._stopping.is_set():
+                    continue
+                self.exits.append(self.proc.returncode)
+                self.report(f"operator exited by itself ({self.proc.returncode}); restarting it")
+                self.start()
 
     def stop(self) -> None:
-        if self.proc is not None:
-            fleet._stop(self.proc)
+        self._stopping.set()
+        with self._lock:
+            if self.proc is not None:
+                fleet._stop(self.proc)
 
 
 def _watch_cas(ms: LocalMothership, ledger: CaLedger, lock: threading.Lock) -> None:
@@ -172,8 +195,7 @@ def _inject(
     """One fault, over when this returns; the seconds it lasted."""
     began = time.monotonic()
     if kind == chaos_result.OPERATOR_KILL:
-        op.kill()
-        op.start()
+        op.kill_and_restart()
     elif kind == chaos_result.APISERVER_RESTART:
         return ms.restart_apiserver(report)
     elif kind == chaos_result.DATASTORE_STALL:
@@ -214,8 +236,9 @@ def _run(
         with contextlib.suppress(ApiError):
             kc.create(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
         threading.Thread(target=_watch_cas, args=(ms, result.ca, lock), daemon=True).start()
-        op = _Operator(ms)
+        op = _Operator(ms, report)
         op.start()
+        threading.Thread(target=op.supervise, daemon=True).start()
         report(
             f"creating {clusters} Clusters, {concurrency} at a time; faults to come: "
             + (", ".join(faults) or "none")
@@ -259,10 +282,6 @@ def _run(
         deadline = started + timeout
         last_report = 0.0
         while True:
-            assert op.proc is not None
-            if op.proc.poll() is not None:
-                report(f"operator exited by itself ({op.proc.returncode}); restarting it")
-                op.start()
             items = [o.to_dict() for o in kc.list(ClusterResource, namespace=NAMESPACE)]
             result.converged = sum(1 for d in items if fleet.converged(d))
             now = time.monotonic()
@@ -276,6 +295,7 @@ def _run(
                 report(f"{result.converged}/{clusters} converged after {now - started:.0f}s")
                 last_report = now
             time.sleep(1.0)
+        result.operator_exits = list(op.exits)
         _judge(ms, kc, result, lock)
     finally:
         if op:

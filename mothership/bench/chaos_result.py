@@ -218,6 +218,7 @@ class Result:
     faults: list[Fault] = field(default_factory=list)
     acknowledged: dict[str, str] = field(default_factory=dict)  # name -> uid from the create
     lost: list[str] = field(default_factory=list)
+    operator_exits: list[int] = field(default_factory=list)  # exit codes, none of our doing
 
     def failures(self) -> list[str]:
         """Every broken invariant, one line each; empty when the run passed."""
@@ -227,6 +228,11 @@ class Result:
         out += [f"CA regenerated: {c}" for c in self.ca.changes]
         out += [f"acknowledged write lost: {w}" for w in self.lost]
         out += [f"orphan: {o}" for o in self.orphans]
+        if self.operator_exits:
+            out.append(
+                f"the operator exited by itself {len(self.operator_exits)} time(s) "
+                f"(exit codes {', '.join(map(str, self.operator_exits))}): see logs/operator.log"
+            )
         out += [f"writes per object > {MAX_WRITES_PER_OBJECT}: {w}" for w in self.writes.over()]
         return out
 
@@ -248,6 +254,11 @@ class Result:
                 f"{self.ca.regenerated} of {self.ca_secrets} PKI Secrets (CAs, SA keys)",
             ),
             ("orphaned objects", str(len(self.orphans))),
+            (
+                "operator exits by itself",
+                f"{len(self.operator_exits)} (restarted at once, as a kubelet would; "
+                "a fault is no reason to give up)",
+            ),
             (
                 "writes per object",
                 f"max {self.writes.max}, p99 {self.writes.p99} over "

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import httpx2 as httpx
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
@@ -129,7 +130,18 @@ class WebhookService:
             self._loop = LoopThread("webhooks")
             self.runner = await self._loop.call(self._serve())
         self._served = _read_pair(self.config.cert_dir)
-        await self._register()
+        try:
+            await self._register()
+        except Exception as exc:
+            if not api_away(exc):
+                raise
+            # An operator (re)started while its API server restarts: the registration
+            # it wrote before still names this port, so admission works as soon as the
+            # server is back; the keeper registers again then. Exiting would leave
+            # every create refused until something restarts us.
+            self._warn_once(
+                f"webhook registration pending, the API server is away: {type(exc).__name__} {exc}"
+            )
         self._task = asyncio.create_task(self._keep(), name="webhook-keeper")
 
     async def stop(self, unregister: bool = True) -> None:
@@ -271,6 +283,16 @@ class WebhookService:
         full = self.config.registration == Registration.full
         if not (full and self.registered and self._ca_pem == ca_before):
             await self._register()
+
+
+def api_away(exc: BaseException) -> bool:
+    """True for an error that says the API server is not answering now (no connection,
+    a timeout, 429 or 5xx), false for one that says no (403, 422): only the first is
+    worth waiting out."""
+    if isinstance(exc, ApiError):
+        code = exc.status.code or 0
+        return code == 429 or code >= 500
+    return isinstance(exc, httpx.TransportError)
 
 
 async def _reload(runner: Runner, cert_dir: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,3 +230,67 @@ def test_ca_bundle_only_and_manifest_reapply_keeps_it(
 
     asyncio.run(refresh_once())
     assert _bundles(kc) == [bundle] * _expected_bundles()
+
+
+def test_a_service_started_while_the_api_server_is_away_registers_when_it_answers(
+    mothership_api: LocalMothership, kc: Client, tmp_path: Path
+) -> None:
+    """The chaos bench's case: an operator restarted while its API server restarts.
+
+    Its client goes through a port nothing listens on at first; the service still starts
+    and serves (it used to exit, and every create stayed refused), then registers once a
+    forwarder to the real API server opens on that port.
+    """
+    import yaml
+
+    api = urllib.parse.urlsplit(kc.config.cluster.server)
+    gate = free_ports(["gate"])["gate"]
+    away = yaml.safe_load(mothership_api.cfg.kubeconfig.read_text())
+    for item in away["clusters"]:
+        item["cluster"]["server"] = f"https://127.0.0.1:{gate}"
+    kubeconfig = tmp_path / "away.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(away))
+    config = WebhookConfig(
+        cert_dir=tmp_path / "certs",
+        port=free_ports(["webhook"])["webhook"],
+        registration=Registration.full,
+    )
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(api.hostname, api.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except ConnectionError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def scenario() -> tuple[bool, bool, str]:
+        service = await _start(kubeconfig, config)
+        try:
+            before = service.registered
+            assert service.runner is not None
+            url_base = service.runner.url_base
+            server = await asyncio.start_server(forward, "127.0.0.1", gate)
+            try:
+                deadline = asyncio.get_running_loop().time() + 60
+                while not service.registered:
+                    assert asyncio.get_running_loop().time() < deadline, "never registered"
+                    await asyncio.sleep(0.2)
+            finally:
+                server.close()
+            return before, service.registered, url_base
+        finally:
+            await service.stop(unregister=False)
+
+    before, after, url_base = asyncio.run(scenario())
+    assert (before, after) == (False, True)
+    for kind in KINDS:
+        urls = {w.clientConfig.url for w in kc.get(kind, registration.CONFIG_NAME).webhooks or []}
+        assert urls and all(u and u.startswith(url_base) for u in urls), urls

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 from typing import Any
 
 from mothership.bench.chaos_result import (
@@ -124,14 +125,17 @@ def test_the_table_names_every_broken_invariant() -> None:
     bad.ca.observe(_secret("c1-ca", "u2", b"one"))
     bad.orphans = ["Service bench/kmc-c1: no ownerReference to Cluster c1"]
     bad.writes = Writes.from_counts({"secrets bench/c1-ca": 4})
+    bad.operator_exits = [1, 2]
     assert bad.failures() == [
         "not converged: 1 of 2",
         "CA regenerated: bench/c1-ca: uid changed",
         "orphan: Service bench/kmc-c1: no ownerReference to Cluster c1",
+        "the operator exited by itself 2 time(s) (exit codes 1, 2): see logs/operator.log",
         "writes per object > 3: secrets bench/c1-ca: 4 writes",
     ]
     text = "\n".join(bad.lines())
     assert "FAILED" in text and "time to recover" in text and "- (end of the last fault" in text
+    assert re.search(r"operator exits by itself +2 \(restarted at once", text)
 
 
 def test_the_plan_keeps_the_kills_and_never_starts_with_another_fault() -> None:
