@@ -13,6 +13,7 @@ from rich.console import Console
 from mothership.bench import provision
 from mothership.bench.provision_result import Output, Storage
 from mothership.cli.errors import friendly_errors, reporter
+from mothership.errors import InvalidInput
 
 app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 console = Console()
@@ -75,7 +76,9 @@ def fleet(
 
 @app.command("chaos")
 def chaos_command(
-    clusters: int = typer.Option(50, "--clusters", min=1, help="How many Clusters to create."),
+    clusters: int = typer.Option(
+        50, "--clusters", min=0, help="How many Clusters to create (0: no kwok faults)."
+    ),
     kills: int = typer.Option(5, "--kills", min=0, help="SIGKILLs of the operator."),
     apiserver_restarts: int = typer.Option(
         1, "--apiserver-restarts", min=0, help="SIGKILLs (and restarts) of the API server."
@@ -86,6 +89,19 @@ def chaos_command(
     stall_seconds: float = typer.Option(
         30.0, "--stall-seconds", min=0.0, help="How long each datastore stall lasts."
     ),
+    tenant_datastore_stop: float = typer.Option(
+        0.0,
+        "--tenant-datastore-stop",
+        min=0.0,
+        help="Then stop a tenant's own PostgreSQL this many seconds under writes, on the "
+        "real-node mothership --name (0: not done).",
+    ),
+    name: str = typer.Option(
+        "default", "--name", help="The real-node local mothership of --tenant-datastore-stop."
+    ),
+    mothership_state_dir: Path | None = typer.Option(
+        None, "--mothership-state-dir", help="Its state dir."
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the fault delays and order."),
     concurrency: int = typer.Option(5, "--concurrency", min=1, help="Creates in flight."),
     timeout: float = typer.Option(900.0, "--timeout", help="Give up after this many seconds."),
@@ -93,35 +109,56 @@ def chaos_command(
     keep: bool = typer.Option(False, "--keep", help="Leave the bench mothership running."),
     debug: bool = typer.Option(False, "--debug", help="Show stack traces."),
 ) -> None:
-    """Faults at random moments while N Clusters are created on kwok.
+    """Faults at random moments while N Clusters are created on kwok; a tenant's datastore
+    stopped under writes on the real node.
 
-    The faults: SIGKILLs of the operator (restarted at once), of the mothership's API
+    The kwok faults: SIGKILLs of the operator (restarted at once), of the mothership's API
     server (restarted on the same flags) and datastore stalls (SIGSTOP, then SIGCONT).
     Clusters are created in one share per fault; each fault comes 1-8 s after the
     previous one ended. Then every Cluster must converge (as `bench fleet` judges it),
     every acknowledged create must still be there with its uid, no CA Secret may change
-    (uid or certificate), no object may lose its owner Cluster, and no object may be
-    written more than 3 times (audit log; status writes counted apart). Prints the table
-    and exits 1, naming each broken invariant, if one fails. Progress goes to stderr,
-    figures to stdout.
+    (uid or certificate), no object may lose its owner Cluster, no object may be written
+    more than 3 times (audit log; status writes counted apart) and the operator may not
+    exit by itself. With --tenant-datastore-stop, a Cluster on its own PostgreSQL then
+    takes writes while PostgreSQL is stopped and started again: it must write again by
+    itself and lose no acknowledged write. Prints the table and exits 1, naming each
+    broken invariant, if one fails. Progress goes to stderr, figures to stdout.
 
     Examples:
       mothership bench chaos
       mothership bench chaos --clusters 8 --kills 2 --seed 1
       mothership bench chaos --apiserver-restarts 0 --datastore-stalls 0
+      mothership bench chaos --clusters 0 --tenant-datastore-stop 60
     """
     from mothership.bench import chaos as bench_chaos
+    from mothership.bench import tenant_outage
 
     err = Console(stderr=True)
+    lines: list[str] = []
+    failed = False
     with friendly_errors(debug):
-        result = bench_chaos.run(
-            clusters, kills, seed, concurrency, state_dir, keep, timeout, reporter(err),
-            apiserver_restarts=apiserver_restarts, datastore_stalls=datastore_stalls,
-            stall_seconds=stall_seconds,
-        )  # fmt: skip
-    for line in result.lines():
+        if clusters == 0 and tenant_datastore_stop == 0:
+            raise InvalidInput(
+                "--clusters 0 and no --tenant-datastore-stop: nothing to do; give --clusters N "
+                "for the kwok faults or --tenant-datastore-stop SECONDS for the tenant's"
+            )
+        if clusters:
+            result = bench_chaos.run(
+                clusters, kills, seed, concurrency, state_dir, keep, timeout, reporter(err),
+                apiserver_restarts=apiserver_restarts, datastore_stalls=datastore_stalls,
+                stall_seconds=stall_seconds,
+            )  # fmt: skip
+            lines += result.lines()
+            failed = bool(result.failures())
+        if tenant_datastore_stop:
+            outage = tenant_outage.run(
+                name, mothership_state_dir, tenant_datastore_stop, timeout, reporter(err)
+            )
+            lines += outage.lines()
+            failed = failed or bool(outage.failures())
+    for line in lines:
         print(line)
-    if result.failures():
+    if failed:
         raise typer.Exit(1)
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import ssl
 import subprocess
-import threading
 import time
 import urllib.request
 import uuid
@@ -966,95 +966,35 @@ def _serve_from_a_hosting_mothership(
         home_operator.stop()
 
 
-class _Writer:
-    """Creates ConfigMaps in the tenant one after another on a thread; remembers which the
-    API server acknowledged (the create answered) and when creates last failed/succeeded."""
-
-    def __init__(self, tenant: Client) -> None:
-        self.tenant = tenant
-        self.acknowledged: list[str] = []
-        self.failures = 0
-        self.last_ok = 0.0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            name = f"w-{i:05d}"
-            try:
-                self.tenant.create(ConfigMap(metadata=ObjectMeta(name=name), data={"i": str(i)}),
-                                   namespace="default")  # fmt: skip
-                self.acknowledged.append(name)
-                self.last_ok = time.monotonic()
-                i += 1
-            except ApiError as exc:
-                if exc.status.code == 409:  # an earlier try went through after all
-                    i += 1
-                    continue
-                self.failures += 1
-            except Exception:
-                self.failures += 1
-            self.stop.wait(0.2)
-
-
 def test_the_tenant_outlives_its_postgresql_stopped_for_a_minute(
-    mothership_real: LocalMothership, kc: Client, operator: Operator, ns: str, tmp_path: Path
+    mothership_real: LocalMothership, operator: Operator
 ) -> None:
-    """Its own PostgreSQL, stopped for 60 s under a steady stream of writes and started
-    again on the same data: the tenant writes again by itself, and every write the API
-    server acknowledged, before the stop or after, is still there."""
-    from mothership.testenv import sqlservers
-
+    """`mothership bench chaos --tenant-datastore-stop 60`, as a user runs it, on this
+    module's mothership: a tenant on its own PostgreSQL, stopped for 60 s under a steady
+    stream of writes and started again on the same data, writes again by itself, and every
+    write its API server acknowledged, before the stop or after, is still there."""
     ms = mothership_real
-    server = sqlservers.start_postgres()
-    writer: _Writer | None = None
-    try:
-        database = server.create_database(f"pg_{ns.replace('-', '_')}", ms.cfg.host_ip)
-        kc.create(
-            _cluster(
-                "pg", ns, storage={"type": "kine", "kine": {"dataSourceURL": database.pod_url}}
-            )
-        )
-        _wait_condition(ms, kc, operator, "pg", ns, "Available", AVAILABLE_WITHIN)
-        tenant = _tenant_client(_tenant_kubeconfig(kc, "pg", ns, tmp_path / "pg.kubeconfig"))
-        writer = _Writer(tenant)
-        writer.thread.start()
-        kube.wait_until("ten writes acknowledged", lambda: len(writer.acknowledged) >= 10, 60)
-        server.stop()
-        stopped = time.monotonic()
-        before = len(writer.acknowledged)
-        # The fault lasts a minute; the writer must have met it (failed) meanwhile.
-        kube.wait_until(
-            "PostgreSQL down for 60 s, writes failing",
-            lambda: time.monotonic() - stopped >= 60 and writer.failures > 0,
-            120,
-        )
-        server.start_again()
-        restarted = time.monotonic()
-        kube.wait_until(
-            "the tenant writing again",
-            lambda: writer.last_ok > restarted and len(writer.acknowledged) > before + 5,
-            300,
-        )
-        recovered = writer.last_ok - restarted
-        writer.stop.set()
-        writer.thread.join(30)
-        stored = {c.metadata.name for c in tenant.list(ConfigMap, namespace="default")}
-        lost = [n for n in writer.acknowledged if n not in stored]
-        print(
-            f"\nkine/PostgreSQL stopped 60 s: {len(writer.acknowledged)} writes acknowledged "
-            f"({before} before the stop), {writer.failures} refused meanwhile, writing again "
-            f"{recovered:.1f} s after PostgreSQL restarted, {len(lost)} lost"
-        )
-        assert lost == [], f"acknowledged, then lost: {lost}"
-        _wait_condition(ms, kc, operator, "pg", ns, "Available", AVAILABLE_WITHIN)
-    finally:
-        if writer is not None:
-            writer.stop.set()
-        with contextlib.suppress(ApiError):
-            kc.delete(Cluster, "pg", namespace=ns)
-        sqlservers.remove(server)
+    done = subprocess.run(
+        ["mothership", "bench", "chaos", "--clusters=0", "--tenant-datastore-stop=60",
+         f"--name={ms.cfg.name}", f"--mothership-state-dir={ms.cfg.state_dir}",
+         f"--timeout={AVAILABLE_WITHIN}"],
+        capture_output=True, text=True, timeout=60 + 4 * AVAILABLE_WITHIN, check=False,
+    )  # fmt: skip
+    print("\n" + done.stderr[-3000:] + done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in done.stdout.splitlines())
+    assert rows["tenant invariants"] == "all hold"
+    assert re.match(r"its own PostgreSQL stopped for 6\d\.\d s", rows["tenant datastore fault"])
+    acknowledged, before, refused = map(
+        int, re.findall(r"\d+", rows["tenant writes"].replace("(", " "))[:3]
+    )
+    assert acknowledged > before >= 10 and refused > 0, rows["tenant writes"]
+    assert rows["tenant writes lost"].startswith(f"0 of {acknowledged} acknowledged")
+    assert rows["tenant Available again"] == "yes"
+    # The bench cleaned up after itself: no namespace of its own is left.
+    left = [n.metadata.name for n in kube.client(ms.cfg.kubeconfig).list(Namespace)
+            if n.metadata and (n.metadata.name or "").startswith("bench-chaos-")]  # fmt: skip
+    assert left == []
 
 
 def test_embedded_nats_serves(
