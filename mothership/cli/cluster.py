@@ -567,6 +567,72 @@ def delete(
         console.print(f"cluster {name} is gone", highlight=False)
 
 
+ROTATE_EPILOG = f"""[bold]Examples[/]
+
+  mothership cluster rotate-encryption-key demo
+  mothership cluster rotate-encryption-key demo --wait --timeout 600
+
+The operator adds a new key for reading, makes it the one written, rewrites the tenant's
+Secrets with it and drops the old key; the control plane rolls once per step (with 2
+replicas or more it keeps serving). The steps are Events on the Cluster
+(`mothership cluster get NAME`). A request made during a rotation waits for it.
+
+{EXIT_CODES_HELP}"""
+
+
+@app.command("rotate-encryption-key", epilog=ROTATE_EPILOG)
+def rotate_encryption_key(
+    name: str = typer.Argument(..., help="Cluster name."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the rotation is done."),
+    timeout: float = TimeoutOpt,
+    kubeconfig: Path | None = KubeconfigOpt,
+    context: str | None = ContextOpt,
+    namespace: str | None = NamespaceOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Rotate the key the tenant's Secrets are encrypted with at rest, without downtime."""
+    from datetime import UTC, datetime
+
+    from lightkube.types import PatchType
+
+    from mothership.render import encryption
+    from mothership.render import names as object_names
+
+    with friendly_errors(debug):
+        target = connect(kubeconfig, context, namespace)
+        ns = target.namespace
+        objects.get_cluster(target, name, ns)
+        secret = object_names.encryption_secret(name)
+        if objects.get_secret(target, secret, ns) is None:
+            raise InvalidInput(
+                f"cluster {name} has no key Secret {ns}/{secret} to rotate: its k0sConfig "
+                "names an encryption-provider-config of its own (rotate that yourself), or "
+                "no operator has reconciled it yet"
+            )
+        request = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        target.client.patch(
+            objects.ClusterV2,
+            name,
+            {"metadata": {"annotations": {encryption.ROTATE_ANNOTATION: request}}},
+            namespace=ns,
+            patch_type=PatchType.MERGE,
+        )
+        console.print(f"cluster {name}: key rotation {request} requested", highlight=False)
+        if not wait:
+            return
+
+        def poll() -> tuple[bool, str]:
+            current = objects.get_secret(target, secret, ns)
+            notes = (current.metadata.annotations if current and current.metadata else None) or {}
+            if notes.get(encryption.ROTATION_ANNOTATION) != request:
+                return False, "waiting for the operator to start it"
+            step = notes.get(encryption.STEP_ANNOTATION, "")
+            return step == encryption.DONE, f"step: {step}"
+
+        progress.wait(f"key rotation of {name}", poll, timeout)
+        console.print(f"cluster {name}: key rotation {request} done", highlight=False)
+
+
 KUBECONFIG_EPILOG = f"""[bold]Examples[/]
 
   [dim]# print it[/]

@@ -34,6 +34,7 @@ from mothership.controllers import (
     cluster_status,
     concurrently,
     datastore_tenant,
+    encryption_rotation,
     events,
     kubernetes_distribution,
     metrics,
@@ -201,8 +202,15 @@ async def _converge(
     RemoteProblem when the hosting cluster the spec names cannot be used."""
     if not await ensure_pki(body, cluster, owned):
         return False
+    key_secret = ("Secret", names.encryption_secret(body["metadata"]["name"]))
+    made = key_secret not in owned
     if not await ensure_encryption_key(body, cluster, owned):
         return False
+    if made or await encryption_rotation.advance(body, cluster, owned):
+        # The key Secret just made or written is a fact of this render: its revision goes
+        # on the pod template now (the first pods start with it; a rotation step starts
+        # the roll the next step waits for), not in a roll one reconcile later.
+        owned = children.children_of(key)
     problem = await datastore_tenant.ensure(body, cluster, owned)
     if problem is not None:
         await report_failure(body, problem.reason, problem.message)
@@ -411,7 +419,11 @@ def facts_for(
     )
     etcd_sts = owned.get(("StatefulSet", names.etcd(name)))
     store_secret = owned.get(("Secret", names.datastore_secret(name)))
+    key_secret = owned.get(("Secret", names.encryption_secret(name)))
     return Facts(
+        encryption_revision=key_secret.annotations.get(encryption.REVISION_ANNOTATION)
+        if key_secret is not None
+        else None,
         datastore_tls=store_secret is not None
         and store_secret.annotations.get(datastore_tenant.TLS_ANNOTATION) == "true",
         datastore_revision=store_secret.annotations.get(datastore_tenant.REVISION_ANNOTATION)

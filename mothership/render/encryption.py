@@ -10,14 +10,21 @@ A new key must never replace one that data was written with: that data would be 
 the key Secret is created only when absent and carries a finalizer the operator removes
 only when the Cluster goes: a `kubectl delete` by mistake leaves it in place, terminating.
 
-The API server reloads the file when it changes (automatic reload), which is what a key
-rotation without downtime needs: add a key for reading, make it the one written, rewrite
-the Secrets, then drop the old key, each step one edit of this Secret.
+A rotation (the Cluster annotated with ROTATE_ANNOTATION, any new value) goes in steps,
+each one edit of this Secret: add a new key for reading only; once every replica runs
+with it, make it the one written; once every replica writes with it, rewrite the tenant's
+Secrets and drop the old key. "Runs with it" is not left to the API server's file poll
+and the kubelet's volume refresh (minutes, and no way to see which replica has read
+what): the config's digest is on the pod template, so each step rolls the control plane
+and the StatefulSet's status says when every replica started with it. With two replicas
+or more, the roll keeps the API serving throughout.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +41,15 @@ KEY_BYTES = 32  # secretbox takes exactly 32 bytes
 ENCRYPTED_RESOURCES = ("secrets",)
 # What the API server writes before each value it encrypted with our provider and a key.
 STORED_PREFIX = "k8s:enc:secretbox:v1:"
+# On the Cluster, set by its owner (`mothership cluster rotate-encryption-key`): any value
+# not handled yet asks for one rotation.
+ROTATE_ANNOTATION = "mothership.io/rotate-encryption-key"
+# On the key Secret: the request being or last handled, how far it got, and the digest of
+# the config it holds (also on the pod template: a new digest rolls the control plane).
+ROTATION_ANNOTATION = "mothership.io/encryption-rotation"
+STEP_ANNOTATION = "mothership.io/encryption-rotation-step"
+REVISION_ANNOTATION = "mothership.io/encryption-revision"
+ADDED, PROMOTED, DONE = "added", "promoted", "done"
 
 
 def key_name(now: datetime) -> str:
@@ -72,9 +88,18 @@ def keys_of(text: str) -> list[tuple[str, bytes]]:
     return out
 
 
+def config_text(keys: list[tuple[str, bytes]]) -> str:
+    return yaml.safe_dump(config(keys), sort_keys=False)
+
+
+def revision(text: str) -> str:
+    """The digest of a stored config: equal texts, equal revisions."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def key_secret(cluster: str, namespace: str, key: bytes, now: datetime) -> dict[str, Any]:
     """The Secret holding a new Cluster's EncryptionConfiguration, with its first key."""
-    text = yaml.safe_dump(config([(key_name(now), key)]), sort_keys=False)
+    text = config_text([(key_name(now), key)])
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -83,10 +108,60 @@ def key_secret(cluster: str, namespace: str, key: bytes, now: datetime) -> dict[
             "name": names.encryption_secret(cluster),
             "namespace": namespace,
             "labels": names.labels(cluster, "encryption"),
+            "annotations": {REVISION_ANNOTATION: revision(text)},
             "finalizers": [FINALIZER],
         },
         "data": {CONFIG_KEY: base64.b64encode(text.encode()).decode()},
     }
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The next edit of a rotation: write `keys` as step `step` of request `request`.
+
+    `after_roll`: only once the control plane runs the current config (every replica
+    started with it), since the edit assumes every API server reads, or writes with, the
+    key the previous step added or promoted. `rewrite`: first rewrite the tenant's
+    Secrets, so none is left that only the dropped key could read.
+    """
+
+    request: str
+    keys: list[tuple[str, bytes]]
+    step: str
+    after_roll: bool
+    rewrite: bool = False
+
+
+def next_rotation(
+    request: str | None,
+    handled: str | None,
+    step: str | None,
+    keys: list[tuple[str, bytes]],
+    fresh: tuple[str, bytes],
+) -> Rotation | None:
+    """What a rotation does next, from the Cluster's request and the key Secret's record;
+    None when there is nothing to do. A request made while another rotation is half done
+    waits for it to finish (its record would otherwise be lost, and its keys with it)."""
+    if handled and step in (ADDED, PROMOTED):
+        if step == ADDED:
+            # The key added last becomes the one written; the others still read.
+            return Rotation(handled, [keys[-1], *keys[:-1]], PROMOTED, after_roll=True)
+        return Rotation(handled, keys[:1], DONE, after_roll=True, rewrite=True)
+    if not request or request == handled:
+        return None
+    return Rotation(request, [*keys, fresh], ADDED, after_roll=False)
+
+
+def mark(out: dict[str, Any], cluster_name: str, config_revision: str | None) -> None:
+    """On a control plane's StatefulSet: it runs with the key Secret (a missing Secret
+    then means a lost key, not one still to be made), and the config's revision on the
+    pod template, so each rotation step rolls it."""
+    annotations = out["metadata"].setdefault("annotations", {})
+    annotations[KEY_ANNOTATION] = names.encryption_secret(cluster_name)
+    if config_revision:
+        annotations[REVISION_ANNOTATION] = config_revision
+        template = out["spec"]["template"].setdefault("metadata", {})
+        template.setdefault("annotations", {})[REVISION_ANNOTATION] = config_revision
 
 
 def apiserver_flags(mount_dir: str) -> list[str]:

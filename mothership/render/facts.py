@@ -74,6 +74,9 @@ class Facts:
     - datastore_revision: the revision of the tenant Secret of a Cluster on a shared
       DataStore (the Secret's annotation, new at each write): on the pod template, so a
       renewed certificate or rewritten credentials roll the control plane.
+    - encryption_revision: the digest of the key Secret's EncryptionConfiguration (its
+      annotation; none on a Secret made before rotations existed): on the pod template,
+      so each step of a key rotation rolls the control plane.
     """
 
     external_address: str | None = None
@@ -90,6 +93,7 @@ class Facts:
     monitoring_proxy_image: str | None = None
     datastore_tls: bool = False
     datastore_revision: str | None = None
+    encryption_revision: str | None = None
 
 
 def k0s_version(spec: ClusterSpec, facts: Facts) -> str:

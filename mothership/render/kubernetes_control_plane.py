@@ -810,10 +810,7 @@ def control_plane_statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         monitoring_credentials=monitoring_credentials,
         container_security=container_security,
     )
-    # Says that this control plane has written with the key, so that the operator knows a
-    # missing key Secret for a lost key (and makes none) rather than one still to be made.
-    annotations = out["metadata"].setdefault("annotations", {})
-    annotations[encryption.KEY_ANNOTATION] = names.encryption_secret(cluster_name)
+    encryption.mark(out, cluster_name, facts.encryption_revision)
     return out
 
 

@@ -509,9 +509,7 @@ def statefulset(cluster: Cluster, facts: Facts) -> dict[str, Any]:
         monitoring_credentials=credentials,
     )
     if encrypted:
-        # This control plane writes with the key: a missing key Secret is a lost key.
-        annotations = out["metadata"].setdefault("annotations", {})
-        annotations[encryption.KEY_ANNOTATION] = names.encryption_secret(cluster_name)
+        encryption.mark(out, cluster_name, facts.encryption_revision)
     return out
 
 

@@ -1091,6 +1091,113 @@ def test_upgrade_rolls_one_replica_at_a_time_while_the_apianswers(
         )
 
 
+def _sealed_with(server: Any, database: str) -> dict[str, str]:
+    """Each tenant Secret's name -> the key its newest stored value was sealed with, read
+    from kine's table as the database's superuser (no API in between)."""
+    rows = server.sql(
+        "SELECT DISTINCT ON (name) name, deleted, "
+        "encode(substring(value from 1 for 64), 'hex') FROM kine "
+        "WHERE name LIKE '/registry/secrets/%' ORDER BY name, id DESC",
+        database,
+    )
+    out = {}
+    for row in rows.splitlines():
+        name, deleted, hex_head = row.split("|", 2)
+        head = bytes.fromhex(hex_head).decode("latin-1")
+        if deleted == "0":
+            rest = head.removeprefix(encryption.STORED_PREFIX)
+            out[name.removeprefix("/registry/secrets/")] = (
+                rest.split(":", 1)[0] if rest != head else "(plain)"
+            )
+    return out
+
+
+def test_a_key_rotation_seals_every_secret_with_the_new_key_while_two_replicas_serve(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    tmp_path: Path,
+    postgres_server: Any,
+) -> None:
+    """`mothership cluster rotate-encryption-key --wait`: a key added for reading, made the
+    one that writes, every tenant Secret rewritten, the old key dropped, the control plane
+    rolled once per step under a 10 Hz client; read back from PostgreSQL, every Secret is
+    sealed with the new key and none with the old."""
+    ms = mothership_real
+    database = postgres_server.create_database(f"rot_{ns.replace('-', '_')}", ms.cfg.host_ip)
+    kc.create(
+        _cluster(
+            "rot",
+            ns,
+            replicas=2,
+            storage={"type": "kine", "kine": {"dataSourceURL": database.pod_url}},
+        )
+    )
+    _wait_condition(ms, kc, operator, "rot", ns, "Available", AVAILABLE_WITHIN)
+    kube.wait_until(
+        "two ready replicas",
+        lambda: (kc.get(StatefulSet, "kmc-rot", namespace=ns).status.readyReplicas or 0) == 2,
+        AVAILABLE_WITHIN,
+    )
+    # The first pods started with the key Secret's revision: no roll after creation.
+    sts = kc.get(StatefulSet, "kmc-rot", namespace=ns)
+    assert sts.metadata.generation == 1
+    assert encryption.REVISION_ANNOTATION in sts.spec.template.metadata.annotations
+
+    def keys() -> list[str]:
+        secret = kc.get(Secret, "kmc-rot-encryption", namespace=ns)
+        text = base64.b64decode(secret.data[encryption.CONFIG_KEY]).decode()
+        return [name for name, _ in encryption.keys_of(text)]
+
+    (old,) = keys()
+    kubeconfig = _tenant_kubeconfig(kc, "rot", ns, tmp_path / "rot.kubeconfig")
+    tenant = _tenant_client(kubeconfig)
+    plain = f"before-{uuid.uuid4().hex}"
+    tenant.create(
+        Secret(metadata=ObjectMeta(name="before", namespace="default"), stringData={"v": plain})
+    )
+    tenant.create(
+        Secret(metadata=ObjectMeta(name="other", namespace="kube-public"), stringData={"v": "x"})
+    )
+    before = _sealed_with(postgres_server, database.name)
+    assert before["default/before"] == before["kube-public/other"] == old
+
+    started = time.monotonic()
+    with Poller(kubeconfig) as poller:
+        done = subprocess.run(
+            ["mothership", "cluster", "rotate-encryption-key", "rot", "--wait",
+             "--timeout", "400", "--kubeconfig", str(ms.cfg.kubeconfig), "-n", ns],
+            capture_output=True, text=True, timeout=460, check=False,
+        )  # fmt: skip
+    took = time.monotonic() - started
+    if done.returncode != 0:
+        raise AssertionError(f"{done.stdout}{done.stderr}\n{_diagnose(ms, ns, operator)}")
+    (new,) = keys()
+    assert new != old
+    sealed = _sealed_with(postgres_server, database.name)
+    print(
+        f"\nkey rotation {old} -> {new}: {took:.1f} s, {len(sealed)} tenant Secrets resealed; "
+        f"{len(poller.failures)} of {poller.requests} requests failed over {poller.window:.1f} s"
+    )
+    assert len(sealed) >= 2 and set(sealed.values()) == {new}, sealed
+    assert base64.b64decode(tenant.get(Secret, "before", namespace="default").data["v"]) == (
+        plain.encode()
+    )
+    assert len(poller.failures) <= 0.05 * poller.requests, poller.failures
+    steps = [
+        e.message
+        for e in kc.list(Event, namespace=ns, fields={"involvedObject.name": "rot"})
+        if e.reason == "EncryptionKeyRotation"
+    ]
+    assert any("added for reading" in m for m in steps), steps
+    assert any(f"key {new} now writes" in m for m in steps), steps
+    assert any("rotation done" in m for m in steps), steps
+    final = kc.get(StatefulSet, "kmc-rot", namespace=ns)
+    assert final.metadata.generation == 4  # created, then one roll per step
+    assert final.status.readyReplicas == 2
+
+
 def _server_version(ms: LocalMothership, kubeconfig: Path) -> str:
     result = _kubectl(ms, kubeconfig, "version", "-o", "json")
     assert result.returncode == 0, result.stderr
