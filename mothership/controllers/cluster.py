@@ -97,6 +97,7 @@ async def on_cluster_event(type: str, body: kopf.Body, **kw: Any) -> None:
         rt.known_secrets.pop(key, None)
         rt.probes.forget(key)
         kubernetes_distribution.forget(key)
+        encryption_rotation.forget(key)
         rt.fingerprints.pop(key, None)
         rt.reconciled_versions.pop(key, None)
         await rt.remotes.release(key)
@@ -177,6 +178,7 @@ async def _reconcile(body: dict[str, Any], key: children.Key) -> None:
         rt.fingerprints.get(key) == seen
         and not rt.probes.due(key)
         and not kubernetes_distribution.due(key)
+        and not encryption_rotation.due(key)
     ):
         return
     try:
@@ -206,7 +208,7 @@ async def _converge(
     made = key_secret not in owned
     if not await ensure_encryption_key(body, cluster, owned):
         return False
-    if made or await encryption_rotation.advance(body, cluster, owned):
+    if made or await encryption_rotation.advance(body, key, cluster, owned):
         # The key Secret just made or written is a fact of this render: its revision goes
         # on the pod template now (the first pods start with it; a rotation step starts
         # the roll the next step waits for), not in a roll one reconcile later.

@@ -26,6 +26,17 @@ from mothership.render import encryption, names
 
 REASON = "EncryptionKeyRotation"
 REWRITE_PAGE = 200
+# Clusters whose rewrite failed: their next reconcile must run even if nothing they look
+# at changed (the tenant's API coming back is no event the operator sees).
+RETRY: set[children.Key] = set()
+
+
+def due(key: children.Key) -> bool:
+    return key in RETRY
+
+
+def forget(key: children.Key) -> None:
+    RETRY.discard(key)
 
 
 def requested(body: dict[str, Any]) -> str | None:
@@ -48,7 +59,10 @@ def rolled(sts: children.Child | None, config_revision: str) -> bool:
 
 
 async def advance(
-    body: dict[str, Any], cluster: v1beta2.Cluster, owned: dict[tuple[str, str], children.Child]
+    body: dict[str, Any],
+    key: children.Key,
+    cluster: v1beta2.Cluster,
+    owned: dict[tuple[str, str], children.Child],
 ) -> bool:
     """Take the next step of a requested rotation if its time has come; True when the key
     Secret was written (the caller renders with its new revision)."""
@@ -90,7 +104,8 @@ async def advance(
     if plan.rewrite:
         try:
             count = await rewrite_secrets((namespace, name))
-        except Exception as exc:  # the tenant's API away: the next reconcile tries again
+        except Exception as exc:  # the tenant's API away: the next resync tries again
+            RETRY.add(key)
             events.warn(
                 body,
                 reason=REASON,
@@ -98,6 +113,7 @@ async def advance(
                 f"({tenant.describe(exc)}); tried again, the old key is kept until then",
             )
             return False
+        RETRY.discard(key)
         events.info(
             body,
             reason=REASON,
