@@ -278,10 +278,14 @@ class Result:
         ]
 
     def lines(self) -> list[str]:
-        rows = self.rows()
-        width = max(len(k) for k, _ in rows)
-        out = [f"{k.ljust(width)}  {v}" for k, v in rows]
-        failures = self.failures()
-        out.append("invariants".ljust(width) + ("  FAILED" if failures else "  all hold"))
-        out += [f"  {f}" for f in failures]
-        return out
+        return table(self.rows(), self.failures())
+
+
+def table(
+    rows: list[tuple[str, str]], failures: list[str], verdict: str = "invariants"
+) -> list[str]:
+    """A chaos table: one aligned line per row, the verdict, then each broken invariant."""
+    width = max(len(k) for k, _ in [*rows, (verdict, "")])
+    out = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    out.append(verdict.ljust(width) + ("  FAILED" if failures else "  all hold"))
+    return out + [f"  {f}" for f in failures]

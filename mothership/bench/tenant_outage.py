@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from mothership.bench import provision as bench_provision
+from mothership.bench.chaos_result import table
 from mothership.bench.provision_result import Storage
 from mothership.errors import MissingPrerequisite
 
@@ -81,12 +82,7 @@ class Outage:
         ]
 
     def lines(self) -> list[str]:
-        rows = self.rows()
-        width = max(len(k) for k, _ in rows)
-        out = [f"{k.ljust(width)}  {v}" for k, v in rows]
-        failures = self.failures()
-        out.append("tenant invariants".ljust(width) + ("  FAILED" if failures else "  all hold"))
-        return out + [f"  {f}" for f in failures]
+        return table(self.rows(), self.failures(), "tenant invariants")
 
 
 class Writer:
