@@ -208,7 +208,7 @@ async def _converge(
     made = key_secret not in owned
     if not await ensure_encryption_key(body, cluster, owned):
         return False
-    if made or await encryption_rotation.advance(body, key, cluster, owned):
+    if made or await encryption_rotation.advance(body, owned):
         # The key Secret just made or written is a fact of this render: its revision goes
         # on the pod template now (the first pods start with it; a rotation step starts
         # the roll the next step waits for), not in a roll one reconcile later.

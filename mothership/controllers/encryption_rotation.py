@@ -19,7 +19,6 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
-from mothership.api.k0smotron import v1beta2
 from mothership.controllers import children, events, metrics, remote_host, tenant
 from mothership.controllers.runtime import runtime
 from mothership.render import encryption, names
@@ -58,16 +57,12 @@ def rolled(sts: children.Child | None, config_revision: str) -> bool:
     )
 
 
-async def advance(
-    body: dict[str, Any],
-    key: children.Key,
-    cluster: v1beta2.Cluster,
-    owned: dict[tuple[str, str], children.Child],
-) -> bool:
+async def advance(body: dict[str, Any], owned: dict[tuple[str, str], children.Child]) -> bool:
     """Take the next step of a requested rotation if its time has come; True when the key
     Secret was written (the caller renders with its new revision)."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
+    key: children.Key = (namespace, name)
     child = owned.get(("Secret", names.encryption_secret(name)))
     if child is None:
         return False  # no key of ours (the user's k0sConfig names their own), or not yet
