@@ -166,6 +166,10 @@ def install(
         started = time.monotonic()
         target = connect(kubeconfig, context, namespace)
         client = target.client
+        try:
+            apply.refuse_over_clusterctl(client)
+        except apply.Refused as exc:
+            raise CliError(str(exc)) from None
         annotations = {}
         local = _local(target.server, target.kubeconfig)
         if local is not None:

@@ -51,7 +51,8 @@ SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-no
 CLUSTER_FINALIZER = "k0smotron.io/finalizer"
 JTR_FINALIZER = "k0smotron.io/jointokenrequest"
 
-ClusterResource = create_namespaced_resource("k0smotron.io", "v1beta2", "Cluster", "clusters")
+CLUSTER_GROUP = "k0smotron.io"
+ClusterResource = create_namespaced_resource(CLUSTER_GROUP, "v1beta2", "Cluster", "clusters")
 JTRResource = create_namespaced_resource(
     "k0smotron.io", "v1beta2", "JoinTokenRequest", "jointokenrequests"
 )
@@ -88,6 +89,31 @@ def check_namespace(namespace: str) -> None:
         raise ValueError(
             f"namespace {namespace!r} is a system namespace; install mothership into its own "
             f"(default {manifests.NAMESPACE}): -n {manifests.NAMESPACE}"
+        )
+
+
+CLUSTERCTL_LABEL = "clusterctl.cluster.x-k8s.io"
+
+
+def refuse_over_clusterctl(client: Client) -> None:
+    """Refuse to install over mothership's Cluster API providers as clusterctl installed
+    them: the apply would take over their objects half-way (the fields clusterctl set stay
+    its own, so e.g. a cert-manager volume and ours end up on one Deployment, which the API
+    server rejects after the CRDs were already changed), and clusterctl's inventory would no
+    longer describe what runs."""
+    try:
+        crd = client.get(CustomResourceDefinition, f"clusters.{CLUSTER_GROUP}")
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
+        return
+    labels = (crd.metadata.labels or {}) if crd.metadata else {}
+    if CLUSTERCTL_LABEL in labels:
+        provider = labels.get("cluster.x-k8s.io/provider", "control-plane-mothership")
+        raise Refused(
+            f"mothership is installed here by clusterctl (provider {provider}); manage it with "
+            "clusterctl (`clusterctl upgrade apply`), or remove it first with `clusterctl delete "
+            "--control-plane mothership --bootstrap mothership --infrastructure mothership`"
         )
 
 

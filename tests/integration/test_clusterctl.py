@@ -13,6 +13,8 @@ end `clusterctl delete` removes the providers, their CRDs and namespaces.
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -25,9 +27,14 @@ import pytest
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.admissionregistration_v1 import (
+    MutatingWebhookConfiguration,
+    ValidatingWebhookConfiguration,
+)
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Service
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
 from mothership.install import clusterctl
 from mothership.install.local import clusterctl_init_args as init_args
@@ -75,6 +82,43 @@ def _accepts(kc: Client, namespace: str, name: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def _ca_bundle(kc: Client, crd_name: str) -> str:
+    """The CA bundle of a CRD's conversion webhook, empty until cert-manager injects it."""
+    webhook = kc.get(CustomResourceDefinition, crd_name).spec.conversion.webhook
+    return (webhook and webhook.clientConfig and webhook.clientConfig.caBundle) or ""
+
+
+def _provider_crds(kc: Client, provider: str) -> list[str]:
+    """The CRDs clusterctl installed for a provider (its manifest label: `bootstrap-NAME`,
+    the core's bare name), terminating ones too."""
+    selector = {"cluster.x-k8s.io/provider": provider}
+    return [crd.metadata.name or "" for crd in kc.list(CustomResourceDefinition, labels=selector)]
+
+
+def _remove_what_clusterctl_installed(kc: Client) -> None:
+    """After a failed `clusterctl delete`: remove what carries clusterctl's label, so the
+    modules after this one find the shared mothership as they expect (the failure is
+    still reported)."""
+    selector = {"clusterctl.cluster.x-k8s.io": ""}
+    for kind in (
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration, CustomResourceDefinition,
+        ClusterRoleBinding, ClusterRole, Namespace,
+    ):  # fmt: skip
+        for obj in kc.list(kind, labels=selector):
+            with contextlib.suppress(ApiError):
+                kc.delete(kind, obj.metadata.name)
+    kube.wait_until(
+        "clusterctl's namespaces and CRDs gone",
+        lambda: (
+            not [
+                *kc.list(Namespace, labels=selector),
+                *kc.list(CustomResourceDefinition, labels=selector),
+            ]
+        ),
+        TIMEOUT,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,22 +170,35 @@ def initialized(
         yield config, took
     finally:
         # One provider at a time, the operator's last but the core: clusterctl checks a
-        # provider's objects through the CRDs the others still serve.
-        deleted = [
-            _clusterctl(
+        # provider's objects through the CRDs the others still serve. Each delete waits
+        # for the CRDs of the one before to be gone: clusterctl lists the objects of every
+        # CRD it finds, and one still terminating answers 404 to that list (seen in CI).
+        deleted = []
+        for kind, name, last in (
+            ("infrastructure", clusterctl.PROVIDER, False),
+            ("bootstrap", clusterctl.PROVIDER, False),
+            ("control-plane", clusterctl.PROVIDER, True),
+            ("core", CORE, True),
+        ):
+            done = _clusterctl(
                 ms, "delete", "--config", str(config), f"--{kind}", name, "--include-crd",
                 *(["--include-namespace"] if last else []), timeout=300,
+            )  # fmt: skip
+            deleted.append(done)
+            if done.returncode != 0:
+                break
+            kube.wait_until(
+                f"the CRDs of the {kind} provider gone",
+                lambda provider=name if kind == "core" else f"{kind}-{name}": (
+                    not _provider_crds(kc, provider)
+                ),
+                180,
             )
-            for kind, name, last in (
-                ("infrastructure", clusterctl.PROVIDER, False),
-                ("bootstrap", clusterctl.PROVIDER, False),
-                ("control-plane", clusterctl.PROVIDER, True),
-                ("core", CORE, True),
-            )
-        ]  # fmt: skip
         ms.sup.stop(localcertmanager.COMPONENT)
         ms.cfg.cert_manager = False
         ms.cfg.save()
+        if deleted[-1].returncode != 0:
+            _remove_what_clusterctl_installed(kc)
         for done in deleted:
             assert done.returncode == 0, done.stdout + done.stderr
         # clusterctl keeps its inventory's CRD on purpose; the shared mothership does not.
@@ -194,9 +251,32 @@ def test_clusterctl_init_installs_core_and_mothership_providers_from_the_local_r
         "k0sworkerconfigs.bootstrap.cluster.x-k8s.io",
         "remotemachines.infrastructure.cluster.x-k8s.io",
     ):
-        crd = kc.get(CustomResourceDefinition, crd_name)
-        bundle = crd.spec.conversion.webhook.clientConfig.caBundle
-        assert bundle and b"BEGIN CERTIFICATE" in base64.b64decode(bundle), crd_name
+        # The injector works after the CRDs are applied: wait for it, then check the CA.
+        kube.wait_until(
+            f"cert-manager's CA in {crd_name}",
+            lambda name=crd_name: _ca_bundle(kc, name),
+            TIMEOUT,
+        )
+        assert b"BEGIN CERTIFICATE" in base64.b64decode(_ca_bundle(kc, crd_name)), crd_name
+
+
+def test_mothership_install_refuses_to_take_over_what_clusterctl_installed(
+    mothership_real: LocalMothership, kc: Client, initialized: tuple[Path, float]
+) -> None:
+    before = kc.get(Deployment, "mothership-operator", namespace="mothership-system")
+    refused = subprocess.run(
+        [sys.executable, "-m", "mothership.cli.main", "install", "--timeout", "30"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "KUBECONFIG": str(mothership_real.cfg.kubeconfig)},
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "installed here by clusterctl (provider control-plane-mothership)" in refused.stderr
+    assert "clusterctl delete --control-plane mothership" in refused.stderr
+    # Nothing was applied: the Deployment is clusterctl's, unchanged.
+    after = kc.get(Deployment, "mothership-operator", namespace="mothership-system")
+    assert after.metadata.generation == before.metadata.generation
+    managers = {entry.manager for entry in after.metadata.managedFields or []}
+    assert "mothership-install" not in managers, managers
 
 
 def test_a_cluster_api_cluster_comes_up_through_the_installed_providers(
