@@ -37,7 +37,9 @@ from mothership.cli.errors import (
     http_status_errors,
     status_code,
 )
+from mothership.cli.oidc_settings import oidc_settings
 from mothership.cli.output import Output, OutputOpt, age, as_list, dump
+from mothership.identity.kubeconfig import oidc_kubeconfig
 from mothership.specs.clusters import Checked, ClusterFlags, cluster_from_flags, load_manifests
 
 app = typer.Typer(
@@ -671,17 +673,40 @@ def kubeconfig_(
         None, "--output-file", help="Write the kubeconfig to this file instead of stdout."
     ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the kubeconfig to exist."),
+    oidc: bool = typer.Option(
+        False,
+        "--oidc",
+        help="A kubeconfig without credentials whose user logs in at the Cluster's identity "
+        "provider (spec.kubernetes.authentication) through `mothership oidc-login`.",
+    ),
+    oidc_issuer: str | None = typer.Option(
+        None, "--oidc-issuer", help="With --oidc: which issuer, when the Cluster trusts several."
+    ),
+    oidc_client_id: str | None = typer.Option(
+        None, "--oidc-client-id", help="With --oidc: the client (default: the first audience)."
+    ),
+    oidc_client_secret: str = typer.Option(
+        "", "--oidc-client-secret", help="With --oidc: the client's secret, if it has one."
+    ),
     timeout: float = TimeoutOpt,
     kubeconfig: Path | None = KubeconfigOpt,
     context: str | None = ContextOpt,
     namespace: str | None = NamespaceOpt,
     debug: bool = DebugOpt,
 ) -> None:
-    """The admin kubeconfig of a Cluster (Secret NAME-kubeconfig), printed, saved or merged."""
+    """The admin kubeconfig of a Cluster (Secret NAME-kubeconfig), printed, saved or merged;
+    with --oidc, one that logs its user in at the Cluster's identity provider instead."""
     with friendly_errors(debug):
         target = connect(kubeconfig, context, namespace)
         ns = target.namespace
-        objects.get_cluster(target, name, ns)  # exit 4 when the Cluster does not exist
+        cluster_obj = objects.get_cluster(target, name, ns)  # exit 4 when it does not exist
+        settings = None
+        if oidc:
+            settings = oidc_settings(cluster_obj, oidc_issuer, oidc_client_id, oidc_client_secret)
+        elif oidc_issuer or oidc_client_id or oidc_client_secret:
+            raise InvalidInput(
+                "--oidc-issuer, --oidc-client-id and --oidc-client-secret need --oidc"
+            )
         text = _kubeconfig_text(target, name, ns)
         if text is None and wait:
 
@@ -699,6 +724,9 @@ def kubeconfig_(
                 f"ready. Wait for it: `mothership cluster kubeconfig {name} --wait`, or see "
                 f"why: `mothership cluster get {name}`"
             )
+        if settings is not None:
+            ctx = context_name or kubeconfigs.context_name(ns, name)
+            text = oidc_kubeconfig(text, ctx, settings)
         if merge or merge_into is not None:
             _merge(target, name, ns, text, merge_into, context_name, switch)
         elif output_file is not None:

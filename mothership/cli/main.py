@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mothership.cli import bench, cluster, dev, install, operator, token, tools
+from mothership.cli import bench, cluster, dev, install, oidc_login, operator, token, tools
 from mothership.cli.errors import EXIT_CODES_HELP
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(token.app, name="token")
 install.register(app)
+oidc_login.register(app)
 
 
 if __name__ == "__main__":

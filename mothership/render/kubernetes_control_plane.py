@@ -35,7 +35,14 @@ from mothership.api.mothership.v1alpha1 import (
     TENANT_CA_DIR,
     TLS_CA_CERT_KEY,
 )
-from mothership.render import configmaps, encryption, names, network, statefulset
+from mothership.render import (
+    authentication,
+    configmaps,
+    encryption,
+    names,
+    network,
+    statefulset,
+)
 from mothership.render.etcd import CLIENT_PORT as ETCD_CLIENT_PORT
 from mothership.render.facts import (
     Facts,
@@ -250,6 +257,7 @@ def apiserver_flags(cluster: Cluster, facts: Facts) -> list[str]:
         f"--advertise-address={address}",
         "--allow-privileged=true",
         "--anonymous-auth=true",
+        *authentication.apiserver_flags(cluster, CONFIG_DIR),
         "--authorization-mode=Node,RBAC",
         "--bind-address=0.0.0.0",
         f"--client-ca-file={PKI_DIR}/ca.crt",
@@ -420,13 +428,17 @@ def nats_config(cluster: Cluster) -> str:
 
 
 def config_map(cluster: Cluster) -> dict[str, Any]:
-    """Files the components read: the egress selector, and NATS' config with storage nats."""
+    """Files the components read: the egress selector, NATS' config with storage nats, and
+    the authentication configuration when the Cluster trusts an identity provider."""
     cluster_name, _ = identity(cluster)
     data = {
         EGRESS_KEY: yaml.safe_dump(egress_selector(), sort_keys=False, default_flow_style=False)
     }
     if cluster.spec.storage.type == "nats":
         data[NATS_KEY] = nats_config(cluster)
+    authn = authentication.file_text(cluster)
+    if authn is not None:
+        data[authentication.FILE] = authn
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

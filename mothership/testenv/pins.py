@@ -111,6 +111,8 @@ K0S_VERSION = f"{K0S_KUBERNETES_VERSION}+k0s.0"
 K0S_IMAGE_REPO = "localhost/mothership/k0s"
 CAPI_VERSION = "v1.13.6"
 CERT_MANAGER_VERSION = "v1.21.2"
+# zitadel/oidc: its example OpenID provider, run by the identity tests (oidc_provider_main.py).
+OIDC_PROVIDER_VERSION = "v3.52.0"
 CAPI_MODULE = "sigs.k8s.io/cluster-api"
 # upstream's cni-plugins-linux tarball, by directory under plugins/
 CNI_PLUGINS = {
@@ -375,6 +377,23 @@ def tool_families() -> tuple[Family, ...]:
             ),
             cgo=True,
         ),
+        oidc_provider_family(),
+    )
+
+
+def oidc_provider_family() -> Family:
+    """The tests' OpenID provider: zitadel/oidc's example provider from a main of ours."""
+    from mothership.testenv import oidc_provider_main
+
+    return Family(
+        name="oidc-provider",
+        module=oidc_provider_main.MODULE,
+        version=OIDC_PROVIDER_VERSION,
+        binaries=(
+            Binary("oidc-provider", ".", ("-version",), f"zitadel/oidc {OIDC_PROVIDER_VERSION}"),
+        ),
+        ldflags=(f"-X {oidc_provider_main.VERSION_VAR}={OIDC_PROVIDER_VERSION}",),
+        main_source=oidc_provider_main.main_source(),
     )
 
 

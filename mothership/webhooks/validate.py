@@ -39,7 +39,12 @@ from mothership.api.k0smotron.v1beta2 import (
     StorageType,
 )
 from mothership.render import names, network_addons
-from mothership.webhooks import validate_datastore, validate_embedded, validate_remote_host
+from mothership.webhooks import (
+    validate_authentication,
+    validate_datastore,
+    validate_embedded,
+    validate_remote_host,
+)
 from mothership.webhooks.defaults import DEFAULT_K0S_VERSION
 from mothership.webhooks.findings import Check as _Check
 from mothership.webhooks.findings import Obj
@@ -124,6 +129,7 @@ def validate_cluster(
     _persistence(check, spec)
     _volume_sizes(check, spec, old_spec)
     validate_embedded.validate_embedded(check, spec)
+    validate_authentication.authentication(check, spec)
     return Result(check.errors, check.warnings)
 
 

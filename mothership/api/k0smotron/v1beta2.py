@@ -613,6 +613,87 @@ class KubernetesTuning(KubeModel):
     )
 
 
+class JWTIssuer(KubeModel):
+    """An OpenID Connect issuer the tenant's API server trusts for user tokens."""
+
+    url: str = Field(
+        description=(
+            "The issuer URL, https:// and exactly as its tokens' iss claim says; the API server "
+            "reads <url>/.well-known/openid-configuration and the keys it names from there."
+        )
+    )
+    audiences: list[str] = Field(
+        min_length=1,
+        description=(
+            "Accepted aud values (the client ID the users log in with); a token must carry one."
+        ),
+    )
+    certificate_authority: str | None = Field(
+        default=None,
+        alias="certificateAuthority",
+        description=(
+            "PEM certificates that verify the issuer's TLS; unset: the API server image's "
+            "system roots."
+        ),
+    )
+
+
+class PrefixedClaim(KubeModel):
+    """A token claim mapped to a Kubernetes user attribute."""
+
+    claim: str = Field(min_length=1, description="The claim, e.g. email, sub or groups.")
+    prefix: str = Field(
+        description=(
+            'Put before each value, e.g. "oidc:", so these names cannot collide with the '
+            'tenant\'s own users and groups; required, may be "".'
+        )
+    )
+
+
+class JWTClaimMappings(KubeModel):
+    """Which claims name the user and its groups."""
+
+    username: PrefixedClaim = Field(description="The claim that names the user.")
+    groups: PrefixedClaim | None = Field(
+        default=None, description="The claim (a string or a list) that names the user's groups."
+    )
+
+
+class JWTClaimValidationRule(KubeModel):
+    """A claim a token must carry with one value."""
+
+    claim: str = Field(min_length=1, description="The claim.")
+    required_value: str = Field(alias="requiredValue", description="Its required value.")
+
+
+class JWTAuthenticator(KubeModel):
+    """One trusted issuer, in the shape of Kubernetes' AuthenticationConfiguration jwt entry
+    (CEL expressions are not offered)."""
+
+    issuer: JWTIssuer = Field(description="The issuer and the audiences accepted from it.")
+    claim_mappings: JWTClaimMappings = Field(
+        alias="claimMappings", description="Claims that name the user and its groups."
+    )
+    claim_validation_rules: list[JWTClaimValidationRule] | None = Field(
+        default=None,
+        alias="claimValidationRules",
+        description="Claims a token must carry with a given value, e.g. hd: example.com.",
+    )
+
+
+class KubernetesAuthentication(KubeModel):
+    """How the tenant's API server authenticates users besides client certificates."""
+
+    jwt: list[JWTAuthenticator] | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "OpenID Connect issuers whose ID tokens the tenant's API server accepts. Changed "
+            "in place: the API server reloads the file, no pod restarts once it is set."
+        ),
+    )
+
+
 class KubernetesSpec(KubeModel):
     """Settings of the kubernetes distribution (ignored by k0s).
 
@@ -628,6 +709,13 @@ class KubernetesSpec(KubeModel):
     tuning: KubernetesTuning = Field(
         default_factory=KubernetesTuning,
         description="Per-component Go runtime settings and extra flags; unset keeps defaults.",
+    )
+    authentication: KubernetesAuthentication | None = Field(
+        default=None,
+        description=(
+            "Users from OpenID Connect identity providers (Kubernetes' structured "
+            "authentication configuration)."
+        ),
     )
 
 

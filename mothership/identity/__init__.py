@@ -1,0 +1,1 @@
+"""Users of tenant clusters from OpenID Connect identity providers."""

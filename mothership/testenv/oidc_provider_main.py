@@ -1,0 +1,149 @@
+"""The Go main of the tests' OpenID Connect provider.
+
+Dex and kubelogin are not served by the module proxy this project builds from; zitadel's
+OIDC library is, and its module holds a complete provider (in-memory users, the device
+authorization and code flows, an HTML login form). Its own main serves plain http with a
+fixed issuer and users without groups; the Kubernetes API server trusts only an https
+issuer, and tenant RBAC is written against groups. This main reuses the provider's
+packages and adds what the tests need: TLS with a certificate of ours, the issuer and
+clients from a config file, and `groups` and `email` claims in the ID token.
+"""
+
+from __future__ import annotations
+
+MODULE = "github.com/zitadel/oidc/v3"
+VERSION_VAR = "main.version"
+
+MAIN = """\
+// Command oidc-provider is zitadel/oidc's example OpenID provider with an https issuer,
+// users and clients from a JSON config, and groups in the ID token. Written by mothership
+// (mothership/testenv/oidc_provider_main.py); do not edit.
+package main
+
+import (
+\t"context"
+\t"encoding/json"
+\t"flag"
+\t"fmt"
+\t"log/slog"
+\t"net/http"
+\t"os"
+
+\t"github.com/zitadel/oidc/v3/example/server/exampleop"
+\t"github.com/zitadel/oidc/v3/example/server/storage"
+\t"github.com/zitadel/oidc/v3/pkg/oidc"
+\t"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+var version = "unknown"
+
+type account struct {
+\tID       string   `json:"id"`
+\tUsername string   `json:"username"`
+\tPassword string   `json:"password"`
+\tEmail    string   `json:"email"`
+\tGroups   []string `json:"groups"`
+}
+
+type client struct {
+\tID     string `json:"id"`
+\tSecret string `json:"secret"`
+}
+
+type config struct {
+\tIssuer  string    `json:"issuer"`
+\tListen  string    `json:"listen"`
+\tCert    string    `json:"cert"`
+\tKey     string    `json:"key"`
+\tClients []client  `json:"clients"`
+\tUsers   []account `json:"users"`
+}
+
+// users is the provider's user store, read from the config instead of its fixed list.
+type users struct {
+\tbyID   map[string]*storage.User
+\tbyName map[string]*storage.User
+\tgroups map[string][]string
+}
+
+func (u users) GetUserByID(id string) *storage.User         { return u.byID[id] }
+func (u users) GetUserByUsername(name string) *storage.User { return u.byName[name] }
+func (u users) ExampleClientID() string                     { return "service" }
+
+// withGroups adds the claims the API server maps (email, preferred_username, groups) to
+// every ID token, whatever scopes the client asked for.
+type withGroups struct {
+\t*storage.Storage
+\tusers users
+}
+
+func (s *withGroups) SetUserinfoFromRequest(
+\tctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string,
+) error {
+\tif err := s.Storage.SetUserinfoFromRequest(ctx, info, req, scopes); err != nil {
+\t\treturn err
+\t}
+\tuser := s.users.GetUserByID(req.GetSubject())
+\tif user == nil {
+\t\treturn fmt.Errorf("user %q not found", req.GetSubject())
+\t}
+\tinfo.Email = user.Email
+\tinfo.EmailVerified = oidc.Bool(true)
+\tinfo.PreferredUsername = user.Username
+\tinfo.AppendClaims("groups", s.users.groups[user.ID])
+\treturn nil
+}
+
+func load(path string) (config, users, error) {
+\tvar cfg config
+\tdata, err := os.ReadFile(path)
+\tif err != nil {
+\t\treturn cfg, users{}, err
+\t}
+\tif err := json.Unmarshal(data, &cfg); err != nil {
+\t\treturn cfg, users{}, fmt.Errorf("%s: %w", path, err)
+\t}
+\tu := users{map[string]*storage.User{}, map[string]*storage.User{}, map[string][]string{}}
+\tfor _, a := range cfg.Users {
+\t\tuser := &storage.User{
+\t\t\tID: a.ID, Username: a.Username, Password: a.Password, Email: a.Email,
+\t\t\tEmailVerified: true, FirstName: a.Username, LastName: a.Username,
+\t\t}
+\t\tu.byID[a.ID] = user
+\t\tu.byName[a.Username] = user
+\t\tu.groups[a.ID] = a.Groups
+\t}
+\treturn cfg, u, nil
+}
+
+func main() {
+\tconfigPath := flag.String("config", "", "JSON config: issuer, listen, cert, key, clients, users")
+\tshowVersion := flag.Bool("version", false, "print the version and exit")
+\tflag.Parse()
+\tif *showVersion {
+\t\tfmt.Printf("oidc-provider (zitadel/oidc %s)\\n", version)
+\t\treturn
+\t}
+\tlogger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+\tcfg, u, err := load(*configPath)
+\tif err != nil {
+\t\tlogger.Error("cannot read the config", "error", err)
+\t\tos.Exit(2)
+\t}
+\tfor _, c := range cfg.Clients {
+\t\tstorage.RegisterClients(storage.DeviceClient(c.ID, c.Secret))
+\t}
+\tstore := &withGroups{Storage: storage.NewStorage(u), users: u}
+\trouter := exampleop.SetupServer(cfg.Issuer, store, logger, false)
+\tserver := &http.Server{Addr: cfg.Listen, Handler: router}
+\tlogger.Info("serving", "issuer", cfg.Issuer, "listen", cfg.Listen)
+\tif err := server.ListenAndServeTLS(cfg.Cert, cfg.Key); err != http.ErrServerClosed {
+\t\tlogger.Error("server stopped", "error", err)
+\t\tos.Exit(1)
+\t}
+}
+"""
+
+
+def main_source() -> str:
+    return MAIN

@@ -1,0 +1,283 @@
+"""Users from a central identity provider act in a tenant, for real.
+
+A real OpenID provider (zitadel/oidc's, built from its module, see
+mothership/testenv/oidc_provider.py) runs on the host over TLS with two users in two groups.
+A Cluster trusts it through spec.kubernetes.authentication; `mothership cluster kubeconfig
+--oidc` writes a kubeconfig with no credential in it, whose user is `mothership oidc-login`.
+kubectl runs that plugin, which prints a link and a code; the test, as the person at the
+browser, logs in on the provider's own pages; kubectl then acts as that user with its
+groups, and the tenant's RBAC decides. Editing the issuer's claim mapping takes effect
+without a pod restart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import StatefulSet
+from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.types import PatchType
+
+from mothership.testenv import kube, oidc_provider
+from mothership.testenv.local import LocalMothership
+from mothership.testenv.localoperator import monitoring_image_args
+from mothership.testenv.oidc_provider import User
+from tests.crds import apply_checked_in_crds
+from tests.integration.test_kubernetes_distribution import (
+    AVAILABLE_WITHIN,
+    ETCD_IMAGE,
+    IMAGE_TEMPLATE,
+    RESTRICTED,
+    Cluster,
+    _cluster,
+    _kubectl,
+    _tenant_kubeconfig,
+    _wait_condition,
+)
+from tests.operator_proc import Operator
+
+ALICE = User("alice", "alice-password", "alice@example.com", ("ops",))
+BOB = User("bob", "bob-password", "bob@example.com", ("dev",))
+LOGIN_WITHIN = 90
+# The kubelet refreshes a mounted ConfigMap within about a minute, and the API server checks
+# its file at least once a minute.
+RELOAD_WITHIN = 240
+
+
+@pytest.fixture(scope="module")
+def kc(mothership_real: LocalMothership) -> Client:
+    return apply_checked_in_crds(kube.client(mothership_real.cfg.kubeconfig))
+
+
+@pytest.fixture(scope="module")
+def operator(
+    mothership_real: LocalMothership, kc: Client, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    op = Operator(
+        mothership_real.cfg.kubeconfig,
+        tmp_path_factory.mktemp("op") / "operator.log",
+        IMAGE_TEMPLATE,
+        ETCD_IMAGE,
+        extra_args=tuple(monitoring_image_args(mothership_real.cfg)),
+        node_netns=mothership_real.cfg.node_netns,
+    )
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def ns(kc: Client) -> Iterator[str]:
+    name = f"idp-{uuid.uuid4().hex[:6]}"
+    kc.create(Namespace(metadata=ObjectMeta(name=name, labels=RESTRICTED)))
+    yield name
+    kc.delete(Namespace, name)
+
+
+@pytest.fixture(scope="module")
+def idp(
+    mothership_real: LocalMothership, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[oidc_provider.Provider]:
+    # On the host address the pods reach (as the node mirrors are).
+    provider = oidc_provider.start(
+        tmp_path_factory.mktemp("idp"), mothership_real.cfg.host_ip, [ALICE, BOB]
+    )
+    yield provider
+    provider.stop()
+
+
+def _authentication(idp: oidc_provider.Provider, prefix: str) -> dict[str, Any]:
+    return {
+        "jwt": [
+            {
+                "issuer": {
+                    "url": idp.issuer,
+                    "audiences": [idp.client_id],
+                    "certificateAuthority": idp.ca_pem,
+                },
+                "claimMappings": {
+                    "username": {"claim": "email", "prefix": prefix},
+                    "groups": {"claim": "groups", "prefix": prefix},
+                },
+            }
+        ]
+    }
+
+
+class Kubectl:
+    """kubectl with the `--oidc` kubeconfig, as one person on one machine (own token cache)."""
+
+    def __init__(self, ms: LocalMothership, kubeconfig: Path, home: Path) -> None:
+        mothership = shutil.which("mothership")
+        assert mothership, "the mothership command is not on PATH"
+        home.mkdir(parents=True, exist_ok=True)
+        self.argv = [str(ms.cfg.bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig)]
+        self.env = {
+            "PATH": f"{Path(mothership).parent}:{ms.cfg.bin_dir}:/usr/bin:/bin",
+            "HOME": str(home),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+        }
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.argv, *args], capture_output=True, text=True, env=self.env, timeout=60
+        )
+
+    def login_and_run(
+        self, idp: oidc_provider.Provider, user: User, *args: str
+    ) -> tuple[subprocess.CompletedProcess[str], float]:
+        """Run kubectl; when the plugin prints its link, log in there as ``user``. Returns the
+        result and the seconds from the command to its answer."""
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [*self.argv, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+        assert proc.stderr is not None and proc.stdout is not None
+        stderr: list[str] = []
+        approved = threading.Event()
+        problems: list[BaseException] = []
+
+        def browser() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                stderr.append(line)
+                found = re.search(r"\(or (\S+) and enter the code (\S+)\)", line)
+                if found and not approved.is_set():
+                    try:
+                        oidc_provider.approve_device(idp, found[1], found[2], user)
+                    except BaseException as exc:  # reported below, with kubectl's output
+                        problems.append(exc)
+                        proc.kill()  # the plugin would poll until the code expires
+                    approved.set()
+
+        reader = threading.Thread(target=browser, daemon=True)
+        reader.start()
+        try:
+            out = proc.stdout.read()
+            proc.wait(timeout=LOGIN_WITHIN)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            reader.join(timeout=10)
+        took = time.monotonic() - started
+        assert not problems, f"the login page refused: {problems[0]}\n{''.join(stderr)}"
+        assert approved.is_set(), f"the plugin printed no login link:\n{''.join(stderr)}"
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(stderr)), took
+
+
+def _whoami(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, result.stdout + result.stderr
+    info: dict[str, Any] = json.loads(result.stdout)["status"]["userInfo"]
+    return info
+
+
+def test_users_of_the_identity_provider_act_in_the_tenant_with_their_groups(
+    mothership_real: LocalMothership,
+    kc: Client,
+    operator: Operator,
+    ns: str,
+    idp: oidc_provider.Provider,
+    tmp_path: Path,
+) -> None:
+    ms = mothership_real
+    kc.create(
+        _cluster(
+            "team",
+            ns,
+            storage={"type": "kine"},
+            kubernetes={"authentication": _authentication(idp, "oidc:")},
+        )
+    )
+    _wait_condition(ms, kc, operator, "team", ns, "Available", AVAILABLE_WITHIN)
+    admin = _tenant_kubeconfig(kc, "team", ns, tmp_path / "admin.kubeconfig")
+    # The tenant's RBAC: the provider's group ops may read, no more.
+    bound = _kubectl(ms, admin, "create", "clusterrolebinding", "ops-view",
+                     "--clusterrole=view", "--group=oidc:ops")  # fmt: skip
+    assert bound.returncode == 0, bound.stderr
+
+    path = tmp_path / "team-oidc.kubeconfig"
+    made = subprocess.run(
+        ["mothership", "cluster", "kubeconfig", "team", "--oidc",
+         "--oidc-client-secret", idp.client_secret, "--output-file", str(path),
+         "--kubeconfig", str(ms.cfg.kubeconfig), "-n", ns],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    written = yaml.safe_load(path.read_text())
+    (user,) = written["users"]
+    assert set(user["user"]) == {"exec"}, "the kubeconfig must hold no credential"
+    assert user["user"]["exec"]["args"][:2] == ["oidc-login", "--issuer"]
+
+    alice = Kubectl(ms, path, tmp_path / "alice")
+    whoami, took = alice.login_and_run(idp, ALICE, "auth", "whoami", "-o", "json")
+    info = _whoami(whoami)
+    assert info["username"] == "oidc:alice@example.com"
+    assert "oidc:ops" in info["groups"] and "system:authenticated" in info["groups"]
+    print(f"\nfirst kubectl command with a device login: {took:.1f}s")
+
+    # The cached ID token serves the next commands: no second login.
+    listed = alice.run("get", "namespaces", "-o", "name")
+    assert listed.returncode == 0, listed.stderr
+    assert "namespace/kube-system" in listed.stdout
+    assert "To log in" not in listed.stderr
+    refused = alice.run("create", "namespace", "not-for-alice")
+    assert refused.returncode != 0
+    assert 'User "oidc:alice@example.com" cannot create resource "namespaces"' in refused.stderr
+
+    bob = Kubectl(ms, path, tmp_path / "bob")
+    denied, _ = bob.login_and_run(idp, BOB, "get", "namespaces")
+    assert denied.returncode != 0
+    assert 'User "oidc:bob@example.com" cannot list resource "namespaces"' in denied.stderr
+
+    # A wrong password is refused on the provider's page, and kubectl gets no token.
+    with pytest.raises(AssertionError, match="login refused"):
+        Kubectl(ms, path, tmp_path / "mallory").login_and_run(
+            idp, User("alice", "wrong", "alice@example.com"), "get", "namespaces"
+        )
+
+    # Edited in place: the new prefix applies without restarting the control plane.
+    sts_before = kc.get(StatefulSet, "kmc-team", namespace=ns)
+    pod_before = kc.get(Pod, "kmc-team-0", namespace=ns)
+    kc.patch(
+        Cluster,
+        "team",
+        {"spec": {"kubernetes": {"authentication": _authentication(idp, "corp:")}}},
+        namespace=ns,
+        patch_type=PatchType.MERGE,
+    )
+    edited = time.monotonic()
+    kube.wait_until(
+        "the API server naming alice with the new prefix",
+        lambda: (
+            _whoami(alice.run("auth", "whoami", "-o", "json"))["username"]
+            == "corp:alice@example.com"
+        ),
+        RELOAD_WITHIN,
+        interval=3,
+    )
+    print(f"claim mapping edited to applied: {time.monotonic() - edited:.1f}s")
+    sts_after = kc.get(StatefulSet, "kmc-team", namespace=ns)
+    assert sts_after.metadata.generation == sts_before.metadata.generation
+    pod_after = kc.get(Pod, "kmc-team-0", namespace=ns)
+    assert pod_after.metadata.uid == pod_before.metadata.uid
+    restarts = [c.restartCount for c in pod_after.status.containerStatuses or []]
+    assert restarts == [c.restartCount for c in pod_before.status.containerStatuses or []]
+    # The group binding named the old prefix: alice reads no more, until it is rebound.
+    assert alice.run("get", "namespaces").returncode != 0
