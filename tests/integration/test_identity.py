@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from lightkube import Client
+from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import Namespace, Pod
@@ -85,6 +86,18 @@ def ns(kc: Client) -> Iterator[str]:
     kc.create(Namespace(metadata=ObjectMeta(name=name, labels=RESTRICTED)))
     yield name
     kc.delete(Namespace, name)
+    # Gone before the next module: an operator installed there would act on what is left.
+    kube.wait_until("the test namespace gone", lambda: not _namespace_exists(kc, name), 180)
+
+
+def _namespace_exists(kc: Client, name: str) -> bool:
+    try:
+        kc.get(Namespace, name)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise
+    return True
 
 
 @pytest.fixture(scope="module")

@@ -362,7 +362,13 @@ def test_operator_was_never_refused_by_rbac(cli: CLI) -> None:
     """Everything above ran under the manifest's RBAC; a missing rule shows up as a 403."""
     logs = cli.kubectl("logs", "-n", NS, "-l", "app.kubernetes.io/name=mothership", "--tail=-1")
     assert logs.returncode == 0, logs.stderr
-    refused = [line for line in logs.stdout.splitlines() if "forbidden" in line.lower()]
+    # A namespace being deleted refuses new content with a 403 too (an event about a Cluster
+    # another module left terminating there): that is not the RBAC this test is about.
+    refused = [
+        line
+        for line in logs.stdout.splitlines()
+        if "forbidden" in line.lower() and "because it is being terminated" not in line
+    ]
     assert not refused, "\n".join(refused[:10])
 
 
