@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 import yaml
 from lightkube import Client
-from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import Namespace, Pod
@@ -44,6 +43,7 @@ from tests.integration.test_kubernetes_distribution import (
     RESTRICTED,
     Cluster,
     _cluster,
+    _exists,
     _kubectl,
     _tenant_kubeconfig,
     _wait_condition,
@@ -87,17 +87,7 @@ def ns(kc: Client) -> Iterator[str]:
     yield name
     kc.delete(Namespace, name)
     # Gone before the next module: an operator installed there would act on what is left.
-    kube.wait_until("the test namespace gone", lambda: not _namespace_exists(kc, name), 180)
-
-
-def _namespace_exists(kc: Client, name: str) -> bool:
-    try:
-        kc.get(Namespace, name)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return False
-        raise
-    return True
+    kube.wait_until("the test namespace gone", lambda: not _exists(kc, Namespace, name), 180)
 
 
 @pytest.fixture(scope="module")
