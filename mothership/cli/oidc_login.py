@@ -19,7 +19,9 @@ console = Console(stderr=True, soft_wrap=True)
 EPILOG = """\
 kubectl runs this command itself, from a kubeconfig written by
 `mothership cluster kubeconfig NAME --oidc`; the first kubectl command prints a link and a
-code to open in a browser, later ones reuse the cached ID token until it expires
+code to open in a browser, later ones reuse the cached ID token until it expires, then renew
+it with the provider's refresh token when it gave one (scope offline_access), and ask for a
+login only when the provider refuses
 (cache: $XDG_CACHE_HOME/mothership/oidc, else ~/.cache/mothership/oidc).
 
 Example (what the kubeconfig runs):
@@ -40,7 +42,9 @@ def oidc_login(
     ca_data: str = typer.Option(
         "", "--ca-data", help="Base64 PEM CA of the provider's TLS (default: system roots)."
     ),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Log in again; ignore the cache."),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="Log in again; ignore the cached tokens."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Log in at an OpenID Connect provider (device flow) and hand kubectl the ID token."""
@@ -50,21 +54,22 @@ def oidc_login(
         except (binascii.Error, UnicodeDecodeError):
             raise InvalidInput("--ca-data: not base64 of a PEM CA bundle") from None
         settings = device_login.Settings(issuer, client_id, client_secret, ca_pem)
-        token = None if no_cache else device_login.cached_token(settings)
-        if token is None:
-            client = device_login.Client(settings)
-            try:
-                code = client.start()
-                console.print(
-                    f"To log in to {issuer}, open {code.verification_uri_complete}\n"
-                    f"(or {code.verification_uri} and enter the code {code.user_code})",
-                    highlight=False,
-                    markup=False,
-                )
-                token = client.wait_for_token(code)
-            except device_login.LoginError as exc:
-                raise CliError(str(exc)) from None
-            finally:
-                client.close()
-            device_login.store_token(settings, token)
+
+        def show_code(code: device_login.DeviceCode) -> None:
+            console.print(
+                f"To log in to {issuer}, open {code.verification_uri_complete}\n"
+                f"(or {code.verification_uri} and enter the code {code.user_code})",
+                highlight=False,
+                markup=False,
+            )
+
+        def notice(text: str) -> None:
+            console.print(text, highlight=False, markup=False)
+
+        try:
+            token = device_login.obtain(
+                settings, use_cache=not no_cache, show_code=show_code, notice=notice
+            )
+        except device_login.LoginError as exc:
+            raise CliError(str(exc)) from None
         sys.stdout.write(json.dumps(device_login.exec_credential(token)) + "\n")

@@ -4,7 +4,10 @@ kubectl runs `mothership oidc-login` as a client-go credential plugin. The devic
 it: the plugin needs no local web server or redirect URI, works over SSH and on machines
 without a browser, and the person logs in at the identity provider's own page. The ID token
 is cached per issuer and client (mode 0600) and reused until shortly before it expires, so
-only the first kubectl command of a session asks for a login.
+only the first kubectl command of a session asks for a login. When the provider also hands
+out a refresh token (scope offline_access, a client allowed the refresh grant), an expired ID
+token is renewed with it silently; the person is asked again only when the provider refuses
+the refresh (the session ended, the token was revoked).
 """
 
 from __future__ import annotations
@@ -27,11 +30,23 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 EXEC_API_VERSION = "client.authentication.k8s.io/v1"
 # A token this close to its expiry is not handed to kubectl: the request would outlive it.
 EXPIRY_MARGIN = 30.0
-DEFAULT_SCOPES = ("openid", "email", "profile", "groups")
+REFRESH_GRANT = "refresh_token"
+# offline_access asks for a refresh token; a provider that does not offer one ignores it.
+DEFAULT_SCOPES = ("openid", "email", "profile", "groups", "offline_access")
 
 
 class LoginError(Exception):
     """The login could not complete; the message says what the provider answered."""
+
+
+class RefreshRefused(LoginError):
+    """The provider would not renew the session: a new login is needed, not a failure."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    id_token: str
+    refresh_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,26 +89,47 @@ def token_expiry(token: str) -> float:
         raise LoginError(f"the provider's ID token is not a JWT with an exp claim: {exc}") from None
 
 
-def cached_token(settings: Settings, now: float | None = None) -> str | None:
-    path = cache_file(settings)
+def _cached(settings: Settings) -> dict[str, Any]:
     try:
-        token = str(json.loads(path.read_text())["id_token"])
+        found = json.loads(cache_file(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def cached_token(settings: Settings, now: float | None = None) -> str | None:
+    try:
+        token = str(_cached(settings)["id_token"])
         expiry = token_expiry(token)
-    except (OSError, ValueError, KeyError, TypeError, LoginError):
+    except (KeyError, LoginError):
         return None
     if expiry - EXPIRY_MARGIN <= (time.time() if now is None else now):
         return None
     return token
 
 
-def store_token(settings: Settings, token: str) -> None:
+def cached_refresh_token(settings: Settings) -> str | None:
+    token = _cached(settings).get("refresh_token")
+    return token if isinstance(token, str) and token else None
+
+
+def store_token(settings: Settings, tokens: Tokens) -> None:
+    """Replace the cache entry at once (a rename), readable by its owner only: it holds a
+    refresh token, which is a login."""
     path = cache_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(".tmp")
     tmp.touch(mode=0o600, exist_ok=True)
     tmp.chmod(0o600)
-    tmp.write_text(json.dumps({"issuer": settings.issuer, "id_token": token}))
+    entry = {"issuer": settings.issuer, "id_token": tokens.id_token}
+    if tokens.refresh_token:
+        entry["refresh_token"] = tokens.refresh_token
+    tmp.write_text(json.dumps(entry))
     tmp.replace(path)
+
+
+def forget(settings: Settings) -> None:
+    cache_file(settings).unlink(missing_ok=True)
 
 
 def exec_credential(token: str) -> dict[str, Any]:
@@ -166,9 +202,11 @@ class Client:
             expires_in=float(body.get("expires_in") or 300),
         )
 
-    def wait_for_token(self, code: DeviceCode, sleep: Callable[[float], None] = time.sleep) -> str:
+    def wait_for_token(
+        self, code: DeviceCode, sleep: Callable[[float], None] = time.sleep
+    ) -> Tokens:
         """Poll the token endpoint as RFC 8628 says (slow_down adds 5 s) until the person
-        allows or denies, or the code expires; the ID token."""
+        allows or denies, or the code expires; the ID token (and a refresh token if given)."""
         url = self.discovery()["token_endpoint"]
         interval = code.interval
         deadline = time.monotonic() + code.expires_in
@@ -180,7 +218,7 @@ class Client:
                 token = body.get("id_token")
                 if not token:
                     raise LoginError("the provider sent no ID token; ask for the openid scope")
-                return str(token)
+                return Tokens(str(token), str(body.get("refresh_token") or ""))
             error = body.get("error")
             if error == "authorization_pending":
                 continue
@@ -189,6 +227,52 @@ class Client:
                 continue
             raise LoginError(f"login failed: {_oauth_error(answer, body)}")
         raise LoginError(f"the login was not completed within {code.expires_in:.0f}s")
+
+
+    def refresh(self, refresh_token: str) -> Tokens:
+        """A new ID token for the session the refresh token stands for. Providers that rotate
+        refresh tokens send a new one; the old one is kept when none comes."""
+        url = self.discovery()["token_endpoint"]
+        answer = self._form(url, {"grant_type": REFRESH_GRANT, "refresh_token": refresh_token})
+        body = _json(answer)
+        if answer.status_code != 200:
+            raise RefreshRefused(_oauth_error(answer, body))
+        token = body.get("id_token")
+        if not token:
+            raise RefreshRefused("the provider renewed the session without an ID token")
+        return Tokens(str(token), str(body.get("refresh_token") or refresh_token))
+
+
+def obtain(
+    settings: Settings,
+    *,
+    use_cache: bool,
+    show_code: Callable[[DeviceCode], None],
+    notice: Callable[[str], None],
+) -> str:
+    """The ID token kubectl gets: the cached one while it is fresh, else one renewed with the
+    cached refresh token, else one from a new device login. Whatever was obtained is cached."""
+    token = cached_token(settings) if use_cache else None
+    if token is not None:
+        return token
+    refresh_token = cached_refresh_token(settings) if use_cache else None
+    client = Client(settings)
+    try:
+        tokens = None
+        if refresh_token:
+            try:
+                tokens = client.refresh(refresh_token)
+            except RefreshRefused as exc:
+                forget(settings)
+                notice(f"{settings.issuer} did not renew the session ({exc}); log in again")
+        if tokens is None:
+            code = client.start()
+            show_code(code)
+            tokens = client.wait_for_token(code)
+    finally:
+        client.close()
+    store_token(settings, tokens)
+    return tokens.id_token
 
 
 def _json(answer: httpx.Response) -> dict[str, Any]:

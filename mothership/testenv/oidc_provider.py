@@ -31,14 +31,32 @@ class User:
     groups: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class OidcClient:
+    """A client of the provider: the device flow always; the refresh grant and the ID
+    tokens' lifetime (0: the library's hour) as given."""
+
+    id: str
+    secret: str
+    refresh: bool = True
+    id_token_seconds: int = 0
+
+
 @dataclass
 class Provider:
     issuer: str
     ca_pem: str
-    client_id: str
-    client_secret: str
+    clients: tuple[OidcClient, ...]
     log: Path
     process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def client_id(self) -> str:
+        return self.clients[0].id
+
+    @property
+    def client_secret(self) -> str:
+        return self.clients[0].secret
 
     def http(self) -> httpx.Client:
         """A client that trusts the provider's CA and keeps cookies, as a browser would."""
@@ -69,8 +87,7 @@ def start(
     base_dir: Path,
     host: str,
     users: list[User],
-    client_id: str = "kubernetes",
-    client_secret: str = "kubernetes-secret",
+    clients: tuple[OidcClient, ...] = (OidcClient("kubernetes", "kubernetes-secret"),),
 ) -> Provider:
     """Start the provider on ``host`` (an address pods can reach) and wait for discovery."""
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +102,15 @@ def start(
         "listen": f"{host}:{port}",
         "cert": str(base_dir / "tls.crt"),
         "key": str(base_dir / "tls.key"),
-        "clients": [{"id": client_id, "secret": client_secret}],
+        "clients": [
+            {
+                "id": c.id,
+                "secret": c.secret,
+                "refresh": c.refresh,
+                "idTokenSeconds": c.id_token_seconds,
+            }
+            for c in clients
+        ],
         "users": [_account(u) for u in users],
     }
     (base_dir / "config.json").write_text(json.dumps(config, indent=2))
@@ -96,7 +121,7 @@ def start(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    provider = Provider(issuer, ca.cert_pem.decode(), client_id, client_secret, log, process)
+    provider = Provider(issuer, ca.cert_pem.decode(), clients, log, process)
 
     def serving() -> bool:
         if process.poll() is not None:

@@ -6,7 +6,8 @@ authorization and code flows, an HTML login form). Its own main serves plain htt
 fixed issuer and users without groups; the Kubernetes API server trusts only an https
 issuer, and tenant RBAC is written against groups. This main reuses the provider's
 packages and adds what the tests need: TLS with a certificate of ours, the issuer and
-clients from a config file, and `groups` and `email` claims in the ID token.
+clients from a config file, `groups` and `email` claims in the ID token, and per client the
+refresh grant and the ID tokens' lifetime (the library's device client has neither).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import (
 \t"log/slog"
 \t"net/http"
 \t"os"
+\t"time"
 
 \t"github.com/zitadel/oidc/v3/example/server/exampleop"
 \t"github.com/zitadel/oidc/v3/example/server/storage"
@@ -48,6 +50,31 @@ type account struct {
 type client struct {
 \tID     string `json:"id"`
 \tSecret string `json:"secret"`
+\t// Refresh allows the refresh grant (refresh tokens are given for scope offline_access).
+\tRefresh bool `json:"refresh"`
+\t// IDTokenSeconds is the ID tokens' lifetime; 0 keeps the library's hour.
+\tIDTokenSeconds int `json:"idTokenSeconds"`
+}
+
+// tunedClient is a registered client with the grant types and token lifetime of the config.
+type tunedClient struct {
+\top.Client
+\tcfg client
+}
+
+func (c tunedClient) GrantTypes() []oidc.GrantType {
+\tgrants := c.Client.GrantTypes()
+\tif c.cfg.Refresh {
+\t\tgrants = append(append([]oidc.GrantType{}, grants...), oidc.GrantTypeRefreshToken)
+\t}
+\treturn grants
+}
+
+func (c tunedClient) IDTokenLifetime() time.Duration {
+\tif c.cfg.IDTokenSeconds > 0 {
+\t\treturn time.Duration(c.cfg.IDTokenSeconds) * time.Second
+\t}
+\treturn c.Client.IDTokenLifetime()
 }
 
 type config struct {
@@ -74,7 +101,34 @@ func (u users) ExampleClientID() string                     { return "service" }
 // every ID token, whatever scopes the client asked for.
 type withGroups struct {
 \t*storage.Storage
-\tusers users
+\tusers   users
+\tclients map[string]client
+}
+
+// CreateAccessAndRefreshTokens names the client of a device login in its refresh token: the
+// library's storage reads the client of code-flow requests only, so a refresh token from a
+// device login named none and every refresh was refused (invalid_grant).
+func (s *withGroups) CreateAccessAndRefreshTokens(
+\tctx context.Context, req op.TokenRequest, current string,
+) (string, string, time.Time, error) {
+\tif device, ok := req.(*op.DeviceAuthorizationState); ok && current == "" {
+\t\treq = &storage.AuthRequest{
+\t\t\tApplicationID: device.ClientID, UserID: device.Subject, Scopes: device.Scopes,
+\t\t}
+\t}
+\treturn s.Storage.CreateAccessAndRefreshTokens(ctx, req, current)
+}
+
+// GetClientByClientID hands the provider the registered client as the config tunes it.
+func (s *withGroups) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+\tfound, err := s.Storage.GetClientByClientID(ctx, id)
+\tif err != nil {
+\t\treturn nil, err
+\t}
+\tif cfg, ok := s.clients[id]; ok {
+\t\treturn tunedClient{found, cfg}, nil
+\t}
+\treturn found, nil
 }
 
 func (s *withGroups) SetUserinfoFromRequest(
@@ -130,10 +184,12 @@ func main() {
 \t\tlogger.Error("cannot read the config", "error", err)
 \t\tos.Exit(2)
 \t}
+\tclients := map[string]client{}
 \tfor _, c := range cfg.Clients {
 \t\tstorage.RegisterClients(storage.DeviceClient(c.ID, c.Secret))
+\t\tclients[c.ID] = c
 \t}
-\tstore := &withGroups{Storage: storage.NewStorage(u), users: u}
+\tstore := &withGroups{Storage: storage.NewStorage(u), users: u, clients: clients}
 \trouter := exampleop.SetupServer(cfg.Issuer, store, logger, false)
 \tserver := &http.Server{Addr: cfg.Listen, Handler: router}
 \tlogger.Info("serving", "issuer", cfg.Issuer, "listen", cfg.Listen)

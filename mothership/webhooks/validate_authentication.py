@@ -51,6 +51,31 @@ def authentication(check: Check, spec: Obj) -> None:
         )
         rules = item.get("claimValidationRules") if isinstance(item, dict) else None
         _claim_rules(check, f"{path}.claimValidationRules", rules)
+    _legacy_flags(check, spec.get("controlPlaneFlags"))
+
+
+def _legacy_flags(check: Check, flags: Any) -> None:
+    """kube-apiserver exits at start when --authentication-config and any --oidc-* flag are
+    both given, and the operator sets --authentication-config from this field: the pod would
+    crash-loop with the reason only in its log."""
+    if not isinstance(flags, list):
+        return
+    for i, flag in enumerate(flags):
+        if not isinstance(flag, str) or not flag.startswith("--"):
+            continue
+        name = flag[2:].split("=", 1)[0]
+        path = f"spec.controlPlaneFlags[{i}]"
+        if name.startswith("oidc-"):
+            check.error(
+                path,
+                f"--{name} cannot be used with {PATH}: kube-apiserver refuses the two together; "
+                f"describe the issuer in {PATH}.jwt instead and remove the flag",
+            )
+        elif name == "authentication-config":
+            check.error(
+                path,
+                f"--{name} is set by the operator from {PATH}; remove the flag",
+            )
 
 
 def _issuer_url(check: Check, path: str, url: str, service_account_issuer: str) -> None:

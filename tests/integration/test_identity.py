@@ -6,8 +6,10 @@ A Cluster trusts it through spec.kubernetes.authentication; `mothership cluster 
 --oidc` writes a kubeconfig with no credential in it, whose user is `mothership oidc-login`.
 kubectl runs that plugin, which prints a link and a code; the test, as the person at the
 browser, logs in on the provider's own pages; kubectl then acts as that user with its
-groups, and the tenant's RBAC decides. Editing the issuer's claim mapping takes effect
-without a pod restart.
+groups, and the tenant's RBAC decides. A second client of the provider hands out ID tokens
+that live 20 s: the plugin renews them with the refresh token without a prompt, and asks for a
+login again once the session is revoked at the provider. Editing the issuer's claim mapping
+takes effect without a pod restart.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -31,10 +34,11 @@ from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import Namespace, Pod
 from lightkube.types import PatchType
 
+from mothership.identity import device_login
 from mothership.testenv import kube, oidc_provider
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import monitoring_image_args
-from mothership.testenv.oidc_provider import User
+from mothership.testenv.oidc_provider import OidcClient, User
 from tests.crds import apply_checked_in_crds
 from tests.integration.test_kubernetes_distribution import (
     AVAILABLE_WITHIN,
@@ -53,6 +57,8 @@ from tests.operator_proc import Operator
 ALICE = User("alice", "alice-password", "alice@example.com", ("ops",))
 BOB = User("bob", "bob-password", "bob@example.com", ("dev",))
 LOGIN_WITHIN = 90
+# ID tokens shorter-lived than the plugin's margin: every command after the login renews.
+SHORT = OidcClient("kubernetes-short", "short-secret", id_token_seconds=20)
 # The kubelet refreshes a mounted ConfigMap within about a minute, and the API server checks
 # its file at least once a minute.
 RELOAD_WITHIN = 240
@@ -96,7 +102,10 @@ def idp(
 ) -> Iterator[oidc_provider.Provider]:
     # On the host address the pods reach (as the node mirrors are).
     provider = oidc_provider.start(
-        tmp_path_factory.mktemp("idp"), mothership_real.cfg.host_ip, [ALICE, BOB]
+        tmp_path_factory.mktemp("idp"),
+        mothership_real.cfg.host_ip,
+        [ALICE, BOB],
+        clients=(OidcClient("kubernetes", "kubernetes-secret"), SHORT),
     )
     yield provider
     provider.stop()
@@ -108,7 +117,7 @@ def _authentication(idp: oidc_provider.Provider, prefix: str) -> dict[str, Any]:
             {
                 "issuer": {
                     "url": idp.issuer,
-                    "audiences": [idp.client_id],
+                    "audiences": [c.id for c in idp.clients],
                     "certificateAuthority": idp.ca_pem,
                 },
                 "claimMappings": {
@@ -185,6 +194,38 @@ class Kubectl:
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(stderr)), took
 
 
+def _oidc_kubeconfig(
+    ms: LocalMothership, ns: str, client: OidcClient, path: Path
+) -> dict[str, Any]:
+    made = subprocess.run(
+        ["mothership", "cluster", "kubeconfig", "team", "--oidc",
+         "--oidc-client-id", client.id, "--oidc-client-secret", client.secret,
+         "--output-file", str(path), "--kubeconfig", str(ms.cfg.kubeconfig), "-n", ns],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    written: dict[str, Any] = yaml.safe_load(path.read_text())
+    return written
+
+
+def _cache_entry(home: Path) -> tuple[Path, dict[str, Any]]:
+    (path,) = (home / ".cache" / "mothership" / "oidc").glob("*.json")
+    entry: dict[str, Any] = json.loads(path.read_text())
+    return path, entry
+
+
+def _revoke(idp: oidc_provider.Provider, client: OidcClient, refresh_token: str) -> None:
+    """The provider's admin ends the session (RFC 7009 revocation of its refresh token)."""
+    with idp.http() as http:
+        found = http.get(f"{idp.issuer}/.well-known/openid-configuration").json()
+        done = http.post(
+            found["revocation_endpoint"],
+            data={"token": refresh_token, "token_type_hint": "refresh_token"},
+            auth=(client.id, client.secret),
+        )
+    assert done.status_code == 200, done.text
+
+
 def _whoami(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert result.returncode == 0, result.stdout + result.stderr
     info: dict[str, Any] = json.loads(result.stdout)["status"]["userInfo"]
@@ -216,14 +257,7 @@ def test_users_of_the_identity_provider_act_in_the_tenant_with_their_groups(
     assert bound.returncode == 0, bound.stderr
 
     path = tmp_path / "team-oidc.kubeconfig"
-    made = subprocess.run(
-        ["mothership", "cluster", "kubeconfig", "team", "--oidc",
-         "--oidc-client-secret", idp.client_secret, "--output-file", str(path),
-         "--kubeconfig", str(ms.cfg.kubeconfig), "-n", ns],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stdout + made.stderr
-    written = yaml.safe_load(path.read_text())
+    written = _oidc_kubeconfig(ms, ns, idp.clients[0], path)
     (user,) = written["users"]
     assert set(user["user"]) == {"exec"}, "the kubeconfig must hold no credential"
     assert user["user"]["exec"]["args"][:2] == ["oidc-login", "--issuer"]
@@ -254,6 +288,29 @@ def test_users_of_the_identity_provider_act_in_the_tenant_with_their_groups(
         Kubectl(ms, path, tmp_path / "mallory").login_and_run(
             idp, User("alice", "wrong", "alice@example.com"), "get", "namespaces"
         )
+
+    # Short-lived ID tokens: renewed with the refresh token, no prompt, the same person.
+    _oidc_kubeconfig(ms, ns, SHORT, tmp_path / "short.kubeconfig")
+    short = Kubectl(ms, tmp_path / "short.kubeconfig", tmp_path / "alice-short")
+    first, _ = short.login_and_run(idp, ALICE, "auth", "whoami", "-o", "json")
+    assert _whoami(first)["username"] == "oidc:alice@example.com"
+    cache, logged_in = _cache_entry(tmp_path / "alice-short")
+    assert logged_in.get("refresh_token"), f"no refresh token was cached: {sorted(logged_in)}"
+    renewed = short.run("get", "namespaces", "-o", "name")
+    assert renewed.returncode == 0, renewed.stderr
+    assert "To log in" not in renewed.stderr, "the plugin asked again instead of renewing"
+    _, after = _cache_entry(tmp_path / "alice-short")
+    assert after["id_token"] != logged_in["id_token"], "the expiring ID token was not renewed"
+    assert after["refresh_token"] != logged_in["refresh_token"], "the provider rotates them"
+    assert device_login.token_expiry(after["id_token"]) > device_login.token_expiry(
+        logged_in["id_token"]
+    )
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    # Revoked at the provider: the next command says so and asks for a login.
+    _revoke(idp, SHORT, after["refresh_token"])
+    again, _ = short.login_and_run(idp, ALICE, "auth", "whoami", "-o", "json")
+    assert _whoami(again)["username"] == "oidc:alice@example.com"
+    assert "did not renew the session" in again.stderr, again.stderr
 
     # Edited in place: the new prefix applies without restarting the control plane.
     sts_before = kc.get(StatefulSet, "kmc-team", namespace=ns)

@@ -152,3 +152,29 @@ def test_bad_issuers_are_refused_naming_the_field(
 def test_the_k0s_distribution_is_told_where_its_flags_go() -> None:
     found = errors(spec(jwt(), distribution="k0s"))
     assert "spec.k0sConfig.spec.api.extraArgs" in found["spec.kubernetes.authentication"]
+
+
+def test_legacy_oidc_flags_beside_the_field_are_refused() -> None:
+    body = {
+        **spec(jwt()),
+        "controlPlaneFlags": [
+            "--v=2",
+            "--oidc-issuer-url=https://other.example.com",
+            "--authentication-config=/etc/auth.yaml",
+        ],
+    }
+    found = errors(body)
+    assert "spec.controlPlaneFlags[0]" not in found
+    assert "refuses the two together" in found["spec.controlPlaneFlags[1]"]
+    assert "--oidc-issuer-url" in found["spec.controlPlaneFlags[1]"]
+    assert "set by the operator" in found["spec.controlPlaneFlags[2]"]
+
+
+def test_legacy_oidc_flags_alone_are_still_the_users_choice() -> None:
+    body = {
+        "distribution": "kubernetes",
+        "version": "v1.35.4",
+        "storage": {"type": "kine"},
+        "controlPlaneFlags": ["--oidc-issuer-url=https://idp.example.com"],
+    }
+    assert errors(body) == {}

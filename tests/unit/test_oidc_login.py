@@ -34,7 +34,7 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_cached_token_is_reused_until_shortly_before_it_expires() -> None:
     token = jwt_with(exp=1000.0)
-    device_login.store_token(SETTINGS, token)
+    device_login.store_token(SETTINGS, device_login.Tokens(token))
     assert device_login.cached_token(SETTINGS, now=900.0) == token
     assert device_login.cached_token(SETTINGS, now=1000.0 - device_login.EXPIRY_MARGIN) is None
     other = device_login.Settings("https://idp.example.com", "another-client")
@@ -42,7 +42,7 @@ def test_a_cached_token_is_reused_until_shortly_before_it_expires() -> None:
 
 
 def test_the_cache_is_private_to_the_user() -> None:
-    device_login.store_token(SETTINGS, jwt_with(exp=1000.0))
+    device_login.store_token(SETTINGS, device_login.Tokens(jwt_with(exp=1000.0), "r1"))
     path = device_login.cache_file(SETTINGS)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -52,6 +52,23 @@ def test_a_broken_cache_means_a_new_login() -> None:
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
     assert device_login.cached_token(SETTINGS, now=0.0) is None
+
+
+def test_the_refresh_token_outlives_the_id_token_and_is_dropped_with_the_entry() -> None:
+    device_login.store_token(SETTINGS, device_login.Tokens(jwt_with(exp=1000.0), "r1"))
+    assert device_login.cached_token(SETTINGS, now=2000.0) is None
+    assert device_login.cached_refresh_token(SETTINGS) == "r1"
+    device_login.store_token(SETTINGS, device_login.Tokens(jwt_with(exp=3000.0)))
+    assert device_login.cached_refresh_token(SETTINGS) is None, "a login without one drops it"
+    device_login.store_token(SETTINGS, device_login.Tokens(jwt_with(exp=3000.0), "r2"))
+    device_login.forget(SETTINGS)
+    assert device_login.cached_refresh_token(SETTINGS) is None
+    assert device_login.cached_token(SETTINGS, now=0.0) is None
+
+
+def test_offline_access_is_asked_for() -> None:
+    assert "offline_access" in device_login.DEFAULT_SCOPES
+    assert "openid" in device_login.DEFAULT_SCOPES
 
 
 def test_exec_credential_carries_the_token_and_its_expiry() -> None:
