@@ -25,6 +25,9 @@ from mothership.testenv.config import NodeMode
 from mothership.testenv.local import LocalMothership
 from tests.leftovers import drop_node_images, processes_mentioning
 
+# `kc` and `operator` for modules on the real-node mothership that need nothing special.
+from tests.real_operator import kc, operator  # noqa: F401
+
 MARKERS = {"mothership_kwok": "kwok", "mothership_real": "realnode"}
 
 # Property-based tests (hypothesis): `ci` is the default, small and repeatable;

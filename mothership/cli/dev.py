@@ -77,6 +77,14 @@ def up(
         "Default: off for a new mothership, else as last chosen.",
         show_default=False,
     ),
+    network_policy: bool | None = typer.Option(
+        None,
+        "--network-policy/--no-network-policy",
+        help="Enforce NetworkPolicies on the real node's pod network (iptables chains MSNP-*, "
+        "log in <state-dir>/logs/network-policy.log), as a policy-enforcing CNI would. "
+        "Default: off for a new mothership, else as last chosen.",
+        show_default=False,
+    ),
     debug: bool = DebugOpt,
 ) -> None:
     """Build the binaries if needed and start a local mothership; idempotent.
@@ -86,6 +94,7 @@ def up(
       mothership dev up --nodes kwok --kwok-nodes 10
       mothership dev up --name scale --nodes kwok --datastore kine --no-operator
       mothership dev up --capi
+      mothership dev up --network-policy
       mothership dev up --cert-manager --no-operator   # then clusterctl init (docs/quickstart.md)
     """
     with friendly_errors(debug):
@@ -98,6 +107,7 @@ def up(
             operator=operator,
             capi=capi,
             cert_manager=cert_manager,
+            network_policy=network_policy,
         )
         ms.up(reporter(console), timeout=timeout)
         console.print(f"kubeconfig: {ms.cfg.kubeconfig}")

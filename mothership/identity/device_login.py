@@ -228,7 +228,6 @@ class Client:
             raise LoginError(f"login failed: {_oauth_error(answer, body)}")
         raise LoginError(f"the login was not completed within {code.expires_in:.0f}s")
 
-
     def refresh(self, refresh_token: str) -> Tokens:
         """A new ID token for the session the refresh token stands for. Providers that rotate
         refresh tokens send a new one; the old one is kept when none comes."""

@@ -57,6 +57,9 @@ class MothershipConfig:
     # Run cert-manager beside it (`mothership dev up --cert-manager`), for what clusterctl
     # installs.
     cert_manager: bool = False
+    # Enforce NetworkPolicies on the real node's bridge network (`dev up --network-policy`;
+    # testenv/netpol.py).
+    network_policy: bool = False
     # Where the real node runs. One node fits in the host's own network (kube-proxy's
     # iptables chains are global to a network namespace); a second real-node mothership
     # gets its node in a reachable machine (testenv/node_host.py): its components run in

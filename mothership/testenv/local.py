@@ -32,6 +32,7 @@ from mothership.testenv import (
     localoperator,
     machines,
     netns,
+    netpol,
     node_host,
     node_images,
     paths,
@@ -124,6 +125,7 @@ class LocalMothership:
         operator: bool | None = False,
         capi: bool | None = None,
         cert_manager: bool | None = None,
+        network_policy: bool | None = None,
     ) -> LocalMothership:
         """A mothership with these settings; an existing state dir keeps its data and PKI.
 
@@ -157,6 +159,12 @@ class LocalMothership:
         # None keeps the saved choice (off for a new mothership).
         cfg.capi = cfg.capi if capi is None else capi
         cfg.cert_manager = cfg.cert_manager if cert_manager is None else cert_manager
+        cfg.network_policy = cfg.network_policy if network_policy is None else network_policy
+        if cfg.network_policy and nodes != "real":
+            raise ValueError(
+                "--network-policy enforces NetworkPolicies on the real node's pod network; "
+                "add --nodes real, or leave --network-policy out"
+            )
         cfg.bin_dir = paths.bin_dir()
         return cls(cfg)
 
@@ -178,6 +186,8 @@ class LocalMothership:
             names.append(localcapi.COMPONENT)
         if self.cfg.cert_manager:
             names.append(localcertmanager.COMPONENT)
+        if self.cfg.network_policy and self.cfg.nodes == "real":
+            names.append(netpol.COMPONENT)
         return names
 
     def running(self) -> list[str]:
@@ -454,6 +464,10 @@ class LocalMothership:
             component="kube-proxy",
         )
         self._start_storage_provisioner(report, timeout)
+        if cfg.network_policy:
+            self._start_network_policy(report, timeout)
+        elif self._stop_network_policy():
+            report("stopped the NetworkPolicy enforcer (--no-network-policy)")
         self._start_cluster_dns(report, timeout)
         self._start_registry(report, timeout)
         self._start_artifacts(report, timeout)
@@ -520,6 +534,41 @@ class LocalMothership:
             timeout=timeout,
             component="storage-provisioner",
         )
+
+    def start_network_policy(self, report: Report = _quiet, timeout: float = 60.0) -> None:
+        """Enforce NetworkPolicies on this running real-node mothership and remember it
+        (`dev up --network-policy` on one that is up)."""
+        if self.cfg.nodes != "real":
+            raise ValueError("NetworkPolicies are enforced on a real node only (--nodes real)")
+        self.cfg.network_policy = True
+        self.cfg.save()
+        self._start_network_policy(report, timeout)
+
+    def stop_network_policy(self) -> bool:
+        """Stop enforcing (the enforcer removes its rules) and remember it."""
+        self.cfg.network_policy = False
+        self.cfg.save()
+        return self._stop_network_policy()
+
+    def _start_network_policy(self, report: Report, timeout: float) -> None:
+        cfg = self.cfg
+        state = netpol.state_dir(cfg.state_dir)
+        report("starting the NetworkPolicy enforcer (iptables chains MSNP-*)")
+        pid = self._spawn(netpol.COMPONENT, netpol.argv(cfg.kubeconfig, NODE_NAME, state)).pid
+        self._wait_for(
+            "NetworkPolicy enforcer first pass",
+            lambda: netpol.healthy(state, pid),
+            timeout=timeout,
+            component=netpol.COMPONENT,
+        )
+
+    def _stop_network_policy(self) -> bool:
+        stopped = self.sup.stop(netpol.COMPONENT)
+        if stopped or self.cfg.nodes == "real":
+            # Also after a SIGKILL, which leaves the chains: a stopped enforcer means an
+            # open network.
+            netns.call(self.cfg.node_netns, netpol.remove_all)
+        return stopped
 
     @contextmanager
     def _real_node_placed(self, report: Report) -> Iterator[None]:
@@ -608,6 +657,7 @@ class LocalMothership:
             "storage-provisioner": lambda: provisioner.healthy(
                 provisioner.volumes_dir(cfg.state_dir)
             ),
+            netpol.COMPONENT: lambda: netpol.healthy(netpol.state_dir(cfg.state_dir)),
             "kwok": lambda: health.tcp_open("127.0.0.1", cfg.ports["kwok"]),
             localoperator.COMPONENT: lambda: health.http_ok(localoperator.health_url(cfg)),
             localcapi.COMPONENT: lambda: health.http_ok(localcapi.health_url(cfg)),
@@ -656,6 +706,8 @@ class LocalMothership:
             stopped.append(localcapi.COMPONENT)
         if self.sup.stop(localcertmanager.COMPONENT):
             stopped.append(localcertmanager.COMPONENT)
+        if node_started and self._stop_network_policy():
+            stopped.append(netpol.COMPONENT)
         for name in (
             artifacts.COMPONENT,
             registry.COMPONENT,

@@ -37,13 +37,9 @@ from lightkube.types import PatchType
 from mothership.identity import device_login
 from mothership.testenv import kube, oidc_provider
 from mothership.testenv.local import LocalMothership
-from mothership.testenv.localoperator import monitoring_image_args
 from mothership.testenv.oidc_provider import OidcClient, User
-from tests.crds import apply_checked_in_crds
 from tests.integration.test_kubernetes_distribution import (
     AVAILABLE_WITHIN,
-    ETCD_IMAGE,
-    IMAGE_TEMPLATE,
     RESTRICTED,
     Cluster,
     _cluster,
@@ -62,28 +58,6 @@ SHORT = OidcClient("kubernetes-short", "short-secret", id_token_seconds=20)
 # The kubelet refreshes a mounted ConfigMap within about a minute, and the API server checks
 # its file at least once a minute.
 RELOAD_WITHIN = 240
-
-
-@pytest.fixture(scope="module")
-def kc(mothership_real: LocalMothership) -> Client:
-    return apply_checked_in_crds(kube.client(mothership_real.cfg.kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def operator(
-    mothership_real: LocalMothership, kc: Client, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    op = Operator(
-        mothership_real.cfg.kubeconfig,
-        tmp_path_factory.mktemp("op") / "operator.log",
-        IMAGE_TEMPLATE,
-        ETCD_IMAGE,
-        extra_args=tuple(monitoring_image_args(mothership_real.cfg)),
-        node_netns=mothership_real.cfg.node_netns,
-    )
-    op.start()
-    yield op
-    op.stop()
 
 
 @pytest.fixture
