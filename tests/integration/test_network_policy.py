@@ -66,21 +66,26 @@ def namespaces(kc: Client) -> Iterator[tuple[str, str]]:
         kube.wait_until(f"{name} gone", lambda n=name: not _exists(kc, Namespace, n), 180)
 
 
-def _probe_pod(kc: Client, ns: str, name: str, labels: dict[str, str]) -> None:
+def _probe_pod(
+    kc: Client, ns: str, name: str, labels: dict[str, str], *, serves: bool = True
+) -> None:
+    """A pod to dial from. ``serves=False``: never Ready, so a Service whose selector its
+    labels match does not send it clients."""
+    container: dict[str, Any] = {
+        "name": "probe",
+        "image": CONTROL_PLANE_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": ["/bin/sh", "-c", "exec sleep 3600"],
+    }
+    if not serves:
+        container["readinessProbe"] = {"exec": {"command": ["false"]}, "periodSeconds": 60}
     kc.create(
         Pod.from_dict(
             {
                 "metadata": {"name": name, "namespace": ns, "labels": labels},
                 "spec": {
                     "terminationGracePeriodSeconds": 0,
-                    "containers": [
-                        {
-                            "name": "probe",
-                            "image": CONTROL_PLANE_IMAGE,
-                            "imagePullPolicy": "Never",
-                            "command": ["/bin/sh", "-c", "exec sleep 3600"],
-                        }
-                    ],
+                    "containers": [container],
                 },
             }
         )
@@ -141,7 +146,8 @@ def test_a_tenants_etcd_is_closed_to_other_tenants_and_open_to_its_control_plane
     # Same namespace: labels decide. A pod without the control plane's labels is refused;
     # one wearing them is let in once it runs (its new address joins the rule).
     _probe_pod(kc, tenant, "neighbour", {"app": "probe"})
-    _probe_pod(kc, tenant, "lookalike", names.selector("iso", "control-plane"))
+    # Not Ready, or the tenant's Service would send it the operator's API calls.
+    _probe_pod(kc, tenant, "lookalike", names.selector("iso", "control-plane"), serves=False)
     _running(kc, tenant, "neighbour")
     _running(kc, tenant, "lookalike")
     assert not _dials(ms, tenant, "neighbour", etcd_ip, ETCD_CLIENT_PORT)
