@@ -52,7 +52,6 @@ from mothership.testenv.localoperator import monitoring_image_args, node_mirror_
 from mothership.testenv.node_images import BUSYBOX_IMAGE
 from mothership.testenv.pins import K0S_IMAGE_REPO, K0S_VERSION
 from tests import metrics_scrape
-from tests.crds import apply_checked_in_crds
 from tests.integration.test_shared_etcd import DataStore, etcd_data_store, keys_only_under
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
@@ -66,11 +65,6 @@ VERSION = K0S_VERSION.replace("+", "-")
 API_PORT, KONNECTIVITY_PORT = 31643, 31632
 WORKER_API_PORT, WORKER_KONNECTIVITY_PORT = 31843, 31832
 JOIN_WITHIN = 300
-
-
-@pytest.fixture(scope="module")
-def kc(mothership_real: LocalMothership) -> Client:
-    return apply_checked_in_crds(kube.client(mothership_real.cfg.kubeconfig))
 
 
 @pytest.fixture(scope="module")

@@ -79,28 +79,6 @@ AVAILABLE_WITHIN = 300
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
-@pytest.fixture(scope="module")
-def kc(mothership_real: LocalMothership) -> Client:
-    return apply_checked_in_crds(kube.client(mothership_real.cfg.kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def operator(
-    mothership_real: LocalMothership, kc: Client, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    op = Operator(
-        mothership_real.cfg.kubeconfig,
-        tmp_path_factory.mktemp("op") / "operator.log",
-        IMAGE_TEMPLATE,
-        ETCD_IMAGE,
-        extra_args=tuple(monitoring_image_args(mothership_real.cfg)),
-        node_netns=mothership_real.cfg.node_netns,
-    )
-    op.start()
-    yield op
-    op.stop()
-
-
 @pytest.fixture
 def ns(kc: Client) -> Iterator[str]:
     name = f"k8s-{uuid.uuid4().hex[:6]}"

@@ -45,7 +45,6 @@ from mothership.testenv import kube, machines, webhook_demo
 from mothership.testenv.local import LocalMothership
 from mothership.testenv.localoperator import node_mirror_args
 from mothership.testenv.ports import free_ports
-from tests.crds import apply_checked_in_crds
 from tests.nodes import node_ready
 from tests.operator_proc import Operator
 
@@ -56,11 +55,6 @@ VERSION = "v1.35.4"
 API_PORT, KONNECTIVITY_PORT = 31443, 31132
 BUSYBOX = "docker.io/library/busybox:1.35.0"
 JOIN_WITHIN = 300
-
-
-@pytest.fixture(scope="module")
-def kc(mothership_real: LocalMothership) -> Client:
-    return apply_checked_in_crds(kube.client(mothership_real.cfg.kubeconfig))
 
 
 @pytest.fixture(scope="module")
