@@ -564,7 +564,7 @@ class LocalMothership:
 
     def _stop_network_policy(self) -> bool:
         stopped = self.sup.stop(netpol.COMPONENT)
-        if stopped or self.cfg.nodes == "real":
+        if self.cfg.nodes == "real":
             # Also after a SIGKILL, which leaves the chains: a stopped enforcer means an
             # open network.
             netns.call(self.cfg.node_netns, netpol.remove_all)

@@ -86,8 +86,9 @@ def our_chains() -> list[str]:
     ]
 
 
-def apply(ruleset: rules.Ruleset) -> None:
-    text = ruleset.restore_text(our_chains())
+def apply(ruleset: rules.Ruleset, existing: list[str] | None = None) -> None:
+    """Install ``ruleset``; ``existing``: our chains now in the table, when already read."""
+    text = ruleset.restore_text(our_chains() if existing is None else existing)
     _run(["iptables-restore", "-w", "5", "--noflush"], stdin=text)
 
 
@@ -107,8 +108,9 @@ def remove_all() -> None:
     """No jump and no chain of ours left."""
     while _has_jump():
         _iptables("-D", "FORWARD", "-j", rules.TOP)
-    if our_chains():
-        apply(rules.Ruleset({}))
+    existing = our_chains()
+    if existing:
+        apply(rules.Ruleset({}), existing)
 
 
 class Enforcer:
@@ -137,8 +139,9 @@ class Enforcer:
         world = self.world()
         ruleset = rules.render(world, node=self.node)
         text = ruleset.restore_text(())
-        if text != self.applied or set(our_chains()) != set(ruleset.chains):
-            apply(ruleset)
+        existing = our_chains()
+        if text != self.applied or set(existing) != set(ruleset.chains):
+            apply(ruleset, existing)
             log(
                 f"applied: {len(ruleset.chains) - 1} isolated pod directions, "
                 f"{len(world.policies)} policies, {len(world.pods)} pods"
