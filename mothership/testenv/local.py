@@ -163,7 +163,7 @@ class LocalMothership:
         if cfg.network_policy and nodes != "real":
             raise ValueError(
                 "--network-policy enforces NetworkPolicies on the real node's pod network; "
-                "add --nodes real, or leave --network-policy out"
+                "add --nodes real, or pass --no-network-policy (the choice is remembered)"
             )
         cfg.bin_dir = paths.bin_dir()
         return cls(cfg)
