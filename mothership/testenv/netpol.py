@@ -19,18 +19,17 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from lightkube import Client
 from lightkube.resources.core_v1 import Namespace, Pod
 from lightkube.resources.networking_v1 import NetworkPolicy
 
-from mothership.testenv import kube
+from mothership.testenv import kube, passloop
 from mothership.testenv import netpol_rules as rules
+from mothership.testenv.passloop import log
 
 COMPONENT = "network-policy"
 RESYNC_SECONDS = 30.0
@@ -53,10 +52,6 @@ def healthy(state: Path, pid: int | None = None) -> bool:
     if pid is not None and written[:1] != [str(pid)]:
         return False
     return age < HEARTBEAT_STALE_SECONDS
-
-
-def log(message: str) -> None:
-    print(f"{time.strftime('%FT%T')} {message}", flush=True)
 
 
 def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> str:
@@ -118,7 +113,6 @@ class Enforcer:
         self.client = client
         self.node = node
         self.state = state
-        self.wake = threading.Event()
         self.applied = ""
 
     def world(self) -> rules.World:
@@ -151,31 +145,16 @@ class Enforcer:
             log(f"put the jump to {rules.TOP} first in FORWARD")
         (self.state / HEARTBEAT).write_text(f"{os.getpid()}\n")
 
-    def _watch(self, resource: Any, namespace: str | None) -> None:
-        while True:
-            try:
-                for _ in self.client.watch(resource, namespace=namespace):
-                    self.wake.set()
-            except Exception as exc:  # the API restarting; resume after a pause
-                log(f"watch on {resource.__name__} ended ({exc}); resuming")
-                time.sleep(1.0)
-            self.wake.set()
-
     def run(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
-        for resource, ns in ((Pod, "*"), (NetworkPolicy, "*"), (Namespace, None)):
-            threading.Thread(target=self._watch, args=(resource, ns), daemon=True).start()
         log(f"enforcing NetworkPolicies for the pods of node {self.node}")
-        while True:
-            self.wake.clear()
-            try:
-                self.reconcile()
-            except Exception as exc:
-                log(f"pass failed: {type(exc).__name__}: {exc}")
-                time.sleep(1.0)
-                continue
-            self.wake.wait(RESYNC_SECONDS)
-            time.sleep(0.1)  # let a burst of events settle into one pass
+        passloop.run(
+            self.client,
+            ((Pod, "*"), (NetworkPolicy, "*"), (Namespace, None)),
+            self.reconcile,
+            resync=RESYNC_SECONDS,
+            settle=0.1,
+        )
 
 
 def _stop(signum: int, _frame: FrameType | None) -> None:

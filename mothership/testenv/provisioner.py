@@ -20,7 +20,6 @@ import datetime as dt
 import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -32,8 +31,9 @@ from lightkube.resources.core_v1 import Event, PersistentVolume, PersistentVolum
 from lightkube.resources.storage_v1 import StorageClass
 from lightkube.types import PatchType
 
-from mothership.testenv import kube
+from mothership.testenv import kube, passloop
 from mothership.testenv import localvolumes as lv
+from mothership.testenv.passloop import log
 
 RESYNC_SECONDS = 30.0
 HEARTBEAT = ".provisioner-heartbeat"
@@ -65,16 +65,11 @@ def healthy(volumes: Path, pid: int | None = None) -> bool:
     return age < HEARTBEAT_STALE_SECONDS and (pid is None or writer == pid)
 
 
-def log(message: str) -> None:
-    print(f"{time.strftime('%FT%T')} {message}", flush=True)
-
-
 class Provisioner:
     def __init__(self, client: Client, volumes: Path, node: str) -> None:
         self.client = client
         self.volumes = volumes
         self.node = node
-        self.wake = threading.Event()
         self._warned: set[str] = set()
 
     # -- the pass -------------------------------------------------------------------
@@ -243,32 +238,17 @@ class Provisioner:
 
     # -- the loop -------------------------------------------------------------------
 
-    def _watch(self, resource: Any, namespace: str | None) -> None:
-        while True:
-            try:
-                for _ in self.client.watch(resource, namespace=namespace):
-                    self.wake.set()
-            except Exception as exc:  # the API restarting; resume after a pause
-                log(f"watch on {resource.__name__} ended ({exc}); resuming")
-                time.sleep(1.0)
-            self.wake.set()
-
     def run(self) -> None:
         self.volumes.mkdir(parents=True, exist_ok=True)
-        for resource, ns in ((PersistentVolumeClaim, "*"), (PersistentVolume, None)):
-            threading.Thread(target=self._watch, args=(resource, ns), daemon=True).start()
         log(f"provisioning {lv.STORAGE_CLASS} volumes for node {self.node} in {self.volumes}")
-        while True:
-            self.wake.clear()
-            try:
-                self.reconcile()
-            except Exception as exc:
-                log(f"pass failed: {type(exc).__name__}: {exc}")
-                time.sleep(1.0)
-                continue
-            self.wake.wait(RESYNC_SECONDS)
-            # Let a burst of events (a StatefulSet's claims) settle into one pass.
-            time.sleep(0.2)
+        # settle: a burst of events (a StatefulSet's claims) makes one pass.
+        passloop.run(
+            self.client,
+            ((PersistentVolumeClaim, "*"), (PersistentVolume, None)),
+            self.reconcile,
+            resync=RESYNC_SECONDS,
+            settle=0.2,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
