@@ -40,6 +40,7 @@ from lightkube.resources.rbac_authorization_v1 import (
 from lightkube.types import CascadeType, PatchType
 
 from mothership.api.mothership import v1alpha1 as mothership_v1alpha1
+from mothership.controllers import crd_deletion
 from mothership.install import manifests
 from mothership.render import encryption, names, pki_secrets
 from mothership.webhooks.registration import CONFIG_NAME, CRD_NAMES
@@ -572,7 +573,14 @@ def _delete(
 
 
 def all_gone(client: Client, deleted: list[Leftover]) -> Poll:
+    """Whether every deleted object has gone; CRDs that linger are nudged on the way
+    (:mod:`mothership.controllers.crd_deletion`)."""
+    nudge = crd_deletion.Nudger(
+        client, [o.name for o in deleted if o.kind == CustomResourceDefinition.__name__]
+    )
+
     def poll() -> tuple[bool, str]:
+        nudge()
         left = [o for o in deleted if _still_there(client, o)]
         return not left, f"{len(left)} object(s) terminating" if left else "all removed"
 

@@ -19,7 +19,9 @@ from lightkube.models.apiextensions_v1 import (
 from lightkube.models.meta_v1 import ObjectMeta, OwnerReference
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import ConfigMap, Namespace
+from lightkube.types import PatchType
 
+from mothership.controllers import crd_deletion
 from mothership.testenv import health, kube, pins
 from mothership.testenv.local import LocalMothership
 
@@ -67,13 +69,14 @@ def test_namespace_crud(kc: Client) -> None:
     kube.wait_until(f"namespace {name} deleted", lambda: _gone(lambda: kc.get(Namespace, name)), 60)
 
 
-def test_crd_and_custom_resource_crud(kc: Client) -> None:
-    group = "widgets.mothership.test"
-    crd = CustomResourceDefinition(
-        metadata=ObjectMeta(name=f"widgets.{group}"),
+def _crd(group: str, kind: str) -> CustomResourceDefinition:
+    """A namespaced CRD with one version whose spec has an integer `size`."""
+    plural = f"{kind.lower()}s"
+    return CustomResourceDefinition(
+        metadata=ObjectMeta(name=f"{plural}.{group}"),
         spec=CustomResourceDefinitionSpec(
             group=group,
-            names=CustomResourceDefinitionNames(kind="Widget", plural="widgets", singular="widget"),
+            names=CustomResourceDefinitionNames(kind=kind, plural=plural, singular=kind.lower()),
             scope="Namespaced",
             versions=[
                 CustomResourceDefinitionVersion(
@@ -95,13 +98,18 @@ def test_crd_and_custom_resource_crud(kc: Client) -> None:
             ],
         ),
     )
+
+
+def _established(kc: Client, name: str) -> bool:
+    conds = kc.get(CustomResourceDefinition, name).status.conditions or []
+    return any(c.type == "Established" and c.status == "True" for c in conds)
+
+
+def test_crd_and_custom_resource_crud(kc: Client) -> None:
+    group = "widgets.mothership.test"
+    crd = _crd(group, "Widget")
     kc.create(crd)
-
-    def established() -> bool:
-        conds = kc.get(CustomResourceDefinition, crd.metadata.name).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conds)
-
-    kube.wait_until("CRD established", established, 60)
+    kube.wait_until("CRD established", lambda: _established(kc, crd.metadata.name), 60)
     widget = create_namespaced_resource(group, "v1", "Widget", "widgets")
     kc.create(widget(metadata=ObjectMeta(name="w1", namespace="default"), spec={"size": 3}))
     assert kc.get(widget, "w1", namespace="default").spec["size"] == 3
@@ -116,6 +124,34 @@ def test_crd_and_custom_resource_crud(kc: Client) -> None:
         lambda: _gone(lambda: kc.get(CustomResourceDefinition, crd.metadata.name)),
         60,
     )
+
+
+def test_a_crd_held_in_deletion_takes_the_nudge_and_goes_once_freed(kc: Client) -> None:
+    """What an uninstall does to a CRD that lingers in deletion (crd_deletion): the API
+    server takes the annotation on a terminating CRD, once per interval, and the CRD still
+    goes when what held it lets go."""
+    group = "gadgets.mothership.test"
+    crd = _crd(group, "Gadget")
+    name = crd.metadata.name
+    kc.create(crd)
+    kube.wait_until("CRD established", lambda: _established(kc, name), 60)
+    gadget = create_namespaced_resource(group, "v1", "Gadget", "gadgets")
+    held = ObjectMeta(name="g1", namespace="default", finalizers=["mothership.test/hold"])
+    kc.create(gadget(metadata=held, spec={"size": 1}))
+    kc.delete(CustomResourceDefinition, name)
+    nudge = crd_deletion.Nudger(kc, [name], linger=1.0)
+    assert nudge() == []  # just deleted: on its normal way out
+    kube.wait_until("the held CRD nudged", lambda: nudge() == [name], 30)
+    assert nudge() == []  # not again within the interval
+    annotations = kc.get(CustomResourceDefinition, name).metadata.annotations or {}
+    assert crd_deletion.NUDGE_ANNOTATION in annotations
+    assert kc.get(CustomResourceDefinition, name).metadata.deletionTimestamp is not None
+    unhold = {"metadata": {"finalizers": None}}
+    kc.patch(gadget, "g1", unhold, namespace="default", patch_type=PatchType.MERGE)
+    kube.wait_until(
+        "CRD deleted", lambda: _gone(lambda: kc.get(CustomResourceDefinition, name)), 90
+    )
+    assert nudge() == []  # gone: nothing to nudge
 
 
 def test_deleting_an_owner_garbage_collects_dependents(kc: Client) -> None:

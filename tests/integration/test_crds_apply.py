@@ -16,11 +16,16 @@ import pytest
 import yaml
 from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
-from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
+from lightkube.generic_resource import (
+    GenericNamespacedResource,
+    create_global_resource,
+    create_namespaced_resource,
+)
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 
 from mothership.api import generate
 from mothership.api.k0smotron import v1beta1, v1beta2
+from mothership.controllers import crd_deletion, crd_ready
 from mothership.testenv import kube
 from mothership.testenv.local import LocalMothership
 
@@ -102,23 +107,30 @@ def crd_names(kc: Client) -> Iterator[list[str]]:
             lambda n=name: _conditions(kc, n).get("Established") == "True",
             TIMEOUT,
         )
-    # Discovery of the new kinds lags Established a little.
+    # Discovery of the new kinds lags Established a little, and a kind's watch cache fills
+    # after that: a CRD deleted before it answers a LIST can linger in deletion (see
+    # crd_deletion), so every kind is listed once here.
     for label, res in SERVED.items():
         kube.wait_until(
             f"{label} served",
             lambda r=res: list(kc.list(r, namespace=NAMESPACE)) is not None,
             TIMEOUT,
         )
+    kube.wait_until("every CRD listable", lambda: not crd_ready.not_ready(kc, names), TIMEOUT)
     yield names
     for name in names:
         _delete(kc, name)
     # The API server deletes every instance before the CRD goes, one CRD after another
     # through one finalizer queue; a busy shared server took over a minute once. Wait for
-    # all together, and on a timeout say what holds each one up.
+    # all together, nudging those that linger, and on a timeout say what holds each one up.
+    nudge = crd_deletion.Nudger(kc, names)
+
+    def all_gone() -> bool:
+        nudge()
+        return all(_gone(kc, n) for n in names)
+
     try:
-        kube.wait_until(
-            "every CRD deleted", lambda: all(_gone(kc, n) for n in names), DELETE_TIMEOUT
-        )
+        kube.wait_until("every CRD deleted", all_gone, DELETE_TIMEOUT)
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}; {_deletion_blockers(kc, names)}") from exc
 
@@ -135,11 +147,12 @@ def _deletion_blockers(kc: Client, names: list[str]) -> str:
         for version in crd.spec.versions:
             if not version.storage:
                 continue
-            res = create_namespaced_resource(
-                crd.spec.group, version.name, crd.spec.names.kind, crd.spec.names.plural
-            )
+            spec = crd.spec
+            namespaced = spec.scope == "Namespaced"
+            make = create_namespaced_resource if namespaced else create_global_resource
+            res = make(spec.group, version.name, spec.names.kind, spec.names.plural)
             try:
-                for obj in kc.list(res, namespace="*"):
+                for obj in kc.list(res, **({"namespace": "*"} if namespaced else {})):
                     meta = obj.metadata
                     left.append(f"{meta.namespace}/{meta.name} finalizers={meta.finalizers}")
             except ApiError as exc:
