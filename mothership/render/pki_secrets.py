@@ -126,16 +126,19 @@ def leaf_secret(cluster: str, namespace: str, purpose: str, leaf: pki.CertKey) -
 def missing_secrets(cluster: str, namespace: str, existing: set[str]) -> list[dict[str, Any]]:
     """Secrets for the purposes not in `existing`.
 
-    The cluster and front-proxy CAs are RSA: k0s and kubeadm-era tooling sign leaf
-    certificates with them and expect RSA. The etcd CA signs only the operator's own etcd
-    leaves, so it is ECDSA P-256 (an RSA key is 50-150 ms of the operator's CPU per Cluster,
-    issue 12); etcd, kube-apiserver, k0s and Prometheus (its scrape uses the pair as a
-    client certificate) are Go and take either. The service-account pair is RSA.
+    Every key is ECDSA P-256. An RSA 2048 key costs 50-150 ms of the operator's CPU, and
+    the three a Cluster had (cluster CA, front-proxy CA, service-account pair) were over half
+    of its CPU per Cluster (`bench fleet`, issue 12); P-256 takes well under a millisecond.
+    Everything that signs or verifies with them takes it: kube-apiserver and the controller
+    manager (ES256 service-account tokens, CSR signing), kubelets, etcd, k0s (its certificate
+    manager signs its leaves with our CAs through cfssl, which picks ECDSA-SHA256 for an EC
+    key), Cluster API (its key decoder reads PKCS#8 and EC keys) and Prometheus. Authorities
+    made before stay as they are: RSA ones keep working, and none is ever made again.
     """
     out = []
     for purpose, cn in CA_PURPOSES.items():
         if purpose not in existing:
-            ca = pki.new_ca(cn, key_type="ecdsa" if purpose == "etcd" else "rsa")
+            ca = pki.new_ca(cn)
             out.append(_secret(cluster, namespace, purpose, ca.cert_pem, ca.key_pem))
     if SA_PURPOSE not in existing:
         private, public = pki.new_service_account_key()

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
     Criticality,
@@ -301,11 +301,12 @@ def test_service_account_key_pair() -> None:
     assert public_pem.startswith(b"-----BEGIN PUBLIC KEY-----")
     private = serialization.load_pem_private_key(private_pem, password=None)
     public = serialization.load_pem_public_key(public_pem)
-    assert isinstance(private, rsa.RSAPrivateKey) and isinstance(public, rsa.RSAPublicKey)
-    assert private.key_size == 2048
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert private.curve.name == "secp256r1"  # ES256, what kube-apiserver signs tokens with
     assert public.public_numbers() == private.public_key().public_numbers()
-    signature = private.sign(b"token", padding.PKCS1v15(), hashes.SHA256())
-    public.verify(signature, b"token", padding.PKCS1v15(), hashes.SHA256())
+    signature = private.sign(b"token", ec.ECDSA(hashes.SHA256()))
+    public.verify(signature, b"token", ec.ECDSA(hashes.SHA256()))
     assert new_service_account_key()[1] != public_pem
 
 

@@ -6,6 +6,8 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from mothership import pki
 from mothership.controllers.apply import desired_hash, owned_by, stamp
@@ -18,7 +20,7 @@ def test_missing_secrets_only_makes_what_is_missing() -> None:
     assert pki_secrets.missing_secrets("demo", "ns", set(pki_secrets.ALL_PURPOSES)) == []
 
 
-def test_pki_secrets_are_capi_shaped_rsa_cas() -> None:
+def test_pki_secrets_are_capi_shaped_ecdsa_authorities() -> None:
     made = {s["metadata"]["name"]: s for s in pki_secrets.missing_secrets("demo", "ns", set())}
     assert set(made) == {"demo-ca", "demo-proxy", "demo-etcd", "demo-sa"}
     ca = made["demo-ca"]
@@ -27,7 +29,20 @@ def test_pki_secrets_are_capi_shaped_rsa_cas() -> None:
     crt = base64.b64decode(ca["data"]["tls.crt"])
     key = base64.b64decode(ca["data"]["tls.key"])
     assert pki.key_matches_cert(crt, key)
-    assert b"RSA" in key or pki.CertKey(crt, key).certificate.public_key().key_size == 2048
+    assert pki.CertKey(crt, key).certificate.public_key().curve.name == "secp256r1"
+    for name in ("demo-proxy", "demo-etcd"):
+        cert = pki.CertKey(
+            base64.b64decode(made[name]["data"]["tls.crt"]),
+            base64.b64decode(made[name]["data"]["tls.key"]),
+        ).certificate
+        assert cert.public_key().curve.name == "secp256r1", name
+    # The service-account pair: public half in tls.crt, private in tls.key, as Cluster API has it.
+    sa = made["demo-sa"]["data"]
+    public = base64.b64decode(sa["tls.crt"])
+    assert public.startswith(b"-----BEGIN PUBLIC KEY-----")
+    private = serialization.load_pem_private_key(base64.b64decode(sa["tls.key"]), None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert serialization.load_pem_public_key(public) == private.public_key()
 
 
 def test_authorities_carry_the_pki_finalizer_and_leaves_do_not() -> None:
