@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from mothership.api.base import KubeModel
 from mothership.api.k0smotron.v1beta2 import Cluster, JWTAuthenticator
 
 FILE = "authentication.yaml"
@@ -40,18 +41,27 @@ def _authenticator(item: JWTAuthenticator) -> dict[str, Any]:
         issuer["audienceMatchPolicy"] = "MatchAny"  # required by the API server with several
     if item.issuer.certificate_authority:
         issuer["certificateAuthority"] = item.issuer.certificate_authority
-    mappings = item.claim_mappings
     out: dict[str, Any] = {"issuer": issuer}
     if item.claim_validation_rules:
-        out["claimValidationRules"] = [
-            {"claim": rule.claim, "requiredValue": rule.required_value}
-            for rule in item.claim_validation_rules
-        ]
-    claims = {"username": {"claim": mappings.username.claim, "prefix": mappings.username.prefix}}
+        out["claimValidationRules"] = [_fields(rule) for rule in item.claim_validation_rules]
+    mappings = item.claim_mappings
+    claims: dict[str, Any] = {"username": _fields(mappings.username)}
     if mappings.groups is not None:
-        claims["groups"] = {"claim": mappings.groups.claim, "prefix": mappings.groups.prefix}
+        claims["groups"] = _fields(mappings.groups)
+    if mappings.uid is not None:
+        claims["uid"] = _fields(mappings.uid)
+    if mappings.extra:
+        claims["extra"] = [_fields(extra) for extra in mappings.extra]
     out["claimMappings"] = claims
+    if item.user_validation_rules:
+        out["userValidationRules"] = [_fields(rule) for rule in item.user_validation_rules]
     return out
+
+
+def _fields(model: KubeModel) -> dict[str, Any]:
+    """The fields the spec sets, by their Kubernetes names: the file's shape is the spec's,
+    and an unset prefix must stay absent (the API server tells "" from absent)."""
+    return model.to_api()
 
 
 def file_text(cluster: Cluster) -> str | None:

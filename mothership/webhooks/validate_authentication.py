@@ -2,17 +2,20 @@
 
 A JWT authenticator the API server cannot load makes it keep the previous file (an edit) or
 fail to start (a new Cluster), and says why only in its log. The CRD schema checks shapes;
-these rules check what it cannot: the issuer URL's form, duplicates, the CA's PEM, and the
-distribution that reads the field.
+these rules check what it cannot: the issuer URL's form, duplicates, the CA's PEM, which of
+claim and expression each mapping and rule takes, the syntax of the CEL expressions, and the
+distribution that reads the field (the API server's own rules, apiserver/validation, restated).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
 
+from mothership.webhooks.cel_syntax import syntax_error
 from mothership.webhooks.findings import Check, Obj, show, sub
 
 PATH = "spec.kubernetes.authentication"
@@ -49,8 +52,13 @@ def authentication(check: Check, spec: Obj) -> None:
         _certificate_authority(
             check, f"{path}.issuer.certificateAuthority", issuer.get("certificateAuthority")
         )
-        rules = item.get("claimValidationRules") if isinstance(item, dict) else None
+        if not isinstance(item, dict):
+            continue
+        rules = item.get("claimValidationRules")
         _claim_rules(check, f"{path}.claimValidationRules", rules)
+        _claim_mappings(check, f"{path}.claimMappings", sub(item, "claimMappings"))
+        _user_rules(check, f"{path}.userValidationRules", item.get("userValidationRules"))
+        _email_verified(check, path, item)
     _legacy_flags(check, spec.get("controlPlaneFlags"))
 
 
@@ -131,13 +139,169 @@ def _claim_rules(check: Check, path: str, rules: Any) -> None:
     if not isinstance(rules, list):
         return
     seen: dict[str, int] = {}
+    expressions: dict[str, int] = {}
     for j, rule in enumerate(rules):
-        claim = rule.get("claim") if isinstance(rule, dict) else None
-        if isinstance(claim, str) and claim in seen:
+        if not isinstance(rule, dict):
+            continue
+        here = f"{path}[{j}]"
+        claim, expression = rule.get("claim"), rule.get("expression")
+        if not _one_of(check, here, claim, expression, required=True):
+            continue
+        if isinstance(claim, str):
+            if rule.get("message") is not None:
+                check.error(
+                    f"{here}.message",
+                    "goes with expression only (a claim's rule says what it wants by "
+                    "requiredValue); remove it",
+                )
+            if claim in seen:
+                check.error(
+                    f"{here}.claim",
+                    f"{show(claim)} already has a rule ({path}[{seen[claim]}]); a claim has "
+                    "one required value",
+                )
+            seen.setdefault(claim, j)
+        else:
+            if rule.get("requiredValue") is not None:
+                check.error(
+                    f"{here}.requiredValue",
+                    "goes with claim only; compare in the expression instead, e.g. "
+                    'claims.hd == "example.com"',
+                )
+            _expression(check, f"{here}.expression", expression, expressions, path)
+
+
+def _claim_mappings(check: Check, path: str, mappings: Obj) -> None:
+    _prefixed(check, f"{path}.username", mappings.get("username"), required=True)
+    _prefixed(check, f"{path}.groups", mappings.get("groups"), required=False)
+    uid = mappings.get("uid")
+    if isinstance(uid, dict) and _one_of(
+        check, f"{path}.uid", uid.get("claim"), uid.get("expression"), required=False
+    ):
+        _expression(check, f"{path}.uid.expression", uid.get("expression"))
+    extra = mappings.get("extra")
+    if isinstance(extra, list):
+        keys: dict[str, int] = {}
+        for j, mapping in enumerate(extra):
+            if isinstance(mapping, dict):
+                _extra(check, f"{path}.extra", j, mapping, keys)
+
+
+def _prefixed(check: Check, path: str, mapping: Any, required: bool) -> None:
+    if not isinstance(mapping, dict):
+        return
+    claim, expression = mapping.get("claim"), mapping.get("expression")
+    if not _one_of(check, path, claim, expression, required=required):
+        return
+    prefix = mapping.get("prefix")
+    if isinstance(expression, str):
+        if prefix is not None:
             check.error(
-                f"{path}[{j}].claim",
-                f"{show(claim)} already has a rule ({path}[{seen[claim]}]); a claim has one "
-                "required value",
+                f"{path}.prefix",
+                "goes with claim only; put the prefix in the expression, e.g. "
+                '"oidc:" + claims.sub, and remove this field',
             )
-        elif isinstance(claim, str):
-            seen[claim] = j
+        _expression(check, f"{path}.expression", expression)
+    elif isinstance(claim, str) and prefix is None:
+        check.error(
+            f"{path}.prefix",
+            'is required with claim, e.g. "oidc:", so these names cannot collide with the '
+            'tenant\'s own; "" for none',
+        )
+
+
+def _one_of(check: Check, path: str, claim: Any, expression: Any, required: bool) -> bool:
+    """Exactly one of claim and expression (or neither, when not required); False when
+    the rest of the item cannot be judged."""
+    if claim and expression:
+        check.error(path, "sets both claim and expression; keep one")
+        return False
+    if not claim and not expression:
+        if required:
+            check.error(path, "needs claim or expression; set one")
+        return False
+    return True
+
+
+# A Kubernetes "domain-prefixed path": a DNS subdomain, a slash, then a path.
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_RESERVED = ("k8s.io", "kubernetes.io")
+_KEY_PATH = re.compile(r"^[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$")
+
+
+def _extra(check: Check, path: str, j: int, mapping: Obj, keys: dict[str, int]) -> None:
+    here = f"{path}[{j}]"
+    key = mapping.get("key")
+    if isinstance(key, str):
+        domain, _, rest = key.partition("/")
+        if key != key.lower():
+            check.error(f"{here}.key", f"{show(key)} must be lowercase")
+        elif not rest or len(domain) > 253 or not _SUBDOMAIN.match(domain):
+            check.error(
+                f"{here}.key",
+                f"{show(key)} is not a domain-prefixed key; name it under a domain of yours, "
+                "e.g. example.com/tenant",
+            )
+        elif not _KEY_PATH.match(rest):
+            check.error(f"{here}.key", f"{show(key)} has characters a key path cannot hold")
+        elif domain in _RESERVED or domain.endswith(tuple("." + d for d in _RESERVED)):
+            check.error(
+                f"{here}.key",
+                f"{show(key)} is under {domain}, reserved for Kubernetes; use a domain of yours",
+            )
+        if key in keys:
+            check.error(f"{here}.key", f"{show(key)} is already mapped by {path}[{keys[key]}]")
+        keys.setdefault(key, j)
+    _expression(check, f"{here}.valueExpression", mapping.get("valueExpression"))
+
+
+def _user_rules(check: Check, path: str, rules: Any) -> None:
+    if not isinstance(rules, list):
+        return
+    expressions: dict[str, int] = {}
+    for j, rule in enumerate(rules):
+        if isinstance(rule, dict):
+            _expression(check, f"{path}[{j}].expression", rule.get("expression"), expressions, path)
+
+
+def _expression(
+    check: Check,
+    path: str,
+    expression: Any,
+    seen: dict[str, int] | None = None,
+    list_path: str = "",
+) -> None:
+    if not isinstance(expression, str) or not expression.strip():
+        return
+    if seen is not None:
+        if expression in seen:
+            check.error(path, f"the same expression as {list_path}[{seen[expression]}]; remove one")
+            return
+        seen[expression] = len(seen)
+    problem = syntax_error(expression)
+    if problem:
+        check.error(path, f"is not a CEL expression the API server can compile: {problem}")
+
+
+_EMAIL = re.compile(r"\bclaims\s*\.\s*email\b")
+_EMAIL_VERIFIED = re.compile(r"\bclaims\s*\.\s*email_verified\b")
+
+
+def _email_verified(check: Check, path: str, item: Obj) -> None:
+    """The API server's own rule: a user named from claims.email by an expression must come
+    from a token whose email is verified, and the authenticator must say where it checks."""
+    mappings = sub(item, "claimMappings")
+    username = sub(mappings, "username").get("expression")
+    if not isinstance(username, str) or not _EMAIL.search(username):
+        return
+    places: list[Any] = [username]
+    places += [m.get("valueExpression") for m in mappings.get("extra") or [] if isinstance(m, dict)]
+    rules = item.get("claimValidationRules") or []
+    places += [r.get("expression") for r in rules if isinstance(r, dict)]
+    if any(isinstance(p, str) and _EMAIL_VERIFIED.search(p) for p in places):
+        return
+    check.error(
+        f"{path}.claimMappings.username.expression",
+        "reads claims.email, so claims.email_verified must be checked too: add a "
+        "claimValidationRules entry with expression claims.email_verified, or test it here",
+    )

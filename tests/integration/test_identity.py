@@ -8,8 +8,9 @@ kubectl runs that plugin, which prints a link and a code; the test, as the perso
 browser, logs in on the provider's own pages; kubectl then acts as that user with its
 groups, and the tenant's RBAC decides. A second client of the provider hands out ID tokens
 that live 20 s: the plugin renews them with the refresh token without a prompt, and asks for a
-login again once the session is revoked at the provider. Editing the issuer's claim mapping
-takes effect without a pod restart.
+login again once the session is revoked at the provider. Editing the issuer's claim mappings
+to CEL expressions (user, groups, an extra attribute, a claim rule and a user rule that turns
+one person away) takes effect without a pod restart.
 """
 
 from __future__ import annotations
@@ -101,6 +102,24 @@ def _authentication(idp: oidc_provider.Provider, prefix: str) -> dict[str, Any]:
             }
         ]
     }
+
+
+def _expressions(idp: oidc_provider.Provider) -> dict[str, Any]:
+    """The same issuer, with the user named by CEL expressions over the token's claims."""
+    authentication = _authentication(idp, "unused:")
+    (item,) = authentication["jwt"]
+    item["claimMappings"] = {
+        "username": {"expression": '"corp:" + claims.email'},
+        "groups": {"expression": 'claims.groups.map(g, "corp:" + g)'},
+        "extra": [{"key": "example.com/tenant", "valueExpression": '"team"'}],
+    }
+    item["claimValidationRules"] = [
+        {"expression": "claims.email_verified == true", "message": "email not verified"}
+    ]
+    item["userValidationRules"] = [
+        {"expression": 'user.username != "corp:bob@example.com"', "message": "bob is out"}
+    ]
+    return authentication
 
 
 class Kubectl:
@@ -286,19 +305,19 @@ def test_users_of_the_identity_provider_act_in_the_tenant_with_their_groups(
     assert _whoami(again)["username"] == "oidc:alice@example.com"
     assert "did not renew the session" in again.stderr, again.stderr
 
-    # Edited in place: the new prefix applies without restarting the control plane.
+    # Edited in place to CEL expressions: they apply without restarting the control plane.
     sts_before = kc.get(StatefulSet, "kmc-team", namespace=ns)
     pod_before = kc.get(Pod, "kmc-team-0", namespace=ns)
     kc.patch(
         Cluster,
         "team",
-        {"spec": {"kubernetes": {"authentication": _authentication(idp, "corp:")}}},
+        {"spec": {"kubernetes": {"authentication": _expressions(idp)}}},
         namespace=ns,
         patch_type=PatchType.MERGE,
     )
     edited = time.monotonic()
     kube.wait_until(
-        "the API server naming alice with the new prefix",
+        "the API server naming alice by the new expression",
         lambda: (
             _whoami(alice.run("auth", "whoami", "-o", "json"))["username"]
             == "corp:alice@example.com"
@@ -307,6 +326,14 @@ def test_users_of_the_identity_provider_act_in_the_tenant_with_their_groups(
         interval=3,
     )
     print(f"claim mapping edited to applied: {time.monotonic() - edited:.1f}s")
+    info = _whoami(alice.run("auth", "whoami", "-o", "json"))
+    assert "corp:ops" in info["groups"] and "oidc:ops" not in info["groups"]
+    assert info.get("extra") == {"example.com/tenant": ["team"]}
+    # The user validation rule turns bob away before authorization: 401, not 403.
+    turned_away = bob.run("get", "namespaces")
+    assert turned_away.returncode != 0
+    assert "cannot list" not in turned_away.stderr, turned_away.stderr
+    assert re.search(r"Unauthorized|provide credentials", turned_away.stderr), turned_away.stderr
     sts_after = kc.get(StatefulSet, "kmc-team", namespace=ns)
     assert sts_after.metadata.generation == sts_before.metadata.generation
     pod_after = kc.get(Pod, "kmc-team-0", namespace=ns)

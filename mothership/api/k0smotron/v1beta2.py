@@ -638,46 +638,145 @@ class JWTIssuer(KubeModel):
     )
 
 
-class PrefixedClaim(KubeModel):
-    """A token claim mapped to a Kubernetes user attribute."""
+# CEL expressions of the authentication configuration: far above any claim mapping, and short
+# enough for the webhook's native CEL parser (webhooks/cel_syntax.py) to parse any shape.
+MAX_EXPRESSION = 4096
 
-    claim: str = Field(min_length=1, description="The claim, e.g. email, sub or groups.")
-    prefix: str = Field(
+
+class PrefixedClaim(KubeModel):
+    """A token claim, or a CEL expression over the claims, mapped to a Kubernetes user
+    attribute. Exactly one of claim and expression; prefix goes with claim only."""
+
+    claim: str | None = Field(
+        default=None, min_length=1, description="The claim, e.g. email, sub or groups."
+    )
+    prefix: str | None = Field(
+        default=None,
         description=(
-            'Put before each value, e.g. "oidc:", so these names cannot collide with the '
-            'tenant\'s own users and groups; required, may be "".'
-        )
+            'Put before each value of claim, e.g. "oidc:", so these names cannot collide with '
+            'the tenant\'s own users and groups; required with claim, may be ""; not with '
+            "expression (the expression adds its own)."
+        ),
+    )
+    expression: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_EXPRESSION,
+        description=(
+            'A CEL expression over the token\'s claims (variable claims), e.g. "oidc:" + '
+            "claims.sub; for groups it may return a list. An expression that reads "
+            "claims.email must check claims.email_verified somewhere in the authenticator."
+        ),
+    )
+
+
+class ClaimOrExpression(KubeModel):
+    """A claim, or a CEL expression over the claims, that gives one value."""
+
+    claim: str | None = Field(default=None, min_length=1, description="The claim, e.g. sub.")
+    expression: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_EXPRESSION,
+        description="A CEL expression over claims.",
+    )
+
+
+class ExtraMapping(KubeModel):
+    """An extra attribute of the user (seen by authorization webhooks and in audit logs)."""
+
+    key: str = Field(
+        min_length=1,
+        description=(
+            "A lowercase, domain-prefixed key, e.g. example.com/tenant (not under k8s.io or "
+            "kubernetes.io)."
+        ),
+    )
+    value_expression: str = Field(
+        alias="valueExpression",
+        min_length=1,
+        max_length=MAX_EXPRESSION,
+        description="A CEL expression over claims giving a string or a list of strings.",
     )
 
 
 class JWTClaimMappings(KubeModel):
-    """Which claims name the user and its groups."""
+    """Which claims, or which expressions over them, name the user, its groups, its UID and
+    extra attributes."""
 
-    username: PrefixedClaim = Field(description="The claim that names the user.")
+    username: PrefixedClaim = Field(description="The claim or expression that names the user.")
     groups: PrefixedClaim | None = Field(
-        default=None, description="The claim (a string or a list) that names the user's groups."
+        default=None,
+        description="The claim (a string or a list) or expression that names the user's groups.",
+    )
+    uid: ClaimOrExpression | None = Field(
+        default=None, description="The claim or expression that gives the user's UID."
+    )
+    extra: list[ExtraMapping] | None = Field(
+        default=None, max_length=64, description="Extra attributes, each from an expression."
     )
 
 
 class JWTClaimValidationRule(KubeModel):
-    """A claim a token must carry with one value."""
+    """A condition a token must meet: a claim with one value, or a CEL expression over the
+    claims that must be true."""
 
-    claim: str = Field(min_length=1, description="The claim.")
-    required_value: str = Field(alias="requiredValue", description="Its required value.")
+    claim: str | None = Field(default=None, min_length=1, description="The claim.")
+    required_value: str | None = Field(
+        default=None,
+        alias="requiredValue",
+        description='Its required value (with claim; unset means "").',
+    )
+    expression: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_EXPRESSION,
+        description="A CEL expression over claims that must be true, e.g. claims.email_verified.",
+    )
+    message: str | None = Field(
+        default=None, description="What the API server logs when the expression is false."
+    )
+
+
+class UserValidationRule(KubeModel):
+    """A condition on the user the mappings made (variable user: username, uid, groups,
+    extra), checked after them."""
+
+    expression: str = Field(
+        min_length=1,
+        max_length=MAX_EXPRESSION,
+        description=(
+            'A CEL expression that must be true, e.g. !user.username.startsWith("system:").'
+        ),
+    )
+    message: str | None = Field(
+        default=None, description="What the API server logs when the expression is false."
+    )
 
 
 class JWTAuthenticator(KubeModel):
-    """One trusted issuer, in the shape of Kubernetes' AuthenticationConfiguration jwt entry
-    (CEL expressions are not offered)."""
+    """One trusted issuer, in the shape of Kubernetes' AuthenticationConfiguration jwt
+    entry."""
 
     issuer: JWTIssuer = Field(description="The issuer and the audiences accepted from it.")
     claim_mappings: JWTClaimMappings = Field(
-        alias="claimMappings", description="Claims that name the user and its groups."
+        alias="claimMappings",
+        description="Claims or expressions that name the user, its groups, UID and extra.",
     )
     claim_validation_rules: list[JWTClaimValidationRule] | None = Field(
         default=None,
+        max_length=64,
         alias="claimValidationRules",
-        description="Claims a token must carry with a given value, e.g. hd: example.com.",
+        description=(
+            "Conditions a token must meet, e.g. claim hd with requiredValue example.com, or "
+            "an expression."
+        ),
+    )
+    user_validation_rules: list[UserValidationRule] | None = Field(
+        default=None,
+        max_length=64,
+        alias="userValidationRules",
+        description="Conditions on the mapped user, e.g. no name under system:.",
     )
 
 
