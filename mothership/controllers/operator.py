@@ -25,6 +25,7 @@ from mothership.controllers import (
     controlplane,
     datastore,
     datastore_tenant,
+    heap_trim,
     join_token,
     remote_machine,
     runtime,
@@ -249,6 +250,7 @@ def wants_reconcile(old: children.Child | None, new: children.Child | None) -> b
 async def start_resync(memo: kopf.Memo, **_: Any) -> None:
     namespaces = tuple(getattr(memo, "namespaces", ()) or ())
     memo.resync_task = asyncio.create_task(_resync_forever(namespaces))
+    memo.trim_task = asyncio.create_task(heap_trim.trim_forever())
 
 
 async def start_webhook_service(config: WebhookConfig) -> WebhookService:
@@ -277,9 +279,10 @@ async def start_webhook_service(config: WebhookConfig) -> WebhookService:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task = getattr(memo, "resync_task", None)
-    if task:
-        task.cancel()
+    for name in ("resync_task", "trim_task"):
+        task = getattr(memo, name, None)
+        if task:
+            task.cancel()
     triggers = getattr(memo, "triggers", None)
     if triggers:
         children.REGISTRY.listeners.remove(triggers.on_child)

@@ -317,8 +317,8 @@ def _launcher(tmp: Path) -> Path:
     path.write_text(
         f"#!{PREFIX}/bin/python3\n"
         "import sys\n"
-        "from mothership.cli.main import app\n"
-        "sys.exit(app())\n"
+        "from mothership.cli.main import main\n"
+        "sys.exit(main())\n"
     )
     path.chmod(0o755)
     return path
