@@ -281,6 +281,23 @@ def _expression(
     problem = syntax_error(expression)
     if problem:
         check.error(path, f"is not a CEL expression the API server can compile: {problem}")
+        return
+    ranged = _MACRO_OVER_CLAIM.search(expression)
+    if ranged:
+        member, macro = ranged.group(1), ranged.group(2)
+        check.error(
+            path,
+            f"claims{member} has type any to the API server, and .{macro}() cannot range over "
+            f"it (compilation fails); write dyn(claims{member}).{macro}(...)",
+        )
+
+
+# A macro straight on a member of claims (claims is map(string, any) in the API server's CEL
+# environment): the one type error people meet first, e.g. claims.groups.map(g, "x:" + g).
+_MACRO_OVER_CLAIM = re.compile(
+    r"(?<![\w.])claims((?:\s*\.\s*\w+|\s*\[[^\[\]]*\])+)\s*\.\s*"
+    r"(map|filter|all|exists_one|exists)\s*\("
+)
 
 
 _EMAIL = re.compile(r"\bclaims\s*\.\s*email\b")

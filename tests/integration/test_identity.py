@@ -110,7 +110,7 @@ def _expressions(idp: oidc_provider.Provider) -> dict[str, Any]:
     (item,) = authentication["jwt"]
     item["claimMappings"] = {
         "username": {"expression": '"corp:" + claims.email'},
-        "groups": {"expression": 'claims.groups.map(g, "corp:" + g)'},
+        "groups": {"expression": 'dyn(claims.groups).map(g, "corp:" + g)'},
         "extra": [{"key": "example.com/tenant", "valueExpression": '"team"'}],
     }
     item["claimValidationRules"] = [

@@ -200,7 +200,7 @@ def with_mappings(**mappings: Any) -> dict[str, Any]:
 
 EXPRESSIONS = with_mappings(
     username={"expression": '"corp:" + claims.email'},
-    groups={"expression": 'claims.groups.map(g, "corp:" + g)'},
+    groups={"expression": 'dyn(claims.groups).map(g, "corp:" + g)'},
     uid={"claim": "sub"},
     extra=[{"key": "example.com/tenant", "valueExpression": '"team"'}],
     claimValidationRules=[
@@ -216,7 +216,7 @@ def test_expressions_reach_the_file_as_written_and_a_claims_prefix_stays_absent(
     (item,) = loaded["jwt"]
     assert item["claimMappings"] == {
         "username": {"expression": '"corp:" + claims.email'},
-        "groups": {"expression": 'claims.groups.map(g, "corp:" + g)'},
+        "groups": {"expression": 'dyn(claims.groups).map(g, "corp:" + g)'},
         "uid": {"claim": "sub"},
         "extra": [{"key": "example.com/tenant", "valueExpression": '"team"'}],
     }
@@ -313,6 +313,14 @@ M = "jwt[0].claimMappings"
             ),
             f"{M}.extra[1].key",
             "already mapped by",
+        ),
+        (
+            with_mappings(
+                username={"claim": "sub", "prefix": ""},
+                groups={"expression": 'claims.groups.map(g, "corp:" + g)'},
+            ),
+            f"{M}.groups.expression",
+            "write dyn(claims.groups).map(...)",
         ),
         (
             with_mappings(username={"expression": "claims.email"}),
