@@ -30,7 +30,9 @@ from mothership import pki
 from mothership.api.crdgen import all_crds
 from mothership.bench import audit, procstat, remote_hosting, shared_datastore
 from mothership.controllers.cluster import ClusterResource
+from mothership.errors import InvalidInput
 from mothership.testenv import health, kube
+from mothership.testenv.config import CONFIG_FILE
 from mothership.testenv.local import LocalMothership, default_state_dir
 from mothership.testenv.ports import free_ports
 
@@ -138,6 +140,7 @@ def operator_kubeconfig(ms: LocalMothership) -> Path:
 
 
 def configure_mothership(state_dir: Path, clusters: int, name: str = "bench") -> LocalMothership:
+    refuse_a_kept_mothership(state_dir, name)
     state_dir.mkdir(parents=True, exist_ok=True)
     policy = state_dir / "audit-policy.json"
     policy.write_text(audit.policy(OPERATOR_USER))
@@ -157,6 +160,19 @@ def configure_mothership(state_dir: Path, clusters: int, name: str = "bench") ->
         ],
     )
     return ms
+
+
+def refuse_a_kept_mothership(state_dir: Path, name: str) -> None:
+    """A bench counts what it creates on a mothership of its own. One kept by an earlier run
+    (--keep, or an explicit --state-dir, which is never purged) still holds that run's
+    Clusters, which would be counted again, and CRDs whose conversion its operator registered,
+    which the bench's own CRD apply then fails on; and its processes may still run."""
+    if (state_dir / CONFIG_FILE).exists():
+        raise InvalidInput(
+            f"{state_dir} holds the mothership of an earlier bench run; remove it with "
+            f"`mothership dev down --name {name} --state-dir {state_dir} --purge`, or give "
+            "another --state-dir"
+        )
 
 
 def start_operator(ms: LocalMothership, resync: float) -> tuple[subprocess.Popen[bytes], dict]:
