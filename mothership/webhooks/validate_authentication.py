@@ -139,7 +139,7 @@ def _claim_rules(check: Check, path: str, rules: Any) -> None:
     if not isinstance(rules, list):
         return
     seen: dict[str, int] = {}
-    expressions: dict[str, int] = {}
+    expressions: dict[str, str] = {}
     for j, rule in enumerate(rules):
         if not isinstance(rule, dict):
             continue
@@ -168,7 +168,7 @@ def _claim_rules(check: Check, path: str, rules: Any) -> None:
                     "goes with claim only; compare in the expression instead, e.g. "
                     'claims.hd == "example.com"',
                 )
-            _expression(check, f"{here}.expression", expression, expressions, path)
+            _expression(check, f"{here}.expression", expression, expressions)
 
 
 def _claim_mappings(check: Check, path: str, mappings: Obj) -> None:
@@ -258,26 +258,26 @@ def _extra(check: Check, path: str, j: int, mapping: Obj, keys: dict[str, int]) 
 def _user_rules(check: Check, path: str, rules: Any) -> None:
     if not isinstance(rules, list):
         return
-    expressions: dict[str, int] = {}
+    expressions: dict[str, str] = {}
     for j, rule in enumerate(rules):
         if isinstance(rule, dict):
-            _expression(check, f"{path}[{j}].expression", rule.get("expression"), expressions, path)
+            _expression(check, f"{path}[{j}].expression", rule.get("expression"), expressions)
 
 
 def _expression(
     check: Check,
     path: str,
     expression: Any,
-    seen: dict[str, int] | None = None,
-    list_path: str = "",
+    seen: dict[str, str] | None = None,
 ) -> None:
+    """`seen`: the rules of one list so far, expression -> the rule that has it."""
     if not isinstance(expression, str) or not expression.strip():
         return
     if seen is not None:
         if expression in seen:
-            check.error(path, f"the same expression as {list_path}[{seen[expression]}]; remove one")
+            check.error(path, f"the same expression as {seen[expression]}; remove one")
             return
-        seen[expression] = len(seen)
+        seen[expression] = path.removesuffix(".expression")
     problem = syntax_error(expression)
     if problem:
         check.error(path, f"is not a CEL expression the API server can compile: {problem}")

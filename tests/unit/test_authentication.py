@@ -359,7 +359,19 @@ M = "jwt[0].claimMappings"
                 ],
             ),
             "jwt[0].userValidationRules[1].expression",
-            "the same expression as",
+            "the same expression as spec.kubernetes.authentication.jwt[0].userValidationRules[0];",
+        ),
+        (
+            with_mappings(
+                username={"claim": "sub", "prefix": ""},
+                claimValidationRules=[
+                    {"claim": "hd", "requiredValue": "example.com"},
+                    {"expression": "claims.a == 1"},
+                    {"expression": "claims.a == 1"},
+                ],
+            ),
+            "jwt[0].claimValidationRules[2].expression",
+            "the same expression as spec.kubernetes.authentication.jwt[0].claimValidationRules[1];",
         ),
         (
             with_mappings(
