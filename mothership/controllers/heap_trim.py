@@ -19,8 +19,12 @@ TRIM_SECONDS = 5.0
 
 def _libc_trim() -> Callable[[], None] | None:
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-        return lambda: trim(0) and None
+        malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+
+        def trim() -> None:
+            malloc_trim(0)  # returns whether memory was released: nothing to act on
+
+        return trim
     return None
 
 

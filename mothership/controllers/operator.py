@@ -250,6 +250,10 @@ def wants_reconcile(old: children.Child | None, new: children.Child | None) -> b
 async def start_resync(memo: kopf.Memo, **_: Any) -> None:
     namespaces = tuple(getattr(memo, "namespaces", ()) or ())
     memo.resync_task = asyncio.create_task(_resync_forever(namespaces))
+
+
+@kopf.on.startup()
+async def start_heap_trim(memo: kopf.Memo, **_: Any) -> None:
     memo.trim_task = asyncio.create_task(heap_trim.trim_forever())
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import yaml
 
-from mothership.api.base import KubeModel
 from mothership.api.k0smotron.v1beta2 import Cluster, JWTAuthenticator
 
 FILE = "authentication.yaml"
@@ -42,26 +41,22 @@ def _authenticator(item: JWTAuthenticator) -> dict[str, Any]:
     if item.issuer.certificate_authority:
         issuer["certificateAuthority"] = item.issuer.certificate_authority
     out: dict[str, Any] = {"issuer": issuer}
+    # Each part as the spec sets it (to_api: Kubernetes' names, unset fields left out): the
+    # file's shape is the spec's, and an unset prefix must stay absent ("" is a choice).
     if item.claim_validation_rules:
-        out["claimValidationRules"] = [_fields(rule) for rule in item.claim_validation_rules]
+        out["claimValidationRules"] = [rule.to_api() for rule in item.claim_validation_rules]
     mappings = item.claim_mappings
-    claims: dict[str, Any] = {"username": _fields(mappings.username)}
+    claims: dict[str, Any] = {"username": mappings.username.to_api()}
     if mappings.groups is not None:
-        claims["groups"] = _fields(mappings.groups)
+        claims["groups"] = mappings.groups.to_api()
     if mappings.uid is not None:
-        claims["uid"] = _fields(mappings.uid)
+        claims["uid"] = mappings.uid.to_api()
     if mappings.extra:
-        claims["extra"] = [_fields(extra) for extra in mappings.extra]
+        claims["extra"] = [extra.to_api() for extra in mappings.extra]
     out["claimMappings"] = claims
     if item.user_validation_rules:
-        out["userValidationRules"] = [_fields(rule) for rule in item.user_validation_rules]
+        out["userValidationRules"] = [rule.to_api() for rule in item.user_validation_rules]
     return out
-
-
-def _fields(model: KubeModel) -> dict[str, Any]:
-    """The fields the spec sets, by their Kubernetes names: the file's shape is the spec's,
-    and an unset prefix must stay absent (the API server tells "" from absent)."""
-    return model.to_api()
 
 
 def file_text(cluster: Cluster) -> str | None:
