@@ -330,6 +330,9 @@ async def _place(
     if sts and (sts.status.get("readyReplicas") or 0) >= 1 and kubeconfig_ready:
         functional, error = await rt.probes.check(key, meta_generation(body), rt)
     bootstrap = await kubernetes_distribution.bootstrap(rt, key, cluster, facts, functional)
+    authn = await kubernetes_distribution.authentication_loaded(
+        rt, body, cluster, functional, host.client
+    )
     obs = cluster_status.Observed(
         statefulset=sts,
         objects_missing=missing,
@@ -342,6 +345,7 @@ async def _place(
         or cluster.spec.version
         or "",
         tenant_bootstrap=bootstrap,
+        authentication=authn,
     )
     previous = rt.statuses.get(key) or body.get("status")
     new_status = cluster_status.status(

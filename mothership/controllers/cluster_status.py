@@ -29,6 +29,8 @@ class Observed:
     version: str = ""
     # The kubernetes distribution's TenantBootstrapped condition; None for k0s.
     tenant_bootstrap: Condition | None = None
+    # AuthenticationLoaded, when the Cluster trusts an identity provider (kubernetes only).
+    authentication: Condition | None = None
 
 
 def conditions(desired_replicas: int, obs: Observed) -> list[Condition]:
@@ -124,6 +126,8 @@ def conditions(desired_replicas: int, obs: Observed) -> list[Condition]:
     )
     if obs.tenant_bootstrap is not None:
         out.append(obs.tenant_bootstrap)
+    if obs.authentication is not None:
+        out.append(obs.authentication)
     if obs.deleting:
         out.append(deleting_condition("the cluster is being deleted"))
     return out

@@ -15,15 +15,22 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Secret
 
 from mothership import pki
 from mothership.api.k0smotron import v1beta2
-from mothership.controllers import children, events, metrics, tenant_bootstrap
+from mothership.controllers import (
+    children,
+    events,
+    metrics,
+    tenant_authentication,
+    tenant_bootstrap,
+)
 from mothership.controllers.apply import owned_by
 from mothership.controllers.conditions import Condition
 from mothership.controllers.runtime import Runtime
-from mothership.render import kubernetes_certs, names
+from mothership.render import authentication, kubernetes_certs, names
 from mothership.render.facts import Facts, kubernetes_version
 
 IMAGE_TEMPLATE_ENV = "MOTHERSHIP_KUBERNETES_IMAGE_TEMPLATE"
@@ -43,6 +50,9 @@ class State:
     ca_pems: dict[children.Key, bytes] = field(default_factory=dict)
     bootstraps: tenant_bootstrap.Bootstraps = field(
         default_factory=lambda: tenant_bootstrap.Bootstraps()
+    )
+    authentications: tenant_authentication.Checks = field(
+        default_factory=lambda: tenant_authentication.Checks()
     )
 
 
@@ -78,13 +88,15 @@ def status_version(cluster: v1beta2.Cluster, facts: Facts) -> str:
 
 
 def due(key: children.Key) -> bool:
-    """A bootstrap check is due, so a reconcile must not be skipped as unchanged."""
-    return STATE.bootstraps.due(key)
+    """A bootstrap or authentication check is due, so a reconcile must not be skipped as
+    unchanged."""
+    return STATE.bootstraps.due(key) or STATE.authentications.due(key)
 
 
 def forget(key: children.Key) -> None:
     STATE.ca_pems.pop(key, None)
     STATE.bootstraps.forget(key)
+    STATE.authentications.forget(key)
 
 
 async def _pair(rt: Runtime, secret_name: str, namespace: str) -> pki.CertKey:
@@ -152,3 +164,30 @@ async def bootstrap(
         return tenant_bootstrap.waiting()
     ca_pem = await _ca_pem(rt, cluster, key)
     return await tenant_bootstrap.ensure(rt, STATE.bootstraps, key, cluster, facts, ca_pem)
+
+
+async def authentication_loaded(
+    rt: Runtime,
+    body: dict[str, Any],
+    cluster: v1beta2.Cluster,
+    functional: bool | None,
+    pods_client: AsyncClient,
+) -> Condition | None:
+    """The AuthenticationLoaded condition (None for k0s, or when no issuer is trusted),
+    with a Warning event when the tenant API server is seen refusing a file."""
+    if not is_kubernetes(cluster):
+        return None
+    namespace, name = key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    pods = [f"{names.statefulset(name)}-{i}" for i in range(cluster.spec.replicas)]
+    before = STATE.authentications.outcome(key)
+    cond = await tenant_authentication.check(
+        rt,
+        key,
+        authentication.file_text(cluster),
+        functional,
+        tenant_authentication.pod_logs(pods_client, namespace, pods, "kube-apiserver"),
+        STATE.authentications,
+    )
+    if cond is not None and cond.reason == "Rejected" and before != cond:
+        events.warn(body, reason="AuthenticationRejected", message=cond.message)
+    return cond

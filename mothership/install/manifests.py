@@ -395,6 +395,8 @@ def tenants_role(ctx: Context) -> Obj:
         # and their pods, whose termination message says why a run failed.
         _rule(["batch"], ["jobs"], ["get", "create", "delete"]),
         _rule([""], ["pods"], ["list"]),
+        # The tenant API server's log says why it refused an authentication file.
+        _rule([""], ["pods/log"], ["get"]),
         # Cluster API's Cluster: the owner it reads, the endpoint it is told.
         _rule(["cluster.x-k8s.io"], ["clusters"], [*READ, "patch"]),
         # Children, all written by server-side apply (PKI Secrets by create-if-absent).

@@ -44,6 +44,7 @@ from tests.integration.test_kubernetes_distribution import (
     RESTRICTED,
     Cluster,
     _cluster,
+    _condition,
     _exists,
     _kubectl,
     _tenant_kubeconfig,
@@ -342,3 +343,48 @@ def test_users_of_the_identity_provider_act_in_the_tenant_with_their_groups(
     assert restarts == [c.restartCount for c in pod_before.status.containerStatuses or []]
     # The group binding named the old prefix: alice reads no more, until it is rebound.
     assert alice.run("get", "namespaces").returncode != 0
+    # The operator asked the API server which file it runs: the one written.
+    _wait_condition(ms, kc, operator, "team", ns, "AuthenticationLoaded", RELOAD_WITHIN)
+
+    # A mistake admission cannot see (`claim` is not a declared name; `claims` is): the API
+    # server refuses the file and keeps the one it has, and the Cluster says so, in its words.
+    broken = _expressions(idp)
+    broken["jwt"][0]["claimMappings"]["uid"] = {"expression": "claim.sub"}
+    kc.patch(
+        Cluster,
+        "team",
+        {"spec": {"kubernetes": {"authentication": broken}}},
+        namespace=ns,
+        patch_type=PatchType.MERGE,
+    )
+    edited = time.monotonic()
+    kube.wait_until(
+        "AuthenticationLoaded=False on the Cluster",
+        lambda: _condition(kc, "team", ns, "AuthenticationLoaded").get("status") == "False",
+        RELOAD_WITHIN,
+        interval=2,
+    )
+    refused = _condition(kc, "team", ns, "AuthenticationLoaded")
+    print(f"refused file reported: {time.monotonic() - edited:.1f}s: {refused['message']}")
+    assert refused["reason"] == "Rejected"
+    logged = _kubectl(ms, ms.cfg.kubeconfig, "logs", "-n", ns, "kmc-team-0",
+                      "-c", "kube-apiserver", "--tail=30")  # fmt: skip
+    for words in ("claimMappings.uid.expression", "undeclared reference to 'claim'"):
+        assert words in refused["message"], f"{refused['message']}\nlog:\n{logged.stdout}"
+    assert _whoami(alice.run("auth", "whoami", "-o", "json"))["username"] == (
+        "corp:alice@example.com"
+    ), "the API server should still run the file it had"
+    warned = _kubectl(ms, ms.cfg.kubeconfig, "get", "events", "-n", ns,
+                      "--field-selector=reason=AuthenticationRejected", "-o", "name")  # fmt: skip
+    assert warned.stdout.strip(), "no AuthenticationRejected event"
+
+    # At its next start the API server reads the refused file and exits: the Cluster says so.
+    kc.delete(Pod, "kmc-team-0", namespace=ns)
+    kube.wait_until(
+        "AuthenticationLoaded saying the API server does not start",
+        lambda: "does not start" in _condition(kc, "team", ns, "AuthenticationLoaded")["message"],
+        RELOAD_WITHIN,
+        interval=2,
+    )
+    down = _condition(kc, "team", ns, "AuthenticationLoaded")
+    assert down["status"] == "False" and "undeclared reference to 'claim'" in down["message"]
