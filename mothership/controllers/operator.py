@@ -19,13 +19,13 @@ from typing import Any
 import kopf
 from lightkube import AsyncClient, KubeConfig
 
+from mothership import heap_trim
 from mothership.controllers import (
     children,
     cluster,
     controlplane,
     datastore,
     datastore_tenant,
-    heap_trim,
     join_token,
     remote_machine,
     runtime,

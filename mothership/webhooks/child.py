@@ -266,6 +266,7 @@ def _read_pair(cert_dir: Path) -> tuple[bytes, bytes] | None:
 async def _serve(args: argparse.Namespace) -> None:
     from lightkube import AsyncClient, KubeConfig
 
+    from mothership import heap_trim
     from mothership.webhooks.server import cluster_lister
 
     cert_dir = Path(args.cert_dir)
@@ -283,6 +284,7 @@ async def _serve(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGHUP, look.set)
     served = _read_pair(cert_dir)
     runner = await _serve_when_free(args.host, args.port, cert_dir, cluster_lister(client))
+    trim = asyncio.create_task(heap_trim.trim_forever())
     try:
         # The one line the parent waits for; stdout is not used after it.
         sys.stdout.write(json.dumps({"port": runner.port}) + "\n")
@@ -305,6 +307,7 @@ async def _serve(args: argparse.Namespace) -> None:
             served = pair
             log.info("webhook serving certificate reloaded")
     finally:
+        trim.cancel()
         await runner.stop()
         await client.close()
 

@@ -1,11 +1,12 @@
-"""The operator's heap trim: found in this glibc, harmless to call, and a task that stops."""
+"""The heap trim of the operator and its webhook child: found in this glibc, harmless to
+call, and a task that stops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
-from mothership.controllers import heap_trim
+from mothership import heap_trim
 
 
 def test_glibcs_malloc_trim_is_found_and_returns_nothing() -> None:

@@ -5,6 +5,8 @@ objects and certificates larger than Python's small-object allocator takes are f
 chunks still in use, and glibc returns memory to the kernel only from the top of its heap. So
 the operator's resident memory followed its busiest moment, not what it holds. `malloc_trim`
 releases the free pages inside the heap too (madvise); a few milliseconds every few seconds.
+The webhook server's child process has the same bursts (a `kubectl create -f` of a thousand
+Clusters), so this lives beside both rather than in either layer.
 """
 
 from __future__ import annotations
