@@ -29,34 +29,53 @@ LINGER_SECONDS = 10.0
 
 class Nudger:
     """Annotates each CRD of `names` that has been terminating for more than `linger`
-    seconds, at most once per `linger` seconds per CRD; call it from a wait's poll."""
+    seconds, at most once per `linger` seconds per CRD; call it from a wait's poll.
+
+    What each call found is kept (`looked`, `gone`), so the wait that calls it need not GET
+    the same CRDs again to know whether they are still there.
+    """
 
     def __init__(self, client: Client, names: list[str], linger: float = LINGER_SECONDS) -> None:
         self.client = client
         self.names = names
         self.linger = linger
         self.nudged: dict[str, float] = {}
+        self.looked: dict[str, bool] = {}  # this call's GETs: name -> still there
+        self.gone: set[str] = set()  # found deleted (a deleted CRD does not come back)
 
     def __call__(self) -> list[str]:
         """The CRDs nudged by this call."""
         done = []
         now = time.monotonic()
+        self.looked = {}
         for name in self.names:
-            if now - self.nudged.get(name, -self.linger) < self.linger:
+            if name in self.gone or now - self.nudged.get(name, -self.linger) < self.linger:
                 continue
-            if self._lingering(name):
+            crd = self._get(name)
+            self.looked[name] = crd is not None
+            if crd is None:
+                self.gone.add(name)
+            elif self._lingering(crd):
                 self._nudge(name)
                 self.nudged[name] = now
                 done.append(name)
         return done
 
-    def _lingering(self, name: str) -> bool:
+    def still_there(self, name: str) -> bool | None:
+        """What the last call found for this CRD; None when it did not look."""
+        if name in self.gone:
+            return False
+        return self.looked.get(name)
+
+    def _get(self, name: str) -> CustomResourceDefinition | None:
         try:
-            crd = self.client.get(CustomResourceDefinition, name)
+            return self.client.get(CustomResourceDefinition, name)
         except ApiError as exc:
             if exc.status.code == 404:
-                return False
+                return None
             raise
+
+    def _lingering(self, crd: CustomResourceDefinition) -> bool:
         since = crd.metadata.deletionTimestamp if crd.metadata else None
         if since is None:
             return False

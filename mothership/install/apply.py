@@ -579,9 +579,16 @@ def all_gone(client: Client, deleted: list[Leftover]) -> Poll:
         client, [o.name for o in deleted if o.kind == CustomResourceDefinition.__name__]
     )
 
+    def there(obj: Leftover) -> bool:
+        if obj.kind == CustomResourceDefinition.__name__:
+            seen = nudge.still_there(obj.name)
+            if seen is not None:  # the nudger has just looked: no second GET
+                return seen
+        return _still_there(client, obj)
+
     def poll() -> tuple[bool, str]:
         nudge()
-        left = [o for o in deleted if _still_there(client, o)]
+        left = [o for o in deleted if there(o)]
         return not left, f"{len(left)} object(s) terminating" if left else "all removed"
 
     return poll

@@ -144,7 +144,9 @@ def test_a_crd_held_in_deletion_takes_the_nudge_and_goes_once_freed(kc: Client) 
     nudge = crd_deletion.Nudger(kc, [name], linger=5.0)
     assert nudge() == []  # just deleted: on its normal way out
     kube.wait_until("the held CRD nudged", lambda: nudge() == [name], 30)
+    assert nudge.still_there(name) is True  # what the wait reads instead of a GET of its own
     assert nudge() == []  # not again within the interval
+    assert nudge.still_there(name) is None  # and not looked at
     annotations = kc.get(CustomResourceDefinition, name).metadata.annotations or {}
     assert crd_deletion.NUDGE_ANNOTATION in annotations
     assert kc.get(CustomResourceDefinition, name).metadata.deletionTimestamp is not None
@@ -154,6 +156,11 @@ def test_a_crd_held_in_deletion_takes_the_nudge_and_goes_once_freed(kc: Client) 
         "CRD deleted", lambda: _gone(lambda: kc.get(CustomResourceDefinition, name)), 90
     )
     assert nudge() == []  # gone: nothing to nudge
+    # Once the interval since its nudge is over, the nudger looks, finds it gone, and keeps that.
+    kube.wait_until(
+        "the nudger seeing it gone", lambda: nudge() == [] and nudge.still_there(name) is False, 30
+    )
+    assert name in nudge.gone and nudge() == [] and nudge.still_there(name) is False
 
 
 def test_deleting_an_owner_garbage_collects_dependents(kc: Client) -> None:
