@@ -17,7 +17,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import yaml
 from lightkube import AsyncClient, KubeConfig
@@ -141,13 +140,14 @@ def judge(expected: str, reloads: Reloads, written_at: float) -> Condition:
         and failed >= written_at - CLOCK_SLACK
         and (reloads.succeeded_at is None or failed > reloads.succeeded_at)
     ):
-        at = datetime.fromtimestamp(failed, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # No time in the message: a refusal retried every minute ("failed to update") would
+        # change it, and with it the status and the event, at every check.
         return Condition(
             CONDITION,
             False,
             "Rejected",
-            f"the tenant API server refused the authentication configuration at {at} and "
-            "keeps serving the one it had; fix spec.kubernetes.authentication",
+            "the tenant API server refused the authentication configuration and keeps "
+            "serving the one it had; fix spec.kubernetes.authentication",
         )
     if reloads.loaded is None:
         return Condition(

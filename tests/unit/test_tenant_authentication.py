@@ -65,6 +65,12 @@ def test_a_failure_after_the_write_is_this_files_refusal() -> None:
     assert "keeps serving the one it had" in cond.message
 
 
+def test_a_refusal_retried_every_minute_keeps_one_message() -> None:
+    first = judge(HASH, Reloads("sha256:old", failed_at=200.0), 100.0)
+    later = judge(HASH, Reloads("sha256:old", failed_at=260.0), 100.0)
+    assert first == later, "a changing message would write the status and post an event each time"
+
+
 def test_a_failure_before_the_write_was_an_earlier_files_so_it_is_pending() -> None:
     cond = judge(HASH, Reloads("sha256:old", failed_at=50.0), written_at=100.0)
     assert (cond.status, cond.reason) == (None, "Pending")
