@@ -235,7 +235,17 @@ def _outage(
         writer.stop.set()
         writer.thread.join(30)
     result.acknowledged = len(writer.acknowledged)
-    stored = {c.metadata.name for c in tenant.list(ConfigMap, namespace="default") if c.metadata}
+    stored: set[str] = set()
+
+    def listed() -> bool:
+        # Asked until it answers: the tenant's API server may be restarting just after the
+        # outage (its liveness probe failed while the datastore was away). Seen in CI: the
+        # writes went in again, then this LIST met "connection refused" and the run failed.
+        items = tenant.list(ConfigMap, namespace="default")
+        stored.update(c.metadata.name for c in items if c.metadata and c.metadata.name)
+        return True
+
+    kube.wait_until("the tenant's ConfigMaps listed", listed, timeout)
     result.lost = [n for n in writer.acknowledged if n not in stored]
 
     def available() -> bool:
