@@ -688,6 +688,17 @@ def kubeconfig_(
     oidc_client_secret: str = typer.Option(
         "", "--oidc-client-secret", help="With --oidc: the client's secret, if it has one."
     ),
+    oidc_flow: str = typer.Option(
+        "device",
+        "--oidc-flow",
+        help="With --oidc: how its user logs in: device (a link and a code) or browser (the "
+        "code flow with PKCE, for a client registered with http://127.0.0.1/callback).",
+    ),
+    oidc_listen_port: int = typer.Option(
+        0,
+        "--oidc-listen-port",
+        help="With --oidc-flow browser: a fixed loopback port for the redirect (default any).",
+    ),
     timeout: float = TimeoutOpt,
     kubeconfig: Path | None = KubeconfigOpt,
     context: str | None = ContextOpt,
@@ -702,10 +713,24 @@ def kubeconfig_(
         cluster_obj = objects.get_cluster(target, name, ns)  # exit 4 when it does not exist
         settings = None
         if oidc:
-            settings = oidc_settings(cluster_obj, oidc_issuer, oidc_client_id, oidc_client_secret)
-        elif oidc_issuer or oidc_client_id or oidc_client_secret:
+            settings = oidc_settings(
+                cluster_obj,
+                oidc_issuer,
+                oidc_client_id,
+                oidc_client_secret,
+                oidc_flow,
+                oidc_listen_port,
+            )
+        elif (
+            oidc_issuer
+            or oidc_client_id
+            or oidc_client_secret
+            or oidc_flow != "device"
+            or oidc_listen_port
+        ):
             raise InvalidInput(
-                "--oidc-issuer, --oidc-client-id and --oidc-client-secret need --oidc"
+                "--oidc-issuer, --oidc-client-id, --oidc-client-secret, --oidc-flow and "
+                "--oidc-listen-port need --oidc"
             )
         text = _kubeconfig_text(target, name, ns)
         if text is None and wait:

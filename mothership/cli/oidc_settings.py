@@ -5,14 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from mothership.errors import InvalidInput
-from mothership.identity.device_login import Settings
+from mothership.identity.device_login import FLOWS, Settings
 
 
 def oidc_settings(
-    cluster: dict[str, Any], issuer: str | None, client_id: str | None, client_secret: str
+    cluster: dict[str, Any],
+    issuer: str | None,
+    client_id: str | None,
+    client_secret: str,
+    flow: str = "device",
+    listen_port: int = 0,
 ) -> Settings:
     """The settings of one of spec.kubernetes.authentication.jwt: the only one, or the one
-    whose issuer URL is ``issuer``; the client is the first audience unless named."""
+    whose issuer URL is ``issuer``; the client is the first audience unless named. The flow
+    and port are the person's choice, checked here so a kubeconfig that cannot log in is
+    not written."""
+    if flow not in FLOWS:
+        raise InvalidInput(f"--oidc-flow {flow}: use one of {', '.join(FLOWS)}")
+    if not 0 <= listen_port <= 65535:
+        raise InvalidInput(f"--oidc-listen-port {listen_port}: a port is 0 to 65535 (0: any)")
+    if listen_port and flow != "browser":
+        raise InvalidInput("--oidc-listen-port is the browser flow's; add --oidc-flow browser")
     name = (cluster.get("metadata") or {}).get("name", "")
     spec = cluster.get("spec") or {}
     jwt = ((spec.get("kubernetes") or {}).get("authentication") or {}).get("jwt") or []
@@ -50,4 +63,6 @@ def oidc_settings(
         client_id=client_id or audiences[0],
         client_secret=client_secret,
         ca_pem=str(found.get("certificateAuthority") or ""),
+        flow=flow,
+        listen_port=listen_port,
     )

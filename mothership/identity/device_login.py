@@ -7,7 +7,9 @@ is cached per issuer and client (mode 0600) and reused until shortly before it e
 only the first kubectl command of a session asks for a login. When the provider also hands
 out a refresh token (scope offline_access, a client allowed the refresh grant), an expired ID
 token is renewed with it silently; the person is asked again only when the provider refuses
-the refresh (the session ended, the token was revoked).
+the refresh (the session ended, the token was revoked). Clients that may not use the device
+flow log in through the browser instead (:mod:`.browser_login`); the cache and the renewal
+are the same.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ EXPIRY_MARGIN = 30.0
 REFRESH_GRANT = "refresh_token"
 # offline_access asks for a refresh token; a provider that does not offer one ignores it.
 DEFAULT_SCOPES = ("openid", "email", "profile", "groups", "offline_access")
+# How a new login happens: a link and a code, or the browser back to a loopback redirect.
+FLOWS = ("device", "browser")
 
 
 class LoginError(Exception):
@@ -56,6 +60,11 @@ class Settings:
     client_secret: str = ""
     ca_pem: str = ""
     scopes: tuple[str, ...] = DEFAULT_SCOPES
+    # How a new login happens: "device" (a link and a code) or "browser" (the code flow with
+    # PKCE on a loopback redirect, at listen_port; 0 is any free port). Not part of the cache
+    # key: either flow's tokens serve the same issuer and client.
+    flow: str = "device"
+    listen_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,14 +178,9 @@ class Client:
             if answer.status_code != 200:
                 raise LoginError(f"{url} answered {answer.status_code}; is the issuer right?")
             self._discovery = answer.json()
-            if "device_authorization_endpoint" not in self._discovery:
-                raise LoginError(
-                    f"{self.settings.issuer} offers no device authorization endpoint; "
-                    "enable the device flow for this client at the provider"
-                )
         return self._discovery
 
-    def _form(self, url: str, data: dict[str, str]) -> httpx.Response:
+    def form(self, url: str, data: dict[str, str]) -> httpx.Response:
         if self.auth is None:
             data = {**data, "client_id": self.settings.client_id}
         try:
@@ -187,11 +191,17 @@ class Client:
             raise LoginError(f"{url}: {exc}") from None
 
     def start(self) -> DeviceCode:
-        url = self.discovery()["device_authorization_endpoint"]
-        answer = self._form(url, {"scope": " ".join(self.settings.scopes)})
-        body = _json(answer)
+        url = self.discovery().get("device_authorization_endpoint")
+        if not url:
+            raise LoginError(
+                f"{self.settings.issuer} offers no device authorization endpoint; "
+                "enable the device flow for this client at the provider, or log in with "
+                "--flow browser"
+            )
+        answer = self.form(url, {"scope": " ".join(self.settings.scopes)})
+        body = json_body(answer)
         if answer.status_code != 200 or "device_code" not in body:
-            raise LoginError(f"device authorization refused: {_oauth_error(answer, body)}")
+            raise LoginError(f"device authorization refused: {oauth_error(answer, body)}")
         return DeviceCode(
             device_code=body["device_code"],
             user_code=body["user_code"],
@@ -212,8 +222,8 @@ class Client:
         deadline = time.monotonic() + code.expires_in
         while time.monotonic() < deadline:
             sleep(interval)
-            answer = self._form(url, {"grant_type": DEVICE_GRANT, "device_code": code.device_code})
-            body = _json(answer)
+            answer = self.form(url, {"grant_type": DEVICE_GRANT, "device_code": code.device_code})
+            body = json_body(answer)
             if answer.status_code == 200:
                 token = body.get("id_token")
                 if not token:
@@ -225,32 +235,43 @@ class Client:
             if error == "slow_down":
                 interval += 5
                 continue
-            raise LoginError(f"login failed: {_oauth_error(answer, body)}")
+            raise LoginError(f"login failed: {oauth_error(answer, body)}")
         raise LoginError(f"the login was not completed within {code.expires_in:.0f}s")
 
     def refresh(self, refresh_token: str) -> Tokens:
         """A new ID token for the session the refresh token stands for. Providers that rotate
         refresh tokens send a new one; the old one is kept when none comes."""
         url = self.discovery()["token_endpoint"]
-        answer = self._form(url, {"grant_type": REFRESH_GRANT, "refresh_token": refresh_token})
-        body = _json(answer)
+        answer = self.form(url, {"grant_type": REFRESH_GRANT, "refresh_token": refresh_token})
+        body = json_body(answer)
         if answer.status_code != 200:
-            raise RefreshRefused(_oauth_error(answer, body))
+            raise RefreshRefused(oauth_error(answer, body))
         token = body.get("id_token")
         if not token:
             raise RefreshRefused("the provider renewed the session without an ID token")
         return Tokens(str(token), str(body.get("refresh_token") or refresh_token))
 
 
+def device_flow(show_code: Callable[[DeviceCode], None]) -> Callable[[Client], Tokens]:
+    """A new login by the device flow, ``show_code`` telling the person where to go."""
+
+    def login(client: Client) -> Tokens:
+        code = client.start()
+        show_code(code)
+        return client.wait_for_token(code)
+
+    return login
+
+
 def obtain(
     settings: Settings,
     *,
     use_cache: bool,
-    show_code: Callable[[DeviceCode], None],
+    login: Callable[[Client], Tokens],
     notice: Callable[[str], None],
 ) -> str:
     """The ID token kubectl gets: the cached one while it is fresh, else one renewed with the
-    cached refresh token, else one from a new device login. Whatever was obtained is cached."""
+    cached refresh token, else one from a new ``login``. Whatever was obtained is cached."""
     token = cached_token(settings) if use_cache else None
     if token is not None:
         return token
@@ -265,16 +286,14 @@ def obtain(
                 forget(settings)
                 notice(f"{settings.issuer} did not renew the session ({exc}); log in again")
         if tokens is None:
-            code = client.start()
-            show_code(code)
-            tokens = client.wait_for_token(code)
+            tokens = login(client)
     finally:
         client.close()
     store_token(settings, tokens)
     return tokens.id_token
 
 
-def _json(answer: httpx.Response) -> dict[str, Any]:
+def json_body(answer: httpx.Response) -> dict[str, Any]:
     try:
         body = answer.json()
     except ValueError:
@@ -282,7 +301,7 @@ def _json(answer: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _oauth_error(answer: httpx.Response, body: dict[str, Any]) -> str:
+def oauth_error(answer: httpx.Response, body: dict[str, Any]) -> str:
     error = body.get("error")
     if error:
         description = body.get("error_description")

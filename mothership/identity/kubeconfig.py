@@ -23,6 +23,10 @@ def plugin_args(settings: Settings) -> list[str]:
         args += ["--client-secret", settings.client_secret]
     if settings.ca_pem:
         args += ["--ca-data", base64.b64encode(settings.ca_pem.encode()).decode()]
+    if settings.flow != "device":
+        args += ["--flow", settings.flow]
+    if settings.listen_port:
+        args += ["--listen-port", str(settings.listen_port)]
     return args
 
 

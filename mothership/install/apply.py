@@ -349,7 +349,7 @@ def delete_custom_objects(client: Client) -> int:
     count = 0
     for resource in (JTRResource, ClusterResource):
         try:
-            items = list(client.list(resource, namespace="*"))
+            items = _list_everywhere(client, resource)
         except ApiError as exc:
             if exc.status.code == 404:
                 continue
@@ -376,6 +376,25 @@ def custom_objects_gone(client: Client) -> Poll:
     return poll
 
 
+# A kind nobody has listed since the API server started answers 429 "storage is
+# (re)initializing" while its watch cache fills: a few seconds, waited out.
+STORAGE_INITIALIZING_WAIT = 30.0
+
+
+def _list_everywhere(client: Client, resource: Any, **selectors: Any) -> list[Any]:
+    """Every object of the kind in all namespaces, once the API server can list it."""
+    deadline = time.monotonic() + STORAGE_INITIALIZING_WAIT
+    pause = 0.2
+    while True:
+        try:
+            return list(client.list(resource, namespace="*", **selectors))
+        except ApiError as exc:
+            if exc.status.code != 429 or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
 def release_finalizers(client: Client) -> list[str]:
     """Last resort when no operator is left to finalize: drop our finalizers ourselves.
 
@@ -386,7 +405,7 @@ def release_finalizers(client: Client) -> list[str]:
     released = []
     for resource, finalizer in ((ClusterResource, CLUSTER_FINALIZER), (JTRResource, JTR_FINALIZER)):
         try:
-            items = list(client.list(resource, namespace="*"))
+            items = _list_everywhere(client, resource)
         except ApiError as exc:
             if exc.status.code == 404:
                 continue
@@ -407,7 +426,7 @@ def release_finalizers(client: Client) -> list[str]:
             released.append(f"{namespace}/{name}")
     ours = (pki_secrets.FINALIZER, encryption.FINALIZER)
     managed: dict[str, Any] = {"app.kubernetes.io/managed-by": names.MANAGED_BY}
-    for secret in client.list(Secret, namespace="*", labels=managed):
+    for secret in _list_everywhere(client, Secret, labels=managed):
         name, namespace = _named(secret)
         assert secret.metadata is not None
         finalizers = list(secret.metadata.finalizers or [])

@@ -4,7 +4,8 @@ zitadel/oidc's example provider (built by `mothership tools install` from a main
 see :mod:`.oidc_provider_main`) with users and groups from a config file, over TLS with a CA
 made here, so a tenant's API server in a pod can trust it as it would a company's identity
 provider. :func:`approve_device` is the person at the browser: it opens the verification page,
-logs in with the user's password and allows the request, through the provider's own forms.
+logs in with the user's password and allows the request, through the provider's own forms;
+:func:`log_in_at` does the same for the browser login's link.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ class User:
 
 @dataclass(frozen=True)
 class OidcClient:
-    """A client of the provider: the device flow always; the refresh grant and the ID
-    tokens' lifetime (0: the library's hour) as given."""
+    """A client of the provider: the device flow, or with redirect URIs the code flow with
+    PKCE and no secret (a native client: any port on a loopback redirect); the refresh grant
+    and the ID tokens' lifetime (0: the library's hour) as given."""
 
     id: str
     secret: str
     refresh: bool = True
     id_token_seconds: int = 0
+    redirect_uris: tuple[str, ...] = ()
 
 
 @dataclass
@@ -61,7 +64,7 @@ class Provider:
     def http(self) -> httpx.Client:
         """A client that trusts the provider's CA and keeps cookies, as a browser would."""
         trust = ssl.create_default_context(cadata=self.ca_pem)
-        return httpx.Client(verify=trust, timeout=10, follow_redirects=True)
+        return httpx.Client(verify=trust, timeout=10, follow_redirects=True, trust_env=False)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -108,6 +111,7 @@ def start(
                 "secret": c.secret,
                 "refresh": c.refresh,
                 "idTokenSeconds": c.id_token_seconds,
+                "redirectURIs": list(c.redirect_uris),
             }
             for c in clients
         ],
@@ -155,6 +159,26 @@ def approve_device(provider: Provider, verification_uri: str, user_code: str, us
         allowed.raise_for_status()
         if "allowed" not in allowed.text.lower():
             raise RuntimeError(f"not allowed: {_words(allowed.text)}")
+
+
+def log_in_at(provider: Provider, url: str, user: User) -> str:
+    """What the user does with the browser login's link: the provider's login form, whose
+    answer sends the browser back to the plugin's loopback address with the code. Returns
+    the plugin's page; raises with the provider's words when it refuses."""
+    with provider.http() as browser:
+        page = browser.get(url)
+        page.raise_for_status()
+        found = re.search(r'name="id" value="([^"]+)"', page.text)
+        if found is None:
+            raise RuntimeError(f"no login form at {page.url}: {_words(page.text)}")
+        landed = browser.post(
+            f"{provider.issuer}/login/username",
+            data={"id": found[1], "username": user.username, "password": user.password},
+        )
+        if landed.url.host != "127.0.0.1":
+            raise RuntimeError(f"login refused: {_words(landed.text)}")
+        landed.raise_for_status()
+        return _words(landed.text)
 
 
 def _words(html: str) -> str:

@@ -7,7 +7,10 @@ fixed issuer and users without groups; the Kubernetes API server trusts only an 
 issuer, and tenant RBAC is written against groups. This main reuses the provider's
 packages and adds what the tests need: TLS with a certificate of ours, the issuer and
 clients from a config file, `groups` and `email` claims in the ID token, and per client the
-refresh grant and the ID tokens' lifetime (the library's device client has neither).
+refresh grant and the ID tokens' lifetime (the library's device client has neither). A client
+with redirect URIs is the library's native client instead: the authorization-code flow with
+PKCE and no secret, any port on a loopback redirect (RFC 8252), as kubectl's browser login
+uses it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import (
 \t"log/slog"
 \t"net/http"
 \t"os"
+\t"slices"
 \t"time"
 
 \t"github.com/zitadel/oidc/v3/example/server/exampleop"
@@ -54,6 +58,8 @@ type client struct {
 \tRefresh bool `json:"refresh"`
 \t// IDTokenSeconds is the ID tokens' lifetime; 0 keeps the library's hour.
 \tIDTokenSeconds int `json:"idTokenSeconds"`
+\t// RedirectURIs make the client a native one (code flow with PKCE) instead of a device one.
+\tRedirectURIs []string `json:"redirectURIs"`
 }
 
 // tunedClient is a registered client with the grant types and token lifetime of the config.
@@ -64,7 +70,7 @@ type tunedClient struct {
 
 func (c tunedClient) GrantTypes() []oidc.GrantType {
 \tgrants := c.Client.GrantTypes()
-\tif c.cfg.Refresh {
+\tif c.cfg.Refresh && !slices.Contains(grants, oidc.GrantTypeRefreshToken) {
 \t\tgrants = append(append([]oidc.GrantType{}, grants...), oidc.GrantTypeRefreshToken)
 \t}
 \treturn grants
@@ -186,7 +192,11 @@ func main() {
 \t}
 \tclients := map[string]client{}
 \tfor _, c := range cfg.Clients {
-\t\tstorage.RegisterClients(storage.DeviceClient(c.ID, c.Secret))
+\t\tif len(c.RedirectURIs) > 0 {
+\t\t\tstorage.RegisterClients(storage.NativeClient(c.ID, c.RedirectURIs...))
+\t\t} else {
+\t\t\tstorage.RegisterClients(storage.DeviceClient(c.ID, c.Secret))
+\t\t}
 \t\tclients[c.ID] = c
 \t}
 \tstore := &withGroups{Storage: storage.NewStorage(u), users: u, clients: clients}

@@ -8,7 +8,10 @@ kubectl runs that plugin, which prints a link and a code; the test, as the perso
 browser, logs in on the provider's own pages; kubectl then acts as that user with its
 groups, and the tenant's RBAC decides. A second client of the provider hands out ID tokens
 that live 20 s: the plugin renews them with the refresh token without a prompt, and asks for a
-login again once the session is revoked at the provider. Editing the issuer's claim mappings
+login again once the session is revoked at the provider. A third client is a native one
+(no secret, a loopback redirect URI): with `--oidc-flow browser` the plugin logs the person in
+by the code flow with PKCE, the provider's page sending the browser back to the plugin on
+127.0.0.1. Editing the issuer's claim mappings
 to CEL expressions (user, groups, an extra attribute, a claim rule and a user rule that turns
 one person away) takes effect without a pod restart.
 """
@@ -57,6 +60,8 @@ BOB = User("bob", "bob-password", "bob@example.com", ("dev",))
 LOGIN_WITHIN = 90
 # ID tokens shorter-lived than the plugin's margin: every command after the login renews.
 SHORT = OidcClient("kubernetes-short", "short-secret", id_token_seconds=20)
+# A native client: the browser login (code flow with PKCE, any port on the loopback).
+NATIVE = OidcClient("kubectl", "", redirect_uris=("http://127.0.0.1/callback",))
 # The kubelet refreshes a mounted ConfigMap within about a minute, and the API server checks
 # its file at least once a minute.
 RELOAD_WITHIN = 240
@@ -81,7 +86,7 @@ def idp(
         tmp_path_factory.mktemp("idp"),
         mothership_real.cfg.host_ip,
         [ALICE, BOB],
-        clients=(OidcClient("kubernetes", "kubernetes-secret"), SHORT),
+        clients=(OidcClient("kubernetes", "kubernetes-secret"), SHORT, NATIVE),
     )
     yield provider
     provider.stop()
@@ -143,10 +148,11 @@ class Kubectl:
         )
 
     def login_and_run(
-        self, idp: oidc_provider.Provider, user: User, *args: str
+        self, idp: oidc_provider.Provider, user: User, *args: str, browser: bool = False
     ) -> tuple[subprocess.CompletedProcess[str], float]:
-        """Run kubectl; when the plugin prints its link, log in there as ``user``. Returns the
-        result and the seconds from the command to its answer."""
+        """Run kubectl; when the plugin prints its link, log in there as ``user`` (the device
+        page and its code, or with ``browser`` the login page that sends the browser back to
+        the plugin). Returns the result and the seconds from the command to its answer."""
         started = time.monotonic()
         proc = subprocess.Popen(
             [*self.argv, *args],
@@ -160,20 +166,28 @@ class Kubectl:
         approved = threading.Event()
         problems: list[BaseException] = []
 
-        def browser() -> None:
+        def person() -> None:
             assert proc.stderr is not None
             for line in proc.stderr:
                 stderr.append(line)
-                found = re.search(r"\(or (\S+) and enter the code (\S+)\)", line)
+                found = re.search(
+                    r"To log in to \S+, open (\S+)$"
+                    if browser
+                    else r"\(or (\S+) and enter the code (\S+)\)",
+                    line,
+                )
                 if found and not approved.is_set():
                     try:
-                        oidc_provider.approve_device(idp, found[1], found[2], user)
+                        if browser:
+                            oidc_provider.log_in_at(idp, found[1], user)
+                        else:
+                            oidc_provider.approve_device(idp, found[1], found[2], user)
                     except BaseException as exc:  # reported below, with kubectl's output
                         problems.append(exc)
                         proc.kill()  # the plugin would poll until the code expires
                     approved.set()
 
-        reader = threading.Thread(target=browser, daemon=True)
+        reader = threading.Thread(target=person, daemon=True)
         reader.start()
         try:
             out = proc.stdout.read()
@@ -189,11 +203,11 @@ class Kubectl:
 
 
 def _oidc_kubeconfig(
-    ms: LocalMothership, ns: str, client: OidcClient, path: Path
+    ms: LocalMothership, ns: str, client: OidcClient, path: Path, *extra: str
 ) -> dict[str, Any]:
     made = subprocess.run(
         ["mothership", "cluster", "kubeconfig", "team", "--oidc",
-         "--oidc-client-id", client.id, "--oidc-client-secret", client.secret,
+         "--oidc-client-id", client.id, "--oidc-client-secret", client.secret, *extra,
          "--output-file", str(path), "--kubeconfig", str(ms.cfg.kubeconfig), "-n", ns],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
@@ -305,6 +319,26 @@ def test_users_of_the_identity_provider_act_in_the_tenant_with_their_groups(
     again, _ = short.login_and_run(idp, ALICE, "auth", "whoami", "-o", "json")
     assert _whoami(again)["username"] == "oidc:alice@example.com"
     assert "did not renew the session" in again.stderr, again.stderr
+
+    # The browser login (a native client without a secret: the code flow with PKCE, the
+    # provider sending the browser back to the plugin on 127.0.0.1): the same person.
+    written = _oidc_kubeconfig(
+        ms, ns, NATIVE, tmp_path / "native.kubeconfig", "--oidc-flow", "browser"
+    )
+    assert written["users"][0]["user"]["exec"]["args"][-2:] == ["--flow", "browser"]
+    native = Kubectl(ms, tmp_path / "native.kubeconfig", tmp_path / "alice-native")
+    via_browser, took = native.login_and_run(
+        idp, ALICE, "auth", "whoami", "-o", "json", browser=True
+    )
+    info = _whoami(via_browser)
+    assert info["username"] == "oidc:alice@example.com"
+    assert "oidc:ops" in info["groups"]
+    print(f"first kubectl command with a browser login: {took:.1f}s")
+    cached = native.run("get", "namespaces", "-o", "name")
+    assert cached.returncode == 0, cached.stderr
+    assert "To log in" not in cached.stderr
+    _, entry = _cache_entry(tmp_path / "alice-native")
+    assert entry.get("refresh_token"), "a native client is given a refresh token too"
 
     # Edited in place to CEL expressions: they apply without restarting the control plane.
     sts_before = kc.get(StatefulSet, "kmc-team", namespace=ns)

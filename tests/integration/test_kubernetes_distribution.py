@@ -48,6 +48,7 @@ from lightkube.resources.core_v1 import (
     Secret,
     Service,
 )
+from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 from lightkube.types import PatchType
 
@@ -446,7 +447,39 @@ def test_restarting_the_operator_does_not_roll_the_control_plane(
     assert kc.get(Pod, "kmc-steady-0", namespace=ns).metadata.uid == pod_uid
 
 
-def test_three_replicas_on_postgres_survive_losing_one(
+def _evict(kc: Client, pod: str, ns: str) -> None:
+    kc.create(Pod.Eviction(metadata=ObjectMeta(name=pod, namespace=ns)), pod, namespace=ns)
+
+
+def _evicted(kc: Client, pod: str, ns: str) -> bool:
+    """One eviction request: False while the budget refuses it (429), as drain retries."""
+    try:
+        _evict(kc, pod, ns)
+    except ApiError as exc:
+        if exc.status.code == 429:
+            return False
+        raise
+    return True
+
+
+def _wait_replicas_back(
+    ms: LocalMothership, kc: Client, operator: Operator, ns: str, pod: str
+) -> None:
+    def back() -> bool:
+        ready = (kc.get(StatefulSet, "kmc-ha", namespace=ns).status.readyReplicas or 0) == 3
+        return (
+            ready
+            and _exists(kc, Pod, pod, ns)
+            and kc.get(Pod, pod, namespace=ns).metadata.deletionTimestamp is None
+        )
+
+    try:
+        kube.wait_until(f"the evicted replica {pod} back and ready", back, 180)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
+
+
+def test_three_replicas_on_postgres_serve_through_evictions(
     mothership_real: LocalMothership,
     kc: Client,
     operator: Operator,
@@ -481,7 +514,6 @@ def test_three_replicas_on_postgres_survive_losing_one(
         AVAILABLE_WITHIN,
     )
     print(f"3 replicas ready {time.monotonic() - applied:.1f} s after apply")
-    from lightkube.resources.policy_v1 import PodDisruptionBudget
 
     assert kc.get(PodDisruptionBudget, "kmc-ha", namespace=ns).spec.maxUnavailable == 1
     sts = kc.get(StatefulSet, "kmc-ha", namespace=ns)
@@ -493,23 +525,32 @@ def test_three_replicas_on_postgres_survive_losing_one(
     tenant.create(
         ConfigMap(metadata=ObjectMeta(name="shared", namespace="default"), data={"a": "1"})
     )
+    kube.wait_until(
+        "the PodDisruptionBudget allowing one disruption",
+        lambda: (
+            (kc.get(PodDisruptionBudget, "kmc-ha", namespace=ns).status.disruptionsAllowed) == 1
+        ),
+        60,
+    )
     with Poller(kubeconfig) as poller:
-        kc.delete(Pod, "kmc-ha-1", namespace=ns)
-        try:
-            kube.wait_until(
-                "the deleted replica is back and ready",
-                lambda: (
-                    (kc.get(StatefulSet, "kmc-ha", namespace=ns).status.readyReplicas or 0) == 3
-                    and _exists(kc, Pod, "kmc-ha-1", ns)
-                    and kc.get(Pod, "kmc-ha-1", namespace=ns).metadata.deletionTimestamp is None
-                ),
-                180,
-            )
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
+        # What a node drain does to a control plane, one pod at a time: evictions, which the
+        # budget lets through only while the other replicas are ready.
+        _evict(kc, "kmc-ha-1", ns)
+        with pytest.raises(ApiError) as refused:
+            _evict(kc, "kmc-ha-2", ns)
+        assert refused.value.status.code == 429, refused.value
+        assert "disruption budget" in str(refused.value)
+        _wait_replicas_back(ms, kc, operator, ns, "kmc-ha-1")
+        # As `kubectl drain` does: ask again until the budget allows it.
+        kube.wait_until(
+            "the budget letting the second eviction through", lambda: _evicted(kc, "kmc-ha-2", ns),
+            120, interval=2,
+        )  # fmt: skip
+        _wait_replicas_back(ms, kc, operator, ns, "kmc-ha-2")
     print(
-        f"one of 3 replicas deleted: {len(poller.failures)} of {poller.requests} requests "
-        f"failed, over {poller.window:.1f} s"
+        f"two of 3 replicas evicted one after the other (a second eviction at once refused by "
+        f"the budget): {len(poller.failures)} of {poller.requests} requests failed, "
+        f"{len(poller.retried)} retried after Retry-After, over {poller.window:.1f} s"
     )
     assert poller.requests > 20
     assert len(poller.failures) <= 0.2 * poller.requests, poller.failures
