@@ -550,10 +550,12 @@ def test_three_replicas_on_postgres_serve_through_evictions(
     print(
         f"two of 3 replicas evicted one after the other (a second eviction at once refused by "
         f"the budget): {len(poller.failures)} of {poller.requests} requests failed, "
-        f"{len(poller.retried)} retried after Retry-After, over {poller.window:.1f} s"
+        f"{len(poller.retried)} retried after Retry-After (failures within {poller.window:.1f} s)"
     )
     assert poller.requests > 20
-    assert len(poller.failures) <= 0.2 * poller.requests, poller.failures
+    # Graceful: the evicted API server leaves its Service before it stops (shutdown delay,
+    # preStop); 0 failed of 212 when this was written, a few are tolerated on a busy host.
+    assert len(poller.failures) <= 0.02 * poller.requests, poller.errors
     # Every replica reads the same store.
     assert tenant.get(ConfigMap, "shared", namespace="default").data == {"a": "1"}
     assert "kine" in postgres_server.sql("SELECT tablename FROM pg_tables", database.name)
