@@ -305,21 +305,6 @@ def _delegated_auth(kubeconfig: str) -> list[str]:
     ]
 
 
-# Leader election of kube-controller-manager and kube-scheduler. Upstream's leader renews its
-# Lease every 2 s: a write through the API server into the datastore, the largest part of
-# what an idle control plane does (bench density: 2.35 % of a core per control plane at
-# rest with it, 2.1 % renewing every 5 s). Renewing every 5 s with a 15 s deadline still
-# gives three tries before the lease is lost (upstream: five in 10 s); a replica that
-# takes over after its leader vanished waits up to 20 s (upstream 15 s). Tuning flags of
-# the same names replace these.
-LEADER_ELECTION = (
-    "--leader-elect=true",
-    "--leader-elect-lease-duration=20s",
-    "--leader-elect-renew-deadline=15s",
-    "--leader-elect-retry-period=5s",
-)
-
-
 def controller_manager_flags(cluster: Cluster) -> list[str]:
     cluster_name, _ = identity(cluster)
     spec = cluster.spec
@@ -335,7 +320,7 @@ def controller_manager_flags(cluster: Cluster) -> list[str]:
         f"--cluster-signing-key-file={PKI_DIR}/ca.key",
         # Bootstrap tokens: signed cluster-info for joining nodes, expired tokens removed.
         "--controllers=*,bootstrapsigner,tokencleaner",
-        *LEADER_ELECTION,
+        "--leader-elect=true",
         "--profiling=false",
         f"--requestheader-client-ca-file={PKI_DIR}/front-proxy-ca.crt",
         f"--root-ca-file={PKI_DIR}/ca.crt",
@@ -349,7 +334,7 @@ def scheduler_flags() -> list[str]:
     return [
         *_delegated_auth(SCHEDULER_KUBECONFIG),
         "--bind-address=0.0.0.0",
-        *LEADER_ELECTION,
+        "--leader-elect=true",
         "--profiling=false",
     ]
 
@@ -744,12 +729,10 @@ def containers(cluster: Cluster, facts: Facts) -> tuple[list[dict[str, Any]], li
     # succeeds, so the pod is Ready within a second of /readyz instead of a readiness
     # period after a /livez that comes first (bench provision: about 2 s of a 14 s start).
     # After that a stuck API server is restarted within a minute and a not-ready one
-    # leaves the Service within 15 s. Every /readyz is a TLS handshake and a datastore
-    # round trip: at a 3 s period they were about a tenth of an idle control plane's CPU
-    # (bench density); a stopping API server leaves at once anyway (graceful shutdown).
+    # leaves the Service within seconds.
     apiserver["startupProbe"] = _https_probe("/readyz", port, period=1, failures=180)
     apiserver["livenessProbe"] = _https_probe("/livez", port, period=10, failures=6)
-    apiserver["readinessProbe"] = _https_probe("/readyz", port, period=5, failures=3)
+    apiserver["readinessProbe"] = _https_probe("/readyz", port, period=3, failures=3)
     if spec.resources:
         apiserver["resources"] = copy.deepcopy(spec.resources)
 

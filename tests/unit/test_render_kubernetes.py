@@ -149,31 +149,6 @@ def test_tuning_adds_flags_by_name_and_go_runtime_settings_per_component() -> No
     assert "env" not in untouched and untouched == container(make(), "kube-scheduler")
 
 
-def test_leaders_renew_every_5_s_and_a_tuning_flag_replaces_that() -> None:
-    for name in ("kube-controller-manager", "kube-scheduler"):
-        f = flags(container(make(), name))
-        assert (f["leader-elect"], f["leader-elect-retry-period"]) == ("true", "5s")
-        # Three tries before the deadline, and the lease outlives the deadline.
-        assert (f["leader-elect-renew-deadline"], f["leader-elect-lease-duration"]) == (
-            "15s",
-            "20s",
-        )
-    tuned = make(
-        kubernetes={"tuning": {"scheduler": {"flags": ["--leader-elect-retry-period=10s"]}}}
-    )
-    args = container(tuned, "kube-scheduler")["args"]
-    assert [a for a in args if a.startswith("--leader-elect-retry-period")] == [
-        "--leader-elect-retry-period=10s"
-    ]
-
-
-def test_readiness_is_asked_every_5_s_once_started() -> None:
-    apiserver = container(make(), "kube-apiserver")
-    assert apiserver["startupProbe"]["periodSeconds"] == 1  # a start is seen at once
-    assert apiserver["readinessProbe"]["periodSeconds"] == 5
-    assert apiserver["readinessProbe"]["failureThreshold"] == 3
-
-
 def test_kine_on_sqlite_polls_rarely_and_on_a_shared_database_as_kine_does() -> None:
     # SQLite in the pod has one writer, this kine, whose own writes wake its watches.
     sqlite = make(storage={"type": "kine"})
