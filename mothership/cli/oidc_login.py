@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from mothership.cli.errors import CliError, InvalidInput, friendly_errors
+from mothership.cli.oidc_settings import check_flow
 from mothership.identity import browser_login, device_login
 
 # stdout is kubectl's to read (the ExecCredential); the person reads stderr.
@@ -72,10 +73,7 @@ def oidc_login(
     """Log in at an OpenID Connect provider (device or browser flow) and hand kubectl the ID
     token."""
     with friendly_errors(debug):
-        if flow not in device_login.FLOWS:
-            raise InvalidInput(f"--flow {flow}: use one of {', '.join(device_login.FLOWS)}")
-        if not 0 <= listen_port <= 65535:
-            raise InvalidInput(f"--listen-port {listen_port}: a port is 0 to 65535 (0: any)")
+        check_flow(flow, listen_port, flow_flag="--flow", port_flag="--listen-port")
         try:
             ca_pem = base64.b64decode(ca_data, validate=True).decode() if ca_data else ""
         except (binascii.Error, UnicodeDecodeError):

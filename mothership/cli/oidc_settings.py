@@ -8,6 +8,17 @@ from mothership.errors import InvalidInput
 from mothership.identity.device_login import FLOWS, Settings
 
 
+def check_flow(flow: str, listen_port: int, *, flow_flag: str, port_flag: str) -> None:
+    """How a login happens, as either command spells it: a known flow, a port, and a port
+    only for the browser flow (the device flow listens on nothing)."""
+    if flow not in FLOWS:
+        raise InvalidInput(f"{flow_flag} {flow}: use one of {', '.join(FLOWS)}")
+    if not 0 <= listen_port <= 65535:
+        raise InvalidInput(f"{port_flag} {listen_port}: a port is 0 to 65535 (0: any)")
+    if listen_port and flow != "browser":
+        raise InvalidInput(f"{port_flag} is the browser flow's; add {flow_flag} browser")
+
+
 def oidc_settings(
     cluster: dict[str, Any],
     issuer: str | None,
@@ -20,12 +31,7 @@ def oidc_settings(
     whose issuer URL is ``issuer``; the client is the first audience unless named. The flow
     and port are the person's choice, checked here so a kubeconfig that cannot log in is
     not written."""
-    if flow not in FLOWS:
-        raise InvalidInput(f"--oidc-flow {flow}: use one of {', '.join(FLOWS)}")
-    if not 0 <= listen_port <= 65535:
-        raise InvalidInput(f"--oidc-listen-port {listen_port}: a port is 0 to 65535 (0: any)")
-    if listen_port and flow != "browser":
-        raise InvalidInput("--oidc-listen-port is the browser flow's; add --oidc-flow browser")
+    check_flow(flow, listen_port, flow_flag="--oidc-flow", port_flag="--oidc-listen-port")
     name = (cluster.get("metadata") or {}).get("name", "")
     spec = cluster.get("spec") or {}
     jwt = ((spec.get("kubernetes") or {}).get("authentication") or {}).get("jwt") or []
