@@ -149,6 +149,20 @@ def test_tuning_adds_flags_by_name_and_go_runtime_settings_per_component() -> No
     assert "env" not in untouched and untouched == container(make(), "kube-scheduler")
 
 
+def test_leader_election_only_with_more_than_one_replica_unless_tuned_back_on() -> None:
+    # One replica is one StatefulSet pod: never two of it at once, nobody to elect against.
+    for replicas, want in ((1, "false"), (0, "false"), (3, "true")):
+        cluster = make(replicas=replicas)
+        for name in ("kube-controller-manager", "kube-scheduler"):
+            assert flags(container(cluster, name))["leader-elect"] == want, (replicas, name)
+    tuned = make(
+        kubernetes={"tuning": {"scheduler": {"flags": ["--leader-elect=true"]}}},
+    )
+    args = container(tuned, "kube-scheduler")["args"]
+    assert [a for a in args if a.startswith("--leader-elect")] == ["--leader-elect=true"]
+    assert flags(container(tuned, "kube-controller-manager"))["leader-elect"] == "false"
+
+
 def test_kine_on_sqlite_polls_rarely_and_on_a_shared_database_as_kine_does() -> None:
     # SQLite in the pod has one writer, this kine, whose own writes wake its watches.
     sqlite = make(storage={"type": "kine"})
