@@ -263,6 +263,14 @@ def test_users_of_the_identity_provider_act_in_the_tenant_with_their_groups(
     bound = _kubectl(ms, admin, "create", "clusterrolebinding", "ops-view",
                      "--clusterrole=view", "--group=oidc:ops")  # fmt: skip
     assert bound.returncode == 0, bound.stderr
+    # `view` is an aggregated ClusterRole: its rules are filled in by the controller-manager,
+    # which may start its controllers a little after the API server is Available.
+    can_i = ("auth", "can-i", "list", "namespaces", "--as=oidc:probe", "--as-group=oidc:ops")
+    kube.wait_until(
+        "the view ClusterRole aggregated (group oidc:ops may list namespaces)",
+        lambda: _kubectl(ms, admin, *can_i).returncode == 0,
+        60,
+    )
 
     path = tmp_path / "team-oidc.kubeconfig"
     written = _oidc_kubeconfig(ms, ns, idp.clients[0], path)
