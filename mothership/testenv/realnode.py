@@ -277,14 +277,14 @@ def kubelet_config(cfg: MothershipConfig) -> str:
     return yaml.safe_dump(conf, sort_keys=False)
 
 
-def kube_proxy_config(cfg: MothershipConfig) -> str:
+def kube_proxy_config(cfg: MothershipConfig, node_name: str = NODE_NAME) -> str:
     conf = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
         "clientConnection": {"kubeconfig": str(cfg.pki_dir / "kube-proxy.kubeconfig")},
         "mode": "iptables",
         "clusterCIDR": cfg.pod_cidr,
-        "hostnameOverride": NODE_NAME,
+        "hostnameOverride": node_name,
         "bindAddress": cfg.node_ip,
         "metricsBindAddress": f"127.0.0.1:{cfg.ports['kube-proxy-metrics']}",
         "healthzBindAddress": f"127.0.0.1:{cfg.ports['kube-proxy-healthz']}",
@@ -300,21 +300,21 @@ def kube_proxy_config(cfg: MothershipConfig) -> str:
     return yaml.safe_dump(conf, sort_keys=False)
 
 
-def write_configs(cfg: MothershipConfig) -> None:
+def write_configs(cfg: MothershipConfig, node_name: str = NODE_NAME) -> None:
     d = node_dir(cfg)
     for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "kube-proxy", "pod-logs"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (d / "containerd" / "config.toml").write_text(containerd_config(cfg))
     (d / "cni" / "net.d" / "10-mothership.conflist").write_text(cni_config(cfg))
     (d / "kubelet" / "config.yaml").write_text(kubelet_config(cfg))
-    (d / "kube-proxy" / "config.yaml").write_text(kube_proxy_config(cfg))
+    (d / "kube-proxy" / "config.yaml").write_text(kube_proxy_config(cfg, node_name))
 
 
 def containerd_argv(cfg: MothershipConfig) -> list[str]:
     return ["containerd", "--config", str(node_dir(cfg) / "containerd" / "config.toml")]
 
 
-def kubelet_argv(cfg: MothershipConfig) -> list[str]:
+def kubelet_argv(cfg: MothershipConfig, node_name: str = NODE_NAME) -> list[str]:
     d = node_dir(cfg)
     return [
         str(cfg.bin_dir / "kubelet"),
@@ -322,7 +322,7 @@ def kubelet_argv(cfg: MothershipConfig) -> list[str]:
         f"--kubeconfig={cfg.pki_dir / 'kubelet.kubeconfig'}",
         f"--root-dir={d / 'kubelet' / 'root'}",
         f"--cert-dir={d / 'kubelet' / 'pki'}",
-        f"--hostname-override={NODE_NAME}",
+        f"--hostname-override={node_name}",
         f"--node-ip={cfg.node_ip}",
         "--v=1",
     ]
