@@ -96,8 +96,16 @@ def chaos_command(
         help="Then stop a tenant's own PostgreSQL this many seconds under writes, on the "
         "real-node mothership --name (0: not done).",
     ),
+    node_drain: bool = typer.Option(
+        False,
+        "--node-drain",
+        help="Then drain a second node of the real-node mothership --name under a "
+        "three-replica tenant.",
+    ),
     name: str = typer.Option(
-        "default", "--name", help="The real-node local mothership of --tenant-datastore-stop."
+        "default",
+        "--name",
+        help="The real-node local mothership of --tenant-datastore-stop and --node-drain.",
     ),
     mothership_state_dir: Path | None = typer.Option(
         None, "--mothership-state-dir", help="Its state dir."
@@ -121,26 +129,32 @@ def chaos_command(
     more than 3 times (audit log; status writes counted apart) and the operator may not
     exit by itself. With --tenant-datastore-stop, a Cluster on its own PostgreSQL then
     takes writes while PostgreSQL is stopped and started again: it must write again by
-    itself and lose no acknowledged write. Prints the table and exits 1, naming each
-    broken invariant, if one fails. Progress goes to stderr, figures to stdout.
+    itself and lose no acknowledged write. With --node-drain, a second node is added to
+    that mothership, a three-replica Cluster on PostgreSQL spreads over both, and `kubectl
+    drain` of the second node must move its replicas with no acknowledged write lost and
+    at most 2 % of writes failed. Prints the table and exits 1, naming each broken
+    invariant, if one fails. Progress goes to stderr, figures to stdout.
 
     Examples:
       mothership bench chaos
       mothership bench chaos --clusters 8 --kills 2 --seed 1
       mothership bench chaos --apiserver-restarts 0 --datastore-stalls 0
       mothership bench chaos --clusters 0 --tenant-datastore-stop 60
+      mothership bench chaos --clusters 0 --node-drain
     """
     from mothership.bench import chaos as bench_chaos
+    from mothership.bench import node_drain as bench_node_drain
     from mothership.bench import tenant_outage
 
     err = Console(stderr=True)
     lines: list[str] = []
     failed = False
     with friendly_errors(debug):
-        if clusters == 0 and tenant_datastore_stop == 0:
+        if clusters == 0 and tenant_datastore_stop == 0 and not node_drain:
             raise InvalidInput(
-                "--clusters 0 and no --tenant-datastore-stop: nothing to do; give --clusters N "
-                "for the kwok faults or --tenant-datastore-stop SECONDS for the tenant's"
+                "--clusters 0 and no --tenant-datastore-stop or --node-drain: nothing to do; "
+                "give --clusters N for the kwok faults, --tenant-datastore-stop SECONDS for "
+                "the tenant's or --node-drain for a node's"
             )
         if clusters:
             result = bench_chaos.run(
@@ -156,6 +170,10 @@ def chaos_command(
             )
             lines += outage.lines()
             failed = failed or bool(outage.failures())
+        if node_drain:
+            drain = bench_node_drain.run(name, mothership_state_dir, timeout, reporter(err))
+            lines += drain.lines()
+            failed = failed or bool(drain.failures())
     for line in lines:
         print(line)
     if failed:

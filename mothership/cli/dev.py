@@ -10,12 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mothership.cli import machine
+from mothership.cli import machine, node
 from mothership.cli.errors import EXIT_FAILED, friendly_errors, reporter
 from mothership.testenv.local import LocalMothership
 
 app = typer.Typer(help="Run a local mothership on this host.", no_args_is_help=True)
 app.add_typer(machine.app, name="machine")
+app.add_typer(node.app, name="node")
 console = Console()
 
 NameOpt = typer.Option("default", "--name", help="Which local mothership (several can coexist).")

@@ -11,8 +11,9 @@ namespace (testenv/machines.py), so its iptables chains and pod bridge are its o
   certificate naming the machine's address;
 - its pods get `10.200.<machine index>.0/24`, routed from the host through the machine,
   so the first node's pods and the host reach them, and they reach the first node's pods:
-  the host's rule that keeps machines away from pod ranges (machines.py) lets this one
-  machine's address through, since it is a node of the mothership, not a remote site;
+  the host's rule that keeps machines away from pod ranges (machines.py) lets this
+  machine's address through, since it is a node of the mothership, not a remote site
+  (and the first node's, when that one runs in a machine too);
 - everything it has (processes, containers, mounts, the machine, the route, the rule, its
   unpacked images, the Node object) goes when it is removed.
 """
@@ -52,6 +53,9 @@ class ExtraNode:
     name: str
     cfg: MothershipConfig
     machine: machines.Machine
+    # The first node's address when it runs in a machine itself (a mothership started
+    # beside another, see node_host.py): its traffic to this node's pods must pass too.
+    first_node_in_machine: str = ""
 
     @property
     def sup(self) -> Supervisor:
@@ -114,10 +118,15 @@ def write_pki(mothership: MothershipConfig, node: MothershipConfig, name: str) -
     (dst / "kubelet.kubeconfig").chmod(0o600)
 
 
-def _pass_rule(machine: machines.Machine) -> list[str]:
-    """The host's raw-table rule that lets this node's traffic reach pods (machines.py
-    drops machine-to-pod traffic, which is right for remote sites, not for a node)."""
-    return ["PREROUTING", "-s", f"{machine.address}/32", "-d", POD_RANGES, "-j", "ACCEPT"]
+def _pass_rules(node: ExtraNode) -> list[list[str]]:
+    """The host's raw-table rules that let node-to-pod traffic between this node and the
+    first one through (machines.py drops machine-to-pod traffic, which is right for remote
+    sites, not for nodes of one mothership)."""
+    rules = [["PREROUTING", "-s", f"{node.cfg.node_ip}/32", "-d", POD_RANGES, "-j", "ACCEPT"]]
+    if node.first_node_in_machine:
+        first = f"{node.first_node_in_machine}/32"
+        rules.append(["PREROUTING", "-s", first, "-d", node.cfg.pod_cidr, "-j", "ACCEPT"])
+    return rules
 
 
 def _iptables(action: str, rule: list[str]) -> bool:
@@ -158,7 +167,7 @@ def start(
     state_dir = nodes_dir(mothership) / name
     report(f"creating machine {name}")
     machine = machines.create(state_dir, name, "reachable", timeout=30)
-    node = ExtraNode(name, node_config(mothership, name, machine), machine)
+    node = _node(mothership, name, machine)
     try:
         _start(mothership, node, report, timeout)
     except BaseException:
@@ -171,8 +180,9 @@ def _start(mothership: MothershipConfig, node: ExtraNode, report: Report, timeou
     cfg, sup = node.cfg, node.sup
     write_pki(mothership, cfg, node.name)
     _route(cfg, node.machine)
-    if not _iptables("-C", _pass_rule(node.machine)):
-        _iptables("-I", _pass_rule(node.machine))
+    for rule in _pass_rules(node):
+        if not _iptables("-C", rule):
+            _iptables("-I", rule)
     realnode.raise_host_limits()
     realnode.setup_network(cfg)
     realnode.write_configs(cfg, node.name)
@@ -218,7 +228,12 @@ def find(mothership: MothershipConfig, name: str) -> ExtraNode | None:
         machine = machines.find(state_dir, name)
     except machines.MachineError:
         return None
-    return ExtraNode(name, node_config(mothership, name, machine), machine)
+    return _node(mothership, name, machine)
+
+
+def _node(mothership: MothershipConfig, name: str, machine: machines.Machine) -> ExtraNode:
+    first = mothership.node_ip if mothership.node_machine else ""
+    return ExtraNode(name, node_config(mothership, name, machine), machine, first)
 
 
 def stop(mothership: MothershipConfig, node: ExtraNode, report: Report = _quiet) -> None:
@@ -241,8 +256,9 @@ def stop(mothership: MothershipConfig, node: ExtraNode, report: Report = _quiet)
     with contextlib.suppress(machines.MachineError):
         machines.delete(cfg.state_dir, node.name)
     subprocess.run(["ip", "route", "del", cfg.pod_cidr], capture_output=True, check=False)
-    while _iptables("-D", _pass_rule(node.machine)):
-        pass
+    for rule in _pass_rules(node):
+        while _iptables("-D", rule):
+            pass
     realnode.unmount_under(cfg.state_dir)
     realnode.remove_host_leftovers(cfg)
     with contextlib.suppress(ApiError):
@@ -258,8 +274,7 @@ def leftovers(node: ExtraNode) -> list[str]:
     found += [f"cgroup {d}" for d in realnode.cgroup_dirs(node.cfg) if d.exists()]
     if node.cfg.state_dir.exists():
         found.append(f"state dir {node.cfg.state_dir}")
-    if _iptables("-C", _pass_rule(node.machine)):
-        found.append("the host's raw-table rule for its address")
+    found += [f"the host's rule {' '.join(r)}" for r in _pass_rules(node) if _iptables("-C", r)]
     shown = subprocess.run(
         ["ip", "route", "show", node.cfg.pod_cidr], capture_output=True, text=True, check=False
     )
@@ -274,3 +289,24 @@ def wait_gone(node: ExtraNode, timeout: float = 30.0) -> list[str]:
     while (found := leftovers(node)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return found
+
+
+def list_nodes(mothership: MothershipConfig) -> list[ExtraNode]:
+    """The extra nodes this mothership has (their machines exist)."""
+    base = nodes_dir(mothership)
+    names = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
+    return [n for n in (find(mothership, name) for name in names) if n is not None]
+
+
+def stop_all(mothership: MothershipConfig, report: Report = _quiet) -> list[str]:
+    """Stop and remove every extra node (`dev down` does, before the API server stops);
+    return their names. A node dir without a machine (a start that failed early) goes too."""
+    stopped = []
+    for node in list_nodes(mothership):
+        stop(mothership, node, report)
+        stopped.append(node.name)
+    base = nodes_dir(mothership)
+    if base.exists():
+        realnode.unmount_under(base)
+        shutil.rmtree(base, ignore_errors=True)
+    return stopped

@@ -23,6 +23,7 @@ from mothership.testenv import (
     artifacts,
     clusterdns,
     components,
+    extra_node,
     gobuild,
     health,
     kube,
@@ -699,7 +700,10 @@ class LocalMothership:
             for name in machines.delete_all(cfg.state_dir, keep=(node_host.NODE_MACHINE,)):
                 report(f"deleted machine {name}")
         node_started = any(self.sup.get(n) for n in REAL_NODE)
-        # First, while the API server is up: the operator unregisters its webhooks on exit.
+        # First, while the API server is up: extra nodes delete their Node objects, the
+        # operator unregisters its webhooks on exit.
+        for node in extra_node.stop_all(cfg, report):
+            stopped.append(f"node {node}")
         if self.sup.stop(localoperator.COMPONENT, timeout=30.0):
             stopped.append(localoperator.COMPONENT)
         if self._stop_capi():

@@ -1,180 +1,148 @@
-"""A node of the mothership drained under a three-replica control plane: the tenant serves on.
+"""A second node for the real-node mothership, and a node drained under a tenant.
 
-The session's real-node mothership gets a second node for this module, a kubelet with its
-own containerd and kube-proxy in a machine (mothership/testenv/extra_node.py), joined with
-a node certificate from the mothership's CA. A three-replica Cluster on PostgreSQL spreads
-its pods over both nodes (the rendered anti-affinity); `kubectl drain` of the second node
-evicts its replicas one at a time as the PodDisruptionBudget allows, they come back on the
-first node, and a client asking the tenant's API every 100 ms throughout sees (almost) no
-failure. Removing the node leaves nothing of it behind.
+`mothership dev node add` gives the session's real-node mothership a second node, a
+kubelet with its own containerd and kube-proxy in a machine (mothership/testenv/
+extra_node.py), joined with a node certificate from the mothership's CA: a pod on it
+resolves names through the cluster DNS on the first node (a Service, then a pod across
+nodes) and the first node's network reaches it; `dev node delete` leaves nothing of it.
+`mothership bench chaos --node-drain`, as a user runs it, then drains such a node under a
+three-replica control plane on PostgreSQL: its replicas move to the first node as the
+PodDisruptionBudget allows while the tenant takes writes, none acknowledged is lost.
 
     python -m pytest tests/integration/test_node_drain.py
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
+import re
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from lightkube import Client
+from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.apps_v1 import StatefulSet
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Node, Pod, Secret
-from lightkube.resources.policy_v1 import PodDisruptionBudget
+from lightkube.resources.core_v1 import Namespace, Node, Pod
 
-from mothership.render import names
-from mothership.testenv import extra_node, kube
+from mothership.testenv import extra_node, health, kube, netns
 from mothership.testenv.local import LocalMothership
-from mothership.testenv.pkiset import NODE_NAME
-from tests.integration.test_kubernetes_distribution import (
-    AVAILABLE_WITHIN,
-    RESTRICTED,
-    _cluster,
-    _diagnose,
-    _tenant_client,
-    _tenant_kubeconfig,
-    _wait_condition,
-)
+from tests.integration.test_kubernetes_distribution import AVAILABLE_WITHIN, IMAGE_TEMPLATE, VERSION
 from tests.operator_proc import Operator
-from tests.poller import Poller
 
-SECOND = "mothership-node-2"
+NODE = "mothership-node-3"
 
 
-@pytest.fixture(scope="module")
-def second_node(mothership_real: LocalMothership) -> Iterator[extra_node.ExtraNode]:
-    node = extra_node.start(mothership_real.cfg, SECOND, timeout=240)
-    try:
-        yield node
-    finally:
-        extra_node.stop(mothership_real.cfg, node)
-        left = extra_node.wait_gone(node)
-        assert not left, f"the second node left behind: {left}"
+def _mothership(ms: LocalMothership, *args: str, timeout: float = 300) -> str:
+    done = subprocess.run(
+        ["mothership", *args, f"--name={ms.cfg.name}", f"--state-dir={ms.cfg.state_dir}"],
+        env={**os.environ, "KUBECONFIG": str(ms.cfg.kubeconfig)},
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"mothership {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def _kubectl(ms: LocalMothership, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ms.cfg.bin_dir / "kubectl"), "--kubeconfig", str(ms.cfg.kubeconfig), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
 
 
 @pytest.fixture
 def ns(kc: Client) -> Iterator[str]:
-    name = f"drain-{uuid.uuid4().hex[:6]}"
-    kc.create(Namespace(metadata=ObjectMeta(name=name, labels=RESTRICTED)))
+    name = f"node-{uuid.uuid4().hex[:6]}"
+    kc.create(Namespace(metadata=ObjectMeta(name=name)))
     yield name
     kc.delete(Namespace, name)
 
 
-def _kubectl(ms: LocalMothership, *args: str, timeout: float = 60) -> str:
-    done = subprocess.run(
-        [str(ms.cfg.bin_dir / "kubectl"), "--kubeconfig", str(ms.cfg.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stdout}{done.stderr}"
-    return done.stdout
-
-
-def _placement(kc: Client, ns: str) -> dict[str, str]:
-    """Pod name -> node, for the control plane's pods."""
-    return {
-        p.metadata.name: p.spec.nodeName or ""
-        for p in kc.list(Pod, namespace=ns, labels=names.selector("drain"))
-        if p.metadata.deletionTimestamp is None
-    }
-
-
-def _ready_replicas(kc: Client, ns: str) -> int:
-    return kc.get(StatefulSet, "kmc-drain", namespace=ns).status.readyReplicas or 0
-
-
-def test_draining_a_node_keeps_a_three_replica_control_plane_serving(
-    mothership_real: LocalMothership,
-    second_node: extra_node.ExtraNode,
-    kc: Client,
-    operator: Operator,
-    ns: str,
-    tmp_path: Path,
-    postgres_server: Any,
+def test_a_node_added_with_the_cli_serves_pods_across_nodes_and_goes_without_a_trace(
+    mothership_real: LocalMothership, kc: Client, ns: str
 ) -> None:
     ms = mothership_real
-    node = kc.get(Node, SECOND)
-    assert kube.node_ready(node)
-    addresses = {a.type: a.address for a in node.status.addresses}
-    assert addresses["InternalIP"] == second_node.cfg.node_ip != ms.cfg.node_ip
-
-    database = postgres_server.create_database(f"drain_{ns.replace('-', '_')}", ms.cfg.host_ip)
-    kc.create(
-        Secret(
-            metadata=ObjectMeta(name="drain-db", namespace=ns),
-            stringData={"K0SMOTRON_KINE_DATASOURCE_URL": database.pod_url},
-        )
-    )
-    kc.create(
-        _cluster(
-            "drain",
-            ns,
-            replicas=3,
-            storage={"type": "kine", "kine": {"dataSourceSecretName": "drain-db"}},
-        )
-    )
-    _wait_condition(ms, kc, operator, "drain", ns, "Available", AVAILABLE_WITHIN)
+    said = _mothership(ms, "dev", "node", "add", NODE)
+    added = extra_node.find(ms.cfg, NODE)
+    assert added is not None, said
     try:
-        kube.wait_until("three ready replicas", lambda: _ready_replicas(kc, ns) == 3, 240)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
-    before = _placement(kc, ns)
-    # The rendered anti-affinity prefers different nodes: both get a replica.
-    assert set(before.values()) == {NODE_NAME, SECOND}, before
-    on_second = sorted(p for p, n in before.items() if n == SECOND)
+        assert f"node {NODE} is Ready at {added.cfg.node_ip}" in said
+        node = kc.get(Node, NODE)
+        assert kube.node_ready(node)
+        internal = {a.type: a.address for a in node.status.addresses}["InternalIP"]
+        assert internal == added.cfg.node_ip != ms.cfg.node_ip
+        listed = json.loads(_mothership(ms, "dev", "node", "list", "--json"))
+        assert listed == [
+            {"name": NODE, "address": added.cfg.node_ip, "pods": added.cfg.pod_cidr,
+             "state": "running"}
+        ]  # fmt: skip
 
-    kubeconfig = _tenant_kubeconfig(kc, "drain", ns, tmp_path / "drain.kubeconfig")
-    tenant = _tenant_client(kubeconfig)
-    tenant.create(
-        ConfigMap(metadata=ObjectMeta(name="before-drain", namespace="default"), data={"a": "1"})
-    )
-    kube.wait_until(
-        "the PodDisruptionBudget allowing one disruption",
-        lambda: (
-            kc.get(PodDisruptionBudget, "kmc-drain", namespace=ns).status.disruptionsAllowed == 1
-        ),
-        60,
-    )
-    with Poller(kubeconfig) as poller:
-        started = time.monotonic()
-        # What an operator of the mothership runs before a node's maintenance: cordon, then
-        # evictions as the budget allows (kubectl retries those it refuses).
-        out = _kubectl(
-            ms, "drain", SECOND, "--ignore-daemonsets", "--delete-emptydir-data",
-            "--timeout=300s", timeout=330,
-        )  # fmt: skip
-        drained = time.monotonic() - started
-        try:
-            kube.wait_until(
-                "three ready replicas, all on the first node",
-                lambda: (
-                    _ready_replicas(kc, ns) == 3
-                    and set(_placement(kc, ns).values()) == {NODE_NAME}
-                    and len(_placement(kc, ns)) == 3
+        image = IMAGE_TEMPLATE.format(version=VERSION)
+        kc.create(
+            Pod(
+                metadata=ObjectMeta(name="on-added", namespace=ns),
+                spec=PodSpec(
+                    nodeName=NODE,
+                    containers=[
+                        Container(name="c", image=image, imagePullPolicy="Never",
+                                  command=["busybox", "httpd", "-f", "-p", "8080"])
+                    ],
                 ),
-                300,
             )
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{_diagnose(ms, ns, operator)}") from exc
-        recovered = time.monotonic() - started
-    for pod in on_second:
-        assert f"pod/{pod} evicted" in out, out
-    print(
-        f"\ndrained {SECOND} ({len(on_second)} of 3 replicas on it) in {drained:.1f} s, three "
-        f"ready on {NODE_NAME} {recovered:.1f} s after the drain began: "
-        f"{len(poller.failures)} of {poller.requests} requests failed, "
-        f"{len(poller.retried)} retried after Retry-After"
+        )  # fmt: skip
+        kube.wait_until(
+            "the pod on the added node running",
+            lambda: kc.get(Pod, "on-added", namespace=ns).status.phase == "Running",
+            120,
+        )
+        pod_ip = kc.get(Pod, "on-added", namespace=ns).status.podIP
+        assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(added.cfg.pod_cidr)
+        # The cluster DNS Service and its pod on the first node, from the added node's pod.
+        looked_up = _kubectl(
+            ms, "-n", ns, "exec", "on-added", "--",
+            "nslookup", "kubernetes.default.svc.cluster.local",
+        )  # fmt: skip
+        assert looked_up.returncode == 0, looked_up.stdout + looked_up.stderr
+        assert ms.cfg.service_ip in looked_up.stdout, looked_up.stdout
+        # The first node's network reaches the added node's pods.
+        reached = netns.call(ms.cfg.node_netns, lambda: health.tcp_open(pod_ip, 8080))
+        assert reached, f"{pod_ip}:8080 on {NODE} not reachable from the first node"
+    finally:
+        _mothership(ms, "dev", "node", "delete", NODE)
+    assert extra_node.wait_gone(added) == []
+    assert extra_node.find(ms.cfg, NODE) is None
+    assert NODE not in [n.metadata.name for n in kc.list(Node)]
+
+
+def test_draining_a_node_under_three_replicas_loses_no_write(
+    mothership_real: LocalMothership, kc: Client, operator: Operator
+) -> None:
+    """`mothership bench chaos --clusters 0 --node-drain`, on this module's mothership."""
+    ms = mothership_real
+    done = subprocess.run(
+        ["mothership", "bench", "chaos", "--clusters=0", "--node-drain",
+         f"--name={ms.cfg.name}", f"--mothership-state-dir={ms.cfg.state_dir}",
+         f"--timeout={AVAILABLE_WITHIN}"],
+        capture_output=True, text=True, timeout=60 + 4 * AVAILABLE_WITHIN, check=False,
+    )  # fmt: skip
+    print("\n" + done.stderr[-3000:] + done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in done.stdout.splitlines())
+    assert rows["drain invariants"] == "all hold"
+    spread = re.match(
+        r"`kubectl drain (\S+)` under 3 replicas on 2 nodes, ([12]) of them on the drained node",
+        rows["node drain fault"],
     )
-    assert poller.requests > 20
-    assert len(poller.failures) <= 0.02 * poller.requests, poller.errors
-    assert tenant.get(ConfigMap, "before-drain", namespace="default").data == {"a": "1"}
-    assert kc.get(Node, SECOND).spec.unschedulable
-    _kubectl(ms, "uncordon", SECOND)
-    assert not kc.get(Node, SECOND).spec.unschedulable
+    assert spread, rows["node drain fault"]
+    acknowledged = int(rows["drain tenant writes"].split()[0])
+    assert acknowledged > 10
+    assert rows["drain tenant writes lost"] == f"0 of {acknowledged} acknowledged"
+    # The bench removed its node and its namespace.
+    assert spread[1] not in [n.metadata.name for n in kc.list(Node)]
+    assert extra_node.list_nodes(ms.cfg) == []
+    left = [n.metadata.name for n in kc.list(Namespace)
+            if (n.metadata.name or "").startswith("bench-drain-")]  # fmt: skip
+    assert left == []
