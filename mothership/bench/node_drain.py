@@ -14,27 +14,22 @@ is removed again with everything it had.
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mothership.bench import provision as bench_provision
+from mothership.bench import tenant_writes
 from mothership.bench.chaos_result import table
-from mothership.bench.provision_result import Storage
-from mothership.bench.tenant_outage import Writer
+from mothership.bench.postgres_tenant import postgres_tenant
 from mothership.errors import MissingPrerequisite
 
 Report = Callable[[str], None]
 SECOND_NODE = "mothership-node-2"
 REPLICAS = 3
-WARM_UP_WRITES = 10
 # Writes that may fail while a replica moves: the API servers leave their Service before
 # they stop (shutdown delay, preStop), so none should; a busy host may cut one or two off.
 FAILED_WRITES_ALLOWED = 0.02
@@ -111,20 +106,8 @@ def run(name: str, state_dir: Path | None, timeout: float, report: Report) -> Dr
 
 def on(ms: Any, timeout: float, report: Report) -> Drain:
     """The drain on a running real-node mothership whose operator reconciles Clusters."""
-    import asyncio
+    from mothership.testenv import extra_node
 
-    from lightkube import Client
-    from lightkube.models.meta_v1 import ObjectMeta
-    from lightkube.resources.core_v1 import Namespace
-
-    from mothership.testenv import extra_node, sqlservers
-
-    config = bench_provision.admin_client_config(ms)
-    kc = Client(config=config, field_manager=bench_provision.FIELD_MANAGER)
-    bench_provision.check_operator(ms, kc)
-    run_id = uuid.uuid4().hex[:6]
-    namespace = f"bench-drain-{run_id}"
-    cluster = "drain"
     if extra_node.find(ms.cfg, SECOND_NODE) is not None:
         raise MissingPrerequisite(
             f"the mothership has a node {SECOND_NODE} already (a bench left behind?): "
@@ -133,28 +116,8 @@ def on(ms: Any, timeout: float, report: Report) -> Drain:
     report(f"adding node {SECOND_NODE} in a machine of its own")
     node = extra_node.start(ms.cfg, SECOND_NODE, report, timeout=timeout)
     try:
-        report("starting a private PostgreSQL for the tenant")
-        try:
-            server = sqlservers.start("postgres")
-        except sqlservers.SqlServerUnavailable as exc:
-            raise MissingPrerequisite(str(exc)) from None
-        labels = {bench_provision.RUN_LABEL: run_id}
-        kc.create(Namespace(metadata=ObjectMeta(name=namespace, labels=labels)))
-        try:
-            database = server.create_database(f"drain_{run_id}", ms.cfg.host_ip)
-            manifest = bench_provision.cluster_manifest(
-                cluster, namespace, Storage.postgres, run_id, kine_url=database.pod_url
-            )
-            manifest["spec"]["replicas"] = REPLICAS
-            report(f"creating Cluster {namespace}/{cluster}: {REPLICAS} replicas on PostgreSQL")
-            asyncio.run(
-                bench_provision.provision(config, namespace, [manifest], 1, timeout, report)
-            )
-            return _drain(ms, kc, namespace, cluster, timeout, report)
-        finally:
-            report(f"deleting the Cluster and namespace {namespace}; stopping PostgreSQL")
-            asyncio.run(bench_provision.delete_all(config, namespace, [cluster], timeout))
-            sqlservers.remove(server)
+        with postgres_tenant(ms, "drain", "drain", REPLICAS, timeout, report) as tenant:
+            return _drain(ms, tenant.kc, tenant.namespace, tenant.cluster, timeout, report)
     finally:
         report(f"removing node {SECOND_NODE}")
         extra_node.stop(ms.cfg, node, report)
@@ -182,10 +145,6 @@ def _ready(kc: Any, namespace: str, cluster: str) -> int:
 
 
 def _drain(ms: Any, kc: Any, namespace: str, cluster: str, timeout: float, report: Report) -> Drain:
-    from lightkube import Client, KubeConfig
-    from lightkube.resources.core_v1 import ConfigMap, Secret
-
-    from mothership.render import names
     from mothership.testenv import kube
 
     result = Drain()
@@ -194,17 +153,9 @@ def _drain(ms: Any, kc: Any, namespace: str, cluster: str, timeout: float, repor
     )
     result.placement_before = _placement(kc, namespace, cluster)
     report(f"replicas on nodes: {result.placement_before}")
-    secret = kc.get(Secret, names.kubeconfig_secret(cluster), namespace=namespace)
-    text = base64.b64decode((secret.data or {})["value"]).decode()
-    tenant = Client(config=KubeConfig.from_dict(yaml.safe_load(text)), field_manager="bench")
-    writer = Writer(tenant)
-    writer.thread.start()
+    tenant = tenant_writes.tenant_client(kc, namespace, cluster)
+    writer = tenant_writes.started(tenant, timeout)
     try:
-        kube.wait_until(
-            f"{WARM_UP_WRITES} writes acknowledged",
-            lambda: len(writer.acknowledged) >= WARM_UP_WRITES,
-            timeout,
-        )
         report(f"draining {SECOND_NODE} under writes")
         started = time.monotonic()
         done = subprocess.run(
@@ -240,18 +191,9 @@ def _drain(ms: Any, kc: Any, namespace: str, cluster: str, timeout: float, repor
             timeout,
         )
     finally:
-        writer.stop.set()
-        writer.thread.join(30)
+        writer.finish()
     result.acknowledged, result.failed = len(writer.acknowledged), writer.failures
     result.last_error = writer.last_error
-    stored: set[str] = set()
-
-    def listed() -> bool:
-        items = tenant.list(ConfigMap, namespace="default")
-        stored.update(c.metadata.name for c in items if c.metadata and c.metadata.name)
-        return True
-
-    kube.wait_until("the tenant's ConfigMaps listed", listed, timeout)
-    result.lost = [n for n in writer.acknowledged if n not in stored]
+    result.lost = tenant_writes.lost(tenant, writer, timeout)
     report(f"replicas now on nodes: {result.placement_after}")
     return result

@@ -11,26 +11,19 @@ acknowledged, before the stop or after, must still be there.
 
 from __future__ import annotations
 
-import base64
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mothership.bench import provision as bench_provision
+from mothership.bench import tenant_writes
 from mothership.bench.chaos_result import table
-from mothership.bench.provision_result import Storage
-from mothership.errors import MissingPrerequisite
+from mothership.bench.postgres_tenant import postgres_tenant
 
 Report = Callable[[str], None]
-WARM_UP_WRITES = 10  # acknowledged before the fault, so "before" is never empty
 RECOVERED_AFTER = 5  # writes acknowledged after the restart that count as "writing again"
-WRITE_PAUSE = 0.2
 
 
 @dataclass
@@ -85,48 +78,6 @@ class Outage:
         return table(self.rows(), self.failures(), "tenant invariants")
 
 
-class Writer:
-    """ConfigMaps created in the tenant one after another on a thread: which the API
-    server acknowledged (the create answered), how many failed, when one last went in."""
-
-    def __init__(self, tenant: Any) -> None:
-        self.tenant = tenant
-        self.acknowledged: list[str] = []
-        self.failures = 0
-        self.last_ok = 0.0
-        self.last_error = ""  # why the latest write failed, for the report
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="tenant-writer")
-
-    def _run(self) -> None:
-        from lightkube.core.exceptions import ApiError
-        from lightkube.models.meta_v1 import ObjectMeta
-        from lightkube.resources.core_v1 import ConfigMap
-
-        i = 0
-        while not self.stop.is_set():
-            name = f"w-{i:05d}"
-            try:
-                self.tenant.create(
-                    ConfigMap(metadata=ObjectMeta(name=name), data={"i": str(i)}),
-                    namespace="default",
-                )
-                self.acknowledged.append(name)
-                self.last_ok = time.monotonic()
-                i += 1
-            except ApiError as exc:
-                if exc.status.code == 409:  # an earlier try went in after all (answer lost)
-                    self.acknowledged.append(name)
-                    i += 1
-                    continue
-                self.failures += 1
-                self.last_error = f"{exc.status.code} {exc.status.message}"
-            except Exception as exc:  # cut off, timed out: the outage itself
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__} {exc}"
-            self.stop.wait(WRITE_PAUSE)
-
-
 def run(
     name: str, state_dir: Path | None, stop_seconds: float, timeout: float, report: Report
 ) -> Outage:
@@ -137,40 +88,11 @@ def run(
 
 def on(ms: Any, stop_seconds: float, timeout: float, report: Report) -> Outage:
     """The outage on a running real-node mothership whose operator reconciles Clusters."""
-    import asyncio
-
-    from lightkube import Client
-    from lightkube.models.meta_v1 import ObjectMeta
-    from lightkube.resources.core_v1 import Namespace
-
-    from mothership.testenv import sqlservers
-
-    config = bench_provision.admin_client_config(ms)
-    kc = Client(config=config, field_manager=bench_provision.FIELD_MANAGER)
-    bench_provision.check_operator(ms, kc)
-    run_id = uuid.uuid4().hex[:6]
-    namespace = f"bench-chaos-{run_id}"
-    cluster = "outage"
-    report("starting a private PostgreSQL for the tenant")
-    try:
-        server = sqlservers.start("postgres")
-    except sqlservers.SqlServerUnavailable as exc:
-        raise MissingPrerequisite(str(exc)) from None
-    kc.create(
-        Namespace(metadata=ObjectMeta(name=namespace, labels={bench_provision.RUN_LABEL: run_id}))
-    )
-    try:
-        database = server.create_database(f"outage_{run_id}", ms.cfg.host_ip)
-        manifest = bench_provision.cluster_manifest(
-            cluster, namespace, Storage.postgres, run_id, kine_url=database.pod_url
-        )
-        report(f"creating Cluster {namespace}/{cluster} on kine/PostgreSQL")
-        asyncio.run(bench_provision.provision(config, namespace, [manifest], 1, timeout, report))
-        return _outage(kc, server, namespace, cluster, stop_seconds, timeout, report)
-    finally:
-        report(f"deleting the Cluster and namespace {namespace}; stopping PostgreSQL")
-        asyncio.run(bench_provision.delete_all(config, namespace, [cluster], timeout))
-        sqlservers.remove(server)
+    with postgres_tenant(ms, "chaos", "outage", 1, timeout, report) as tenant:
+        return _outage(
+            tenant.kc, tenant.server, tenant.namespace, tenant.cluster, stop_seconds, timeout,
+            report,
+        )  # fmt: skip
 
 
 def _outage(
@@ -182,25 +104,13 @@ def _outage(
     timeout: float,
     report: Report,
 ) -> Outage:
-    from lightkube import Client, KubeConfig
-    from lightkube.resources.core_v1 import ConfigMap, Secret
-
     from mothership.controllers.cluster import ClusterResource
-    from mothership.render import names as object_names
     from mothership.testenv import kube
 
     result = Outage(stop_seconds)
-    secret = kc.get(Secret, object_names.kubeconfig_secret(cluster), namespace=namespace)
-    text = base64.b64decode((secret.data or {})["value"]).decode()
-    tenant = Client(config=KubeConfig.from_dict(yaml.safe_load(text)), field_manager="bench")
-    writer = Writer(tenant)
-    writer.thread.start()
+    tenant = tenant_writes.tenant_client(kc, namespace, cluster)
+    writer = tenant_writes.started(tenant, timeout)
     try:
-        kube.wait_until(
-            f"{WARM_UP_WRITES} writes acknowledged",
-            lambda: len(writer.acknowledged) >= WARM_UP_WRITES,
-            timeout,
-        )
         report(f"stopping the tenant's PostgreSQL for {stop_seconds:g} s under writes")
         server.stop()
         stopped = time.monotonic()
@@ -232,21 +142,9 @@ def _outage(
         except TimeoutError as exc:
             report(str(exc))
     finally:
-        writer.stop.set()
-        writer.thread.join(30)
+        writer.finish()
     result.acknowledged = len(writer.acknowledged)
-    stored: set[str] = set()
-
-    def listed() -> bool:
-        # Asked until it answers: the tenant's API server may be restarting just after the
-        # outage (its liveness probe failed while the datastore was away). Seen in CI: the
-        # writes went in again, then this LIST met "connection refused" and the run failed.
-        items = tenant.list(ConfigMap, namespace="default")
-        stored.update(c.metadata.name for c in items if c.metadata and c.metadata.name)
-        return True
-
-    kube.wait_until("the tenant's ConfigMaps listed", listed, timeout)
-    result.lost = [n for n in writer.acknowledged if n not in stored]
+    result.lost = tenant_writes.lost(tenant, writer, timeout)
 
     def available() -> bool:
         obj = kc.get(ClusterResource, cluster, namespace=namespace).to_dict()
