@@ -128,11 +128,12 @@ def check_nonce(id_token: str, attempt: Attempt) -> None:
 
 class _Redirects(HTTPServer):
     """Serves the loopback redirect: the first request to the callback path settles the
-    login, anything else (a favicon) gets a 404."""
+    login, anything else (a favicon) gets a 404. The attempt is made once the socket is
+    bound, so that with port 0 its redirect URI names the port the system gave."""
 
-    def __init__(self, port: int, attempt: Attempt, issuer: str) -> None:
+    def __init__(self, port: int, issuer: str) -> None:
         super().__init__((LOOPBACK, port), _Handler)
-        self.attempt = attempt
+        self.attempt = new_attempt(self.port)
         self.issuer = issuer
         self.code: str | None = None
         self.error: LoginError | None = None
@@ -195,15 +196,13 @@ def login(
             f"(it offers {', '.join(methods) or 'none'}); use the device flow"
         )
     try:
-        server = _Redirects(port, new_attempt(port), client.settings.issuer)
+        server = _Redirects(port, client.settings.issuer)
     except OSError as exc:
         raise LoginError(
             f"cannot listen on {LOOPBACK}:{port} for the provider's redirect ({exc.strerror}); "
             "choose another --listen-port, or 0 for any"
         ) from None
     try:
-        if port == 0:  # the redirect names the port the system gave
-            server.attempt = new_attempt(server.port)
         attempt = server.attempt
         show_url(authorize_url(str(endpoint), client.settings, attempt))
         deadline = time.monotonic() + timeout
