@@ -56,6 +56,7 @@ class Options:
     spec: dict[str, Any] | None = None  # merged into every Cluster's spec (--spec-file)
     name: str = "default"
     state_dir: Path | None = None
+    settle: float = 0.0  # seconds at rest before the idle window (start-up work done)
 
 
 def with_spec(manifest: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -275,8 +276,12 @@ async def _grow(
     finally:
         load.running = False
         await load.stop()
+    if opts.settle:
+        report(f"the load is stopped; letting the control planes settle for {opts.settle:g} s")
+        await asyncio.sleep(opts.settle)
     report(f"the load is stopped; measuring every control plane at rest for {opts.idle_window:g} s")
     result.idle_window = opts.idle_window
+    result.settle = opts.settle
     result.control_planes = await asyncio.to_thread(at_rest, ms, kc, namespace, opts.idle_window)
 
 

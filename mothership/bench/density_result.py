@@ -95,6 +95,7 @@ class Result:
     steps: list[Step] = field(default_factory=list)
     limit: str = ""  # why the run stopped adding control planes
     idle_window: float = 0.0
+    settle: float = 0.0  # seconds at rest before the idle window began
     control_planes: list[ControlPlaneFigures] = field(default_factory=list)
     cleaned_up: bool = False
 
@@ -165,7 +166,9 @@ class Result:
         out = [
             "",
             f"per control plane at rest ({len(self.control_planes)} pods, no bench load, "
-            f"CPU over {self.idle_window:g} s; kubelet figures):",
+            f"CPU over {self.idle_window:g} s"
+            + (f" after {self.settle:g} s at rest" if self.settle else "")
+            + "; kubelet figures):",
         ]
         if "rss_mib_p50" in figures:
             mark = "met" if figures["rss_mib_max"] <= TARGET_RSS_MIB else "NOT met"

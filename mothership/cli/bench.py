@@ -315,6 +315,13 @@ def density_command(
     idle_window: float = typer.Option(
         30.0, "--idle-window", min=5.0, help="Seconds over which idle CPU is measured at the end."
     ),
+    settle: float = typer.Option(
+        0.0,
+        "--settle",
+        min=0.0,
+        help="Seconds the control planes rest, load stopped, before --idle-window begins "
+        "(so that their start-up work is over).",
+    ),
     timeout: float = typer.Option(
         300.0, "--timeout", help="Seconds for each Cluster to be Available (twice for clean-up)."
     ),
@@ -366,6 +373,7 @@ def density_command(
                 spec,
                 name,
                 state_dir,
+                settle,
             ),
             reporter(err),
         )

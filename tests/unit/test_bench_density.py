@@ -76,9 +76,12 @@ def test_serving_within_limit_is_the_last_good_step_and_is_printed_with_the_targ
     assert "RSS p50 150 MiB, max 170 MiB (target <= 160 MiB: NOT met)" in text
     assert "idle CPU p50 1.0 % of a core, max 3.0 % (target <= 2 %: NOT met)" in text
     assert "kine" in text and "21 /   6.5" in text  # medians of the two pods
+    assert "CPU over 30 s; kubelet" in text
     figures = result.as_dict()
     assert figures["serving_within_limit"] == 2
     assert figures["per_control_plane"]["rss_mib_max"] == 170.0
+    result.settle = 300.0
+    assert "CPU over 30 s after 300 s at rest; kubelet" in "\n".join(result.lines())
 
 
 def test_cpu_readings_of_the_kubelet_give_average_cores_between_them() -> None:
